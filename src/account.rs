@@ -1,0 +1,153 @@
+//! The account: one balance, its ledger, and the strategy that guards its updates.
+//!
+//! The balance is an atomic so that the unguarded race is a race condition, not undefined behaviour:
+//! a `load` to read, a `swap` to write. The swap returns the balance it replaced, which is how every
+//! write knows whether it erased someone else's update. Each write and its ledger entry happen with no
+//! await between them, so a client that disconnects can never leave the two out of step.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Mutex, MutexGuard};
+
+use crate::config::Config;
+use crate::ledger::{Ledger, Stats};
+use crate::money::{Op, Refusal};
+use crate::strategy::{Mode, Strategy};
+use crate::work::Work;
+
+/// Why an operation was not applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AccountError {
+    /// The funds check or the overflow check said no.
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+    /// Optimistic mode met a conflicting write on every attempt.
+    #[error("gave up after redoing the work {retries} times: every attempt met a conflicting write")]
+    Contention { retries: u32 },
+}
+
+/// A bank account with one balance, guarded (or not) by its mode.
+#[derive(Debug)]
+pub struct Account {
+    mode: Mode,
+    opening_balance: i64,
+    strategy: Strategy,
+    shared: Shared,
+}
+
+impl Account {
+    /// Opens the account that `config` describes.
+    pub fn new(config: &Config) -> Self {
+        Self {
+            mode: config.mode,
+            opening_balance: config.initial_balance,
+            strategy: Strategy::new(config.mode, config.max_retries),
+            shared: Shared {
+                balance: AtomicI64::new(config.initial_balance),
+                ledger: Mutex::new(Ledger::new(config.initial_balance)),
+                work: Work::new(config.work),
+            },
+        }
+    }
+
+    /// Applies a deposit or withdrawal and returns the balance this request wrote.
+    pub async fn apply(&self, op: Op) -> Result<i64, AccountError> {
+        let outcome = self.strategy.apply(&self.shared, op).await;
+        if let Err(AccountError::Refused(Refusal::InsufficientFunds { .. })) = outcome {
+            self.shared.ledger().record_refusal();
+        }
+        outcome
+    }
+
+    /// The balance now.
+    pub fn balance(&self) -> i64 {
+        self.shared.read()
+    }
+
+    /// The counters and the balance; consistent with each other whenever no request is in flight.
+    pub fn stats(&self) -> Stats {
+        let ledger = self.shared.ledger();
+        ledger.stats(
+            self.shared.read(),
+            self.mode.to_string(),
+            self.shared.work.spec().to_string(),
+        )
+    }
+
+    /// The balance the account was opened with (`--initial-balance`).
+    pub fn opening_balance(&self) -> i64 {
+        self.opening_balance
+    }
+
+    /// Sets the balance and zeroes every counter, so runs can repeat without a restart.
+    pub fn reset(&self, balance: i64) {
+        let mut ledger = self.shared.ledger();
+        self.shared.balance.store(balance, Ordering::SeqCst);
+        *ledger = Ledger::new(balance);
+    }
+}
+
+/// What every strategy works on: the balance, the ledger and the work.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    balance: AtomicI64,
+    ledger: Mutex<Ledger>,
+    work: Work,
+}
+
+impl Shared {
+    /// Reads the balance.
+    pub(crate) fn read(&self) -> i64 {
+        self.balance.load(Ordering::SeqCst)
+    }
+
+    /// The work between read and write.
+    pub(crate) fn work(&self) -> &Work {
+        &self.work
+    }
+
+    /// Writes `new_balance` blindly, computed from `read`, and records whether it erased another
+    /// write (the swap hands back what was there).
+    pub(crate) fn overwrite(&self, op: Op, read: i64, new_balance: i64) {
+        let overwritten = self.balance.swap(new_balance, Ordering::SeqCst);
+        self.ledger().record_write(op, read, overwritten);
+    }
+
+    /// Writes `new_balance` only if the balance is still `read`; records the write if it happened.
+    pub(crate) fn compare_and_write(&self, op: Op, read: i64, new_balance: i64) -> bool {
+        let written = self
+            .balance
+            .compare_exchange(read, new_balance, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok();
+        if written {
+            self.ledger().record_write(op, read, read);
+        }
+        written
+    }
+
+    /// Applies `op` to the current balance in one indivisible step and records it.
+    pub(crate) fn update_in_place(&self, op: Op) -> Result<i64, Refusal> {
+        let mut refusal = None;
+        let updated = self
+            .balance
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |balance| {
+                op.apply_to(balance).map_err(|r| refusal = Some(r)).ok()
+            });
+        match updated {
+            Ok(read) => {
+                self.ledger().record_write(op, read, read);
+                Ok(read + op.delta())
+            }
+            Err(_) => Err(refusal.expect("fetch_update fails only when the closure refuses")),
+        }
+    }
+
+    /// Records optimistic conflicts.
+    pub(crate) fn record_retries(&self, retries: u32, gave_up: bool) {
+        self.ledger().record_retries(u64::from(retries), gave_up);
+    }
+
+    pub(crate) fn ledger(&self) -> MutexGuard<'_, Ledger> {
+        // Nothing panics while holding the ledger, but a poisoned lock must not take the server down.
+        self.ledger.lock().unwrap_or_else(|poison| poison.into_inner())
+    }
+}

@@ -1,0 +1,168 @@
+//! The counters behind `/stats`: what the account acknowledged, and what its writes destroyed.
+//!
+//! Every write reports the balance it read and the balance it overwrote. When they differ, someone
+//! else's update landed in between and this write erased it: that is a lost update, and the
+//! difference (`overwritten - read`) is exactly the money it erased. Summing those differences gives
+//! `lost_net`, and so at any quiet moment, in every mode, `balance == expected_balance - lost_net`.
+//!
+//! Comparing values cannot see an erased pair of updates that cancel out (`+5` then `-5` between a
+//! read and its write): `lost_updates` then undercounts, but `lost_net`, and the identity, stay exact.
+//!
+//! Sums are `i128` so that no run, however long, can overflow them. The ledger sits behind a std
+//! mutex: nothing is awaited while it is held, and each hold is a handful of additions.
+
+use serde::{Deserialize, Serialize};
+
+use crate::money::Op;
+
+/// Running totals since the start or the last reset.
+#[derive(Debug, Clone, Default)]
+pub struct Ledger {
+    initial_balance: i64,
+    deposit_count: u64,
+    deposit_sum: i128,
+    withdrawal_count: u64,
+    withdrawal_sum: i128,
+    refused_count: u64,
+    lost_updates: u64,
+    lost_net: i128,
+    retries: u64,
+    retries_exhausted: u64,
+}
+
+impl Ledger {
+    /// A ledger for an account that starts at `initial_balance`.
+    pub fn new(initial_balance: i64) -> Self {
+        Self {
+            initial_balance,
+            ..Self::default()
+        }
+    }
+
+    /// Records a write: `read` is the balance the request computed from, `overwritten` the balance
+    /// its write replaced.
+    pub fn record_write(&mut self, op: Op, read: i64, overwritten: i64) {
+        match op {
+            Op::Deposit(amount) => {
+                self.deposit_count += 1;
+                self.deposit_sum += i128::from(amount.get());
+            }
+            Op::Withdraw(amount) => {
+                self.withdrawal_count += 1;
+                self.withdrawal_sum += i128::from(amount.get());
+            }
+        }
+        if overwritten != read {
+            self.lost_updates += 1;
+            self.lost_net += i128::from(overwritten) - i128::from(read);
+        }
+    }
+
+    /// Records a withdrawal refused by the funds check.
+    pub fn record_refusal(&mut self) {
+        self.refused_count += 1;
+    }
+
+    /// Records optimistic conflicts that were redone, and whether the request finally gave up.
+    pub fn record_retries(&mut self, retries: u64, exhausted: bool) {
+        self.retries += retries;
+        self.retries_exhausted += u64::from(exhausted);
+    }
+
+    /// A snapshot of the counters next to the current balance.
+    pub fn stats(&self, balance: i64, mode: String, work: String) -> Stats {
+        let expected_balance =
+            i128::from(self.initial_balance) + self.deposit_sum - self.withdrawal_sum;
+        Stats {
+            mode,
+            work,
+            balance,
+            initial_balance: self.initial_balance,
+            deposit_count: self.deposit_count,
+            deposit_sum: self.deposit_sum,
+            withdrawal_count: self.withdrawal_count,
+            withdrawal_sum: self.withdrawal_sum,
+            refused_count: self.refused_count,
+            expected_balance,
+            lost_updates: self.lost_updates,
+            lost_net: self.lost_net,
+            drift: i128::from(balance) - expected_balance,
+            overdraft: expected_balance < 0,
+            retries: self.retries,
+            retries_exhausted: self.retries_exhausted,
+        }
+    }
+}
+
+/// The `/stats` document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stats {
+    /// The strategy guarding the account (`unguarded`, `mutex`, ...).
+    pub mode: String,
+    /// The work done between read and write (`1ms`, `rendezvous:2`, ...).
+    pub work: String,
+    /// The balance now.
+    pub balance: i64,
+    /// The balance at start or at the last reset.
+    pub initial_balance: i64,
+    /// Deposits acknowledged with 200.
+    pub deposit_count: u64,
+    /// Their total.
+    pub deposit_sum: i128,
+    /// Withdrawals acknowledged with 200.
+    pub withdrawal_count: u64,
+    /// Their total.
+    pub withdrawal_sum: i128,
+    /// Withdrawals refused by the funds check (409).
+    pub refused_count: u64,
+    /// `initial_balance + deposit_sum - withdrawal_sum`: the balance if nothing had been lost.
+    pub expected_balance: i128,
+    /// Writes that replaced a balance other than the one they read.
+    pub lost_updates: u64,
+    /// The signed total of the changes those writes erased.
+    pub lost_net: i128,
+    /// `balance - expected_balance`; equals `-lost_net` at any quiet moment.
+    pub drift: i128,
+    /// True when acknowledged withdrawals exceed everything the account ever held.
+    pub overdraft: bool,
+    /// Optimistic conflicts redone (always 0 in other modes).
+    pub retries: u64,
+    /// Optimistic requests that gave up after too many conflicts (503).
+    pub retries_exhausted: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::money::Amount;
+
+    fn deposit(value: i64) -> Op {
+        Op::Deposit(Amount::new(value).unwrap())
+    }
+
+    #[test]
+    fn a_write_over_another_write_is_counted_with_the_money_it_erased() {
+        // Two deposits of 5 both read 0; the second overwrites the first's 5.
+        let mut ledger = Ledger::new(0);
+        ledger.record_write(deposit(5), 0, 0);
+        ledger.record_write(deposit(5), 0, 5);
+        let stats = ledger.stats(5, "unguarded".into(), "none".into());
+        assert_eq!(stats.expected_balance, 10);
+        assert_eq!(stats.lost_updates, 1);
+        assert_eq!(stats.lost_net, 5);
+        assert_eq!(stats.drift, -5);
+        assert_eq!(i128::from(stats.balance), stats.expected_balance - stats.lost_net);
+    }
+
+    #[test]
+    fn withdrawals_beyond_everything_held_are_an_overdraft() {
+        let withdraw = Op::Withdraw(Amount::new(10).unwrap());
+        let mut ledger = Ledger::new(10);
+        ledger.record_write(withdraw, 10, 10);
+        ledger.record_write(withdraw, 10, 0);
+        let stats = ledger.stats(0, "unguarded".into(), "none".into());
+        assert_eq!(stats.expected_balance, -10);
+        assert!(stats.overdraft);
+        assert_eq!(stats.lost_net, -10);
+    }
+}

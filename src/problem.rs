@@ -1,0 +1,199 @@
+//! Every client error as an RFC 9457 problem document (`application/problem+json`).
+//!
+//! One enum, [`Problem`], says what went wrong; [`IntoResponse`] turns it into the status, the
+//! standard members (`type`, `title`, `status`, `detail`) and, where useful, extension members such
+//! as the `balance` a refused withdrawal saw. Axum's own rejections are converted too, so that a body
+//! that is too large or a missing content type look like every other error.
+
+use axum::extract::rejection::BytesRejection;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Map, Value};
+
+use crate::account::AccountError;
+use crate::money::Refusal;
+
+/// The media type of a problem document.
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// What was wrong with a request, or why it was not carried out.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Problem {
+    /// The body is not JSON (or there is none).
+    #[error("{0}")]
+    MalformedBody(String),
+    /// The content type is missing or not JSON.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// The JSON is well formed but a field is missing or wrong.
+    #[error("{detail}")]
+    InvalidField { field: String, detail: String },
+    /// The body is larger than the limit.
+    #[error("the body is larger than {limit} bytes")]
+    TooLarge { limit: usize },
+    /// The withdrawal is more than the balance this request read.
+    #[error("this withdrawal of {amount} is more than the balance of {balance} it saw")]
+    InsufficientFunds { balance: i64, amount: i64 },
+    /// The deposit would overflow the balance.
+    #[error("a deposit of {amount} onto a balance of {balance} would exceed the largest balance, {}", i64::MAX)]
+    WouldOverflow { balance: i64, amount: i64 },
+    /// Optimistic mode gave up after too many conflicts.
+    #[error("gave up after redoing the work {retries} times because every attempt met a conflicting write; nothing was changed, try again")]
+    Contention { retries: u32 },
+    /// No such route.
+    #[error("there is no {path}; try /deposit, /withdraw, /balance, /stats, /reset or /healthz")]
+    NotFound { path: String },
+    /// The route exists, with another method.
+    #[error("this route does not take that method; the Allow header lists the ones it takes")]
+    MethodNotAllowed,
+    /// The request took longer than the server's request timeout.
+    #[error("the request took too long and was dropped; nothing was changed")]
+    Timeout,
+    /// An axum rejection not covered above.
+    #[error("{detail}")]
+    Other { status: StatusCode, detail: String },
+}
+
+impl Problem {
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Problem::MalformedBody(_) => StatusCode::BAD_REQUEST,
+            Problem::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Problem::InvalidField { .. } | Problem::WouldOverflow { .. } => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            Problem::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Problem::InsufficientFunds { .. } => StatusCode::CONFLICT,
+            Problem::Contention { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Problem::NotFound { .. } => StatusCode::NOT_FOUND,
+            Problem::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Problem::Timeout => StatusCode::REQUEST_TIMEOUT,
+            Problem::Other { status, .. } => *status,
+        }
+    }
+
+    /// A stable identifier for the kind of problem, the last part of `type`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Problem::MalformedBody(_) => "malformed-body",
+            Problem::UnsupportedMediaType(_) => "unsupported-media-type",
+            Problem::InvalidField { .. } => "invalid-field",
+            Problem::TooLarge { .. } => "body-too-large",
+            Problem::InsufficientFunds { .. } => "insufficient-funds",
+            Problem::WouldOverflow { .. } => "balance-overflow",
+            Problem::Contention { .. } => "too-much-contention",
+            Problem::NotFound { .. } => "not-found",
+            Problem::MethodNotAllowed => "method-not-allowed",
+            Problem::Timeout => "timeout",
+            Problem::Other { .. } => "bad-request",
+        }
+    }
+
+    /// A short, fixed summary of the kind of problem.
+    pub fn title(&self) -> &'static str {
+        match self {
+            Problem::MalformedBody(_) => "The body is not valid JSON",
+            Problem::UnsupportedMediaType(_) => "The body must be sent as application/json",
+            Problem::InvalidField { .. } => "A field of the body is missing or invalid",
+            Problem::TooLarge { .. } => "The body is too large",
+            Problem::InsufficientFunds { .. } => "Insufficient funds",
+            Problem::WouldOverflow { .. } => "The balance would overflow",
+            Problem::Contention { .. } => "Too many conflicting writes",
+            Problem::NotFound { .. } => "Not found",
+            Problem::MethodNotAllowed => "Method not allowed",
+            Problem::Timeout => "Request timeout",
+            Problem::Other { .. } => "Bad request",
+        }
+    }
+
+    fn extensions(&self) -> Map<String, Value> {
+        let mut extra = Map::new();
+        match self {
+            Problem::InvalidField { field, .. } => {
+                extra.insert("field".into(), json!(field));
+            }
+            Problem::InsufficientFunds { balance, amount }
+            | Problem::WouldOverflow { balance, amount } => {
+                extra.insert("balance".into(), json!(balance));
+                extra.insert("amount".into(), json!(amount));
+            }
+            Problem::Contention { retries } => {
+                extra.insert("retries".into(), json!(retries));
+            }
+            _ => {}
+        }
+        extra
+    }
+
+    /// The problem document as JSON.
+    pub fn to_json(&self) -> Value {
+        let mut document = Map::new();
+        document.insert(
+            "type".into(),
+            json!(format!("urn:racebank:problem:{}", self.kind())),
+        );
+        document.insert("title".into(), json!(self.title()));
+        document.insert("status".into(), json!(self.status().as_u16()));
+        document.insert("detail".into(), json!(self.to_string()));
+        document.extend(self.extensions());
+        Value::Object(document)
+    }
+
+    /// A required field that is absent.
+    pub fn missing(field: &str) -> Self {
+        Problem::InvalidField {
+            field: field.into(),
+            detail: format!("`{field}` is required"),
+        }
+    }
+
+    /// A field with a value it cannot take.
+    pub fn invalid(field: &str, detail: impl Into<String>) -> Self {
+        Problem::InvalidField {
+            field: field.into(),
+            detail: detail.into(),
+        }
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let body = self.to_json().to_string();
+        let mut response = (status, body).into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(PROBLEM_JSON),
+        );
+        response
+    }
+}
+
+impl From<AccountError> for Problem {
+    fn from(error: AccountError) -> Self {
+        match error {
+            AccountError::Refused(Refusal::InsufficientFunds { balance, amount }) => {
+                Problem::InsufficientFunds { balance, amount }
+            }
+            AccountError::Refused(Refusal::WouldOverflow { balance, amount }) => {
+                Problem::WouldOverflow { balance, amount }
+            }
+            AccountError::Contention { retries } => Problem::Contention { retries },
+        }
+    }
+}
+
+impl From<BytesRejection> for Problem {
+    fn from(rejection: BytesRejection) -> Self {
+        match rejection.status() {
+            StatusCode::PAYLOAD_TOO_LARGE => Problem::TooLarge {
+                limit: crate::routes::BODY_LIMIT,
+            },
+            status => Problem::Other {
+                status,
+                detail: rejection.body_text(),
+            },
+        }
+    }
+}

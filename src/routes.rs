@@ -1,0 +1,265 @@
+//! The HTTP API. [`app`] builds the router without a socket, so tests can call it directly.
+//!
+//! | route            | body                  | answer                                   |
+//! |------------------|-----------------------|------------------------------------------|
+//! | `POST /deposit`  | `{"amount": N}`       | 200 `{"balance": B}`, B the balance written |
+//! | `POST /withdraw` | `{"amount": N}`       | 200 `{"balance": B}`, or 409 with the balance seen |
+//! | `GET /balance`   |                       | 200 `{"balance": B}`                     |
+//! | `GET /stats`     |                       | 200 [`Stats`]                            |
+//! | `POST /reset`    | optional `{"balance": N}` | 200 [`Stats`] after the reset        |
+//! | `GET /healthz`   |                       | 200 `{"status": "ok"}`                   |
+//!
+//! Bodies are checked by hand rather than by deserializing into a struct, so that each way of
+//! getting an amount wrong (a string, a fraction, `1e30`, a missing field) gets its own sentence.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{middleware, Json, Router};
+use serde::Serialize;
+use serde_json::{Map, Value};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::timeout::TimeoutLayer;
+
+use crate::account::Account;
+use crate::ledger::Stats;
+use crate::money::{Amount, Op};
+use crate::problem::{Problem, PROBLEM_JSON};
+
+/// The largest request body accepted, in bytes. `{"amount": 9223372036854775807}` needs 31.
+pub const BODY_LIMIT: usize = 1024;
+
+/// The answer to a deposit, a withdrawal or a balance read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct BalanceBody {
+    /// The balance, in minor units.
+    pub balance: i64,
+}
+
+/// The router for one account.
+pub fn app(account: Arc<Account>, request_timeout: Duration) -> Router {
+    Router::new()
+        .route("/deposit", post(deposit))
+        .route("/withdraw", post(withdraw))
+        .route("/balance", get(balance))
+        .route("/stats", get(stats))
+        .route("/reset", post(reset))
+        .route("/healthz", get(healthz))
+        .fallback(not_found)
+        .with_state(account)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        // Outermost last: a timeout or a panic below still becomes a problem document.
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            request_timeout,
+        ))
+        .layer(CatchPanicLayer::new())
+        .layer(middleware::map_response(bare_errors_as_problems))
+}
+
+async fn deposit(
+    State(account): State<Arc<Account>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<BalanceBody>, Problem> {
+    let amount = amount(&headers, &body?)?;
+    let balance = account.apply(Op::Deposit(amount)).await?;
+    Ok(Json(BalanceBody { balance }))
+}
+
+async fn withdraw(
+    State(account): State<Arc<Account>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<BalanceBody>, Problem> {
+    let amount = amount(&headers, &body?)?;
+    let balance = account.apply(Op::Withdraw(amount)).await?;
+    Ok(Json(BalanceBody { balance }))
+}
+
+async fn balance(State(account): State<Arc<Account>>) -> Json<BalanceBody> {
+    Json(BalanceBody {
+        balance: account.balance(),
+    })
+}
+
+async fn stats(State(account): State<Arc<Account>>) -> Json<Stats> {
+    Json(account.stats())
+}
+
+/// Without a body, back to the balance the server started with; with one, to `balance`.
+async fn reset(
+    State(account): State<Arc<Account>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Stats>, Problem> {
+    let body = body?;
+    let balance = if body.is_empty() {
+        account.opening_balance()
+    } else {
+        let fields = json_object(&headers, &body, "balance")?;
+        minor_units(&fields, "balance", 0)?
+    };
+    account.reset(balance);
+    Ok(Json(account.stats()))
+}
+
+async fn healthz() -> Json<Value> {
+    Json(serde_json::json!({ "status": "ok" }))
+}
+
+async fn not_found(uri: axum::http::Uri) -> Problem {
+    Problem::NotFound {
+        path: uri.path().to_string(),
+    }
+}
+
+/// Reads `{"amount": N}`: a positive whole number of minor units.
+fn amount(headers: &HeaderMap, body: &[u8]) -> Result<Amount, Problem> {
+    let fields = json_object(headers, body, "amount")?;
+    let amount = minor_units(&fields, "amount", 1)?;
+    Ok(Amount::new(amount).expect("minor_units checked that it is at least 1"))
+}
+
+/// Checks the content type and parses a JSON object that holds only `field`.
+fn json_object(headers: &HeaderMap, body: &[u8], field: &str) -> Result<Map<String, Value>, Problem> {
+    let example = format!(r#"{{"{field}": 5}}"#);
+    if !is_json(headers) {
+        return Err(Problem::UnsupportedMediaType(format!(
+            "send the body as JSON with `Content-Type: application/json`, e.g. {example}"
+        )));
+    }
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(Problem::MalformedBody(format!(
+            "the body is empty; send {example}"
+        )));
+    }
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| Problem::MalformedBody(format!("the body is not valid JSON: {e}")))?;
+    let Value::Object(fields) = value else {
+        return Err(Problem::MalformedBody(format!(
+            "the body must be a JSON object such as {example}, not {}",
+            kind_of(&value)
+        )));
+    };
+    if let Some(unknown) = fields.keys().find(|key| key.as_str() != field) {
+        return Err(Problem::invalid(
+            unknown,
+            format!("unknown field `{unknown}`: the body takes only `{field}`, e.g. {example}"),
+        ));
+    }
+    Ok(fields)
+}
+
+/// `application/json`, with or without parameters, or any `application/*+json`.
+fn is_json(headers: &HeaderMap) -> bool {
+    let Some(content_type) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = content_type.split(';').next().unwrap_or("").trim();
+    essence.eq_ignore_ascii_case("application/json")
+        || (essence.len() > "application/+json".len()
+            && essence[.."application/".len()].eq_ignore_ascii_case("application/")
+            && essence.to_ascii_lowercase().ends_with("+json"))
+}
+
+/// Reads `field` as a whole number of minor units no smaller than `min`.
+fn minor_units(fields: &Map<String, Value>, field: &str, min: i64) -> Result<i64, Problem> {
+    let value = fields.get(field).ok_or_else(|| Problem::missing(field))?;
+    let Value::Number(number) = value else {
+        return Err(Problem::invalid(
+            field,
+            format!(
+                "`{field}` must be a whole number of minor units (cents), not {}",
+                kind_of(value)
+            ),
+        ));
+    };
+    match number.as_i64() {
+        Some(units) if units >= min => Ok(units),
+        Some(units) => Err(Problem::invalid(
+            field,
+            match min {
+                1 => format!("`{field}` must be positive, got {units}"),
+                _ => format!("`{field}` must be at least {min}, got {units}"),
+            },
+        )),
+        None if number.is_u64() => Err(too_large(field, number)),
+        None => {
+            let float = number.as_f64().unwrap_or(f64::NAN);
+            if float.fract() != 0.0 {
+                Err(Problem::invalid(
+                    field,
+                    format!("`{field}` must be a whole number of minor units (cents), got {number}"),
+                ))
+            } else if float.abs() >= 9.2e18 {
+                Err(too_large(field, number))
+            } else {
+                Err(Problem::invalid(
+                    field,
+                    format!("`{field}` must be written as an integer, without a decimal point or exponent, got {number}"),
+                ))
+            }
+        }
+    }
+}
+
+fn too_large(field: &str, number: &serde_json::Number) -> Problem {
+    Problem::invalid(
+        field,
+        format!("`{field}` is {number}, beyond the largest the account holds ({})", i64::MAX),
+    )
+}
+
+fn kind_of(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Turns errors produced below the handlers (a 405 from the router, a 408 from the timeout, a 500
+/// from a caught panic) into problem documents, keeping their headers.
+async fn bare_errors_as_problems(response: Response) -> Response {
+    let status = response.status();
+    let is_problem = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|value| value.as_bytes() == PROBLEM_JSON.as_bytes());
+    if !(status.is_client_error() || status.is_server_error()) || is_problem {
+        return response;
+    }
+    let problem = match status {
+        StatusCode::METHOD_NOT_ALLOWED => Problem::MethodNotAllowed,
+        StatusCode::REQUEST_TIMEOUT => Problem::Timeout,
+        StatusCode::INTERNAL_SERVER_ERROR => {
+            tracing::error!("a request failed inside the server");
+            Problem::Other {
+                status,
+                detail: "the server failed; nothing was changed".into(),
+            }
+        }
+        _ => Problem::Other {
+            status,
+            detail: status.canonical_reason().unwrap_or("error").into(),
+        },
+    };
+    let (mut parts, _) = response.into_parts();
+    let replacement = problem.into_response();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.extend(replacement.headers().clone());
+    Response::from_parts(parts, replacement.into_body())
+}

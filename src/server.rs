@@ -1,0 +1,78 @@
+//! Serving the account: `serve(listener, config, shutdown)`.
+//!
+//! The listener and the shutdown future are parameters so that tests (and the load generator's demo)
+//! bind `127.0.0.1:0` and stop the real server when they are done.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::serve::ListenerExt;
+use tokio::net::TcpListener;
+
+use crate::account::Account;
+use crate::config::Config;
+use crate::ledger::Stats;
+use crate::routes;
+
+/// Serves the account until `shutdown` completes, lets in-flight requests finish, and returns the
+/// final stats.
+pub async fn serve(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<Stats> {
+    let account = Arc::new(Account::new(&config));
+    let app = routes::app(account.clone(), config.request_timeout);
+    tracing::info!(
+        mode = %config.mode,
+        work = %config.work,
+        initial_balance = config.initial_balance,
+        addr = %listener.local_addr()?,
+        "racebank is listening"
+    );
+    // Small requests and answers: send each at once rather than waiting to batch (Nagle).
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    let stats = account.stats();
+    tracing::info!(
+        mode = %stats.mode,
+        balance = stats.balance,
+        expected_balance = %stats.expected_balance,
+        lost_updates = stats.lost_updates,
+        lost_net = %stats.lost_net,
+        deposits = stats.deposit_count,
+        withdrawals = stats.withdrawal_count,
+        refused = stats.refused_count,
+        "racebank stopped"
+    );
+    Ok(stats)
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: finishing the requests in flight");
+}

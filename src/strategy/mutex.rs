@@ -1,0 +1,16 @@
+//! Mutex: the unguarded section, one request at a time. The classic `threading.Lock` fix.
+//!
+//! The lock is tokio's, not std's, because it is held across the work on purpose: the work is the
+//! window in which another request must not read. A std mutex held across an await would block a
+//! runtime thread (and could not be held by a task that moves between threads).
+
+use tokio::sync::Mutex;
+
+use super::unguarded::read_work_write;
+use crate::account::{AccountError, Shared};
+use crate::money::Op;
+
+pub(super) async fn apply(lock: &Mutex<()>, shared: &Shared, op: Op) -> Result<i64, AccountError> {
+    let _only_me = lock.lock().await;
+    read_work_write(shared, op).await
+}

@@ -1,0 +1,36 @@
+//! Optimistic: no lock. Read, work, then compare-and-swap; if the balance moved, read again and redo.
+//!
+//! The compare is on the balance itself rather than on a separate version: the new balance is a pure
+//! function of the one read, so if the balance still equals what was read, the result is right even
+//! if others wrote and undid in between (an ABA is harmless here). A database row whose update
+//! depends on more than the balance would compare a version column instead.
+//!
+//! Under contention most attempts conflict and redo the work, so each request costs more; a bound on
+//! retries turns starvation into a clear 503 instead of a request that spins forever.
+
+use crate::account::{AccountError, Shared};
+use crate::money::Op;
+
+pub(super) async fn apply(shared: &Shared, op: Op, max_retries: u32) -> Result<i64, AccountError> {
+    let mut retries = 0;
+    let outcome = loop {
+        let read = shared.read();
+        let new_balance = match op.apply_to(read) {
+            Ok(balance) => balance,
+            Err(refusal) => break Err(refusal.into()),
+        };
+        shared.work().run().await;
+        if shared.compare_and_write(op, read, new_balance) {
+            break Ok(new_balance);
+        }
+        if retries == max_retries {
+            break Err(AccountError::Contention { retries });
+        }
+        retries += 1;
+    };
+    if retries > 0 {
+        let gave_up = matches!(outcome, Err(AccountError::Contention { .. }));
+        shared.record_retries(retries, gave_up);
+    }
+    outcome
+}
