@@ -21,7 +21,9 @@ pub enum AccountError {
     #[error(transparent)]
     Refused(#[from] Refusal),
     /// Optimistic mode met a conflicting write on every attempt.
-    #[error("gave up after redoing the work {retries} times: every attempt met a conflicting write")]
+    #[error(
+        "gave up after redoing the work {retries} times: every attempt met a conflicting write"
+    )]
     Contention { retries: u32 },
 }
 
@@ -148,6 +150,8 @@ impl Shared {
 
     pub(crate) fn ledger(&self) -> MutexGuard<'_, Ledger> {
         // Nothing panics while holding the ledger, but a poisoned lock must not take the server down.
-        self.ledger.lock().unwrap_or_else(|poison| poison.into_inner())
+        self.ledger
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
     }
 }

@@ -92,7 +92,10 @@ mod tests {
             &["racebank", "--initial-balance", "-1"],
             &["racebank", "--addr", "localhost"],
         ] {
-            assert!(Cli::try_parse_from(args).is_err(), "{args:?} should be refused");
+            assert!(
+                Cli::try_parse_from(args).is_err(),
+                "{args:?} should be refused"
+            );
         }
     }
 }

@@ -62,7 +62,11 @@ mod tests {
         ] {
             let parsed = parse_duration(text).unwrap_or_else(|e| panic!("{text}: {e}"));
             assert_eq!(parsed.as_nanos(), nanos, "{text}");
-            assert_eq!(parse_duration(&format_duration(parsed)).unwrap(), parsed, "{text}");
+            assert_eq!(
+                parse_duration(&format_duration(parsed)).unwrap(),
+                parsed,
+                "{text}"
+            );
         }
     }
 

@@ -151,7 +151,10 @@ mod tests {
         assert_eq!(stats.lost_updates, 1);
         assert_eq!(stats.lost_net, 5);
         assert_eq!(stats.drift, -5);
-        assert_eq!(i128::from(stats.balance), stats.expected_balance - stats.lost_net);
+        assert_eq!(
+            i128::from(stats.balance),
+            stats.expected_balance - stats.lost_net
+        );
     }
 
     #[test]

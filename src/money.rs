@@ -43,7 +43,10 @@ pub enum Refusal {
     #[error("balance {balance} is below the withdrawal of {amount}")]
     InsufficientFunds { balance: i64, amount: i64 },
     /// The deposit would take the balance past what an `i64` holds.
-    #[error("a deposit of {amount} onto {balance} exceeds the largest balance, {}", i64::MAX)]
+    #[error(
+        "a deposit of {amount} onto {balance} exceeds the largest balance, {}",
+        i64::MAX
+    )]
     WouldOverflow { balance: i64, amount: i64 },
 }
 

@@ -35,7 +35,10 @@ pub enum Problem {
     #[error("this withdrawal of {amount} is more than the balance of {balance} it saw")]
     InsufficientFunds { balance: i64, amount: i64 },
     /// The deposit would overflow the balance.
-    #[error("a deposit of {amount} onto a balance of {balance} would exceed the largest balance, {}", i64::MAX)]
+    #[error(
+        "a deposit of {amount} onto a balance of {balance} would exceed the largest balance, {}",
+        i64::MAX
+    )]
     WouldOverflow { balance: i64, amount: i64 },
     /// Optimistic mode gave up after too many conflicts.
     #[error("gave up after redoing the work {retries} times because every attempt met a conflicting write; nothing was changed, try again")]
@@ -162,10 +165,9 @@ impl IntoResponse for Problem {
         let status = self.status();
         let body = self.to_json().to_string();
         let mut response = (status, body).into_response();
-        response.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static(PROBLEM_JSON),
-        );
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
         response
     }
 }

@@ -128,7 +128,11 @@ fn amount(headers: &HeaderMap, body: &[u8]) -> Result<Amount, Problem> {
 }
 
 /// Checks the content type and parses a JSON object that holds only `field`.
-fn json_object(headers: &HeaderMap, body: &[u8], field: &str) -> Result<Map<String, Value>, Problem> {
+fn json_object(
+    headers: &HeaderMap,
+    body: &[u8],
+    field: &str,
+) -> Result<Map<String, Value>, Problem> {
     let example = format!(r#"{{"{field}": 5}}"#);
     if !is_json(headers) {
         return Err(Problem::UnsupportedMediaType(format!(
@@ -199,7 +203,9 @@ fn minor_units(fields: &Map<String, Value>, field: &str, min: i64) -> Result<i64
             if float.fract() != 0.0 {
                 Err(Problem::invalid(
                     field,
-                    format!("`{field}` must be a whole number of minor units (cents), got {number}"),
+                    format!(
+                        "`{field}` must be a whole number of minor units (cents), got {number}"
+                    ),
                 ))
             } else if float.abs() >= 9.2e18 {
                 Err(too_large(field, number))
@@ -216,7 +222,10 @@ fn minor_units(fields: &Map<String, Value>, field: &str, min: i64) -> Result<i64
 fn too_large(field: &str, number: &serde_json::Number) -> Problem {
     Problem::invalid(
         field,
-        format!("`{field}` is {number}, beyond the largest the account holds ({})", i64::MAX),
+        format!(
+            "`{field}` is {number}, beyond the largest the account holds ({})",
+            i64::MAX
+        ),
     )
 }
 

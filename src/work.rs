@@ -184,7 +184,9 @@ impl Rendezvous {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Generation> {
         // Nothing panics while holding this lock, but a poisoned lock must not take the server down.
-        self.state.lock().unwrap_or_else(|poison| poison.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
     }
 }
 
@@ -216,7 +218,10 @@ mod tests {
             assert_eq!(parsed.to_string(), spec);
         }
         for bad in ["", "fast", "rendezvous:0", "rendezvous:x", "5ms..1ms", "5"] {
-            assert!(bad.parse::<WorkSpec>().is_err(), "{bad:?} should be refused");
+            assert!(
+                bad.parse::<WorkSpec>().is_err(),
+                "{bad:?} should be refused"
+            );
         }
     }
 
@@ -233,7 +238,10 @@ mod tests {
         for task in tasks {
             task.await.unwrap();
         }
-        assert!(start.elapsed() < Duration::from_secs(1), "nobody waited for the timeout");
+        assert!(
+            start.elapsed() < Duration::from_secs(1),
+            "nobody waited for the timeout"
+        );
         assert_eq!(rendezvous.lock().waiting, 0);
     }
 

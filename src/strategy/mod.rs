@@ -140,11 +140,25 @@ mod tests {
 
     #[test]
     fn modes_parse_and_print_back() {
-        for text in ["unguarded", "mutex", "semaphore:1", "semaphore:8", "optimistic", "atomic"] {
+        for text in [
+            "unguarded",
+            "mutex",
+            "semaphore:1",
+            "semaphore:8",
+            "optimistic",
+            "atomic",
+        ] {
             let mode: Mode = text.parse().unwrap_or_else(|e| panic!("{text}: {e}"));
             assert_eq!(mode.to_string(), text);
         }
-        for bad in ["", "locked", "semaphore", "semaphore:0", "semaphore:-1", "Mutex"] {
+        for bad in [
+            "",
+            "locked",
+            "semaphore",
+            "semaphore:0",
+            "semaphore:-1",
+            "Mutex",
+        ] {
             assert!(bad.parse::<Mode>().is_err(), "{bad:?} should be refused");
         }
     }

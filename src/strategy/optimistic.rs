@@ -28,8 +28,8 @@ pub(super) async fn apply(shared: &Shared, op: Op, max_retries: u32) -> Result<i
         }
         retries += 1;
     };
-    if retries > 0 {
-        let gave_up = matches!(outcome, Err(AccountError::Contention { .. }));
+    let gave_up = matches!(outcome, Err(AccountError::Contention { .. }));
+    if retries > 0 || gave_up {
         shared.record_retries(retries, gave_up);
     }
     outcome
