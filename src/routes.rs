@@ -103,8 +103,7 @@ async fn reset(
     let balance = if body.is_empty() {
         account.opening_balance()
     } else {
-        let fields = json_object(&headers, &body, "balance")?;
-        minor_units(&fields, "balance", 0)?
+        reset_balance(&headers, &body)?
     };
     account.reset(balance);
     Ok(Json(account.stats()))
@@ -122,40 +121,80 @@ async fn not_found(uri: axum::http::Uri) -> Problem {
 
 /// Reads `{"amount": N}`: a positive whole number of minor units.
 fn amount(headers: &HeaderMap, body: &[u8]) -> Result<Amount, Problem> {
-    let fields = json_object(headers, body, "amount")?;
-    let amount = minor_units(&fields, "amount", 1)?;
-    Ok(Amount::new(amount).expect("minor_units checked that it is at least 1"))
+    /// The only body a deposit or withdrawal takes; parsing it allocates nothing.
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct AmountOnly {
+        amount: i64,
+    }
+
+    if !is_json(headers) {
+        return Err(unsupported_media_type("amount"));
+    }
+    let parsed = serde_json::from_slice::<AmountOnly>(body);
+    // Serde would also take `[5]` for the struct; only an object is an amount body.
+    let is_object = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+    if let (Ok(AmountOnly { amount }), true) = (&parsed, is_object) {
+        if let Some(amount) = Amount::new(*amount) {
+            return Ok(amount);
+        }
+    }
+    // Something is wrong: find out what, slowly, to say it precisely.
+    let fields = json_object(body, "amount")?;
+    minor_units(&fields, "amount", 1)?;
+    Err(Problem::invalid(
+        "amount",
+        match parsed {
+            Err(error) => format!("the body is not a valid `{{\"amount\": N}}`: {error}"),
+            Ok(_) => "`amount` must be positive".to_string(),
+        },
+    ))
 }
 
-/// Checks the content type and parses a JSON object that holds only `field`.
-fn json_object(
-    headers: &HeaderMap,
-    body: &[u8],
-    field: &str,
-) -> Result<Map<String, Value>, Problem> {
-    let example = format!(r#"{{"{field}": 5}}"#);
+/// Reads `{"balance": N}` for a reset: a whole number of minor units, zero or more.
+fn reset_balance(headers: &HeaderMap, body: &[u8]) -> Result<i64, Problem> {
     if !is_json(headers) {
-        return Err(Problem::UnsupportedMediaType(format!(
-            "send the body as JSON with `Content-Type: application/json`, e.g. {example}"
-        )));
+        return Err(unsupported_media_type("balance"));
     }
+    let fields = json_object(body, "balance")?;
+    minor_units(&fields, "balance", 0)
+}
+
+fn example(field: &str) -> String {
+    format!(r#"{{"{field}": 5}}"#)
+}
+
+fn unsupported_media_type(field: &str) -> Problem {
+    Problem::UnsupportedMediaType(format!(
+        "send the body as JSON with `Content-Type: application/json`, e.g. {}",
+        example(field)
+    ))
+}
+
+/// Parses a JSON object that holds only `field`.
+fn json_object(body: &[u8], field: &str) -> Result<Map<String, Value>, Problem> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(Problem::MalformedBody(format!(
-            "the body is empty; send {example}"
+            "the body is empty; send {}",
+            example(field)
         )));
     }
     let value: Value = serde_json::from_slice(body)
         .map_err(|e| Problem::MalformedBody(format!("the body is not valid JSON: {e}")))?;
     let Value::Object(fields) = value else {
         return Err(Problem::MalformedBody(format!(
-            "the body must be a JSON object such as {example}, not {}",
+            "the body must be a JSON object such as {}, not {}",
+            example(field),
             kind_of(&value)
         )));
     };
     if let Some(unknown) = fields.keys().find(|key| key.as_str() != field) {
         return Err(Problem::invalid(
             unknown,
-            format!("unknown field `{unknown}`: the body takes only `{field}`, e.g. {example}"),
+            format!(
+                "unknown field `{unknown}`: the body takes only `{field}`, e.g. {}",
+                example(field)
+            ),
         ));
     }
     Ok(fields)
