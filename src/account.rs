@@ -8,11 +8,13 @@
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
+use tokio::sync::watch;
+
 use crate::config::Config;
 use crate::ledger::{Ledger, Stats};
 use crate::money::{Op, Refusal};
 use crate::strategy::{Mode, Strategy};
-use crate::work::Work;
+use crate::work::{Work, WorkSpec};
 
 /// Why an operation was not applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -25,6 +27,9 @@ pub enum AccountError {
         "gave up after redoing the work {retries} times: every attempt met a conflicting write"
     )]
     Contention { retries: u32 },
+    /// The server is stopping and cut the work short; nothing was written.
+    #[error("the server is shutting down")]
+    Stopped,
 }
 
 /// A bank account with one balance, guarded (or not) by its mode.
@@ -34,6 +39,7 @@ pub struct Account {
     opening_balance: i64,
     strategy: Strategy,
     shared: Shared,
+    stopping: watch::Sender<bool>,
 }
 
 impl Account {
@@ -48,16 +54,32 @@ impl Account {
                 ledger: Mutex::new(Ledger::new(config.initial_balance)),
                 work: Work::new(config.work),
             },
+            stopping: watch::Sender::new(false),
         }
     }
 
     /// Applies a deposit or withdrawal and returns the balance this request wrote.
     pub async fn apply(&self, op: Op) -> Result<i64, AccountError> {
-        let outcome = self.strategy.apply(&self.shared, op).await;
+        let outcome = if self.shared.work.spec() == WorkSpec::None {
+            // No await point in the work, so nothing to cut short: skip the watch on the hot path.
+            self.strategy.apply(&self.shared, op).await
+        } else {
+            let mut stopping = self.stopping.subscribe();
+            tokio::select! {
+                outcome = self.strategy.apply(&self.shared, op) => outcome,
+                _ = stopping.wait_for(|stopping| *stopping) => Err(AccountError::Stopped),
+            }
+        };
         if let Err(AccountError::Refused(Refusal::InsufficientFunds { .. })) = outcome {
             self.shared.ledger().record_refusal();
         }
         outcome
+    }
+
+    /// Cuts short every request still waiting or working: each answers 503 and writes nothing.
+    /// The strategies are cancel-safe, so dropping them mid-work leaves no half-write.
+    pub fn stop(&self) {
+        self.stopping.send_replace(true);
     }
 
     /// The balance now.

@@ -50,10 +50,10 @@ pub struct Config {
     #[arg(long, env = "RACEBANK_MAX_RETRIES", default_value_t = 1000)]
     pub max_retries: u32,
 
-    /// Longest a request may take before it is answered 408 and dropped (so nothing stuck can hold
-    /// up shutdown). A dropped request has written nothing.
-    #[arg(long, env = "RACEBANK_REQUEST_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
-    pub request_timeout: Duration,
+    /// On Ctrl-C or SIGTERM, how long requests in flight may take to finish before the server stops
+    /// anyway (a request stopped this way has written nothing).
+    #[arg(long, env = "RACEBANK_SHUTDOWN_GRACE", default_value = "10s", value_parser = parse_duration)]
+    pub shutdown_grace: Duration,
 }
 
 impl Default for Config {
@@ -63,7 +63,7 @@ impl Default for Config {
             work: WorkSpec::Sleep(Duration::from_millis(1)),
             initial_balance: 0,
             max_retries: 1000,
-            request_timeout: Duration::from_secs(30),
+            shutdown_grace: Duration::from_secs(10),
         }
     }
 }
@@ -81,7 +81,7 @@ mod tests {
         assert_eq!(cli.config.work, default.work);
         assert_eq!(cli.config.initial_balance, default.initial_balance);
         assert_eq!(cli.config.max_retries, default.max_retries);
-        assert_eq!(cli.config.request_timeout, default.request_timeout);
+        assert_eq!(cli.config.shutdown_grace, default.shutdown_grace);
     }
 
     #[test]

@@ -49,9 +49,12 @@ pub enum Problem {
     /// The route exists, with another method.
     #[error("this route does not take that method; the Allow header lists the ones it takes")]
     MethodNotAllowed,
-    /// The request took longer than the server's request timeout.
-    #[error("the request took too long and was dropped; nothing was changed")]
-    Timeout,
+    /// The server is shutting down and stopped this request before it wrote anything.
+    #[error("the server is shutting down and stopped this request before it changed anything")]
+    ShuttingDown,
+    /// The server failed while handling the request.
+    #[error("the server failed while handling this request; nothing was changed")]
+    Internal,
     /// An axum rejection not covered above.
     #[error("{detail}")]
     Other { status: StatusCode, detail: String },
@@ -68,10 +71,10 @@ impl Problem {
             }
             Problem::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Problem::InsufficientFunds { .. } => StatusCode::CONFLICT,
-            Problem::Contention { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Problem::Contention { .. } | Problem::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             Problem::NotFound { .. } => StatusCode::NOT_FOUND,
             Problem::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Problem::Timeout => StatusCode::REQUEST_TIMEOUT,
+            Problem::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             Problem::Other { status, .. } => *status,
         }
     }
@@ -88,7 +91,8 @@ impl Problem {
             Problem::Contention { .. } => "too-much-contention",
             Problem::NotFound { .. } => "not-found",
             Problem::MethodNotAllowed => "method-not-allowed",
-            Problem::Timeout => "timeout",
+            Problem::ShuttingDown => "shutting-down",
+            Problem::Internal => "internal",
             Problem::Other { .. } => "bad-request",
         }
     }
@@ -105,7 +109,8 @@ impl Problem {
             Problem::Contention { .. } => "Too many conflicting writes",
             Problem::NotFound { .. } => "Not found",
             Problem::MethodNotAllowed => "Method not allowed",
-            Problem::Timeout => "Request timeout",
+            Problem::ShuttingDown => "Shutting down",
+            Problem::Internal => "Internal server error",
             Problem::Other { .. } => "Bad request",
         }
     }
@@ -182,6 +187,7 @@ impl From<AccountError> for Problem {
                 Problem::WouldOverflow { balance, amount }
             }
             AccountError::Contention { retries } => Problem::Contention { retries },
+            AccountError::Stopped => Problem::ShuttingDown,
         }
     }
 }

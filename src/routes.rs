@@ -13,24 +13,22 @@
 //! getting an amount wrong (a string, a fraction, `1e30`, a missing field) gets its own sentence.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{middleware, Json, Router};
+use axum::{Json, Router};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::timeout::TimeoutLayer;
 
 use crate::account::Account;
 use crate::ledger::Stats;
 use crate::money::{Amount, Op};
-use crate::problem::{Problem, PROBLEM_JSON};
+use crate::problem::Problem;
 
 /// The largest request body accepted, in bytes. `{"amount": 9223372036854775807}` needs 31.
 pub const BODY_LIMIT: usize = 1024;
@@ -43,7 +41,7 @@ pub struct BalanceBody {
 }
 
 /// The router for one account.
-pub fn app(account: Arc<Account>, request_timeout: Duration) -> Router {
+pub fn app(account: Arc<Account>) -> Router {
     Router::new()
         .route("/deposit", post(deposit))
         .route("/withdraw", post(withdraw))
@@ -52,15 +50,10 @@ pub fn app(account: Arc<Account>, request_timeout: Duration) -> Router {
         .route("/reset", post(reset))
         .route("/healthz", get(healthz))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(account)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        // Outermost last: a timeout or a panic below still becomes a problem document.
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            request_timeout,
-        ))
-        .layer(CatchPanicLayer::new())
-        .layer(middleware::map_response(bare_errors_as_problems))
+        .layer(CatchPanicLayer::custom(panic_as_problem))
 }
 
 async fn deposit(
@@ -279,35 +272,17 @@ fn kind_of(value: &Value) -> &'static str {
     }
 }
 
-/// Turns errors produced below the handlers (a 405 from the router, a 408 from the timeout, a 500
-/// from a caught panic) into problem documents, keeping their headers.
-async fn bare_errors_as_problems(response: Response) -> Response {
-    let status = response.status();
-    let is_problem = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|value| value.as_bytes() == PROBLEM_JSON.as_bytes());
-    if !(status.is_client_error() || status.is_server_error()) || is_problem {
-        return response;
-    }
-    let problem = match status {
-        StatusCode::METHOD_NOT_ALLOWED => Problem::MethodNotAllowed,
-        StatusCode::REQUEST_TIMEOUT => Problem::Timeout,
-        StatusCode::INTERNAL_SERVER_ERROR => {
-            tracing::error!("a request failed inside the server");
-            Problem::Other {
-                status,
-                detail: "the server failed; nothing was changed".into(),
-            }
-        }
-        _ => Problem::Other {
-            status,
-            detail: status.canonical_reason().unwrap_or("error").into(),
-        },
-    };
-    let (mut parts, _) = response.into_parts();
-    let replacement = problem.into_response();
-    parts.headers.remove(header::CONTENT_LENGTH);
-    parts.headers.extend(replacement.headers().clone());
-    Response::from_parts(parts, replacement.into_body())
+async fn method_not_allowed() -> Problem {
+    Problem::MethodNotAllowed
+}
+
+/// A panic is a bug, never a client's doing: log it, and answer a problem document, not a reset.
+fn panic_as_problem(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let message = panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)");
+    tracing::error!(panic = message, "a request panicked");
+    Problem::Internal.into_response()
 }

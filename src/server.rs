@@ -2,17 +2,27 @@
 //!
 //! The listener and the shutdown future are parameters so that tests (and the load generator's demo)
 //! bind `127.0.0.1:0` and stop the real server when they are done.
+//!
+//! Shutdown is graceful but bounded: once `shutdown` completes, no new connection is accepted,
+//! requests in flight get `shutdown_grace` to finish, and then the account cuts short whatever is
+//! still waiting or working (each answers 503 having written nothing). The bound sits here, once,
+//! rather than as a timer on every request.
 
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
+use tokio::sync::oneshot;
 
 use crate::account::Account;
 use crate::config::Config;
 use crate::ledger::Stats;
 use crate::routes;
+
+/// How long cut-short requests get to send their 503 before the server stops regardless.
+const LAST_ANSWERS: Duration = Duration::from_secs(1);
 
 /// Serves the account until `shutdown` completes, lets in-flight requests finish, and returns the
 /// final stats.
@@ -22,7 +32,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<Stats> {
     let account = Arc::new(Account::new(&config));
-    let app = routes::app(account.clone(), config.request_timeout);
+    let app = routes::app(account.clone());
     tracing::info!(
         mode = %config.mode,
         work = %config.work,
@@ -34,9 +44,33 @@ pub async fn serve(
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
     });
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    let (draining, drain_started) = oneshot::channel::<()>();
+    let server = axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            let _ = draining.send(());
+        })
+        .into_future();
+    let grace_over = async {
+        if drain_started.await.is_err() {
+            std::future::pending::<()>().await;
+        }
+        tokio::time::sleep(config.shutdown_grace).await;
+    };
+    tokio::pin!(server);
+    tokio::select! {
+        result = &mut server => result?,
+        () = grace_over => {
+            tracing::warn!(
+                grace = ?config.shutdown_grace,
+                "requests still in flight after the shutdown grace period; cutting them short"
+            );
+            account.stop();
+            if tokio::time::timeout(LAST_ANSWERS, server).await.is_err() {
+                tracing::warn!("connections still open after cutting requests short; stopping anyway");
+            }
+        }
+    }
     let stats = account.stats();
     tracing::info!(
         mode = %stats.mode,

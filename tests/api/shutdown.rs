@@ -70,3 +70,36 @@ async fn a_client_that_gives_up_mid_request_leaves_the_ledger_consistent() {
     );
     assert_ledger_explains_balance(&stats);
 }
+
+#[tokio::test]
+async fn shutdown_stops_waiting_for_requests_that_outlast_the_grace_period() {
+    let app = crate::helpers::spawn_with(racebank::Config {
+        work: "30s".parse().unwrap(),
+        shutdown_grace: Duration::from_millis(200),
+        ..racebank::Config::default()
+    })
+    .await;
+    let stuck = {
+        let request = app
+            .client
+            .post(format!("{}/deposit", app.address))
+            .header("content-type", "application/json")
+            .body(amount_body(5));
+        tokio::spawn(request.send())
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    let started = std::time::Instant::now();
+    let stats = app.shutdown().await;
+
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(stats.deposit_count, 0, "the stopped request wrote nothing");
+    assert_eq!(stats.balance, 0);
+    let answer = stuck.await.unwrap().expect("the stuck request is answered");
+    assert_eq!(answer.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(answer.headers()["content-type"], "application/problem+json");
+}
