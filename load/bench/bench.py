@@ -1,0 +1,290 @@
+#!/usr/bin/env python3
+"""racebank's benchmarks, side by side in one run: `python3 load/bench/bench.py [SECTION ...]`.
+
+Sections (all by default):
+  strategies  req/s, p99 and lost updates per mode, for work none, yield and 1ms (racebank-load, c=64)
+  clients     racebank-load vs oha vs wrk on POST /deposit, mutex mode, work none, c=64
+  server      racebank mutex vs unguarded vs a bare axum yardstick, read by wrk
+  memory      racebank-load's peak RSS for 100,000 and 1,000,000 requests
+
+Every server runs on 127.0.0.1 and every run is bounded in time or count. Competing tools are
+alternated round by round and their medians compared, because the machine is shared and noisy: only
+the ratios measured in one run mean anything. oha installs with `cargo install oha`, wrk with
+`apt-get install wrk`; a section that needs a missing tool says so and skips it.
+
+Options: --rounds N (default 5), --seconds S per measurement (default 5), --quick (2 rounds of 2 s).
+"""
+
+import argparse
+import json
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from contextlib import contextmanager
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+RELEASE = os.path.join(ROOT, "target", "release")
+RACEBANK = os.path.join(RELEASE, "racebank")
+LOAD = os.path.join(RELEASE, "racebank-load")
+YARDSTICK = os.path.join(RELEASE, "examples", "yardstick")
+BODY = '{"amount": 1}'
+CONCURRENCY = 64
+MODES = ["unguarded", "mutex", "semaphore:4", "optimistic", "atomic"]
+
+
+def log(message):
+    print(message, file=sys.stderr, flush=True)
+
+
+def build():
+    log("building release binaries ...")
+    subprocess.run(
+        ["cargo", "build", "--release", "--workspace", "--bins", "--example", "yardstick"],
+        cwd=ROOT,
+        check=True,
+    )
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until_up(url, process):
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited early: {process.args}")
+        try:
+            with socket.create_connection(("127.0.0.1", int(url.rsplit(":", 1)[1])), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"server did not start: {process.args}")
+
+
+@contextmanager
+def server(command):
+    """Starts a server on a free loopback port and yields its base URL."""
+    port = free_port()
+    args = [arg.replace("{port}", str(port)) for arg in command]
+    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_up(url, process)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def racebank(mode, work):
+    return [RACEBANK, "--mode", mode, "--work", work, "--addr", "127.0.0.1:{port}"]
+
+
+def yardstick():
+    return [YARDSTICK, "127.0.0.1:{port}"]
+
+
+def get_json(url):
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return json.load(response)
+
+
+# --- the load tools --------------------------------------------------------------------------
+
+def run_racebank_load(url, seconds, extra=()):
+    out = subprocess.run(
+        [LOAD, "--url", url, "-c", str(CONCURRENCY), "-z", f"{seconds}s", "--json", "--no-progress", *extra],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 60,
+    )
+    if out.returncode not in (0, 1):
+        raise RuntimeError(f"racebank-load failed ({out.returncode}): {out.stderr.strip()}")
+    report = json.loads(out.stdout)
+    return report["rps"], report["latency_ms"]["p99"], report
+
+
+def run_oha(url, seconds):
+    out = subprocess.run(
+        ["oha", "-c", str(CONCURRENCY), "-z", f"{seconds}s", "-m", "POST", "-T", "application/json",
+         "-d", BODY, "--no-tui", "--output-format", "json", f"{url}/deposit"],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 60,
+    )
+    report = json.loads(out.stdout)
+    p99 = report.get("latencyPercentiles", {}).get("p99")
+    return report["summary"]["requestsPerSec"], (p99 or 0) * 1000, report
+
+
+def run_wrk(url, seconds, threads=2):
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(
+            'wrk.method = "POST"\n'
+            f"wrk.body = '{BODY}'\n"
+            'wrk.headers["Content-Type"] = "application/json"\n'
+        )
+    try:
+        out = subprocess.run(
+            ["wrk", f"-t{threads}", f"-c{CONCURRENCY}", f"-d{seconds}s", "--latency", "-s", script.name,
+             f"{url}/deposit"],
+            capture_output=True,
+            text=True,
+            timeout=seconds + 60,
+        ).stdout
+    finally:
+        os.unlink(script.name)
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
+    scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+    return rps, float(p99.group(1)) * scale[p99.group(2)] if p99 else 0.0, out
+
+
+def have(tool):
+    if shutil.which(tool):
+        return True
+    hint = {"oha": "cargo install oha", "wrk": "apt-get install wrk"}[tool]
+    log(f"  {tool} is not installed ({hint}): skipping it")
+    return False
+
+
+def alternate(contenders, rounds):
+    """Runs each contender once per round, in turn, and returns {name: [rps, ...]}."""
+    results = {name: [] for name, _ in contenders}
+    p99s = {name: [] for name, _ in contenders}
+    for round_ in range(rounds):
+        for name, measure in contenders:
+            rps, p99 = measure()[:2]
+            results[name].append(rps)
+            p99s[name].append(p99)
+            log(f"  round {round_ + 1}: {name:<28} {rps:>10.0f} req/s  p99 {p99:.2f} ms")
+    return results, p99s
+
+
+def table(headers, rows):
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+# --- sections ----------------------------------------------------------------------------------
+
+def section_strategies(args):
+    rows = []
+    for work in ["none", "yield", "1ms"]:
+        for mode in MODES:
+            with server(racebank(mode, work)) as url:
+                rps, p99, report = run_racebank_load(url, args.seconds)
+                stats = get_json(f"{url}/stats")
+            rows.append([work, mode, f"{rps:,.0f}", f"{p99:.2f}", report["lost_amount"],
+                         stats["lost_updates"], stats["retries"], "yes" if report["consistent"] else "no"])
+            log(f"  {work:>5} {mode:<12} {rps:>10,.0f} req/s  p99 {p99:.2f} ms  lost {report['lost_amount']}")
+    return "### Strategies (racebank-load, c=64, deposits of 5)\n\n" + table(
+        ["work", "mode", "req/s", "p99 ms", "lost amount", "lost updates (server)", "retries", "consistent"], rows)
+
+
+def section_clients(args):
+    contenders = [("racebank-load", None)]
+    if have("oha"):
+        contenders.append(("oha", None))
+    if have("wrk"):
+        contenders.append(("wrk -t2", None))
+    with server(racebank("mutex", "none")) as url:
+        measures = {
+            "racebank-load": lambda: run_racebank_load(url, args.seconds),
+            "oha": lambda: run_oha(url, args.seconds),
+            "wrk -t2": lambda: run_wrk(url, args.seconds),
+        }
+        results, p99s = alternate([(name, measures[name]) for name, _ in contenders], args.rounds)
+    ours = statistics.median(results["racebank-load"])
+    rows = []
+    for name in results:
+        median = statistics.median(results[name])
+        rows.append([name, f"{median:,.0f}", f"{statistics.median(p99s[name]):.2f}",
+                     f"{ours / median:.2f}x", ", ".join(f"{r:,.0f}" for r in results[name])])
+    return (f"### Load generators on POST /deposit (mutex, work none, c={CONCURRENCY}, "
+            f"{args.rounds} alternating rounds of {args.seconds} s, medians)\n\n"
+            + table(["client", "req/s", "p99 ms", "racebank-load / this", "rounds"], rows))
+
+
+def section_server(args):
+    if not have("wrk"):
+        return "### Server\n\nskipped: wrk is not installed"
+    servers = [("racebank mutex", racebank("mutex", "none")),
+               ("racebank unguarded", racebank("unguarded", "none")),
+               ("yardstick (bare axum + atomic)", yardstick())]
+    results = {name: [] for name, _ in servers}
+    for round_ in range(args.rounds):
+        for name, command in servers:
+            with server(command) as url:
+                rps = run_wrk(url, args.seconds)[0]
+            results[name].append(rps)
+            log(f"  round {round_ + 1}: {name:<32} {rps:>10,.0f} req/s")
+    medians = {name: statistics.median(values) for name, values in results.items()}
+    mutex = medians["racebank mutex"]
+    rows = [[name, f"{medians[name]:,.0f}", f"{mutex / medians[name]:.3f}x",
+             ", ".join(f"{r:,.0f}" for r in results[name])] for name in medians]
+    return (f"### Server, read by wrk -t2 -c{CONCURRENCY} (work none, {args.rounds} alternating rounds "
+            f"of {args.seconds} s, medians)\n\n" + table(["server", "req/s", "mutex / this", "rounds"], rows))
+
+
+def peak_rss_kib(command):
+    out = subprocess.run(["/usr/bin/time", "-v", *command], capture_output=True, text=True, timeout=600)
+    match = re.search(r"Maximum resident set size \(kbytes\): (\d+)", out.stderr)
+    if not match:
+        raise RuntimeError(f"no peak RSS in /usr/bin/time output: {out.stderr[-500:]}")
+    return int(match.group(1))
+
+
+def section_memory(args):
+    if not os.path.exists("/usr/bin/time"):
+        return "### Memory\n\nskipped: /usr/bin/time is not installed (apt-get install time)"
+    rows = []
+    with server(racebank("atomic", "none")) as url:
+        for requests in [100_000, 1_000_000]:
+            rss = peak_rss_kib([LOAD, "--url", url, "-c", str(CONCURRENCY), "-n", str(requests),
+                                "--json", "--no-progress"])
+            rows.append([f"{requests:,}", f"{rss / 1024:.1f}"])
+            log(f"  {requests:>9,} requests: peak RSS {rss / 1024:.1f} MiB")
+    ratio = float(rows[1][1]) / float(rows[0][1])
+    return ("### racebank-load peak memory (atomic mode, work none, c=64)\n\n"
+            + table(["requests", "peak RSS MiB"], rows) + f"\n\n1,000,000 / 100,000: {ratio:.3f}x")
+
+
+SECTIONS = {"strategies": section_strategies, "clients": section_clients,
+            "server": section_server, "memory": section_memory}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("sections", nargs="*", choices=[*SECTIONS, []], default=[])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--seconds", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="2 rounds of 2 s: a smoke run, not a result")
+    parser.add_argument("--no-build", action="store_true")
+    args = parser.parse_args()
+    if args.quick:
+        args.rounds, args.seconds = 2, 2
+    if not args.no_build:
+        build()
+    log(f"machine: {os.cpu_count()} cores, {os.uname().sysname} {os.uname().release}")
+    for name in args.sections or list(SECTIONS):
+        log(f"== {name}")
+        print(SECTIONS[name](args) + "\n", flush=True)
+
+
+if __name__ == "__main__":
+    main()
