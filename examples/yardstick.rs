@@ -35,11 +35,9 @@ async fn main() -> std::io::Result<()> {
         .nth(1)
         .unwrap_or_else(|| "127.0.0.1:3100".to_string());
     // Same socket setting as racebank's server, so the comparison is of the handlers alone.
-    let listener = tokio::net::TcpListener::bind(&addr)
-        .await?
-        .tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
+    let listener = tokio::net::TcpListener::bind(&addr).await?.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     let app = Router::new().route("/deposit", post(deposit));
     axum::serve(listener, app).await
 }

@@ -117,7 +117,11 @@ mod tests {
         let withdrawals = Plan::new(7, 1.0, range(5, 5));
         assert!(deposits.deposits_only() && !deposits.withdrawals_only());
         assert!(withdrawals.withdrawals_only() && !withdrawals.deposits_only());
-        assert!((0..10_000).all(|i| deposits.op(i) == Op { kind: Kind::Deposit, amount: 5 }));
+        assert!((0..10_000).all(|i| deposits.op(i)
+            == Op {
+                kind: Kind::Deposit,
+                amount: 5
+            }));
         assert!((0..10_000).all(|i| withdrawals.op(i).kind == Kind::Withdraw));
     }
 

@@ -220,7 +220,9 @@ fn parse_url(text: &str) -> Result<reqwest::Url, String> {
 fn parse_ratio(text: &str) -> Result<f64, String> {
     match text.trim().parse::<f64>() {
         Ok(ratio) if (0.0..=1.0).contains(&ratio) => Ok(ratio),
-        _ => Err(format!("`{text}` is not a share: use a number from 0 to 1 (e.g. 0.3)")),
+        _ => Err(format!(
+            "`{text}` is not a share: use a number from 0 to 1 (e.g. 0.3)"
+        )),
     }
 }
 
@@ -257,7 +259,8 @@ mod tests {
             panic!("expected run");
         };
         assert_eq!(opts.limit(), Limit::Duration(Duration::from_secs(2)));
-        let cli = Cli::try_parse_from(["racebank-load", "demo", "--modes", "mutex,atomic"]).unwrap();
+        let cli =
+            Cli::try_parse_from(["racebank-load", "demo", "--modes", "mutex,atomic"]).unwrap();
         let Some(Command::Demo(demo)) = cli.command else {
             panic!("expected demo");
         };
@@ -269,8 +272,20 @@ mod tests {
         assert_eq!("7".parse(), Ok(AmountSpec { min: 7, max: 7 }));
         assert_eq!("1..100".parse(), Ok(AmountSpec { min: 1, max: 100 }));
         assert_eq!("1..=100".parse(), Ok(AmountSpec { min: 1, max: 100 }));
-        for bad in ["0", "-5", "5..1", "a", "1..", "..5", "1.5", "99999999999999999999"] {
-            assert!(bad.parse::<AmountSpec>().is_err(), "{bad:?} should be refused");
+        for bad in [
+            "0",
+            "-5",
+            "5..1",
+            "a",
+            "1..",
+            "..5",
+            "1.5",
+            "99999999999999999999",
+        ] {
+            assert!(
+                bad.parse::<AmountSpec>().is_err(),
+                "{bad:?} should be refused"
+            );
         }
     }
 
@@ -289,7 +304,10 @@ mod tests {
             &["racebank-load", "--threads", "0"],
             &["racebank-load", "--amount", "0"],
         ] {
-            assert!(Cli::try_parse_from(args).is_err(), "{args:?} should be refused");
+            assert!(
+                Cli::try_parse_from(args).is_err(),
+                "{args:?} should be refused"
+            );
         }
     }
 

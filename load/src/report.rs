@@ -1,0 +1,399 @@
+//! The result of a run: one [`Report`], printed as aligned text (like oha's summary) or as JSON.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::stats::{Errors, Stats, Tally};
+use crate::verdict::{CrossCheck, Duplicates, Verdict};
+
+/// One run, as printed by `--json`.
+///
+/// Fields of the JSON document:
+/// - `url`, `seed`, `concurrency`, `threads`, `withdraw_ratio`, `amount`: what was sent.
+/// - `requests`: requests finished (answered or failed); `duration_s`; `rps` = requests / duration.
+/// - `ok` (2xx), `refused` (409), `errors` {`timeout`, `connect`, `transport`, `status`, `body`},
+///   `status_codes` {"200": n, ...}.
+/// - `latency_ms` {`min`, `p50`, `p90`, `p99`, `p99_9`, `max`} over answered requests.
+/// - `initial_balance`, `final_balance`: read with `GET /balance` before and after.
+/// - `expected_balance`: the exact expectation, or null when indeterminate requests make it a
+///   range; `expected_min`, `expected_max`: the range (equal when exact).
+/// - `lost_amount`: 0 when the final balance is in the range, else expected - final measured
+///   from the nearest end (positive: money vanished; negative: money appeared).
+/// - `overdraft`: acknowledged withdrawals exceed all the account could have held.
+/// - `duplicates`: answers that repeated another answer's balance, or null when not checked;
+///   `duplicates_note`: why not, or a remark; `unexpected_balances`: answers no correct server
+///   could give in this run (null when not checked).
+/// - `acknowledged` and `indeterminate`: {`deposits`, `deposit_sum`, `withdrawals`,
+///   `withdrawal_sum`}.
+/// - `consistent`: no lost amount, no overdraft, no duplicate.
+/// - `server_stats`: null when the server has no `/stats`, else {`lost_updates`, `lost_net`,
+///   `server_net`, `client_net`, `server_expected_balance`, `client_expected_min`,
+///   `client_expected_max`, `server_balance`, `retries`, `agrees`}.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    /// The server's base URL.
+    pub url: String,
+    /// The seed of the operation sequence.
+    pub seed: u64,
+    /// Requests in flight at once.
+    pub concurrency: u64,
+    /// Worker threads.
+    pub threads: usize,
+    /// Share of withdrawals asked for.
+    pub withdraw_ratio: f64,
+    /// The amount spec (`5` or `1..100`).
+    pub amount: String,
+    /// Requests finished.
+    pub requests: u64,
+    /// Wall time of the load, in seconds.
+    pub duration_s: f64,
+    /// Requests per second.
+    pub rps: f64,
+    /// 2xx answers.
+    pub ok: u64,
+    /// 409 answers.
+    pub refused: u64,
+    /// Failures by kind.
+    pub errors: Errors,
+    /// Answers by status code.
+    pub status_codes: BTreeMap<String, u64>,
+    /// Latency percentiles in milliseconds.
+    pub latency_ms: Latency,
+    /// The balance before.
+    pub initial_balance: i64,
+    /// The exact expected balance, or `None` when it is a range.
+    pub expected_balance: Option<i128>,
+    /// The low end of the expected range.
+    pub expected_min: i128,
+    /// The high end of the expected range.
+    pub expected_max: i128,
+    /// The balance after.
+    pub final_balance: i64,
+    /// Signed distance from the expected range to the final balance (expected - final).
+    pub lost_amount: i128,
+    /// More paid out than ever held.
+    pub overdraft: bool,
+    /// Repeated balances, or `None` when not checked.
+    pub duplicates: Option<u64>,
+    /// Why duplicates were not checked, or a remark about them.
+    pub duplicates_note: Option<String>,
+    /// Answers off the expected ladder, when checked.
+    pub unexpected_balances: Option<u64>,
+    /// Acknowledged operations.
+    pub acknowledged: Totals,
+    /// Operations that may or may not have been applied.
+    pub indeterminate: Totals,
+    /// No lost amount, no overdraft, no duplicate.
+    pub consistent: bool,
+    /// The server's `/stats` compared with the client, if the server has it.
+    pub server_stats: Option<CrossCheck>,
+}
+
+/// Latency percentiles, in milliseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Latency {
+    /// Fastest answer.
+    pub min: f64,
+    /// Median.
+    pub p50: f64,
+    /// 90th percentile.
+    pub p90: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// 99.9th percentile.
+    pub p99_9: f64,
+    /// Slowest answer.
+    pub max: f64,
+}
+
+/// Counts and sums of deposits and withdrawals.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Totals {
+    /// Number of deposits.
+    pub deposits: u64,
+    /// Their sum.
+    pub deposit_sum: i128,
+    /// Number of withdrawals.
+    pub withdrawals: u64,
+    /// Their sum.
+    pub withdrawal_sum: i128,
+}
+
+impl Totals {
+    fn new(deposits: Tally, withdrawals: Tally) -> Self {
+        Totals {
+            deposits: deposits.count,
+            deposit_sum: deposits.sum,
+            withdrawals: withdrawals.count,
+            withdrawal_sum: withdrawals.sum,
+        }
+    }
+}
+
+/// What the run was asked to do, for the report header.
+#[derive(Debug, Clone)]
+pub struct Setup {
+    /// The server's base URL.
+    pub url: String,
+    /// The seed.
+    pub seed: u64,
+    /// Requests in flight.
+    pub concurrency: u64,
+    /// Worker threads.
+    pub threads: usize,
+    /// Share of withdrawals.
+    pub withdraw_ratio: f64,
+    /// The amount spec.
+    pub amount: String,
+}
+
+impl Report {
+    /// Assembles the report from the merged stats, the verdict and the cross-check.
+    pub fn new(
+        setup: Setup,
+        stats: &Stats,
+        elapsed_s: f64,
+        verdict: &Verdict,
+        server_stats: Option<CrossCheck>,
+    ) -> Self {
+        let (duplicates_note, unexpected_balances) = match &verdict.duplicates {
+            Duplicates::NotChecked(reason) => (Some(format!("not checked: {reason}")), None),
+            Duplicates::Checked { unexpected: 0, .. } => (None, Some(0)),
+            Duplicates::Checked { unexpected, .. } => (
+                Some(format!(
+                    "{unexpected} answers were not on the ladder before + k*amount: is another client using the account?"
+                )),
+                Some(*unexpected),
+            ),
+        };
+        Report {
+            url: setup.url,
+            seed: setup.seed,
+            concurrency: setup.concurrency,
+            threads: setup.threads,
+            withdraw_ratio: setup.withdraw_ratio,
+            amount: setup.amount,
+            requests: stats.requests,
+            duration_s: elapsed_s,
+            rps: if elapsed_s > 0.0 {
+                stats.requests as f64 / elapsed_s
+            } else {
+                0.0
+            },
+            ok: stats.ok,
+            refused: stats.refused,
+            errors: stats.errors,
+            status_codes: stats
+                .status_codes
+                .iter()
+                .map(|(status, count)| (status.to_string(), *count))
+                .collect(),
+            latency_ms: latency(&stats.latency),
+            initial_balance: verdict.initial,
+            expected_balance: verdict.expected_exact(),
+            expected_min: verdict.expected_min,
+            expected_max: verdict.expected_max,
+            final_balance: verdict.final_balance,
+            lost_amount: verdict.lost_amount,
+            overdraft: verdict.overdraft,
+            duplicates: verdict.duplicates.count(),
+            duplicates_note,
+            unexpected_balances,
+            acknowledged: Totals::new(stats.deposits, stats.withdrawals),
+            indeterminate: Totals::new(
+                stats.indeterminate_deposits,
+                stats.indeterminate_withdrawals,
+            ),
+            consistent: verdict.consistent(),
+            server_stats,
+        }
+    }
+
+    /// The report as one JSON document.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_else(|e| format!(r#"{{"error":"{e}"}}"#))
+    }
+
+    /// The expected balance as text: one number or a range.
+    pub fn expected_text(&self) -> String {
+        match self.expected_balance {
+            Some(exact) => exact.to_string(),
+            None => format!("{}..={}", self.expected_min, self.expected_max),
+        }
+    }
+
+    /// The report as aligned text.
+    pub fn to_text(&self) -> String {
+        let mut out = String::new();
+        let errors = self.errors.total();
+        let indeterminate = self.indeterminate.deposits + self.indeterminate.withdrawals;
+        let _ = writeln!(out, "Summary:");
+        line(&mut out, "Target", &self.url);
+        line(
+            &mut out,
+            "Load",
+            &format!(
+                "{} threads, concurrency {}, withdraw ratio {}, amount {}, seed {}",
+                self.threads, self.concurrency, self.withdraw_ratio, self.amount, self.seed
+            ),
+        );
+        line(&mut out, "Requests", &self.requests.to_string());
+        line(&mut out, "Duration", &format!("{:.4} s", self.duration_s));
+        line(&mut out, "Requests/sec", &format!("{:.1}", self.rps));
+        line(
+            &mut out,
+            "Answers",
+            &format!(
+                "{} ok, {} refused (409), {} errors",
+                self.ok, self.refused, errors
+            ),
+        );
+        let _ = writeln!(out, "\nLatency:");
+        let l = &self.latency_ms;
+        for (name, value) in [
+            ("min", l.min),
+            ("p50", l.p50),
+            ("p90", l.p90),
+            ("p99", l.p99),
+            ("p99.9", l.p99_9),
+            ("max", l.max),
+        ] {
+            line(&mut out, name, &format!("{value:.3} ms"));
+        }
+        let _ = writeln!(out, "\nStatus codes:");
+        if self.status_codes.is_empty() {
+            line(&mut out, "none", "no request was answered");
+        }
+        for (status, count) in &self.status_codes {
+            line(
+                &mut out,
+                &format!("[{status}]"),
+                &format!("{count} responses"),
+            );
+        }
+        if errors > 0 {
+            let _ = writeln!(out, "\nErrors:");
+            let e = &self.errors;
+            for (name, count, meaning) in [
+                ("timeout", e.timeout, "may have been applied"),
+                ("connect", e.connect, "never reached the server"),
+                ("transport", e.transport, "may have been applied"),
+                (
+                    "http status",
+                    e.status,
+                    "4xx and known 503: not applied; other 5xx: may have been",
+                ),
+                ("bad body", e.body, "acknowledged, balance unreadable"),
+            ] {
+                if count > 0 {
+                    line(&mut out, name, &format!("{count} ({meaning})"));
+                }
+            }
+        }
+        let _ = writeln!(out, "\nVerdict:");
+        line(
+            &mut out,
+            "Initial balance",
+            &self.initial_balance.to_string(),
+        );
+        let acknowledged = format!(
+            "+{} in {} deposits, -{} in {} withdrawals",
+            self.acknowledged.deposit_sum,
+            self.acknowledged.deposits,
+            self.acknowledged.withdrawal_sum,
+            self.acknowledged.withdrawals
+        );
+        line(&mut out, "Acknowledged", &acknowledged);
+        let expected = if indeterminate > 0 {
+            format!(
+                "{} ({indeterminate} requests may or may not have been applied)",
+                self.expected_text()
+            )
+        } else {
+            self.expected_text()
+        };
+        line(&mut out, "Expected balance", &expected);
+        line(&mut out, "Final balance", &self.final_balance.to_string());
+        let lost = match self.lost_amount {
+            0 => "0".to_string(),
+            amount if amount > 0 => format!("{amount} (vanished)"),
+            amount => format!("{amount} (appeared: paid out or credited more than acknowledged)"),
+        };
+        line(&mut out, "Lost amount", &lost);
+        line(
+            &mut out,
+            "Overdraft",
+            if self.overdraft { "yes" } else { "no" },
+        );
+        let duplicates = match (self.duplicates, &self.duplicates_note) {
+            (Some(count), None) => count.to_string(),
+            (Some(count), Some(note)) => format!("{count}; {note}"),
+            (None, Some(note)) => note.clone(),
+            (None, None) => "not checked".to_string(),
+        };
+        line(&mut out, "Duplicate answers", &duplicates);
+        match &self.server_stats {
+            None => line(&mut out, "Server /stats", "not available (skipped)"),
+            Some(check) => {
+                line(
+                    &mut out,
+                    "Server /stats",
+                    &format!(
+                        "{} lost updates erasing {}, net {} (client {}), expected {}, balance {}{}",
+                        check.lost_updates,
+                        check.lost_net,
+                        check.server_net,
+                        check.client_net,
+                        check.server_expected_balance,
+                        check.server_balance,
+                        if check.retries > 0 {
+                            format!(", {} retries", check.retries)
+                        } else {
+                            String::new()
+                        }
+                    ),
+                );
+                line(
+                    &mut out,
+                    "Server agrees",
+                    if check.agrees {
+                        "yes"
+                    } else {
+                        "NO: its counters do not match what the client saw"
+                    },
+                );
+            }
+        }
+        line(
+            &mut out,
+            "Consistent",
+            if self.consistent {
+                "yes"
+            } else {
+                "NO: the answers prove that updates were lost"
+            },
+        );
+        out
+    }
+}
+
+fn line(out: &mut String, name: &str, value: &str) {
+    let _ = writeln!(out, "  {:<18} {value}", format!("{name}:"));
+}
+
+fn latency(histogram: &hdrhistogram::Histogram<u64>) -> Latency {
+    if histogram.is_empty() {
+        return Latency::default();
+    }
+    let ms = |micros: u64| micros as f64 / 1000.0;
+    Latency {
+        min: ms(histogram.min()),
+        p50: ms(histogram.value_at_quantile(0.5)),
+        p90: ms(histogram.value_at_quantile(0.9)),
+        p99: ms(histogram.value_at_quantile(0.99)),
+        p99_9: ms(histogram.value_at_quantile(0.999)),
+        max: ms(histogram.max()),
+    }
+}

@@ -1,0 +1,308 @@
+//! Whether updates were lost, judged from the client's own evidence.
+//!
+//! The client knows the balance before, every acknowledged deposit and withdrawal, and the balance
+//! after. A request that timed out or failed in transport may or may not have been applied, so,
+//! like Jepsen's `:info` operations, it widens the expected balance into a range instead of being
+//! guessed: `[exact - indeterminate withdrawals, exact + indeterminate deposits]`. Updates are lost
+//! only when the final balance lies outside that range. Two more proofs need no balance at all:
+//! an overdraft (more paid out than the account could ever have held) and duplicate answers (see
+//! [`crate::seen`]). The server's own `/stats`, when it has one, is compared but never trusted.
+
+use serde::Serialize;
+
+use crate::seen::Seen;
+use crate::stats::Stats;
+
+/// Whether the answered balances were checked for duplicates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Duplicates {
+    /// Checked: answers that repeated another's balance, and answers off the expected ladder.
+    Checked {
+        /// Answers that repeated a balance another answer reported.
+        duplicates: u64,
+        /// Answers that no correct server could have given in this run.
+        unexpected: u64,
+    },
+    /// Not checked, and why.
+    NotChecked(&'static str),
+}
+
+impl Duplicates {
+    /// From the merged bitset, or the reason there is none.
+    pub fn from_seen(seen: Option<&Seen>, reason: &'static str) -> Self {
+        match seen {
+            Some(seen) => Duplicates::Checked {
+                duplicates: seen.duplicates,
+                unexpected: seen.unexpected,
+            },
+            None => Duplicates::NotChecked(reason),
+        }
+    }
+
+    /// The number of duplicates, if checked.
+    pub fn count(&self) -> Option<u64> {
+        match self {
+            Duplicates::Checked { duplicates, .. } => Some(*duplicates),
+            Duplicates::NotChecked(_) => None,
+        }
+    }
+}
+
+/// The client's judgement of one run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    /// The balance read before the run.
+    pub initial: i64,
+    /// The balance read after the run.
+    pub final_balance: i64,
+    /// The lowest balance consistent with the answers.
+    pub expected_min: i128,
+    /// The highest balance consistent with the answers.
+    pub expected_max: i128,
+    /// How far the final balance lies outside the range: positive when money vanished
+    /// (`expected - final`), negative when it appeared, 0 inside the range.
+    pub lost_amount: i128,
+    /// Acknowledged withdrawals exceed everything the account could have held.
+    pub overdraft: bool,
+    /// The duplicate check.
+    pub duplicates: Duplicates,
+}
+
+impl Verdict {
+    /// Judges a run from the balances read around it and the merged stats.
+    pub fn judge(initial: i64, final_balance: i64, stats: &Stats, duplicates: Duplicates) -> Self {
+        let exact = i128::from(initial) + stats.acknowledged_net();
+        let expected_min = exact - stats.indeterminate_withdrawals.sum;
+        let expected_max = exact + stats.indeterminate_deposits.sum;
+        let actual = i128::from(final_balance);
+        let lost_amount = if actual < expected_min {
+            expected_min - actual
+        } else if actual > expected_max {
+            expected_max - actual
+        } else {
+            0
+        };
+        Verdict {
+            initial,
+            final_balance,
+            expected_min,
+            expected_max,
+            lost_amount,
+            // Even if every uncertain deposit went through, the withdrawals paid out more.
+            overdraft: expected_max < 0,
+            duplicates,
+        }
+    }
+
+    /// The expected balance when it is exact (no request was indeterminate).
+    pub fn expected_exact(&self) -> Option<i128> {
+        (self.expected_min == self.expected_max).then_some(self.expected_min)
+    }
+
+    /// No lost update, no overdraft, no duplicate.
+    pub fn consistent(&self) -> bool {
+        self.lost_amount == 0 && !self.overdraft && self.duplicates.count().unwrap_or(0) == 0
+    }
+}
+
+/// The subset of the server's `/stats` that the cross-check reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+pub struct ServerStats {
+    /// The balance now.
+    pub balance: i64,
+    /// Sum of acknowledged deposits since start or reset.
+    pub deposit_sum: i128,
+    /// Sum of acknowledged withdrawals since start or reset.
+    pub withdrawal_sum: i128,
+    /// The balance if nothing had been lost.
+    pub expected_balance: i128,
+    /// Writes that replaced a balance other than the one they read.
+    pub lost_updates: u64,
+    /// The signed total of the changes those writes erased.
+    pub lost_net: i128,
+    /// Optimistic conflicts redone.
+    #[serde(default)]
+    pub retries: u64,
+}
+
+/// The server's account of the run next to the client's, and whether they agree.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CrossCheck {
+    /// Lost updates the server counted during the run.
+    pub lost_updates: u64,
+    /// Money the server says those lost updates erased during the run.
+    pub lost_net: i128,
+    /// Net change the server acknowledged during the run (Δ(deposit_sum - withdrawal_sum)).
+    pub server_net: i128,
+    /// Net change the client saw acknowledged.
+    pub client_net: i128,
+    /// The server's `expected_balance` after the run.
+    pub server_expected_balance: i128,
+    /// The client's expected balance (the low end when a range).
+    pub client_expected_min: i128,
+    /// The client's expected balance (the high end when a range).
+    pub client_expected_max: i128,
+    /// The server's `balance` after the run.
+    pub server_balance: i64,
+    /// Optimistic retries during the run.
+    pub retries: u64,
+    /// The server's net lies in the client's range, the server's expected balance moved by the
+    /// same amount, and when the client's expectation is exact, the money the server says was
+    /// erased is what the client found missing.
+    pub agrees: bool,
+}
+
+impl CrossCheck {
+    /// Compares the server's counters before and after with the client's verdict.
+    pub fn new(
+        before: &ServerStats,
+        after: &ServerStats,
+        stats: &Stats,
+        verdict: &Verdict,
+    ) -> Self {
+        let server_net = (after.deposit_sum - after.withdrawal_sum)
+            - (before.deposit_sum - before.withdrawal_sum);
+        let client_net = stats.acknowledged_net();
+        let net_min = client_net - stats.indeterminate_withdrawals.sum;
+        let net_max = client_net + stats.indeterminate_deposits.sum;
+        let lost_net = after.lost_net - before.lost_net;
+        // The server's expected balance moves by exactly what it acknowledged.
+        let expected_moves = after.expected_balance - before.expected_balance == server_net;
+        let lost_matches = match verdict.expected_exact() {
+            Some(exact) => lost_net == exact - i128::from(verdict.final_balance),
+            None => true,
+        };
+        CrossCheck {
+            lost_updates: after.lost_updates.saturating_sub(before.lost_updates),
+            lost_net,
+            server_net,
+            client_net,
+            server_expected_balance: after.expected_balance,
+            client_expected_min: verdict.expected_min,
+            client_expected_max: verdict.expected_max,
+            server_balance: after.balance,
+            retries: after.retries.saturating_sub(before.retries),
+            agrees: (net_min..=net_max).contains(&server_net) && expected_moves && lost_matches,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::Kind;
+    use crate::stats::Outcome;
+
+    fn stats(ops: &[(Kind, i64, Outcome)]) -> Stats {
+        let mut stats = Stats::new(false);
+        for &(kind, amount, outcome) in ops {
+            stats.record_outcome(kind, amount, outcome);
+        }
+        stats
+    }
+
+    const UNCHECKED: Duplicates = Duplicates::NotChecked("test");
+    use Kind::{Deposit, Withdraw};
+    use Outcome::{Applied, Indeterminate, NotApplied};
+
+    #[test]
+    fn an_exact_expectation_that_is_met_is_consistent() {
+        let stats = stats(&[
+            (Deposit, 10, Applied),
+            (Withdraw, 3, Applied),
+            (Withdraw, 50, NotApplied),
+        ]);
+        let verdict = Verdict::judge(100, 107, &stats, UNCHECKED);
+        assert_eq!(verdict.expected_exact(), Some(107));
+        assert_eq!(verdict.lost_amount, 0);
+        assert!(!verdict.overdraft);
+        assert!(verdict.consistent());
+    }
+
+    #[test]
+    fn money_that_vanished_is_a_positive_lost_amount_and_money_that_appeared_negative() {
+        let stats = stats(&[(Deposit, 10, Applied), (Deposit, 10, Applied)]);
+        let vanished = Verdict::judge(0, 10, &stats, UNCHECKED);
+        assert_eq!(vanished.lost_amount, 10);
+        assert!(!vanished.consistent());
+        let appeared = Verdict::judge(0, 25, &stats, UNCHECKED);
+        assert_eq!(appeared.lost_amount, -5);
+        assert!(!appeared.consistent());
+    }
+
+    #[test]
+    fn indeterminate_requests_widen_the_expectation_into_a_range() {
+        let stats = stats(&[
+            (Deposit, 10, Applied),
+            (Deposit, 7, Indeterminate),
+            (Withdraw, 4, Indeterminate),
+        ]);
+        let verdict = Verdict::judge(100, 113, &stats, UNCHECKED);
+        assert_eq!((verdict.expected_min, verdict.expected_max), (106, 117));
+        assert_eq!(verdict.expected_exact(), None);
+        for (final_balance, lost) in [(106, 0), (117, 0), (113, 0), (105, 1), (120, -3)] {
+            let verdict = Verdict::judge(100, final_balance, &stats, UNCHECKED);
+            assert_eq!(verdict.lost_amount, lost, "final {final_balance}");
+        }
+    }
+
+    #[test]
+    fn paying_out_more_than_was_ever_held_is_an_overdraft() {
+        // 100 held, 5 withdrawals of 30 acknowledged, one uncertain deposit of 20.
+        let mut ops = vec![(Withdraw, 30, Applied); 5];
+        ops.push((Deposit, 20, Indeterminate));
+        let verdict = Verdict::judge(100, 10, &stats(&ops), UNCHECKED);
+        assert!(verdict.overdraft, "150 paid out of at most 120");
+        assert!(!verdict.consistent());
+        // Exactly what could have been held is not an overdraft.
+        let ops = vec![(Withdraw, 30, Applied), (Deposit, 20, Indeterminate)];
+        let verdict = Verdict::judge(10, 0, &stats(&ops), UNCHECKED);
+        assert!(!verdict.overdraft);
+        assert_eq!(verdict.lost_amount, 0);
+    }
+
+    #[test]
+    fn duplicates_alone_make_a_run_inconsistent() {
+        let stats = stats(&[(Deposit, 5, Applied)]);
+        let checked = |duplicates| Duplicates::Checked {
+            duplicates,
+            unexpected: 0,
+        };
+        assert!(Verdict::judge(0, 5, &stats, checked(0)).consistent());
+        assert!(!Verdict::judge(0, 5, &stats, checked(1)).consistent());
+    }
+
+    #[test]
+    fn the_cross_check_agrees_with_a_server_that_explains_its_drift() {
+        let stats = stats(&[(Deposit, 5, Applied), (Deposit, 5, Applied)]);
+        let verdict = Verdict::judge(0, 5, &stats, UNCHECKED);
+        let before = ServerStats {
+            balance: 0,
+            deposit_sum: 0,
+            withdrawal_sum: 0,
+            expected_balance: 0,
+            lost_updates: 0,
+            lost_net: 0,
+            retries: 0,
+        };
+        let after = ServerStats {
+            balance: 5,
+            deposit_sum: 10,
+            expected_balance: 10,
+            lost_updates: 1,
+            lost_net: 5,
+            ..before
+        };
+        let check = CrossCheck::new(&before, &after, &stats, &verdict);
+        assert!(check.agrees, "{check:?}");
+        assert_eq!(
+            (check.lost_updates, check.lost_net, check.server_net),
+            (1, 5, 10)
+        );
+        let liar = ServerStats {
+            lost_net: 0,
+            ..after
+        };
+        assert!(!CrossCheck::new(&before, &liar, &stats, &verdict).agrees);
+    }
+}

@@ -1,0 +1,93 @@
+//! `demo` in-process and through the binary.
+
+use clap::Parser;
+use racebank_load::{Cli, Command, Row};
+
+fn demo_opts(args: &[&str]) -> racebank_load::DemoOpts {
+    let mut argv = vec!["racebank-load", "demo"];
+    argv.extend_from_slice(args);
+    match Cli::try_parse_from(argv).expect("demo flags").command {
+        Some(Command::Demo(opts)) => opts,
+        other => panic!("expected demo, got {other:?}"),
+    }
+}
+
+fn row<'a>(rows: &'a [Row], scenario: &str, mode: &str) -> &'a Row {
+    rows.iter()
+        .find(|row| row.scenario == scenario && row.mode == mode)
+        .unwrap_or_else(|| panic!("no row for {scenario}/{mode}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_shows_the_race_in_unguarded_mode_and_none_in_the_safe_modes() {
+    let rows = racebank_load::demo(demo_opts(&[])).await.expect("demo");
+
+    assert_eq!(rows.len(), 10, "two scenarios times five modes");
+    let deposits = row(&rows, "deposits", "unguarded");
+    assert!(
+        !deposits.consistent && deposits.lost_amount > 0,
+        "{deposits:?}"
+    );
+    let withdrawals = row(&rows, "withdrawals", "unguarded");
+    assert!(
+        !withdrawals.consistent && withdrawals.overdraft,
+        "{withdrawals:?}"
+    );
+    for scenario in ["deposits", "withdrawals"] {
+        for mode in ["mutex", "optimistic", "atomic"] {
+            let row = row(&rows, scenario, mode);
+            assert!(row.safe, "{row:?}");
+            assert!(
+                row.consistent && row.lost_amount == 0 && !row.overdraft,
+                "{row:?}"
+            );
+            assert_eq!(
+                row.expected_balance,
+                Some(i128::from(row.final_balance)),
+                "{row:?}"
+            );
+        }
+        assert!(!row(&rows, scenario, "semaphore:4").safe);
+    }
+    // At most 10 withdrawals of 10 fit in 100: the safe modes pay out exactly that.
+    assert_eq!(row(&rows, "withdrawals", "mutex").ok, 10);
+}
+
+#[tokio::test]
+async fn the_demo_binary_prints_json_rows_and_exits_0() {
+    let output = tokio::task::spawn_blocking(|| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_racebank-load"))
+            .args(["demo", "--json", "-n", "100", "--modes", "unguarded,atomic"])
+            .output()
+    })
+    .await
+    .expect("join")
+    .expect("the binary runs");
+
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let rows: serde_json::Value = serde_json::from_slice(&output.stdout).expect("a JSON array");
+    let rows = rows.as_array().expect("an array");
+    assert_eq!(rows.len(), 4);
+    for row in rows {
+        for field in [
+            "scenario",
+            "mode",
+            "requests",
+            "rps",
+            "p99_ms",
+            "expected_balance",
+            "final_balance",
+            "lost_amount",
+            "overdraft",
+            "consistent",
+        ] {
+            assert!(row.get(field).is_some(), "missing `{field}` in {row}");
+        }
+        assert_eq!(row["consistent"], row["mode"] == "atomic", "{row}");
+    }
+}

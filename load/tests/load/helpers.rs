@@ -1,0 +1,53 @@
+//! A real racebank server on an ephemeral loopback port, and `Opts` pointing at it.
+
+use clap::Parser;
+use racebank::{Config, Mode, WorkSpec};
+use racebank_load::Opts;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// A server running on the test's runtime until [`TestServer::stop`].
+pub struct TestServer {
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    stop: oneshot::Sender<()>,
+    handle: JoinHandle<std::io::Result<racebank::Stats>>,
+}
+
+impl TestServer {
+    /// Stops the server and returns its final stats.
+    pub async fn stop(self) -> racebank::Stats {
+        let _ = self.stop.send(());
+        self.handle
+            .await
+            .expect("the server task panicked")
+            .expect("the server failed")
+    }
+}
+
+/// Starts a server in `mode` with `work` and an opening balance.
+pub async fn spawn_server(mode: &str, work: &str, initial_balance: i64) -> TestServer {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind loopback");
+    let url = format!("http://{}", listener.local_addr().expect("local addr"));
+    let config = Config {
+        mode: mode.parse::<Mode>().expect("mode"),
+        work: work.parse::<WorkSpec>().expect("work"),
+        initial_balance,
+        ..Config::default()
+    };
+    let (stop, stopped) = oneshot::channel::<()>();
+    let handle = tokio::spawn(racebank::serve(listener, config, async move {
+        let _ = stopped.await;
+    }));
+    TestServer { url, stop, handle }
+}
+
+/// `Opts` for `url` with `args` after `--url URL --no-progress`.
+pub fn opts(url: &str, args: &[&str]) -> Opts {
+    let mut argv = vec!["racebank-load", "--url", url, "--no-progress"];
+    argv.extend_from_slice(args);
+    Opts::try_parse_from(argv).unwrap_or_else(|e| panic!("{args:?}: {e}"))
+}

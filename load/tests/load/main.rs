@@ -1,0 +1,6 @@
+//! Integration tests of racebank-load against the real racebank server, in one test binary.
+
+mod binary;
+mod demo;
+mod helpers;
+mod run;
