@@ -2,10 +2,9 @@
 //!
 //! One enum, [`Problem`], says what went wrong; [`IntoResponse`] turns it into the status, the
 //! standard members (`type`, `title`, `status`, `detail`) and, where useful, extension members such
-//! as the `balance` a refused withdrawal saw. Axum's own rejections are converted too, so that a body
-//! that is too large or a missing content type look like every other error.
+//! as the `balance` a refused withdrawal saw. The router's own errors (an unknown route, a wrong
+//! method, a body that is too large) and a caught panic use it too, so every error looks alike.
 
-use axum::extract::rejection::BytesRejection;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Map, Value};
@@ -55,9 +54,6 @@ pub enum Problem {
     /// The server failed while handling the request.
     #[error("the server failed while handling this request; nothing was changed")]
     Internal,
-    /// An axum rejection not covered above.
-    #[error("{detail}")]
-    Other { status: StatusCode, detail: String },
 }
 
 impl Problem {
@@ -75,7 +71,6 @@ impl Problem {
             Problem::NotFound { .. } => StatusCode::NOT_FOUND,
             Problem::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Problem::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-            Problem::Other { status, .. } => *status,
         }
     }
 
@@ -93,7 +88,6 @@ impl Problem {
             Problem::MethodNotAllowed => "method-not-allowed",
             Problem::ShuttingDown => "shutting-down",
             Problem::Internal => "internal",
-            Problem::Other { .. } => "bad-request",
         }
     }
 
@@ -111,7 +105,6 @@ impl Problem {
             Problem::MethodNotAllowed => "Method not allowed",
             Problem::ShuttingDown => "Shutting down",
             Problem::Internal => "Internal server error",
-            Problem::Other { .. } => "Bad request",
         }
     }
 
@@ -188,20 +181,6 @@ impl From<AccountError> for Problem {
             }
             AccountError::Contention { retries } => Problem::Contention { retries },
             AccountError::Stopped => Problem::ShuttingDown,
-        }
-    }
-}
-
-impl From<BytesRejection> for Problem {
-    fn from(rejection: BytesRejection) -> Self {
-        match rejection.status() {
-            StatusCode::PAYLOAD_TOO_LARGE => Problem::TooLarge {
-                limit: crate::routes::BODY_LIMIT,
-            },
-            status => Problem::Other {
-                status,
-                detail: rejection.body_text(),
-            },
         }
     }
 }

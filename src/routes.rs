@@ -15,8 +15,7 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{FromRequest, Request, State};
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -52,27 +51,22 @@ pub fn app(account: Arc<Account>) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(account)
-        .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(CatchPanicLayer::custom(panic_as_problem))
 }
 
 async fn deposit(
     State(account): State<Arc<Account>>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: JsonBody,
 ) -> Result<Json<BalanceBody>, Problem> {
-    let amount = amount(&headers, &body?)?;
-    let balance = account.apply(Op::Deposit(amount)).await?;
+    let balance = account.apply(Op::Deposit(amount(&body)?)).await?;
     Ok(Json(BalanceBody { balance }))
 }
 
 async fn withdraw(
     State(account): State<Arc<Account>>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: JsonBody,
 ) -> Result<Json<BalanceBody>, Problem> {
-    let amount = amount(&headers, &body?)?;
-    let balance = account.apply(Op::Withdraw(amount)).await?;
+    let balance = account.apply(Op::Withdraw(amount(&body)?)).await?;
     Ok(Json(BalanceBody { balance }))
 }
 
@@ -89,14 +83,12 @@ async fn stats(State(account): State<Arc<Account>>) -> Json<Stats> {
 /// Without a body, back to the balance the server started with; with one, to `balance`.
 async fn reset(
     State(account): State<Arc<Account>>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: JsonBody,
 ) -> Result<Json<Stats>, Problem> {
-    let body = body?;
-    let balance = if body.is_empty() {
+    let balance = if body.bytes.is_empty() {
         account.opening_balance()
     } else {
-        reset_balance(&headers, &body)?
+        reset_balance(&body)?
     };
     account.reset(balance);
     Ok(Json(account.stats()))
@@ -112,8 +104,48 @@ async fn not_found(uri: axum::http::Uri) -> Problem {
     }
 }
 
+/// A request body and whether it was sent as JSON.
+///
+/// Handlers take this instead of `HeaderMap` + `Bytes`, which would copy every header of every
+/// request just to look at one.
+struct JsonBody {
+    bytes: Bytes,
+    is_json: bool,
+}
+
+impl<S: Send + Sync> FromRequest<S> for JsonBody {
+    type Rejection = Problem;
+
+    async fn from_request(request: Request, _: &S) -> Result<Self, Problem> {
+        let is_json = is_json(request.headers());
+        // The limit is applied here rather than with `DefaultBodyLimit`, whose layer adds an
+        // extension (a map allocation) to every request.
+        let bytes = axum::body::to_bytes(request.into_body(), BODY_LIMIT)
+            .await
+            .map_err(|error| body_error(&error))?;
+        Ok(JsonBody { bytes, is_json })
+    }
+}
+
+/// A body that could not be read: too large, or cut off by the client.
+fn body_error(error: &axum::Error) -> Problem {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(cause) = source {
+        if cause.is::<http_body_util::LengthLimitError>() {
+            return Problem::TooLarge { limit: BODY_LIMIT };
+        }
+        source = cause.source();
+    }
+    Problem::MalformedBody(format!("the body could not be read: {error}"))
+}
+
 /// Reads `{"amount": N}`: a positive whole number of minor units.
-fn amount(headers: &HeaderMap, body: &[u8]) -> Result<Amount, Problem> {
+fn amount(
+    JsonBody {
+        bytes: body,
+        is_json,
+    }: &JsonBody,
+) -> Result<Amount, Problem> {
     /// The only body a deposit or withdrawal takes; parsing it allocates nothing.
     #[derive(serde::Deserialize)]
     #[serde(deny_unknown_fields)]
@@ -121,7 +153,7 @@ fn amount(headers: &HeaderMap, body: &[u8]) -> Result<Amount, Problem> {
         amount: i64,
     }
 
-    if !is_json(headers) {
+    if !is_json {
         return Err(unsupported_media_type("amount"));
     }
     let parsed = serde_json::from_slice::<AmountOnly>(body);
@@ -145,8 +177,13 @@ fn amount(headers: &HeaderMap, body: &[u8]) -> Result<Amount, Problem> {
 }
 
 /// Reads `{"balance": N}` for a reset: a whole number of minor units, zero or more.
-fn reset_balance(headers: &HeaderMap, body: &[u8]) -> Result<i64, Problem> {
-    if !is_json(headers) {
+fn reset_balance(
+    JsonBody {
+        bytes: body,
+        is_json,
+    }: &JsonBody,
+) -> Result<i64, Problem> {
+    if !is_json {
         return Err(unsupported_media_type("balance"));
     }
     let fields = json_object(body, "balance")?;
