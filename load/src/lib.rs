@@ -10,7 +10,8 @@
 //! The map:
 //! - [`opts`]: the command line (`run`, the default, and `demo`), checked before anything is sent.
 //! - [`ops`]: the operation sequence, operation `i` a pure function of `(seed, i)`.
-//! - [`workers`]: the hot loop: one current-thread runtime, client and [`Stats`] per thread.
+//! - [`workers`]: the hot loop: one current-thread runtime and [`Stats`] per thread, one hyper
+//!   HTTP/1.1 keep-alive connection per in-flight slot.
 //! - [`stats`]: what a worker observed (latency histogram, counters, sums), merged at the end.
 //! - [`seen`]: the duplicate-balance bitset, one bit per request.
 //! - [`verdict`]: expected range, lost amount, overdraft, duplicates, and the `/stats` cross-check.

@@ -13,15 +13,17 @@ use crate::progress::Progress;
 use crate::report::{Report, Setup};
 use crate::seen::Ladder;
 use crate::verdict::{CrossCheck, Duplicates, Verdict};
-use crate::workers::{self, Job, Stop};
+use crate::workers::{self, Job, Stop, Target};
 
 /// Runs the load described by `opts` against `opts.url` and judges the result.
 ///
 /// Fails (exit 2 in the binary) when the server cannot be read before or after; a run that finds
 /// lost updates is not a failure but a [`Report`] with `consistent == false`.
 pub async fn run(opts: Opts) -> anyhow::Result<Report> {
-    let control = probe::client(opts.timeout)?;
     let base = opts.url.clone();
+    // Refuses anything but http:// and resolves the host once, before anything is sent.
+    let target = Target::new(&base)?;
+    let control = probe::client(opts.timeout)?;
     let stats_before = probe::stats(&control, &base).await;
     let initial = probe::balance(&control, &base)
         .await
@@ -37,13 +39,13 @@ pub async fn run(opts: Opts) -> anyhow::Result<Report> {
         Limit::Duration(duration) => Stop::At(started + duration),
     };
     let job = Arc::new(Job::new(
-        &base,
+        target,
         plan,
         stop,
         opts.timeout,
         ladder,
         claimed.clone(),
-    )?);
+    ));
     let threads = opts.thread_count();
     let progress = Progress::start(limit, claimed, !opts.no_progress);
     let outcome = workers::run(job, threads, opts.concurrency).await;
