@@ -3,7 +3,7 @@
 //! One enum, [`Problem`], says what went wrong; [`IntoResponse`] turns it into the status, the
 //! standard members (`type`, `title`, `status`, `detail`) and, where useful, extension members such
 //! as the `balance` a refused withdrawal saw. The router's own errors (an unknown route, a wrong
-//! method, a body that is too large) and a caught panic use it too, so every error looks alike.
+//! method, a body that is too large) use it too, so every error looks alike.
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -51,9 +51,6 @@ pub enum Problem {
     /// The server is shutting down and stopped this request before it wrote anything.
     #[error("the server is shutting down and stopped this request before it changed anything")]
     ShuttingDown,
-    /// The server failed while handling the request.
-    #[error("the server failed while handling this request; nothing was changed")]
-    Internal,
 }
 
 impl Problem {
@@ -70,7 +67,6 @@ impl Problem {
             Problem::Contention { .. } | Problem::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             Problem::NotFound { .. } => StatusCode::NOT_FOUND,
             Problem::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Problem::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -87,7 +83,6 @@ impl Problem {
             Problem::NotFound { .. } => "not-found",
             Problem::MethodNotAllowed => "method-not-allowed",
             Problem::ShuttingDown => "shutting-down",
-            Problem::Internal => "internal",
         }
     }
 
@@ -104,7 +99,6 @@ impl Problem {
             Problem::NotFound { .. } => "Not found",
             Problem::MethodNotAllowed => "Method not allowed",
             Problem::ShuttingDown => "Shutting down",
-            Problem::Internal => "Internal server error",
         }
     }
 
