@@ -52,8 +52,12 @@ use crate::stats::{Outcome, Stats};
 /// Widest amount range whose bodies are all built in advance.
 const PRECOMPUTED_AMOUNTS: i64 = 10_000;
 
-/// The body our server answers when optimistic mode gave up without changing anything.
-const CONTENTION_PROBLEM: &[u8] = b"urn:racebank:problem:too-much-contention";
+/// The 503 problem types with which racebank says it changed nothing: optimistic mode gave up, or
+/// the server cut the request short while shutting down.
+const NOT_APPLIED_PROBLEMS: [&[u8]; 2] = [
+    b"urn:racebank:problem:too-much-contention",
+    b"urn:racebank:problem:shutting-down",
+];
 
 /// Connections one request may go through when the previous ones closed before it was sent.
 const ATTEMPTS: usize = 3;
@@ -545,7 +549,11 @@ fn record_answer(stats: &mut Stats, job: &Job, status: StatusCode, body: Option<
     stats.errors.status += 1;
     if status.is_server_error() {
         let known_not_applied = status == StatusCode::SERVICE_UNAVAILABLE
-            && body.is_some_and(|bytes| contains(&bytes, CONTENTION_PROBLEM));
+            && body.is_some_and(|bytes| {
+                NOT_APPLIED_PROBLEMS
+                    .iter()
+                    .any(|problem| contains(&bytes, problem))
+            });
         if known_not_applied {
             Outcome::NotApplied
         } else {
