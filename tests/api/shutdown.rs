@@ -8,9 +8,11 @@ use crate::helpers::{amount_body, assert_ledger_explains_balance, spawn_app};
 
 #[tokio::test]
 async fn shutdown_under_load_finishes_the_requests_in_flight() {
-    let app = spawn_app("unguarded", "300ms").await;
+    // Two seconds of work, and the stop comes half a second in: wide margins, so that a slow CI
+    // machine still has every request inside its work when the stop arrives.
+    let app = spawn_app("unguarded", "2s").await;
 
-    // Stop while a batch of deposits is inside its 300 ms of work.
+    // Stop while a batch of deposits is inside its work.
     let client = app.client.clone();
     let url = format!("{}/deposit", app.address);
     let in_flight: Vec<_> = (0..20)
@@ -22,7 +24,7 @@ async fn shutdown_under_load_finishes_the_requests_in_flight() {
             tokio::spawn(async move { request.send().await.map(|r| r.status()) })
         })
         .collect();
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
     let stats = app.shutdown().await;
 
     for request in in_flight {
@@ -87,7 +89,7 @@ async fn shutdown_stops_waiting_for_requests_that_outlast_the_grace_period() {
             .body(amount_body(5));
         tokio::spawn(request.send())
     };
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
 
     let started = std::time::Instant::now();
     let stats = app.shutdown().await;
