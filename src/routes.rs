@@ -9,8 +9,9 @@
 //! | `POST /reset`    | optional `{"balance": N}` | 200 [`Stats`] after the reset        |
 //! | `GET /healthz`   |                       | 200 `{"status": "ok"}`                   |
 //!
-//! Bodies are checked by hand rather than by deserializing into a struct, so that each way of
-//! getting an amount wrong (a string, a fraction, `1e30`, a missing field) gets its own sentence.
+//! A well-formed `{"amount": N}` is parsed into a struct without allocating. Only when that fails is
+//! the body taken apart by hand, so that each way of getting an amount wrong (a string, a fraction,
+//! `1e30`, a missing field) gets its own sentence.
 //!
 //! There is no middleware on the request path. Nothing a client sends can reach a panic (the bad-input
 //! tests try each kind), tokio confines a panicking connection to its own task, and the locks shrug

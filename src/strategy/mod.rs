@@ -8,8 +8,8 @@
 //! | `optimistic`  | read, work, compare-and-swap, else redo   | no             | no         |
 //! | `atomic`      | work, then one indivisible update         | no             | no         |
 //!
-//! A new strategy is a file here, a variant of [`Mode`] and [`Strategy`], and an arm in
-//! [`Strategy::apply`].
+//! A new strategy is a file here, a variant of [`Mode`] and of `Strategy`, and an arm in
+//! `Strategy::apply`.
 
 mod atomic;
 mod mutex;
