@@ -33,18 +33,9 @@ use crate::verdict::{CrossCheck, Duplicates, Verdict};
 ///   `client_expected_max`, `server_balance`, `retries`, `agrees`}.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Report {
-    /// The server's base URL.
-    pub url: String,
-    /// The seed of the operation sequence.
-    pub seed: u64,
-    /// Requests in flight at once.
-    pub concurrency: u64,
-    /// Worker threads.
-    pub threads: usize,
-    /// Share of withdrawals asked for.
-    pub withdraw_ratio: f64,
-    /// The amount spec (`5` or `1..100`).
-    pub amount: String,
+    /// What was sent (flattened into the top level of the JSON).
+    #[serde(flatten)]
+    pub setup: Setup,
     /// Requests finished.
     pub requests: u64,
     /// Wall time of the load, in seconds.
@@ -133,19 +124,19 @@ impl Totals {
 }
 
 /// What the run was asked to do, for the report header.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Setup {
     /// The server's base URL.
     pub url: String,
-    /// The seed.
+    /// The seed of the operation sequence.
     pub seed: u64,
-    /// Requests in flight.
+    /// Requests in flight at once.
     pub concurrency: u64,
     /// Worker threads.
     pub threads: usize,
-    /// Share of withdrawals.
+    /// Share of withdrawals asked for.
     pub withdraw_ratio: f64,
-    /// The amount spec.
+    /// The amount spec (`5` or `1..100`).
     pub amount: String,
 }
 
@@ -169,12 +160,7 @@ impl Report {
             ),
         };
         Report {
-            url: setup.url,
-            seed: setup.seed,
-            concurrency: setup.concurrency,
-            threads: setup.threads,
-            withdraw_ratio: setup.withdraw_ratio,
-            amount: setup.amount,
+            setup,
             requests: stats.requests,
             duration_s: elapsed_s,
             rps: if elapsed_s > 0.0 {
@@ -230,13 +216,14 @@ impl Report {
         let errors = self.errors.total();
         let indeterminate = self.indeterminate.deposits + self.indeterminate.withdrawals;
         let _ = writeln!(out, "Summary:");
-        line(&mut out, "Target", &self.url);
+        let setup = &self.setup;
+        line(&mut out, "Target", &setup.url);
         line(
             &mut out,
             "Load",
             &format!(
                 "{} threads, concurrency {}, withdraw ratio {}, amount {}, seed {}",
-                self.threads, self.concurrency, self.withdraw_ratio, self.amount, self.seed
+                setup.threads, setup.concurrency, setup.withdraw_ratio, setup.amount, setup.seed
             ),
         );
         line(&mut out, "Requests", &self.requests.to_string());
