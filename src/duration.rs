@@ -39,7 +39,7 @@ pub fn format_duration(duration: Duration) -> String {
         return "0ms".to_string();
     }
     for (unit, size) in [("s", 1_000_000_000), ("ms", 1_000_000), ("us", 1_000)] {
-        if nanos % size == 0 {
+        if nanos.is_multiple_of(size) {
             return format!("{}{unit}", nanos / size);
         }
     }
