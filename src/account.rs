@@ -150,19 +150,19 @@ impl Shared {
 
     /// Applies `op` to the current balance in one indivisible step and records it.
     pub(crate) fn update_in_place(&self, op: Op) -> Result<i64, Refusal> {
-        let mut refusal = None;
+        // The closure's last answer is the outcome: the balance written, or the refusal.
+        let mut outcome = None;
         let updated = self
             .balance
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |balance| {
-                op.apply_to(balance).map_err(|r| refusal = Some(r)).ok()
+                let attempt = op.apply_to(balance);
+                outcome = Some(attempt);
+                attempt.ok()
             });
-        match updated {
-            Ok(read) => {
-                self.ledger().record_write(op, read, read);
-                Ok(read + op.delta())
-            }
-            Err(_) => Err(refusal.expect("fetch_update fails only when the closure refuses")),
+        if let Ok(read) = updated {
+            self.ledger().record_write(op, read, read);
         }
+        outcome.expect("fetch_update calls the closure at least once")
     }
 
     /// Records optimistic conflicts.

@@ -51,21 +51,6 @@ pub enum Refusal {
 }
 
 impl Op {
-    /// The amount, whatever the direction.
-    pub fn amount(self) -> Amount {
-        match self {
-            Op::Deposit(amount) | Op::Withdraw(amount) => amount,
-        }
-    }
-
-    /// The signed change this operation makes when it is written.
-    pub fn delta(self) -> i64 {
-        match self {
-            Op::Deposit(amount) => amount.get(),
-            Op::Withdraw(amount) => -amount.get(),
-        }
-    }
-
     /// The balance to write, given the balance read: the funds check and the overflow check.
     pub fn apply_to(self, balance: i64) -> Result<i64, Refusal> {
         match self {

@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use anyhow::{bail, Context};
+use racebank::routes::BalanceBody;
 use reqwest::{StatusCode, Url};
 
 use crate::verdict::ServerStats;
@@ -26,10 +27,6 @@ pub fn client(timeout: Duration) -> anyhow::Result<reqwest::Client> {
 
 /// `GET /balance`.
 pub async fn balance(client: &reqwest::Client, base: &Url) -> anyhow::Result<i64> {
-    #[derive(serde::Deserialize)]
-    struct BalanceBody {
-        balance: i64,
-    }
     let url = endpoint(base, "balance")?;
     let response = client
         .get(url.clone())

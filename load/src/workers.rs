@@ -38,6 +38,7 @@ use hyper::client::conn::http1::{self, SendRequest};
 use hyper::header::{HeaderValue, CONTENT_TYPE, HOST};
 use hyper::{Method, Request, StatusCode, Uri};
 use hyper_util::rt::TokioIo;
+use racebank::routes::BalanceBody;
 use reqwest::Url;
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
@@ -570,12 +571,6 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack
         .windows(needle.len())
         .any(|window| window == needle)
-}
-
-/// `{"balance": B}`.
-#[derive(serde::Deserialize)]
-struct BalanceBody {
-    balance: i64,
 }
 
 #[cfg(test)]
