@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use racebank::money::{Amount, Op};
-use racebank::{Account, Config, Mode, WorkSpec};
+use racebank::{Account, AccountConfig, Mode, WorkSpec};
 
 const TASKS: usize = 64;
 const UPDATES_PER_TASK: usize = 16;
@@ -22,11 +22,10 @@ fn contended_deposits(c: &mut Criterion) {
     group.throughput(Throughput::Elements((TASKS * UPDATES_PER_TASK) as u64));
     for work in [WorkSpec::None, WorkSpec::Yield] {
         for mode in Mode::showcase() {
-            let account = Arc::new(Account::new(&Config {
-                mode,
-                work,
-                ..Config::default()
-            }));
+            let account = runtime
+                .block_on(Account::open(&AccountConfig::memory(mode, work)))
+                .expect("the memory store always opens");
+            let account = Arc::new(account);
             let deposit = Op::Deposit(Amount::new(1).unwrap());
             group.bench_with_input(
                 BenchmarkId::new(work.to_string(), mode),

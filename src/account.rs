@@ -1,100 +1,68 @@
-//! The account: one balance, its ledger, and the strategy that guards its updates.
+//! The account as the HTTP layer sees it: a store, the mode's in-process guard, and the work.
 //!
-//! The balance is an atomic so that the unguarded race is a race condition, not undefined behaviour:
-//! a `load` to read, a `swap` to write. The swap returns the balance it replaced, which is how every
-//! write knows whether it erased someone else's update. Each write and its ledger entry happen with no
-//! await between them, so a client that disconnects can never leave the two out of step.
+//! Everything that is the same in every store lives here, once: the `mutex` and `semaphore:N`
+//! guards around the store's section, the work in the window, and the stop signal that cuts
+//! requests short when the server stops.
 
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Mutex, MutexGuard};
-
-use tokio::sync::watch;
-
-use crate::config::Config;
-use crate::ledger::{Ledger, Stats};
-use crate::money::{Op, Refusal};
-use crate::strategy::{Mode, Strategy};
-use crate::work::{Work, WorkSpec};
-
-/// Why an operation was not applied.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum AccountError {
-    /// The funds check or the overflow check said no.
-    #[error(transparent)]
-    Refused(#[from] Refusal),
-    /// Optimistic mode met a conflicting write on every attempt.
-    #[error(
-        "gave up after redoing the work {retries} times: every attempt met a conflicting write"
-    )]
-    Contention { retries: u32 },
-    /// The server is stopping and cut the work short; nothing was written.
-    #[error("the server is shutting down")]
-    Stopped,
-}
+use crate::config::AccountConfig;
+use crate::error::{AccountError, OpenError};
+use crate::guard::Guard;
+use crate::ledger::Stats;
+use crate::mode::Mode;
+use crate::money::Op;
+use crate::store::Store;
+use crate::work::Work;
 
 /// A bank account with one balance, guarded (or not) by its mode.
 #[derive(Debug)]
 pub struct Account {
     mode: Mode,
+    store_name: &'static str,
     opening_balance: i64,
-    strategy: Strategy,
-    shared: Shared,
-    stopping: watch::Sender<bool>,
+    guard: Guard,
+    store: Store,
+    work: Work,
 }
 
 impl Account {
-    /// Opens the account that `config` describes.
-    pub fn new(config: &Config) -> Self {
-        Self {
+    /// Opens the account `config` describes, creating it in its store if it does not exist.
+    pub async fn open(config: &AccountConfig) -> Result<Self, OpenError> {
+        Ok(Self {
             mode: config.mode,
+            store_name: config.store.name(),
             opening_balance: config.initial_balance,
-            strategy: Strategy::new(config.mode, config.max_retries),
-            shared: Shared {
-                balance: AtomicI64::new(config.initial_balance),
-                ledger: Mutex::new(Ledger::new(config.initial_balance)),
-                work: Work::new(config.work),
-            },
-            stopping: watch::Sender::new(false),
-        }
+            guard: Guard::new(config.mode.in_process_permits()),
+            store: Store::open(config).await?,
+            work: Work::new(config.work),
+        })
     }
 
     /// Applies a deposit or withdrawal and returns the balance this request wrote.
     pub async fn apply(&self, op: Op) -> Result<i64, AccountError> {
-        let outcome = if self.shared.work.spec() == WorkSpec::None {
-            // No await point in the work, so nothing to cut short: skip the watch on the hot path.
-            self.strategy.apply(&self.shared, op).await
-        } else {
-            let mut stopping = self.stopping.subscribe();
-            tokio::select! {
-                outcome = self.strategy.apply(&self.shared, op) => outcome,
-                _ = stopping.wait_for(|stopping| *stopping) => Err(AccountError::Stopped),
-            }
-        };
-        if let Err(AccountError::Refused(Refusal::InsufficientFunds { .. })) = outcome {
-            self.shared.ledger().record_refusal();
-        }
-        outcome
+        let _permit = self.guard.enter(&self.work).await?;
+        self.store.apply(&self.work, op).await
     }
 
     /// Cuts short every request still waiting or working: each answers 503 and writes nothing.
-    /// The strategies are cancel-safe, so dropping them mid-work leaves no half-write.
     pub fn stop(&self) {
-        self.stopping.send_replace(true);
+        self.work.stop();
     }
 
     /// The balance now.
-    pub fn balance(&self) -> i64 {
-        self.shared.read()
+    pub async fn balance(&self) -> Result<i64, AccountError> {
+        self.store.balance().await
     }
 
-    /// The counters and the balance; consistent with each other whenever no request is in flight.
-    pub fn stats(&self) -> Stats {
-        let ledger = self.shared.ledger();
-        ledger.stats(
-            self.shared.read(),
+    /// The account-wide counters and the balance; consistent with each other whenever no request is
+    /// in flight.
+    pub async fn stats(&self) -> Result<Stats, AccountError> {
+        let (ledger, balance) = self.store.ledger().await?;
+        Ok(ledger.stats(
+            balance,
             self.mode.to_string(),
-            self.shared.work.spec().to_string(),
-        )
+            self.work.spec().to_string(),
+            self.store_name,
+        ))
     }
 
     /// The balance the account was opened with (`--initial-balance`).
@@ -103,77 +71,8 @@ impl Account {
     }
 
     /// Sets the balance and zeroes every counter, so runs can repeat without a restart.
-    pub fn reset(&self, balance: i64) {
-        let mut ledger = self.shared.ledger();
-        self.shared.balance.store(balance, Ordering::SeqCst);
-        *ledger = Ledger::new(balance);
-    }
-}
-
-/// What every strategy works on: the balance, the ledger and the work.
-#[derive(Debug)]
-pub(crate) struct Shared {
-    balance: AtomicI64,
-    ledger: Mutex<Ledger>,
-    work: Work,
-}
-
-impl Shared {
-    /// Reads the balance.
-    pub(crate) fn read(&self) -> i64 {
-        self.balance.load(Ordering::SeqCst)
-    }
-
-    /// The work between read and write.
-    pub(crate) fn work(&self) -> &Work {
-        &self.work
-    }
-
-    /// Writes `new_balance` blindly, computed from `read`, and records whether it erased another
-    /// write (the swap hands back what was there).
-    pub(crate) fn overwrite(&self, op: Op, read: i64, new_balance: i64) {
-        let overwritten = self.balance.swap(new_balance, Ordering::SeqCst);
-        self.ledger().record_write(op, read, overwritten);
-    }
-
-    /// Writes `new_balance` only if the balance is still `read`; records the write if it happened.
-    pub(crate) fn compare_and_write(&self, op: Op, read: i64, new_balance: i64) -> bool {
-        let written = self
-            .balance
-            .compare_exchange(read, new_balance, Ordering::SeqCst, Ordering::SeqCst)
-            .is_ok();
-        if written {
-            self.ledger().record_write(op, read, read);
-        }
-        written
-    }
-
-    /// Applies `op` to the current balance in one indivisible step and records it.
-    pub(crate) fn update_in_place(&self, op: Op) -> Result<i64, Refusal> {
-        // The closure's last answer is the outcome: the balance written, or the refusal.
-        let mut outcome = None;
-        let updated = self
-            .balance
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |balance| {
-                let attempt = op.apply_to(balance);
-                outcome = Some(attempt);
-                attempt.ok()
-            });
-        if let Ok(read) = updated {
-            self.ledger().record_write(op, read, read);
-        }
-        outcome.expect("fetch_update calls the closure at least once")
-    }
-
-    /// Records optimistic conflicts.
-    pub(crate) fn record_retries(&self, retries: u32, gave_up: bool) {
-        self.ledger().record_retries(u64::from(retries), gave_up);
-    }
-
-    pub(crate) fn ledger(&self) -> MutexGuard<'_, Ledger> {
-        // Nothing panics while holding the ledger, but a poisoned lock must not take the server down.
-        self.ledger
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
+    pub async fn reset(&self, balance: i64) -> Result<Stats, AccountError> {
+        self.store.reset(balance).await?;
+        self.stats().await
     }
 }

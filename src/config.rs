@@ -1,70 +1,152 @@
-//! Flags, each with an environment-variable fallback (`RACEBANK_MODE`, `RACEBANK_ADDR`, ...).
+//! What an account and a server are made of, as plain values: no command line here.
+//!
+//! The `racebank` binary builds these from flags ([`crate::cli`]); tests, benchmarks and the load
+//! generator's demo build them directly.
 
-use std::net::SocketAddr;
+use std::fmt;
+use std::str::FromStr;
 use std::time::Duration;
 
-use clap::Parser;
-
-use crate::duration::parse_duration;
-use crate::strategy::Mode;
+use crate::mode::Mode;
 use crate::work::WorkSpec;
 
-/// The command line of the `racebank` binary.
-#[derive(Debug, Clone, Parser)]
-#[command(
-    name = "racebank",
-    version,
-    about = "A bank account over HTTP that loses updates on purpose (--mode unguarded) and the strategies that stop it",
-    after_help = "Try: racebank --mode unguarded --work rendezvous:2, then send two deposits at once."
-)]
-pub struct Cli {
-    /// Address to listen on. Loopback by default: this server is for experiments, not the internet.
-    #[arg(long, env = "RACEBANK_ADDR", default_value = "127.0.0.1:3000")]
-    pub addr: SocketAddr,
-
-    /// How the account is served.
-    #[command(flatten)]
-    pub config: Config,
+/// Everything `serve` needs besides a listener.
+#[derive(Debug, Clone, Default)]
+pub struct Config {
+    /// The account to serve.
+    pub account: AccountConfig,
+    /// Server-wide settings.
+    pub server: ServerConfig,
 }
 
-/// How the account behaves: everything `serve` needs besides a listener.
-#[derive(Debug, Clone, clap::Args)]
-pub struct Config {
-    /// How the read -> work -> write section is guarded: unguarded, mutex, semaphore:N, optimistic
-    /// or atomic.
-    #[arg(long, env = "RACEBANK_MODE", default_value = "unguarded")]
-    pub mode: Mode,
-
-    /// What each request does between reading and writing the balance: none, yield, a duration
-    /// (2ms), a random range (0ms..5ms) or rendezvous:N. The default, 1ms, is long enough that
-    /// concurrent requests always overlap.
-    #[arg(long, env = "RACEBANK_WORK", default_value = "1ms")]
-    pub work: WorkSpec,
-
-    /// The balance at start, in minor units (cents).
-    #[arg(long, env = "RACEBANK_INITIAL_BALANCE", default_value_t = 0,
-          value_parser = clap::value_parser!(i64).range(0..))]
-    pub initial_balance: i64,
-
-    /// How often an optimistic request redoes its work after a conflict before it answers 503.
-    #[arg(long, env = "RACEBANK_MAX_RETRIES", default_value_t = 1000)]
-    pub max_retries: u32,
-
-    /// On Ctrl-C or SIGTERM, how long requests in flight may take to finish before the server stops
-    /// anyway (a request stopped this way has written nothing).
-    #[arg(long, env = "RACEBANK_SHUTDOWN_GRACE", default_value = "10s", value_parser = parse_duration)]
+/// Settings of the server around the account.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// On shutdown, how long requests in flight may take to finish before they are cut short.
     pub shutdown_grace: Duration,
 }
 
-impl Default for Config {
+impl Default for ServerConfig {
     fn default() -> Self {
         Self {
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// One account: where it lives, how it is guarded, and what each request does in its window.
+#[derive(Debug, Clone)]
+pub struct AccountConfig {
+    /// Where the balance lives.
+    pub store: StoreConfig,
+    /// Which account of the store: replicas that name the same one share it.
+    pub id: AccountId,
+    /// How the read -> work -> write section is guarded.
+    pub mode: Mode,
+    /// What each request does between reading and writing the balance.
+    pub work: WorkSpec,
+    /// The balance of a new account, and of a reset without a body.
+    pub initial_balance: i64,
+    /// How often a strategy that redoes its section on conflict tries again before it answers 503.
+    pub max_retries: u32,
+    /// How long a lease lasts (Redis `lease` and `fenced` modes).
+    pub lease: Duration,
+}
+
+impl AccountConfig {
+    /// An in-memory account in `mode` doing `work`, with the other settings at their defaults.
+    pub fn memory(mode: Mode, work: WorkSpec) -> Self {
+        Self {
+            mode,
+            work,
+            ..Self::default()
+        }
+    }
+}
+
+impl Default for AccountConfig {
+    fn default() -> Self {
+        Self {
+            store: StoreConfig::Memory,
+            id: AccountId::default(),
             mode: Mode::Unguarded,
             work: WorkSpec::Sleep(Duration::from_millis(1)),
             initial_balance: 0,
             max_retries: 1000,
-            shutdown_grace: Duration::from_secs(10),
+            lease: Duration::from_millis(100),
         }
+    }
+}
+
+/// Where the balance lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreConfig {
+    /// In this process: fast, and gone when the process stops.
+    Memory,
+    /// A row in PostgreSQL, shared by every replica that names the same account.
+    Postgres {
+        /// `postgres://user@host:port/database`.
+        url: String,
+        /// Connections this server opens at most: a pool smaller than the load is a guard too.
+        pool_size: usize,
+    },
+    /// Keys in Redis, shared by every replica that names the same account.
+    Redis {
+        /// `redis://host:port`.
+        url: String,
+    },
+}
+
+impl StoreConfig {
+    /// The store's name, as `--store` takes it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            StoreConfig::Memory => "memory",
+            StoreConfig::Postgres { .. } => "postgres",
+            StoreConfig::Redis { .. } => "redis",
+        }
+    }
+}
+
+/// The name of an account in a shared store: 1 to 64 ASCII letters, digits, `-` or `_`, so it is
+/// safe as a key prefix and in a log line.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct AccountId(String);
+
+impl AccountId {
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Default for AccountId {
+    fn default() -> Self {
+        Self("main".to_string())
+    }
+}
+
+impl FromStr for AccountId {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let valid = (1..=64).contains(&text.len())
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if valid {
+            Ok(Self(text.to_string()))
+        } else {
+            Err(format!(
+                "`{text}` is not an account id: use 1 to 64 letters, digits, `-` or `_`"
+            ))
+        }
+    }
+}
+
+impl fmt::Display for AccountId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
     }
 }
 
@@ -73,28 +155,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_defaults_of_the_flags_match_config_default() {
-        let cli = Cli::try_parse_from(["racebank"]).unwrap();
-        let default = Config::default();
-        assert_eq!(cli.addr, "127.0.0.1:3000".parse().unwrap());
-        assert_eq!(cli.config.mode, default.mode);
-        assert_eq!(cli.config.work, default.work);
-        assert_eq!(cli.config.initial_balance, default.initial_balance);
-        assert_eq!(cli.config.max_retries, default.max_retries);
-        assert_eq!(cli.config.shutdown_grace, default.shutdown_grace);
-    }
-
-    #[test]
-    fn flags_are_checked() {
-        for args in [
-            &["racebank", "--mode", "spinlock"][..],
-            &["racebank", "--work", "fast"],
-            &["racebank", "--initial-balance", "-1"],
-            &["racebank", "--addr", "localhost"],
-        ] {
+    fn account_ids_are_short_and_plain() {
+        assert!("main".parse::<AccountId>().is_ok());
+        assert!("test-42_a".parse::<AccountId>().is_ok());
+        for bad in ["", "a b", "a:b", "é", &"x".repeat(65)] {
             assert!(
-                Cli::try_parse_from(args).is_err(),
-                "{args:?} should be refused"
+                bad.parse::<AccountId>().is_err(),
+                "{bad:?} should be refused"
             );
         }
     }

@@ -18,16 +18,16 @@ use crate::money::Op;
 /// Running totals since the start or the last reset.
 #[derive(Debug, Clone, Default)]
 pub struct Ledger {
-    initial_balance: i64,
-    deposit_count: u64,
-    deposit_sum: i128,
-    withdrawal_count: u64,
-    withdrawal_sum: i128,
-    refused_count: u64,
-    lost_updates: u64,
-    lost_net: i128,
-    retries: u64,
-    retries_exhausted: u64,
+    pub(crate) initial_balance: i64,
+    pub(crate) deposit_count: u64,
+    pub(crate) deposit_sum: i128,
+    pub(crate) withdrawal_count: u64,
+    pub(crate) withdrawal_sum: i128,
+    pub(crate) refused_count: u64,
+    pub(crate) lost_updates: u64,
+    pub(crate) lost_net: i128,
+    pub(crate) retries: u64,
+    pub(crate) retries_exhausted: u64,
 }
 
 impl Ledger {
@@ -70,10 +70,11 @@ impl Ledger {
     }
 
     /// A snapshot of the counters next to the current balance.
-    pub fn stats(&self, balance: i64, mode: String, work: String) -> Stats {
+    pub fn stats(&self, balance: i64, mode: String, work: String, store: &str) -> Stats {
         let expected_balance =
             i128::from(self.initial_balance) + self.deposit_sum - self.withdrawal_sum;
         Stats {
+            store: store.to_string(),
             mode,
             work,
             balance,
@@ -97,6 +98,8 @@ impl Ledger {
 /// The `/stats` document.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Stats {
+    /// Where the balance lives (`memory`, `postgres`, `redis`).
+    pub store: String,
     /// The strategy guarding the account (`unguarded`, `mutex`, ...).
     pub mode: String,
     /// The work done between read and write (`1ms`, `rendezvous:2`, ...).
@@ -146,7 +149,7 @@ mod tests {
         let mut ledger = Ledger::new(0);
         ledger.record_write(deposit(5), 0, 0);
         ledger.record_write(deposit(5), 0, 5);
-        let stats = ledger.stats(5, "unguarded".into(), "none".into());
+        let stats = ledger.stats(5, "unguarded".into(), "none".into(), "memory");
         assert_eq!(stats.expected_balance, 10);
         assert_eq!(stats.lost_updates, 1);
         assert_eq!(stats.lost_net, 5);
@@ -163,7 +166,7 @@ mod tests {
         let mut ledger = Ledger::new(10);
         ledger.record_write(withdraw, 10, 10);
         ledger.record_write(withdraw, 10, 0);
-        let stats = ledger.stats(0, "unguarded".into(), "none".into());
+        let stats = ledger.stats(0, "unguarded".into(), "none".into(), "memory");
         assert_eq!(stats.expected_balance, -10);
         assert!(stats.overdraft);
         assert_eq!(stats.lost_net, -10);

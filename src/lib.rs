@@ -6,32 +6,45 @@
 //! keeps an exact [`ledger`] of what it acknowledged and of every write that destroyed another's, so
 //! it explains its own drift: at any quiet moment `balance == expected_balance - lost_net`.
 //!
-//! The map:
-//! - [`money`]: amounts and balances as integer minor units, with checked arithmetic.
+//! The balance lives in a store: this process's memory (the default), or PostgreSQL or Redis shared
+//! by several replicas, where in-process guards stop working and the store's own tools take over.
+//!
+//! The map, from the leaves up (each module uses only those above it in this list):
+//! - [`money`], [`duration`]: amounts as integer minor units with checked arithmetic; human durations.
+//! - [`error`]: why an operation was not applied, why an account could not be opened.
 //! - [`work`]: what happens between the read and the write (`none`, `yield`, `2ms`, `0ms..5ms`,
-//!   `rendezvous:N`).
-//! - [`strategy`]: how (or whether) the read -> work -> write section is guarded: one file per
-//!   strategy behind the [`Mode`] enum.
-//! - [`account`]: the balance, its ledger and the chosen strategy.
+//!   `rendezvous:N`), and where a stopping server cuts requests short.
 //! - [`ledger`]: the counters behind `/stats`.
+//! - [`mode`]: the `--mode` names, for every store.
+//! - [`config`]: plain values describing an account and a server.
+//! - `guard`: the in-process `mutex` and `semaphore:N`, the same for every store.
+//! - `store`: where the balance lives, one folder per store and one file per strategy.
+//! - [`account`]: a store, the mode's guard and the work: what the HTTP layer calls.
 //! - [`problem`]: every client error as an RFC 9457 problem document.
 //! - [`routes`]: the HTTP API (`app()`), no socket needed.
-//! - [`config`] and [`server`]: flags, and `serve(listener, config, shutdown)`.
+//! - [`server`]: `serve(listener, config, shutdown)`.
+//! - [`cli`]: the `racebank` command line, which only builds a [`Config`].
 
 pub mod account;
+pub mod cli;
 pub mod config;
 pub mod duration;
+pub mod error;
+mod guard;
 pub mod ledger;
+pub mod mode;
 pub mod money;
 pub mod problem;
 pub mod routes;
 pub mod server;
-pub mod strategy;
+mod store;
 pub mod work;
 
 pub use account::Account;
-pub use config::{Cli, Config};
+pub use cli::Cli;
+pub use config::{AccountConfig, AccountId, Config, ServerConfig, StoreConfig};
+pub use error::{AccountError, OpenError};
 pub use ledger::Stats;
-pub use server::{serve, shutdown_signal};
-pub use strategy::Mode;
+pub use mode::Mode;
+pub use server::{serve, shutdown_signal, ServeError};
 pub use work::WorkSpec;

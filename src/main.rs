@@ -30,6 +30,6 @@ async fn run(cli: racebank::Cli) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(cli.addr)
         .await
         .with_context(|| format!("cannot listen on {}", cli.addr))?;
-    racebank::serve(listener, cli.config, racebank::shutdown_signal()).await?;
+    racebank::serve(listener, cli.config(), racebank::shutdown_signal()).await?;
     Ok(())
 }

@@ -9,7 +9,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Map, Value};
 
-use crate::account::AccountError;
+use crate::error::AccountError;
 use crate::money::Refusal;
 
 /// The media type of a problem document.
@@ -51,6 +51,15 @@ pub enum Problem {
     /// The server is shutting down and stopped this request before it wrote anything.
     #[error("the server is shutting down and stopped this request before it changed anything")]
     ShuttingDown,
+    /// The store could not be reached; nothing was changed.
+    #[error("{0}; nothing was changed, try again")]
+    StoreUnavailable(String),
+    /// The store failed after the write was sent.
+    #[error("{0}")]
+    OutcomeUnknown(String),
+    /// The request's lease ran out, and a newer holder's fencing token refused its write.
+    #[error("{0}; nothing was changed, try again")]
+    LeaseLost(String),
 }
 
 impl Problem {
@@ -64,7 +73,11 @@ impl Problem {
             }
             Problem::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Problem::InsufficientFunds { .. } => StatusCode::CONFLICT,
-            Problem::Contention { .. } | Problem::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            Problem::Contention { .. }
+            | Problem::ShuttingDown
+            | Problem::StoreUnavailable(_)
+            | Problem::LeaseLost(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Problem::OutcomeUnknown(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Problem::NotFound { .. } => StatusCode::NOT_FOUND,
             Problem::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         }
@@ -83,6 +96,9 @@ impl Problem {
             Problem::NotFound { .. } => "not-found",
             Problem::MethodNotAllowed => "method-not-allowed",
             Problem::ShuttingDown => "shutting-down",
+            Problem::StoreUnavailable(_) => "store-unavailable",
+            Problem::OutcomeUnknown(_) => "outcome-unknown",
+            Problem::LeaseLost(_) => "lease-lost",
         }
     }
 
@@ -99,6 +115,9 @@ impl Problem {
             Problem::NotFound { .. } => "Not found",
             Problem::MethodNotAllowed => "Method not allowed",
             Problem::ShuttingDown => "Shutting down",
+            Problem::StoreUnavailable(_) => "The store is unavailable",
+            Problem::OutcomeUnknown(_) => "The outcome of the write is unknown",
+            Problem::LeaseLost(_) => "The lease ran out before the write",
         }
     }
 
@@ -175,6 +194,13 @@ impl From<AccountError> for Problem {
             }
             AccountError::Contention { retries } => Problem::Contention { retries },
             AccountError::Stopped => Problem::ShuttingDown,
+            error @ AccountError::Unavailable { .. } => {
+                Problem::StoreUnavailable(error.to_string())
+            }
+            error @ AccountError::OutcomeUnknown { .. } => {
+                Problem::OutcomeUnknown(error.to_string())
+            }
+            AccountError::Fenced(detail) => Problem::LeaseLost(detail),
         }
     }
 }

@@ -73,14 +73,13 @@ async fn withdraw(
     Ok(Json(BalanceBody { balance }))
 }
 
-async fn balance(State(account): State<Arc<Account>>) -> Json<BalanceBody> {
-    Json(BalanceBody {
-        balance: account.balance(),
-    })
+async fn balance(State(account): State<Arc<Account>>) -> Result<Json<BalanceBody>, Problem> {
+    let balance = account.balance().await?;
+    Ok(Json(BalanceBody { balance }))
 }
 
-async fn stats(State(account): State<Arc<Account>>) -> Json<Stats> {
-    Json(account.stats())
+async fn stats(State(account): State<Arc<Account>>) -> Result<Json<Stats>, Problem> {
+    Ok(Json(account.stats().await?))
 }
 
 /// Without a body, back to the balance the server started with; with one, to `balance`.
@@ -93,8 +92,7 @@ async fn reset(
     } else {
         reset_balance(&body)?
     };
-    account.reset(balance);
-    Ok(Json(account.stats()))
+    Ok(Json(account.reset(balance).await?))
 }
 
 async fn healthz() -> Json<Value> {

@@ -18,25 +18,42 @@ use tokio::sync::oneshot;
 
 use crate::account::Account;
 use crate::config::Config;
+use crate::error::{AccountError, OpenError};
 use crate::ledger::Stats;
 use crate::routes;
 
 /// How long cut-short requests get to send their 503 before the server stops regardless.
 const LAST_ANSWERS: Duration = Duration::from_secs(1);
 
-/// Serves the account until `shutdown` completes, lets in-flight requests finish, and returns the
-/// final stats.
+/// Why the server could not start, or could not report at the end.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The account could not be opened (an unreachable store, a mode the store does not run).
+    #[error(transparent)]
+    Open(#[from] OpenError),
+    /// The listener failed.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// The final stats could not be read.
+    #[error("cannot read the final stats: {0}")]
+    Stats(#[from] AccountError),
+}
+
+/// Opens the account, serves it until `shutdown` completes, lets in-flight requests finish, and
+/// returns the final stats.
 pub async fn serve(
     listener: TcpListener,
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<Stats> {
-    let account = Arc::new(Account::new(&config));
+) -> Result<Stats, ServeError> {
+    let account = Arc::new(Account::open(&config.account).await?);
     let app = routes::app(account.clone());
     tracing::info!(
-        mode = %config.mode,
-        work = %config.work,
-        initial_balance = config.initial_balance,
+        store = config.account.store.name(),
+        account = %config.account.id,
+        mode = %config.account.mode,
+        work = %config.account.work,
+        initial_balance = config.account.initial_balance,
         addr = %listener.local_addr()?,
         "racebank is listening"
     );
@@ -55,14 +72,14 @@ pub async fn serve(
         if drain_started.await.is_err() {
             std::future::pending::<()>().await;
         }
-        tokio::time::sleep(config.shutdown_grace).await;
+        tokio::time::sleep(config.server.shutdown_grace).await;
     };
     tokio::pin!(server);
     tokio::select! {
         result = &mut server => result?,
         () = grace_over => {
             tracing::warn!(
-                grace = ?config.shutdown_grace,
+                grace = ?config.server.shutdown_grace,
                 "requests still in flight after the shutdown grace period; cutting them short"
             );
             account.stop();
@@ -71,8 +88,9 @@ pub async fn serve(
             }
         }
     }
-    let stats = account.stats();
+    let stats = account.stats().await?;
     tracing::info!(
+        store = %stats.store,
         mode = %stats.mode,
         balance = stats.balance,
         expected_balance = %stats.expected_balance,

@@ -13,6 +13,11 @@
 //!
 //! `rendezvous` makes a race deterministic: with `rendezvous:2`, two parallel deposits both read the
 //! balance before either writes, every time. Tests that need an exact count of lost updates use it.
+//!
+//! The work is also where a stopping server cuts requests short: [`Work::stop`] ends every window
+//! still open, and the request answers 503 having written nothing. Cutting there, rather than
+//! anywhere in a request, matters for the database stores: a write already sent may commit, so only
+//! a request that has not yet sent its write can truthfully say it changed nothing.
 
 use std::fmt;
 use std::str::FromStr;
@@ -20,9 +25,10 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use rand::Rng;
-use tokio::sync::Notify;
+use tokio::sync::{watch, Notify};
 
 use crate::duration::{format_duration, parse_duration};
+use crate::error::AccountError;
 
 /// How long a request waits at a rendezvous for the others before it goes on alone.
 pub const RENDEZVOUS_TIMEOUT: Duration = Duration::from_secs(1);
@@ -89,11 +95,24 @@ impl fmt::Display for WorkSpec {
     }
 }
 
-/// The work, ready to run: a spec plus the rendezvous state it needs.
+impl WorkSpec {
+    /// The longest one request's work can take (a rendezvous waits at most its timeout).
+    pub fn longest(self) -> Duration {
+        match self {
+            WorkSpec::None | WorkSpec::Yield => Duration::ZERO,
+            WorkSpec::Sleep(duration) => duration,
+            WorkSpec::Random { max, .. } => max,
+            WorkSpec::Rendezvous { .. } => RENDEZVOUS_TIMEOUT,
+        }
+    }
+}
+
+/// The work, ready to run: a spec, the rendezvous state it needs, and the signal that cuts it short.
 #[derive(Debug)]
 pub struct Work {
     spec: WorkSpec,
     rendezvous: Option<Rendezvous>,
+    stopping: watch::Sender<bool>,
 }
 
 impl Work {
@@ -103,7 +122,11 @@ impl Work {
             WorkSpec::Rendezvous { parties } => Some(Rendezvous::new(parties, RENDEZVOUS_TIMEOUT)),
             _ => None,
         };
-        Self { spec, rendezvous }
+        Self {
+            spec,
+            rendezvous,
+            stopping: watch::Sender::new(false),
+        }
     }
 
     /// The spec this work was built from.
@@ -111,8 +134,34 @@ impl Work {
         self.spec
     }
 
-    /// Does the work. Cancel-safe: a request dropped here has written nothing.
-    pub async fn run(&self) {
+    /// Does the work, or answers [`AccountError::Stopped`] if the server stops first.
+    /// Cancel-safe: a request dropped here has written nothing.
+    pub async fn run(&self) -> Result<(), AccountError> {
+        if self.spec == WorkSpec::None {
+            // No await point, so nothing to cut short: skip the stop signal on the hot path.
+            return Ok(());
+        }
+        self.unless_stopped(self.wait()).await
+    }
+
+    /// Runs `wait` (the work, or a wait for a guard) unless the server stops first.
+    pub async fn unless_stopped<T>(
+        &self,
+        wait: impl std::future::Future<Output = T>,
+    ) -> Result<T, AccountError> {
+        let mut stopping = self.stopping.subscribe();
+        tokio::select! {
+            done = wait => Ok(done),
+            _ = stopping.wait_for(|stopping| *stopping) => Err(AccountError::Stopped),
+        }
+    }
+
+    /// Ends every window still open, now and from now on.
+    pub fn stop(&self) {
+        self.stopping.send_replace(true);
+    }
+
+    async fn wait(&self) {
         match self.spec {
             WorkSpec::None => {}
             WorkSpec::Yield => tokio::task::yield_now().await,

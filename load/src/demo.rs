@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use anyhow::Context;
-use racebank::{Config, Mode};
+use racebank::{AccountConfig, Config, Mode, WorkSpec};
 use serde::Serialize;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -92,11 +92,11 @@ pub struct Row {
 }
 
 impl Row {
-    fn new(scenario: &Scenario, mode: Mode, report: &Report) -> Self {
+    fn new(scenario: &Scenario, mode: Mode, work: WorkSpec, report: &Report) -> Self {
         Row {
             scenario: scenario.name.to_string(),
             mode: mode.to_string(),
-            safe: mode.is_safe(),
+            safe: mode.is_safe(1, work, AccountConfig::default().lease),
             requests: report.requests,
             rps: report.rps,
             p99_ms: report.latency_ms.p99,
@@ -128,7 +128,7 @@ pub async fn demo(opts: DemoOpts) -> anyhow::Result<Vec<Row>> {
             let report = run_against_fresh_server(&scenario, mode, &opts)
                 .await
                 .with_context(|| format!("the {} scenario in {mode} mode failed", scenario.name))?;
-            rows.push(Row::new(&scenario, mode, &report));
+            rows.push(Row::new(&scenario, mode, opts.work, &report));
         }
     }
     Ok(rows)
@@ -147,9 +147,10 @@ async fn run_against_fresh_server(
         .local_addr()
         .context("cannot read the server's port")?;
     let config = Config {
-        mode,
-        work: opts.work,
-        initial_balance: scenario.initial_balance,
+        account: AccountConfig {
+            initial_balance: scenario.initial_balance,
+            ..AccountConfig::memory(mode, opts.work)
+        },
         ..Config::default()
     };
     let (stop, stopped) = oneshot::channel::<()>();

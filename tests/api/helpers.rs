@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use futures::future::join_all;
-use racebank::{Config, Mode, Stats, WorkSpec};
+use racebank::{AccountConfig, Config, Mode, ServeError, Stats, WorkSpec};
 use reqwest::{Client, Response, StatusCode};
 use serde_json::Value;
 use tokio::sync::oneshot;
@@ -14,14 +14,16 @@ pub struct TestApp {
     pub address: String,
     pub client: Client,
     shutdown: Option<oneshot::Sender<()>>,
-    server: Option<JoinHandle<std::io::Result<Stats>>>,
+    server: Option<JoinHandle<Result<Stats, ServeError>>>,
 }
 
 /// Starts the server with `mode` and `work` and a zero balance. Logs only with `TEST_LOG=1`.
 pub async fn spawn_app(mode: &str, work: &str) -> TestApp {
     spawn_with(Config {
-        mode: mode.parse::<Mode>().expect("a test names a valid mode"),
-        work: work.parse::<WorkSpec>().expect("a test names valid work"),
+        account: AccountConfig::memory(
+            mode.parse::<Mode>().expect("a test names a valid mode"),
+            work.parse::<WorkSpec>().expect("a test names valid work"),
+        ),
         ..Config::default()
     })
     .await

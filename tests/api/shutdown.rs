@@ -76,9 +76,13 @@ async fn a_client_that_gives_up_mid_request_leaves_the_ledger_consistent() {
 #[tokio::test]
 async fn shutdown_stops_waiting_for_requests_that_outlast_the_grace_period() {
     let app = crate::helpers::spawn_with(racebank::Config {
-        work: "30s".parse().unwrap(),
-        shutdown_grace: Duration::from_millis(200),
-        ..racebank::Config::default()
+        account: racebank::AccountConfig {
+            work: "30s".parse().unwrap(),
+            ..racebank::AccountConfig::default()
+        },
+        server: racebank::ServerConfig {
+            shutdown_grace: Duration::from_millis(200),
+        },
     })
     .await;
     let stuck = {

@@ -91,9 +91,12 @@ async fn optimistic_redoes_the_loser_of_a_conflict_exactly_once() {
 #[tokio::test]
 async fn optimistic_gives_up_with_a_503_when_retries_run_out() {
     let app = crate::helpers::spawn_with(racebank::Config {
-        mode: racebank::Mode::Optimistic,
-        work: "rendezvous:2".parse().unwrap(),
-        max_retries: 0,
+        account: racebank::AccountConfig {
+            mode: racebank::Mode::Optimistic,
+            work: "rendezvous:2".parse().unwrap(),
+            max_retries: 0,
+            ..racebank::AccountConfig::default()
+        },
         ..racebank::Config::default()
     })
     .await;

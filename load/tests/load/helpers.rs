@@ -1,7 +1,7 @@
 //! A real racebank server on an ephemeral loopback port, and `Opts` pointing at it.
 
 use clap::Parser;
-use racebank::{Config, Mode, WorkSpec};
+use racebank::{AccountConfig, Config, Mode, WorkSpec};
 use racebank_load::Opts;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -12,7 +12,7 @@ pub struct TestServer {
     /// `http://127.0.0.1:PORT`.
     pub url: String,
     stop: oneshot::Sender<()>,
-    handle: JoinHandle<std::io::Result<racebank::Stats>>,
+    handle: JoinHandle<Result<racebank::Stats, racebank::ServeError>>,
 }
 
 impl TestServer {
@@ -33,9 +33,13 @@ pub async fn spawn_server(mode: &str, work: &str, initial_balance: i64) -> TestS
         .expect("bind loopback");
     let url = format!("http://{}", listener.local_addr().expect("local addr"));
     let config = Config {
-        mode: mode.parse::<Mode>().expect("mode"),
-        work: work.parse::<WorkSpec>().expect("work"),
-        initial_balance,
+        account: AccountConfig {
+            initial_balance,
+            ..AccountConfig::memory(
+                mode.parse::<Mode>().expect("mode"),
+                work.parse::<WorkSpec>().expect("work"),
+            )
+        },
         ..Config::default()
     };
     let (stop, stopped) = oneshot::channel::<()>();

@@ -5,10 +5,12 @@
 //! `fetch_add`, but that wraps silently past `i64::MAX`; both directions therefore use
 //! `fetch_update`, a compare-and-swap loop that checks overflow or funds on the current balance.
 
-use crate::account::{AccountError, Shared};
+use super::cell::Cell;
+use crate::error::AccountError;
 use crate::money::Op;
+use crate::work::Work;
 
-pub(super) async fn apply(shared: &Shared, op: Op) -> Result<i64, AccountError> {
-    shared.work().run().await;
-    Ok(shared.update_in_place(op)?)
+pub(super) async fn apply(cell: &Cell, work: &Work, op: Op) -> Result<i64, AccountError> {
+    work.run().await?;
+    Ok(cell.update_in_place(op)?)
 }

@@ -3,24 +3,33 @@
 //! The compare is on the balance itself rather than on a separate version: the new balance is a pure
 //! function of the one read, so if the balance still equals what was read, the result is right even
 //! if others wrote and undid in between (an ABA is harmless here). A database row whose update
-//! depends on more than the balance would compare a version column instead.
+//! depends on more than the balance compares a version column instead, as the PostgreSQL store does.
 //!
 //! Under contention most attempts conflict and redo the work, so each request costs more; a bound on
 //! retries turns starvation into a clear 503 instead of a request that spins forever.
 
-use crate::account::{AccountError, Shared};
+use super::cell::Cell;
+use crate::error::AccountError;
 use crate::money::Op;
+use crate::work::Work;
 
-pub(super) async fn apply(shared: &Shared, op: Op, max_retries: u32) -> Result<i64, AccountError> {
+pub(super) async fn apply(
+    cell: &Cell,
+    work: &Work,
+    op: Op,
+    max_retries: u32,
+) -> Result<i64, AccountError> {
     let mut retries = 0;
     let outcome = loop {
-        let read = shared.read();
+        let read = cell.read();
         let new_balance = match op.apply_to(read) {
             Ok(balance) => balance,
             Err(refusal) => break Err(refusal.into()),
         };
-        shared.work().run().await;
-        if shared.compare_and_write(op, read, new_balance) {
+        if let Err(stopped) = work.run().await {
+            break Err(stopped);
+        }
+        if cell.compare_and_write(op, read, new_balance) {
             break Ok(new_balance);
         }
         if retries == max_retries {
@@ -30,7 +39,7 @@ pub(super) async fn apply(shared: &Shared, op: Op, max_retries: u32) -> Result<i
     };
     let gave_up = matches!(outcome, Err(AccountError::Contention { .. }));
     if retries > 0 || gave_up {
-        shared.record_retries(retries, gave_up);
+        cell.ledger().record_retries(u64::from(retries), gave_up);
     }
     outcome
 }

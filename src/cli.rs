@@ -1,0 +1,208 @@
+//! The command line of the `racebank` binary, each flag with an environment-variable fallback
+//! (`RACEBANK_MODE`, `DATABASE_URL`, ...). It only builds a [`Config`]: nothing below it knows clap.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+
+use crate::config::{AccountConfig, AccountId, Config, ServerConfig, StoreConfig};
+use crate::duration::parse_duration;
+use crate::mode::Mode;
+use crate::work::WorkSpec;
+
+/// The local PostgreSQL server, as the machines this project runs on have it.
+pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+/// The local Redis server.
+pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
+
+/// Connections per server to PostgreSQL by default. The load generator's default concurrency is
+/// 64, so 32 connections leave the race wide open (32 requests in the window at once) while three
+/// replicas stay under PostgreSQL's default of 100 connections.
+pub const DEFAULT_POOL_SIZE: usize = 32;
+
+/// The command line of the `racebank` binary.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "racebank",
+    version,
+    about = "A bank account over HTTP that loses updates on purpose (--mode unguarded) and the strategies that stop it",
+    after_help = "Try: racebank --mode unguarded --work rendezvous:2, then send two deposits at once."
+)]
+pub struct Cli {
+    /// Address to listen on. Loopback by default: this server is for experiments, not the internet.
+    #[arg(long, env = "RACEBANK_ADDR", default_value = "127.0.0.1:3000")]
+    pub addr: SocketAddr,
+
+    /// Where the balance lives: memory (this process), postgres or redis (shared by replicas).
+    #[arg(long, env = "RACEBANK_STORE", value_enum, default_value_t = StoreKind::Memory)]
+    pub store: StoreKind,
+
+    /// The account to serve; replicas that name the same account in the same store share it.
+    #[arg(long, env = "RACEBANK_ACCOUNT", default_value = "main")]
+    pub account: AccountId,
+
+    /// How the read -> work -> write section is guarded: unguarded, mutex, semaphore:N, optimistic
+    /// or atomic (any store); for-update, advisory, repeatable-read or serializable (postgres);
+    /// lease, fenced or fenced-write-only (redis).
+    #[arg(long, env = "RACEBANK_MODE", default_value = "unguarded")]
+    pub mode: Mode,
+
+    /// What each request does between reading and writing the balance: none, yield, a duration
+    /// (2ms), a random range (0ms..5ms) or rendezvous:N. The default, 1ms, is long enough that
+    /// concurrent requests always overlap.
+    #[arg(long, env = "RACEBANK_WORK", default_value = "1ms")]
+    pub work: WorkSpec,
+
+    /// The balance of a new account (and of a reset without a body), in minor units (cents).
+    #[arg(long, env = "RACEBANK_INITIAL_BALANCE", default_value_t = 0,
+          value_parser = clap::value_parser!(i64).range(0..))]
+    pub initial_balance: i64,
+
+    /// How often a request that met a conflicting write redoes its section before it answers 503.
+    #[arg(long, env = "RACEBANK_MAX_RETRIES", default_value_t = 1000)]
+    pub max_retries: u32,
+
+    /// PostgreSQL to connect to (`--store postgres`).
+    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
+    pub database_url: String,
+
+    /// Connections to PostgreSQL at most. A pool smaller than the load is a hidden semaphore: it
+    /// narrows the race (a pool of 1 hides it entirely).
+    #[arg(long, env = "RACEBANK_POOL_SIZE", default_value_t = DEFAULT_POOL_SIZE,
+          value_parser = parse_pool_size)]
+    pub pool_size: usize,
+
+    /// Redis to connect to (`--store redis`).
+    #[arg(long, env = "REDIS_URL", default_value = DEFAULT_REDIS_URL)]
+    pub redis_url: String,
+
+    /// How long a Redis lease lasts (`lease`, `fenced`, `fenced-write-only`).
+    #[arg(long, env = "RACEBANK_LEASE", default_value = "100ms", value_parser = parse_lease)]
+    pub lease: Duration,
+
+    /// On Ctrl-C or SIGTERM, how long requests in flight may take to finish before the server stops
+    /// anyway (a request stopped this way has written nothing).
+    #[arg(long, env = "RACEBANK_SHUTDOWN_GRACE", default_value = "10s", value_parser = parse_duration)]
+    pub shutdown_grace: Duration,
+}
+
+/// The `--store` choices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StoreKind {
+    /// In this process.
+    Memory,
+    /// PostgreSQL, shared by replicas.
+    Postgres,
+    /// Redis, shared by replicas.
+    Redis,
+}
+
+impl Cli {
+    /// The configuration these flags describe.
+    pub fn config(&self) -> Config {
+        let store = match self.store {
+            StoreKind::Memory => StoreConfig::Memory,
+            StoreKind::Postgres => StoreConfig::Postgres {
+                url: self.database_url.clone(),
+                pool_size: self.pool_size,
+            },
+            StoreKind::Redis => StoreConfig::Redis {
+                url: self.redis_url.clone(),
+            },
+        };
+        Config {
+            account: AccountConfig {
+                store,
+                id: self.account.clone(),
+                mode: self.mode,
+                work: self.work,
+                initial_balance: self.initial_balance,
+                max_retries: self.max_retries,
+                lease: self.lease,
+            },
+            server: ServerConfig {
+                shutdown_grace: self.shutdown_grace,
+            },
+        }
+    }
+}
+
+fn parse_pool_size(text: &str) -> Result<usize, String> {
+    match text.trim().parse::<usize>() {
+        Ok(size) if (1..=1000).contains(&size) => Ok(size),
+        _ => Err(format!("`{text}` is not a pool size: use 1 to 1000")),
+    }
+}
+
+fn parse_lease(text: &str) -> Result<Duration, String> {
+    let lease = parse_duration(text)?;
+    if lease < Duration::from_millis(1) {
+        return Err(format!("`{text}`: a lease lasts at least 1ms"));
+    }
+    Ok(lease)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_defaults_of_the_flags_match_the_default_config() {
+        let cli = Cli::try_parse_from(["racebank"]).unwrap();
+        let (config, default) = (cli.config(), Config::default());
+        assert_eq!(cli.addr, "127.0.0.1:3000".parse().unwrap());
+        assert_eq!(config.account.store, default.account.store);
+        assert_eq!(config.account.id, default.account.id);
+        assert_eq!(config.account.mode, default.account.mode);
+        assert_eq!(config.account.work, default.account.work);
+        assert_eq!(
+            config.account.initial_balance,
+            default.account.initial_balance
+        );
+        assert_eq!(config.account.max_retries, default.account.max_retries);
+        assert_eq!(config.account.lease, default.account.lease);
+        assert_eq!(config.server.shutdown_grace, default.server.shutdown_grace);
+    }
+
+    #[test]
+    fn the_store_flags_build_the_store() {
+        let cli = Cli::try_parse_from([
+            "racebank",
+            "--store",
+            "postgres",
+            "--database-url",
+            "postgres://x@127.0.0.1/db",
+            "--pool-size",
+            "8",
+        ])
+        .unwrap();
+        assert_eq!(
+            cli.config().account.store,
+            StoreConfig::Postgres {
+                url: "postgres://x@127.0.0.1/db".into(),
+                pool_size: 8
+            }
+        );
+    }
+
+    #[test]
+    fn flags_are_checked() {
+        for args in [
+            &["racebank", "--mode", "spinlock"][..],
+            &["racebank", "--work", "fast"],
+            &["racebank", "--initial-balance", "-1"],
+            &["racebank", "--addr", "localhost"],
+            &["racebank", "--store", "mongo"],
+            &["racebank", "--pool-size", "0"],
+            &["racebank", "--account", "a b"],
+            &["racebank", "--lease", "0"],
+        ] {
+            assert!(
+                Cli::try_parse_from(args).is_err(),
+                "{args:?} should be refused"
+            );
+        }
+    }
+}

@@ -1,0 +1,46 @@
+//! Why an operation was not applied, and why an account could not be opened.
+//!
+//! A leaf: every store and strategy speaks these, and the HTTP layer turns them into problem
+//! documents. Details of a store's failure are logged where they happen; clients get a sentence.
+
+use crate::money::Refusal;
+
+/// Why an operation was not applied. In every case nothing was written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AccountError {
+    /// The funds check or the overflow check said no.
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+    /// A strategy that redoes its section on conflict met a conflict on every attempt.
+    #[error(
+        "gave up after redoing the work {retries} times: every attempt met a conflicting write"
+    )]
+    Contention { retries: u32 },
+    /// The server is stopping and cut the work short.
+    #[error("the server is shutting down")]
+    Stopped,
+    /// The store could not be reached or refused the work before anything was written.
+    #[error("the {store} store is unavailable: {detail}")]
+    Unavailable { store: &'static str, detail: String },
+    /// The store failed after the write was sent: it may or may not have been applied.
+    #[error("the {store} store failed while writing, so the write may or may not have been applied: {detail}")]
+    OutcomeUnknown { store: &'static str, detail: String },
+    /// A lease or fencing token ran out before the write: a newer holder owns the account now.
+    #[error("{0}")]
+    Fenced(String),
+}
+
+/// Why an account could not be opened: a server that cannot open its account does not start.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// The mode is not one this store runs.
+    #[error("mode `{mode}` does not run on the {store} store: {hint}")]
+    UnsupportedMode {
+        mode: String,
+        store: &'static str,
+        hint: &'static str,
+    },
+    /// The store could not be reached or prepared.
+    #[error("{0}")]
+    Store(String),
+}

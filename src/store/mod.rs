@@ -1,0 +1,69 @@
+//! Where the balance lives: one folder per store, one file per strategy of a store.
+//!
+//! - [`memory`]: this process. The default; needs nothing.
+//!
+//! Every store offers the same few operations to [`crate::account::Account`], which adds what is
+//! the same everywhere (the in-process guards, the work, the stop signal). A store keeps its own
+//! ledger where its balance is, so that `/stats` of any replica is the account's, not the replica's.
+
+mod memory;
+
+use crate::config::{AccountConfig, StoreConfig};
+use crate::error::{AccountError, OpenError};
+use crate::ledger::Ledger;
+use crate::money::Op;
+use crate::work::Work;
+
+/// An opened store holding one account.
+#[derive(Debug)]
+pub(crate) enum Store {
+    Memory(memory::Memory),
+}
+
+impl Store {
+    /// Opens (creating if needed) the account `config` names, ready to run its mode.
+    pub(crate) async fn open(config: &AccountConfig) -> Result<Self, OpenError> {
+        match &config.store {
+            StoreConfig::Memory => Ok(Store::Memory(memory::Memory::open(
+                config.mode,
+                config.initial_balance,
+                config.max_retries,
+            )?)),
+            other => Err(OpenError::Store(format!(
+                "the {} store is not available in this build",
+                other.name()
+            ))),
+        }
+    }
+
+    /// Applies `op` through the mode's section and returns the balance this request wrote.
+    pub(crate) async fn apply(&self, work: &Work, op: Op) -> Result<i64, AccountError> {
+        match self {
+            Store::Memory(memory) => memory.apply(work, op).await,
+        }
+    }
+
+    /// The balance now.
+    pub(crate) async fn balance(&self) -> Result<i64, AccountError> {
+        match self {
+            Store::Memory(memory) => Ok(memory.balance()),
+        }
+    }
+
+    /// The account-wide ledger and the balance, read together.
+    pub(crate) async fn ledger(&self) -> Result<(Ledger, i64), AccountError> {
+        match self {
+            Store::Memory(memory) => Ok(memory.ledger()),
+        }
+    }
+
+    /// Sets the balance and zeroes every counter, for every replica.
+    pub(crate) async fn reset(&self, balance: i64) -> Result<(), AccountError> {
+        match self {
+            Store::Memory(memory) => {
+                memory.reset(balance);
+                Ok(())
+            }
+        }
+    }
+}
