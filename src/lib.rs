@@ -16,12 +16,16 @@
 //! - [`ledger`]: the counters behind `/stats`.
 //! - [`problem`]: every client error as an RFC 9457 problem document.
 //! - [`routes`]: the HTTP API (`app()`), no socket needed.
+//! - [`live`]: the live page at `GET /`, fed by a server-sent event stream; [`lesson`]: what each
+//!   mode teaches, one paragraph shared by the page and README.
 //! - [`config`] and [`server`]: flags, and `serve(listener, config, shutdown)`.
 
 pub mod account;
 pub mod config;
 pub mod duration;
 pub mod ledger;
+pub mod lesson;
+pub mod live;
 pub mod money;
 pub mod problem;
 pub mod routes;

@@ -19,6 +19,7 @@ use tokio::sync::oneshot;
 use crate::account::Account;
 use crate::config::Config;
 use crate::ledger::Stats;
+use crate::live;
 use crate::routes;
 
 /// How long cut-short requests get to send their 503 before the server stops regardless.
@@ -32,7 +33,8 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<Stats> {
     let account = Arc::new(Account::new(&config));
-    let app = routes::app(account.clone());
+    let (closer, closing) = live::closing();
+    let app = routes::app(account.clone(), closing);
     tracing::info!(
         mode = %config.mode,
         work = %config.work,
@@ -48,6 +50,8 @@ pub async fn serve(
     let server = axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown.await;
+            // Live-page streams never end by themselves; end them so they do not hold the drain.
+            closer.close();
             let _ = draining.send(());
         })
         .into_future();
