@@ -102,9 +102,9 @@ pub const LESSONS: &[Lesson] = &[
             "Each request takes a lease in Redis (a key set only if absent, with an expiry) before \
                it reads, and deletes it after it writes. While the work is shorter than the lease, \
                this is a mutex shared by every replica. But a lease ends on a clock, not when its \
-               holder is done: a request paused past the expiry (a long pause, a slow network, a \
-               long work window) still writes, after the next holder has read, and erases that \
-               holder's update.",
+               holder is done: a request still working when its lease expires (a long pause, a \
+               slow network, a long work window) still writes, after the next holder has read, and \
+               erases that holder's update.",
     },
     Lesson {
         mode: "fenced",

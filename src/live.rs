@@ -286,8 +286,9 @@ mod tests {
         assert_eq!(rate.observe(at(start, 250), 50), 200.0);
         assert_eq!(rate.observe(at(start, 500), 100), 200.0);
         assert_eq!(rate.observe(at(start, 1000), 100), 100.0);
-        // Older samples fall out of the window: from 250 ms (50) to 1500 ms (100).
-        assert_eq!(rate.observe(at(start, 1500), 100), 40.0);
+        // The base is the newest sample at least a second old: 250 ms (50) for 1250 ms (100).
+        assert_eq!(rate.observe(at(start, 1250), 100), 50.0);
+        assert_eq!(rate.observe(at(start, 1500), 100), 0.0);
         assert_eq!(rate.observe(at(start, 2500), 100), 0.0);
     }
 

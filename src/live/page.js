@@ -89,7 +89,7 @@
     $("overdraft-note").textContent = stats.overdraft
       ? `paid out ${number(-stats.expected_balance)} more than was ever held`
       : "paid out beyond what was held";
-    setNumber("rps", rps < 10 ? rps.toFixed(1) : number(rps), false);
+    setNumber("rps", rps === 0 ? "0" : rps < 10 ? rps.toFixed(1) : number(rps), false);
     $("counters").textContent =
       `Since start or reset: ${number(stats.deposit_count)} deposits (${number(stats.deposit_sum)}), ` +
       `${number(stats.withdrawal_count)} withdrawals (${number(stats.withdrawal_sum)}), ` +
@@ -105,7 +105,10 @@
 
   function setNumber(id, text, bad) {
     const element = $(id);
-    if (element.textContent !== text) element.textContent = text;
+    if (element.textContent !== text) {
+      element.textContent = text;
+      element.style.setProperty("--chars", String(text.length));
+    }
     const card = element.closest(".card");
     if (id === "expected" || id === "rps") return;
     card.classList.toggle("bad", bad);
@@ -282,13 +285,17 @@
     if (failed) answers += `, ${failed} failed`;
     const parts = [paragraph(`${answers}.`)];
     if (ok.length > 1) {
-      const verdict = repeats > 0
-        ? `${repeats} of the ${ok.length} answers repeated a balance another answer had already reported. ` +
-          `Each acknowledged ${noun.slice(0, -1)} of the same amount must see its own balance, so every ` +
-          "repeat is an update that another wrote over (unless something else used the account meanwhile)."
-        : `Each of the ${ok.length} answers reported its own balance, as a correct server must.`;
-      const p = paragraph(verdict);
-      if (repeats > 0) p.className = "verdict-bad";
+      const p = document.createElement("p");
+      if (repeats > 0) {
+        const claim = document.createElement("strong");
+        claim.textContent = `${repeats} of the ${ok.length} answers repeated a balance another ` +
+          "answer had already reported: each is an update that another wrote over.";
+        p.className = "verdict-bad";
+        p.append(claim, ` A correct server gives every acknowledged ${noun.slice(0, -1)} of one ` +
+          "amount its own balance (while nothing else uses the account).");
+      } else {
+        p.textContent = `Each of the ${ok.length} answers reported its own balance, as a correct server must.`;
+      }
       parts.push(p);
       const shown = balances.slice(0, 40).map(number).join(", ");
       const more = balances.length > 40 ? `, … (${balances.length - 40} more)` : "";

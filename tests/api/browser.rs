@@ -8,6 +8,7 @@
 //! `$RACEBANK_SCREENSHOT` when set (README's picture: `RACEBANK_SCREENSHOT=docs/live.png cargo
 //! test --test api browser`).
 
+use std::ffi::OsString;
 use std::net::TcpListener;
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
@@ -29,7 +30,10 @@ const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const DEADLINE: Duration = Duration::from_secs(30);
 
 /// The window: a laptop screen. The screenshot grows it to the page's full height.
-const WINDOW: (u32, u32) = (1280, 900);
+const WINDOW: (u32, u32) = (1024, 800);
+
+/// A phone's width, for the second screenshot.
+const PHONE_WIDTH: u32 = 390;
 
 /// Bursts of twenty for the picture.
 const BURSTS: u64 = 8;
@@ -122,7 +126,30 @@ async fn drive(page: &Client, app: &TestApp) {
         &stats.expected_balance.to_string(),
     )
     .await;
-    save_screenshot(page).await;
+    for shot in [
+        Shot {
+            name: "live.png",
+            width: WINDOW.0,
+            until: None,
+            also: None,
+        },
+        Shot {
+            name: "live-phone.png",
+            width: PHONE_WIDTH,
+            until: None,
+            also: None,
+        },
+        // README's picture: down to the burst's verdict, without the small print below it.
+        Shot {
+            name: "live-readme.png",
+            width: WINDOW.0,
+            until: Some("#burst-result"),
+            also: std::env::var_os("RACEBANK_SCREENSHOT"),
+        },
+    ] {
+        save_screenshot(page, shot).await;
+    }
+    page.set_window_size(WINDOW.0, WINDOW.1).await.unwrap();
 
     // Reset zeroes everything, on the server and on the page.
     page.find(Locator::Id("reset"))
@@ -201,26 +228,47 @@ async fn set_value(page: &Client, id: &str, value: &str) {
     input.send_keys(value).await.unwrap();
 }
 
-/// Saves the whole page, from the top: the window grows to the page's height first.
-async fn save_screenshot(page: &Client) {
-    // The window's frame (if any) plus the page's full height; no focus ring, no scroll.
-    let script = "document.activeElement?.blur(); window.scrollTo(0, 0);\
-                  return window.outerHeight - window.innerHeight + document.documentElement.scrollHeight;";
-    let height = page.execute(script, vec![]).await.unwrap();
+/// A screenshot to take.
+struct Shot {
+    /// The file in `target/screenshots/`.
+    name: &'static str,
+    /// The window's width.
+    width: u32,
+    /// Down to the bottom of this element; the whole page if `None`.
+    until: Option<&'static str>,
+    /// Another path to write it to.
+    also: Option<OsString>,
+}
+
+/// Takes `shot` from the top of the page, the window grown to the height wanted.
+async fn save_screenshot(page: &Client, shot: Shot) {
+    let Shot {
+        name,
+        width,
+        until,
+        also,
+    } = shot;
+    page.set_window_size(width, WINDOW.1).await.unwrap();
+    // The window's frame (if any) plus the height wanted; no focus ring, no scroll.
+    let script = "const [until] = arguments;\
+                  document.activeElement?.blur(); window.scrollTo(0, 0);\
+                  const bottom = until === null ? document.documentElement.scrollHeight\
+                      : Math.ceil(document.querySelector(until).getBoundingClientRect().bottom) + 8;\
+                  return window.outerHeight - window.innerHeight + bottom;";
+    let until = until.map_or(Value::Null, |selector| json!(selector));
+    let height = page.execute(script, vec![until]).await.unwrap();
     let height = height
         .as_u64()
         .and_then(|height| u32::try_from(height).ok())
         .unwrap_or(WINDOW.1)
         .clamp(600, 4000);
-    page.set_window_size(WINDOW.0, height).await.unwrap();
+    page.set_window_size(width, height).await.unwrap();
     page.execute("window.scrollTo(0, 0);", vec![])
         .await
         .unwrap();
     let png = page.screenshot().await.expect("a screenshot");
-    let mut paths = vec![target_dir().join("screenshots").join("live.png")];
-    if let Some(extra) = std::env::var_os("RACEBANK_SCREENSHOT") {
-        paths.push(PathBuf::from(extra));
-    }
+    let mut paths = vec![target_dir().join("screenshots").join(name)];
+    paths.extend(also.map(PathBuf::from));
     for path in paths {
         if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).unwrap();
