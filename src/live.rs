@@ -184,12 +184,12 @@ struct Trouble {
 impl Feed {
     /// The next frame, or `None` once the server is shutting down.
     async fn next(&mut self) -> Option<Event> {
-        if self.greeted {
-            tokio::select! {
-                biased;
-                () = self.closing.closed() => return None,
-                _ = self.ticks.tick() => {}
-            }
+        // Every frame waits for its tick (the first completes at once), so that a store that
+        // cannot answer is asked again at the same bounded rate, not in a tight loop.
+        tokio::select! {
+            biased;
+            () = self.closing.closed() => return None,
+            _ = self.ticks.tick() => {}
         }
         let stats = match read_stats(&self.account).await {
             Ok(stats) => stats,
