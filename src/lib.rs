@@ -22,6 +22,8 @@
 //! - [`account`]: a store, the mode's guard and the work: what the HTTP layer calls.
 //! - [`problem`]: every client error as an RFC 9457 problem document.
 //! - [`routes`]: the HTTP API (`app()`), no socket needed.
+//! - [`lesson`]: what each mode teaches, one paragraph shared by the live page and README.
+//! - [`live`]: the live page at `GET /`, fed by a server-sent event stream.
 //! - [`server`]: `serve(listener, config, shutdown)`.
 //! - [`cli`]: the `racebank` command line, which only builds a [`Config`].
 
@@ -32,6 +34,8 @@ pub mod duration;
 pub mod error;
 mod guard;
 pub mod ledger;
+pub mod lesson;
+pub mod live;
 pub mod mode;
 pub mod money;
 pub mod problem;

@@ -82,6 +82,14 @@ impl Mode {
         ]
     }
 
+    /// Every mode, with `semaphore:4` standing for the semaphores.
+    pub fn all() -> impl Iterator<Item = Mode> {
+        NAMED
+            .iter()
+            .map(|(_, mode)| *mode)
+            .chain([Mode::Semaphore(4)])
+    }
+
     /// Whether this mode keeps every update and never pays out more than the balance, when
     /// `replicas` servers share the account, each request works for up to `work`, and leases last
     /// `lease`.

@@ -9,6 +9,8 @@
 //! | `POST /reset`    | optional `{"balance": N}` | 200 [`Stats`] after the reset        |
 //! | `GET /healthz`   |                       | 200 `{"status": "ok"}`                   |
 //!
+//! Plus the live page at `GET /` and its stream ([`crate::live`]).
+//!
 //! A well-formed `{"amount": N}` is parsed into a struct without allocating. Only when that fails is
 //! the body taken apart by hand, so that each way of getting an amount wrong (a string, a fraction,
 //! `1e30`, a missing field) gets its own sentence.
@@ -30,6 +32,7 @@ use serde_json::{Map, Value};
 
 use crate::account::Account;
 use crate::ledger::Stats;
+use crate::live;
 use crate::money::{Amount, Op};
 use crate::problem::Problem;
 
@@ -43,8 +46,8 @@ pub struct BalanceBody {
     pub balance: i64,
 }
 
-/// The router for one account.
-pub fn app(account: Arc<Account>) -> Router {
+/// The router for one account; `closing` ends the live page's streams when shutdown begins.
+pub fn app(account: Arc<Account>, closing: live::Closing) -> Router {
     Router::new()
         .route("/deposit", post(deposit))
         .route("/withdraw", post(withdraw))
@@ -52,6 +55,7 @@ pub fn app(account: Arc<Account>) -> Router {
         .route("/stats", get(stats))
         .route("/reset", post(reset))
         .route("/healthz", get(healthz))
+        .merge(live::routes(closing))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(account)

@@ -20,6 +20,7 @@ use crate::account::Account;
 use crate::config::Config;
 use crate::error::{AccountError, OpenError};
 use crate::ledger::Stats;
+use crate::live;
 use crate::routes;
 
 /// How long cut-short requests get to send their 503 before the server stops regardless.
@@ -47,7 +48,8 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<Stats, ServeError> {
     let account = Arc::new(Account::open(&config.account).await?);
-    let app = routes::app(account.clone());
+    let (closer, closing) = live::closing();
+    let app = routes::app(account.clone(), closing);
     tracing::info!(
         store = config.account.store.name(),
         account = %config.account.id,
@@ -65,6 +67,8 @@ pub async fn serve(
     let server = axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown.await;
+            // Live-page streams never end by themselves; end them so they do not hold the drain.
+            closer.close();
             let _ = draining.send(());
         })
         .into_future();

@@ -3,7 +3,9 @@
 //! One test binary for all modules, so the crate is linked once.
 
 mod bad_input;
+mod browser;
 mod helpers;
+mod live;
 mod races;
 mod shutdown;
 mod stats;

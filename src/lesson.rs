@@ -1,0 +1,215 @@
+//! What each mode teaches, in one paragraph: the live page shows it, README's strategy section
+//! carries the same text.
+//!
+//! One source for both, so they cannot drift: a test below finds every paragraph in README.md
+//! (whitespace aside, since README wraps its lines). Backticks mark code, as in Markdown; the page
+//! renders them the same way.
+//!
+//! The PostgreSQL and Redis paragraphs describe modes that live behind the store seam: they are
+//! here so that a mode has its paragraph from the day it exists.
+
+/// One mode's paragraph.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lesson {
+    /// The mode as `--mode` spells it (`semaphore:N` for every permit count).
+    pub mode: &'static str,
+    /// What a user watching that mode sees, and why.
+    pub text: &'static str,
+}
+
+/// Every mode's paragraph, in the order README lists them.
+pub const LESSONS: &[Lesson] = &[
+    Lesson {
+        mode: "unguarded",
+        text: "Every request reads the balance, does its work, then writes back what it computed \
+               without looking. When requests overlap, two of them read the same balance and the \
+               later write erases the earlier one: both were answered 200 OK, but only one deposit \
+               is in the account. Watch the balance fall behind the expected balance as soon as \
+               requests overlap. Each write that erased another counts as a lost update, and the \
+               lost amount is the money those writes erased.",
+    },
+    Lesson {
+        mode: "mutex",
+        text: "One request at a time holds a lock from its read to its write, so nobody writes in \
+               between and nothing is lost: the balance stays on the expected balance however many \
+               requests pile in. The price is the queue. With real work in the window the requests \
+               run one after another, and req/s can never exceed one request per work duration \
+               (1000 a second with `--work 1ms`).",
+    },
+    Lesson {
+        mode: "semaphore:N",
+        text:
+            "Up to N requests hold a permit at once. With one permit this is a mutex; with more, \
+               the permit holders overlap inside the window, read the same balance and erase each \
+               other's writes just as unguarded requests do. Fewer updates are lost than \
+               unguarded, but not none: limiting concurrency is not mutual exclusion.",
+    },
+    Lesson {
+        mode: "optimistic",
+        text:
+            "No lock. Each request reads, works, then writes only if the balance is still the one \
+               it read (compare-and-swap). If another write got there first, it reads again and \
+               redoes the work. Nothing is lost, but under contention most of the work is done \
+               twice or more: retries counts the redos, and a request that conflicts \
+               `--max-retries` times gives up with a 503 and changes nothing.",
+    },
+    Lesson {
+        mode: "atomic",
+        text: "The work happens first, outside any lock; then the change is applied in one \
+               indivisible step that reads and writes together, the in-memory twin of \
+               `UPDATE account SET balance = balance + 5`. No request can slip in between a read \
+               and its write, so nothing is lost, and it runs about as fast as unguarded. When the \
+               update can be one step, make it one step.",
+    },
+    Lesson {
+        mode: "for-update",
+        text:
+            "Each request reads the row with `SELECT ... FOR UPDATE` inside a transaction, which \
+               locks the row until the transaction commits. A second request's read waits for the \
+               first to commit and then sees the new balance: a mutex kept by PostgreSQL, so it \
+               holds across every replica that shares the database. Nothing is lost; requests \
+               queue on the row lock.",
+    },
+    Lesson {
+        mode: "advisory",
+        text: "Each request takes a PostgreSQL advisory lock named after the account before it \
+               reads, and holds it until it has written. It is a mutex that lives in the database \
+               rather than in one process, so every replica that shares the database queues on the \
+               same lock. Nothing is lost, as long as every writer takes the lock: the database \
+               does not enforce it on the row.",
+    },
+    Lesson {
+        mode: "repeatable-read",
+        text:
+            "Each request runs in a `REPEATABLE READ` transaction: it reads from a snapshot, and \
+               if another transaction has changed the row since that snapshot was taken, \
+               PostgreSQL refuses the update with a serialization failure instead of overwriting. \
+               The request is rolled back and redone, as in optimistic mode: nothing is lost, and \
+               under contention many transactions are redone.",
+    },
+    Lesson {
+        mode: "serializable",
+        text:
+            "The strictest level: PostgreSQL commits transactions only if the result is the same \
+               as running them one at a time in some order, and aborts one of any pair that could \
+               not be ordered. On this single row it behaves like repeatable read, refusing the \
+               second of two overlapping updates, which is then redone. Nothing is lost; the \
+               difference shows when an invariant spans several rows.",
+    },
+    Lesson {
+        mode: "lease",
+        text:
+            "Each request takes a lease in Redis (a key set only if absent, with an expiry) before \
+               it reads, and deletes it after it writes. While the work is shorter than the lease, \
+               this is a mutex shared by every replica. But a lease ends on a clock, not when its \
+               holder is done: a request still working when its lease expires (a long pause, a \
+               slow network, a long work window) still writes, after the next holder has read, and \
+               erases that holder's update.",
+    },
+    Lesson {
+        mode: "fenced",
+        text:
+            "Each lease comes with a fencing token, a number that grows with every lease granted, \
+               and Redis checks it in the same atomic step as the write: a write whose token is \
+               older than the newest lease is refused. A request whose lease expired mid-work can \
+               no longer write over its successor, so nothing is lost even when the work outlasts \
+               the lease; the late request is refused instead.",
+    },
+    Lesson {
+        mode: "fenced-write-only",
+        text:
+            "The token is checked the way a store that only sees writes can check it: a write is \
+               refused only if a write with a newer token has already landed. That stops a stale \
+               write that comes after its successor's, but not one that comes before it: the \
+               expired holder writes first, and the new holder, which read the balance before that \
+               write, then erases it. Fencing must compare against the newest lease, not the \
+               newest write.",
+    },
+];
+
+/// The paragraph for `mode` as the server names it (`semaphore:4` finds `semaphore:N`).
+pub fn lesson(mode: &str) -> Option<&'static str> {
+    let name = match mode.strip_prefix("semaphore:") {
+        Some(permits) if !permits.is_empty() && permits.bytes().all(|b| b.is_ascii_digit()) => {
+            "semaphore:N"
+        }
+        _ => mode,
+    };
+    LESSONS
+        .iter()
+        .find(|lesson| lesson.mode == name)
+        .map(|lesson| lesson.text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mode::Mode;
+
+    /// Collapses every run of whitespace to one space, so wrapped lines compare equal.
+    fn words(text: &str) -> String {
+        text.split_whitespace().collect::<Vec<_>>().join(" ")
+    }
+
+    /// README from `## Strategies` up to the next top-level section.
+    fn readme_strategies() -> &'static str {
+        let readme = include_str!("../README.md");
+        let start = readme
+            .find("\n## Strategies\n")
+            .expect("README has a `## Strategies` section");
+        let section = &readme[start + 1..];
+        let end = section[3..]
+            .find("\n## ")
+            .map_or(section.len(), |end| end + 3);
+        &section[..end]
+    }
+
+    #[test]
+    fn readme_strategy_section_carries_every_paragraph_verbatim() {
+        let section = words(readme_strategies());
+        for lesson in LESSONS {
+            assert!(
+                section.contains(&words(lesson.text)),
+                "README's strategy section must carry the `{}` paragraph from src/lesson.rs word \
+                 for word:\n\n{}",
+                lesson.mode,
+                words(lesson.text)
+            );
+        }
+    }
+
+    #[test]
+    fn every_mode_the_server_runs_has_a_paragraph() {
+        for mode in Mode::all().chain([Mode::Semaphore(1), Mode::Semaphore(64)]) {
+            assert!(
+                lesson(&mode.to_string()).is_some(),
+                "no paragraph for {mode}"
+            );
+        }
+    }
+
+    #[test]
+    fn semaphore_with_any_permit_count_finds_the_semaphore_paragraph() {
+        let semaphore = lesson("semaphore:N");
+        assert!(semaphore.is_some());
+        assert_eq!(lesson("semaphore:4"), semaphore);
+        assert_eq!(lesson("semaphore:"), None);
+        assert_eq!(lesson("semaphore:x"), None);
+        assert_eq!(lesson("spinlock"), None);
+    }
+
+    #[test]
+    fn modes_are_listed_once_and_paragraphs_are_one_line_each() {
+        for (i, lesson) in LESSONS.iter().enumerate() {
+            assert!(
+                LESSONS[i + 1..]
+                    .iter()
+                    .all(|other| other.mode != lesson.mode),
+                "{} is listed twice",
+                lesson.mode
+            );
+            // The string continuations above leave no newline or double space in the text.
+            assert_eq!(lesson.text, words(lesson.text), "{}", lesson.mode);
+        }
+    }
+}

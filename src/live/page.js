@@ -1,0 +1,342 @@
+// racebank live page: reads the server's event stream, shows the numbers and the chart, and sends
+// bursts and resets through the public API. Plain JavaScript, no build step, nothing from elsewhere.
+"use strict";
+
+(() => {
+  const WINDOW_MS = 60_000; // the chart shows the last minute
+  const MIN_SPAN_MS = 5_000; // and at least five seconds, so the first samples are not stretched
+  const SUMMARY_EVERY_MS = 5_000; // screen readers hear a summary at most this often
+  const SVG = "http://www.w3.org/2000/svg";
+
+  const $ = (id) => document.getElementById(id);
+  const whole = new Intl.NumberFormat("en-US", { maximumFractionDigits: 0 });
+  const compact = new Intl.NumberFormat("en-US", { notation: "compact", maximumFractionDigits: 1 });
+  const number = (value) => whole.format(value);
+
+  /** Samples for the chart: {t, balance, expected}. */
+  let history = [];
+  let setup = null;
+  let latest = null;
+  let lastSummary = { at: 0, text: "" };
+  let frames = 0; // stats frames received, for tests that wait for the page to move on
+
+  // ---- the stream ---------------------------------------------------------------------------
+
+  function connect() {
+    const source = new EventSource("/live/events");
+    source.addEventListener("open", () => setConnection("live", "Live"));
+    source.addEventListener("error", () => {
+      if (source.readyState === EventSource.CLOSED) {
+        setConnection("reconnecting", "Disconnected: reload the page");
+      } else {
+        setConnection("reconnecting", "Server unreachable, retrying…");
+      }
+    });
+    source.addEventListener("hello", (event) => showSetup(JSON.parse(event.data)));
+    source.addEventListener("stats", (event) => showFrame(JSON.parse(event.data)));
+    source.addEventListener("trouble", (event) => {
+      setConnection("reconnecting", JSON.parse(event.data).detail);
+    });
+  }
+
+  function setConnection(state, text) {
+    $("connection").dataset.state = state;
+    $("connection-text").textContent = text;
+  }
+
+  function showSetup(hello) {
+    if (setup && (setup.mode !== hello.mode || setup.work !== hello.work)) {
+      history = []; // another server (or the same one restarted in another mode)
+    }
+    setup = hello;
+    $("mode").textContent = hello.mode;
+    $("work").textContent = hello.work;
+    document.title = `racebank live: ${hello.mode}`;
+    renderLesson($("lesson"), hello.lesson || `No paragraph for the mode ${hello.mode} yet.`);
+    $("load-command").textContent = `racebank-load --url ${location.origin} -z 30s`;
+  }
+
+  /** Writes the paragraph with `backticked` spans as code, without parsing any HTML. */
+  function renderLesson(element, text) {
+    element.replaceChildren();
+    text.split("`").forEach((part, i) => {
+      if (i % 2 === 1) {
+        const code = document.createElement("code");
+        code.textContent = part;
+        element.append(code);
+      } else {
+        element.append(part);
+      }
+    });
+  }
+
+  function showFrame({ stats, requests_per_second: rps }) {
+    if (latest && decided(stats) < decided(latest)) {
+      history = []; // a reset: the old lines say nothing about the new account
+    }
+    latest = stats;
+    $("chart").dataset.frames = String(++frames);
+    const now = Date.now();
+    history.push({ t: now, balance: stats.balance, expected: stats.expected_balance });
+    while (history.length > 2 && history[1].t < now - WINDOW_MS) history.shift();
+
+    const lost = stats.lost_updates > 0 || stats.lost_net !== 0;
+    setNumber("balance", number(stats.balance), stats.drift !== 0);
+    setNumber("expected", number(stats.expected_balance), false);
+    setNumber("lost-updates", number(stats.lost_updates), stats.lost_updates > 0);
+    setNumber("lost-amount", number(stats.lost_net), stats.lost_net !== 0);
+    setNumber("overdraft", stats.overdraft ? "Yes" : "No", stats.overdraft);
+    $("overdraft-note").textContent = stats.overdraft
+      ? `paid out ${number(-stats.expected_balance)} more than was ever held`
+      : "paid out beyond what was held";
+    setNumber("rps", rps === 0 ? "0" : rps < 10 ? rps.toFixed(1) : number(rps), false);
+    $("counters").textContent =
+      `Since start or reset: ${number(stats.deposit_count)} deposits (${number(stats.deposit_sum)}), ` +
+      `${number(stats.withdrawal_count)} withdrawals (${number(stats.withdrawal_sum)}), ` +
+      `${number(stats.refused_count)} refused, ${number(stats.retries)} retries; ` +
+      `opening balance ${number(stats.initial_balance)}.`;
+    announce(stats, lost, now);
+    drawChart();
+  }
+
+  function decided(stats) {
+    return stats.deposit_count + stats.withdrawal_count + stats.refused_count;
+  }
+
+  function setNumber(id, text, bad) {
+    const element = $(id);
+    if (element.textContent !== text) {
+      element.textContent = text;
+      element.style.setProperty("--chars", String(text.length));
+    }
+    const card = element.closest(".card");
+    if (id === "expected" || id === "rps") return;
+    card.classList.toggle("bad", bad);
+  }
+
+  /** A short summary for screen readers, only when it changed and not more often than every 5 s. */
+  function announce(stats, lost, now) {
+    let text = `Balance ${number(stats.balance)}, expected ${number(stats.expected_balance)}.`;
+    if (lost) {
+      text += ` ${number(stats.lost_updates)} lost updates erased ${number(stats.lost_net)}.`;
+    }
+    if (stats.overdraft) text += " Overdraft.";
+    if (text === lastSummary.text || now - lastSummary.at < SUMMARY_EVERY_MS) return;
+    lastSummary = { at: now, text };
+    $("summary").textContent = text;
+  }
+
+  // ---- the chart ----------------------------------------------------------------------------
+
+  function svg(name, attributes, parent) {
+    const element = document.createElementNS(SVG, name);
+    for (const [key, value] of Object.entries(attributes)) element.setAttribute(key, value);
+    if (parent) parent.append(element);
+    return element;
+  }
+
+  /** About `count` round tick values (1, 2 or 5 times a power of ten) covering [low, high]. */
+  function ticks(low, high, count) {
+    const raw = (high - low) / count;
+    const power = 10 ** Math.floor(Math.log10(raw));
+    const step = [1, 2, 5, 10].map((m) => m * power).find((s) => raw <= s);
+    const values = [];
+    for (let v = Math.floor(low / step) * step; v <= high + step / 2; v += step) values.push(v);
+    return values;
+  }
+
+  function drawChart() {
+    const box = $("chart");
+    const width = Math.max(280, Math.floor(box.clientWidth));
+    const height = width < 600 ? 220 : 300;
+    const m = { left: 64, right: 64, top: 12, bottom: 44 };
+    const plotW = width - m.left - m.right;
+    const plotH = height - m.top - m.bottom;
+    const root = svg("svg", {
+      viewBox: `0 0 ${width} ${height}`, width, height, "aria-hidden": "true", focusable: "false",
+    });
+
+    if (history.length === 0) {
+      svg("text", { x: width / 2, y: height / 2, "text-anchor": "middle", class: "waiting" }, root)
+        .textContent = "Waiting for the first numbers…";
+      box.replaceChildren(root);
+      return;
+    }
+
+    const now = history[history.length - 1].t;
+    const span = Math.min(WINDOW_MS, Math.max(MIN_SPAN_MS, now - history[0].t));
+    const start = now - span;
+    const values = history.flatMap((s) => [s.balance, s.expected]);
+    let low = Math.min(0, ...values);
+    let high = Math.max(10, ...values);
+    const yTicks = ticks(low, high, height < 250 ? 4 : 5);
+    low = Math.min(low, yTicks[0]);
+    high = Math.max(high, yTicks[yTicks.length - 1]);
+    const x = (t) => m.left + ((t - start) / span) * plotW;
+    const y = (v) => m.top + (1 - (v - low) / (high - low)) * plotH;
+
+    // Grid and axes.
+    const grid = svg("g", { class: "grid" }, root);
+    const axis = svg("g", { class: "axis" }, root);
+    for (const v of yTicks) {
+      svg("line", { x1: m.left, x2: m.left + plotW, y1: y(v), y2: y(v) }, grid);
+      const label = svg("text", { x: m.left - 8, y: y(v), "text-anchor": "end", "dominant-baseline": "middle" }, axis);
+      label.textContent = Math.abs(v) >= 100_000 ? compact.format(v) : number(v);
+    }
+    const stepS = [1, 2, 5, 10, 15, 30].find((s) => span / 1000 / s <= 6) || 30;
+    for (let ago = 0; ago * 1000 <= span + 1; ago += stepS) {
+      const at = x(now - ago * 1000);
+      svg("line", { x1: at, x2: at, y1: m.top, y2: m.top + plotH }, grid);
+      const label = svg("text", { x: at, y: m.top + plotH + 18, "text-anchor": "middle" }, axis);
+      label.textContent = ago === 0 ? "now" : `−${ago} s`;
+    }
+    if (low < 0) svg("line", { class: "zero", x1: m.left, x2: m.left + plotW, y1: y(0), y2: y(0) }, root);
+    svg("text", { class: "axis-title", x: m.left + plotW / 2, y: height - 4, "text-anchor": "middle" }, root)
+      .textContent = "time (seconds ago)";
+    svg("text", {
+      class: "axis-title", x: 0, y: 0, "text-anchor": "middle",
+      transform: `translate(14 ${m.top + plotH / 2}) rotate(-90)`,
+    }, root).textContent = "balance (cents)";
+
+    // The gap between the lines, then the lines.
+    const points = (key) => history.map((s) => `${x(s.t).toFixed(1)},${y(s[key]).toFixed(1)}`);
+    const expected = points("expected");
+    const actual = points("balance");
+    svg("polygon", { class: "gap", points: [...expected, ...actual.reverse()].join(" ") }, root);
+    actual.reverse();
+    svg("polyline", { class: "line line-expected", points: expected.join(" ") }, root);
+    svg("polyline", { class: "line line-actual", points: actual.join(" ") }, root);
+
+    // Where each line ends, labelled at the right edge, pushed apart if they would overlap.
+    const last = history[history.length - 1];
+    let yExpected = y(last.expected);
+    let yActual = y(last.balance);
+    if (Math.abs(yExpected - yActual) < 14) {
+      const middle = (yExpected + yActual) / 2;
+      const up = last.expected >= last.balance ? -7 : 7;
+      yExpected = middle + up;
+      yActual = middle - up;
+    }
+    svg("text", { class: "end-label end-expected", x: m.left + plotW + 6, y: yExpected, "dominant-baseline": "middle" }, root)
+      .textContent = compact.format(last.expected);
+    svg("text", { class: "end-label end-actual", x: m.left + plotW + 6, y: yActual, "dominant-baseline": "middle" }, root)
+      .textContent = compact.format(last.balance);
+
+    box.replaceChildren(root);
+  }
+
+  // ---- the controls -------------------------------------------------------------------------
+
+  function clampInt(value, min, max, fallback) {
+    const n = Number.parseInt(value, 10);
+    return Number.isFinite(n) ? Math.min(max, Math.max(min, n)) : fallback;
+  }
+
+  async function sendBurst(event) {
+    event.preventDefault();
+    const count = clampInt($("burst-count").value, 1, 500, 20);
+    const amount = clampInt($("burst-amount").value, 1, Number.MAX_SAFE_INTEGER, 5);
+    const kind = $("burst-kind").value === "withdraw" ? "withdraw" : "deposit";
+    const noun = kind === "deposit" ? "deposits" : "withdrawals";
+    const button = $("burst-send");
+    const result = $("burst-result");
+    button.disabled = true;
+    for (const key of ["answered", "ok", "repeats"]) delete result.dataset[key];
+    result.dataset.state = "sending";
+    result.replaceChildren(paragraph(`Sending ${count} ${noun} of ${number(amount)}…`));
+
+    // Every fetch starts now; the browser sends as many at once as it has connections for.
+    const body = JSON.stringify({ amount });
+    const arrivals = [];
+    const started = performance.now();
+    await Promise.all(Array.from({ length: count }, () =>
+      fetch(`/${kind}`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body,
+        cache: "no-store",
+      })
+        .then(async (response) => {
+          const answer = await response.json().catch(() => ({}));
+          arrivals.push({ status: response.status, balance: answer.balance });
+        })
+        .catch(() => arrivals.push({ status: 0 })),
+    ));
+    const elapsed = performance.now() - started;
+    button.disabled = false;
+    showBurst(result, { count, amount, noun, elapsed, arrivals });
+  }
+
+  function showBurst(result, { count, amount, noun, elapsed, arrivals }) {
+    const ok = arrivals.filter((a) => a.status === 200);
+    const refused = arrivals.filter((a) => a.status === 409).length;
+    const failed = arrivals.length - ok.length - refused;
+    const balances = ok.map((a) => a.balance);
+    const repeats = balances.length - new Set(balances).size;
+
+    result.dataset.state = "done";
+    result.dataset.answered = String(arrivals.length);
+    result.dataset.ok = String(ok.length);
+    result.dataset.repeats = String(repeats);
+
+    let answers = `${arrivals.length} of ${count} ${noun} of ${number(amount)} answered in ` +
+      `${number(elapsed)} ms: ${ok.length} × 200 OK`;
+    if (refused) answers += `, ${refused} × 409 refused (insufficient funds)`;
+    if (failed) answers += `, ${failed} failed`;
+    const parts = [paragraph(`${answers}.`)];
+    if (ok.length > 1) {
+      const p = document.createElement("p");
+      if (repeats > 0) {
+        const claim = document.createElement("strong");
+        claim.textContent = `${repeats} of the ${ok.length} answers repeated a balance another ` +
+          "answer had already reported: each is an update that another wrote over.";
+        p.className = "verdict-bad";
+        p.append(claim, ` A correct server gives every acknowledged ${noun.slice(0, -1)} of one ` +
+          "amount its own balance (while nothing else uses the account).");
+      } else {
+        p.textContent = `Each of the ${ok.length} answers reported its own balance, as a correct server must.`;
+      }
+      parts.push(p);
+      const shown = balances.slice(0, 40).map(number).join(", ");
+      const more = balances.length > 40 ? `, … (${balances.length - 40} more)` : "";
+      const list = paragraph(`Balances reported, in order of arrival: ${shown}${more}.`);
+      list.className = "balances";
+      parts.push(list);
+    }
+    result.replaceChildren(...parts);
+  }
+
+  async function reset() {
+    const result = $("burst-result");
+    const button = $("reset");
+    button.disabled = true;
+    try {
+      const response = await fetch("/reset", { method: "POST", cache: "no-store" });
+      const stats = await response.json();
+      if (!response.ok) throw new Error(stats.detail || `status ${response.status}`);
+      history = [];
+      result.dataset.state = "reset";
+      result.replaceChildren(paragraph(
+        `Reset: balance ${number(stats.balance)}, every counter back to zero.`,
+      ));
+    } catch (error) {
+      result.replaceChildren(paragraph(`Reset failed: ${error.message}`));
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  function paragraph(text) {
+    const p = document.createElement("p");
+    p.textContent = text;
+    return p;
+  }
+
+  // ---- start --------------------------------------------------------------------------------
+
+  $("burst").addEventListener("submit", sendBurst);
+  $("reset").addEventListener("click", reset);
+  new ResizeObserver(() => drawChart()).observe($("chart"));
+  drawChart();
+  connect();
+})();
