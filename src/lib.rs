@@ -17,6 +17,7 @@
 //! - [`problem`]: every client error as an RFC 9457 problem document.
 //! - [`routes`]: the HTTP API (`app()`), no socket needed.
 //! - [`config`] and [`server`]: flags, and `serve(listener, config, shutdown)`.
+//! - [`wire`]: the contract with the load generator: route paths, bodies, `/stats`, problem types.
 
 pub mod account;
 pub mod config;
@@ -27,6 +28,7 @@ pub mod problem;
 pub mod routes;
 pub mod server;
 pub mod strategy;
+pub mod wire;
 pub mod work;
 
 pub use account::Account;
