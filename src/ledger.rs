@@ -25,8 +25,8 @@ pub struct Ledger {
     refused_count: u64,
     lost_updates: u64,
     lost_net: i128,
-    lost_credit: i128,
-    lost_debit: i128,
+    lost_removed: i128,
+    lost_added: i128,
     retries: u64,
     retries_exhausted: u64,
 }
@@ -58,9 +58,9 @@ impl Ledger {
             self.lost_updates += 1;
             self.lost_net += erased;
             if erased > 0 {
-                self.lost_credit += erased;
+                self.lost_removed += erased;
             } else {
-                self.lost_debit -= erased;
+                self.lost_added -= erased;
             }
             tracing::debug!(
                 ?op,
@@ -100,8 +100,8 @@ impl Ledger {
             expected_balance,
             lost_updates: self.lost_updates,
             lost_net: self.lost_net,
-            lost_credit: self.lost_credit,
-            lost_debit: self.lost_debit,
+            lost_removed: self.lost_removed,
+            lost_added: self.lost_added,
             drift: i128::from(balance) - expected_balance,
             overdraft: expected_balance < 0,
             retries: self.retries,
@@ -146,11 +146,11 @@ mod tests {
         assert_eq!(stats.expected_balance, -10);
         assert!(stats.overdraft);
         assert_eq!(stats.lost_net, -10);
-        assert_eq!((stats.lost_credit, stats.lost_debit), (0, 10));
+        assert_eq!((stats.lost_removed, stats.lost_added), (0, 10));
     }
 
     #[test]
-    fn erased_credits_and_erased_debits_are_summed_apart_where_the_net_cancels() {
+    fn erasures_that_remove_and_add_money_are_summed_apart_where_the_net_cancels() {
         // A deposit of 5 erased (read 0, overwrote 5) and a withdrawal of 5 erased (read 5,
         // overwrote 0): the net is 0, the gross is not.
         let mut ledger = Ledger::new(0);
@@ -158,6 +158,6 @@ mod tests {
         ledger.record_write(Op::Withdraw(Amount::new(5).unwrap()), 5, 0);
         let stats = ledger.stats(0, "unguarded".into(), "none".into());
         assert_eq!(stats.lost_net, 0);
-        assert_eq!((stats.lost_credit, stats.lost_debit), (5, 5));
+        assert_eq!((stats.lost_removed, stats.lost_added), (5, 5));
     }
 }

@@ -177,7 +177,7 @@ mod tests {
     use super::*;
 
     /// One problem of every kind.
-    pub(crate) fn one_of_each() -> Vec<Problem> {
+    fn one_of_each() -> Vec<Problem> {
         vec![
             Problem::MalformedBody("x".into()),
             Problem::UnsupportedMediaType("x".into()),

@@ -67,13 +67,14 @@ pub struct Stats {
     /// The signed total of the changes those writes erased.
     pub lost_net: i128,
     /// The erasures that removed money (a write over a higher balance than it read), summed:
-    /// credits that vanished. `lost_net = lost_credit - lost_debit`.
+    /// erased deposits, mostly. `lost_net = lost_removed - lost_added`, and with mixed deposits
+    /// and withdrawals the net can hide both.
     #[serde(default)]
-    pub lost_credit: i128,
-    /// The erasures that restored money (a write over a lower balance than it read), summed as a
-    /// positive amount: debits that were paid out but never taken from the balance.
+    pub lost_removed: i128,
+    /// The erasures that added money (a write over a lower balance than it read), summed as a
+    /// positive amount: erased withdrawals, or a write putting back what a staler write erased.
     #[serde(default)]
-    pub lost_debit: i128,
+    pub lost_added: i128,
     /// `balance - expected_balance`; equals `-lost_net` at any quiet moment.
     pub drift: i128,
     /// True when acknowledged withdrawals exceed everything the account ever held.

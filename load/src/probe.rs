@@ -60,6 +60,10 @@ impl Probe {
         let status = response.status();
         match status.as_u16() {
             200..=299 => {}
+            401 if self.sends_credentials() => bail!(
+                "{} {url} answered 401 Unauthorized: the server refused the credentials given with -H",
+                route.method
+            ),
             401 => bail!(
                 "{} {url} answered 401 Unauthorized: the server wants credentials; pass them with -H 'Authorization: Bearer TOKEN'",
                 route.method
@@ -89,6 +93,13 @@ impl Probe {
                 excerpt(&bytes)
             ),
         }
+    }
+
+    fn sends_credentials(&self) -> bool {
+        self.api
+            .headers
+            .iter()
+            .any(|header| header.name == reqwest::header::AUTHORIZATION)
     }
 
     /// racebank's `/stats`, or `None` when the API is not racebank's or the server has none

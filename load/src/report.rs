@@ -44,7 +44,7 @@ pub const EXIT_INTERRUPTED: u8 = 130;
 ///   answers`, `server /stats`); `answers_carry_balance`.
 /// - `error_rate`, `max_error_rate`, `too_many_errors`; `interrupted`.
 /// - `server_stats`: null when the server has no `/stats`, else {`lost_updates`, `lost_net`,
-///   `lost_credit`, `lost_debit`, `server_net`, `client_net`, `client_net_min`, `client_net_max`,
+///   `lost_removed`, `lost_added`, `server_net`, `client_net`, `client_net_min`, `client_net_max`,
 ///   `interference`, `server_expected_balance`, `client_expected_min`, `client_expected_max`,
 ///   `server_balance`, `retries`, `agrees`}.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -465,13 +465,13 @@ impl Report {
                         }
                     ),
                 );
-                if check.lost_credit != 0 && check.lost_debit != 0 {
+                if check.lost_removed != 0 && check.lost_added != 0 {
                     line(
                         &mut out,
                         "Lost, gross",
                         &format!(
-                            "{} of credits vanished, {} of debits paid out but never taken (the net {} hides both)",
-                            check.lost_credit, check.lost_debit, check.lost_net
+                            "erasing writes removed {} and added {} (the net {} hides both)",
+                            check.lost_removed, check.lost_added, check.lost_net
                         ),
                     );
                 }
@@ -480,6 +480,8 @@ impl Report {
                     "Server agrees",
                     if check.agrees {
                         "yes"
+                    } else if check.interference {
+                        "NO: it acknowledged changes this client did not send"
                     } else {
                         "NO: its counters do not match what the client saw"
                     },

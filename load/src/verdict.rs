@@ -171,12 +171,12 @@ pub struct ServerStats {
     pub lost_updates: u64,
     /// The signed total of the changes those writes erased.
     pub lost_net: i128,
-    /// The erased credits (money that vanished), summed.
+    /// Erasures that removed money, summed.
     #[serde(default)]
-    pub lost_credit: i128,
-    /// The erased debits (money paid out but never taken), summed.
+    pub lost_removed: i128,
+    /// Erasures that added money, summed.
     #[serde(default)]
-    pub lost_debit: i128,
+    pub lost_added: i128,
     /// Optimistic conflicts redone.
     #[serde(default)]
     pub retries: u64,
@@ -189,10 +189,11 @@ pub struct CrossCheck {
     pub lost_updates: u64,
     /// Money the server says those lost updates erased during the run, net.
     pub lost_net: i128,
-    /// Of which credits that vanished (gross)...
-    pub lost_credit: i128,
-    /// ...and debits paid out but never taken from the balance (gross).
-    pub lost_debit: i128,
+    /// Of which erasures that removed money (gross)...
+    pub lost_removed: i128,
+    /// ...and erasures that added money (gross): erased withdrawals, or writes putting back what
+    /// a staler write erased.
+    pub lost_added: i128,
     /// Net change the server acknowledged during the run (Δ(deposit_sum - withdrawal_sum)).
     pub server_net: i128,
     /// Net change the client saw acknowledged.
@@ -244,8 +245,8 @@ impl CrossCheck {
         CrossCheck {
             lost_updates: after.lost_updates.saturating_sub(before.lost_updates),
             lost_net,
-            lost_credit: after.lost_credit - before.lost_credit,
-            lost_debit: after.lost_debit - before.lost_debit,
+            lost_removed: after.lost_removed - before.lost_removed,
+            lost_added: after.lost_added - before.lost_added,
             server_net,
             client_net,
             client_net_min: net_min,
@@ -357,8 +358,8 @@ mod tests {
             expected_balance: 0,
             lost_updates: 0,
             lost_net: 0,
-            lost_credit: 0,
-            lost_debit: 0,
+            lost_removed: 0,
+            lost_added: 0,
             retries: 0,
         };
         let after = ServerStats {
@@ -399,8 +400,8 @@ mod tests {
             expected_balance: 0,
             lost_updates: 0,
             lost_net: 0,
-            lost_credit: 0,
-            lost_debit: 0,
+            lost_removed: 0,
+            lost_added: 0,
             retries: 0,
         };
         let after = ServerStats {
@@ -441,8 +442,8 @@ mod tests {
             expected_balance: 10,
             lost_updates: 1,
             lost_net: 5,
-            lost_credit: 5,
-            lost_debit: 0,
+            lost_removed: 5,
+            lost_added: 0,
             drift: -5,
             overdraft: false,
             retries: 0,
@@ -455,7 +456,7 @@ mod tests {
                 read.balance,
                 read.deposit_sum,
                 read.lost_net,
-                read.lost_credit
+                read.lost_removed
             ),
             (5, 10, 5, 5)
         );

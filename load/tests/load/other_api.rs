@@ -196,6 +196,8 @@ async fn lost_updates_are_found_in_another_api_from_its_nested_answers() {
     let report = racebank_load::run(opts(&url, &args(&["-n", "400", "-c", "32"])))
         .await
         .expect("run");
+    // `cargo test -p racebank-load other_api -- --nocapture` shows it (the README pastes it).
+    println!("{}", report.to_text());
 
     assert_eq!(report.ok, 400, "{}", report.to_text());
     assert_eq!(report.verdict, Conclusion::Lost, "{}", report.to_text());
@@ -295,6 +297,7 @@ async fn wrong_credentials_exit_2_with_one_line() {
 
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
+    println!("{stderr}");
     assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
     assert!(stderr.contains("401 Unauthorized"), "{stderr}");
     assert!(output.stdout.is_empty());
