@@ -11,9 +11,8 @@
 //! Sums are `i128` so that no run, however long, can overflow them. The ledger sits behind a std
 //! mutex: nothing is awaited while it is held, and each hold is a handful of additions.
 
-use serde::{Deserialize, Serialize};
-
 use crate::money::Op;
+pub use crate::wire::Stats;
 
 /// Running totals since the start or the last reset.
 #[derive(Debug, Clone, Default)]
@@ -26,6 +25,8 @@ pub struct Ledger {
     pub(crate) refused_count: u64,
     pub(crate) lost_updates: u64,
     pub(crate) lost_net: i128,
+    pub(crate) lost_removed: i128,
+    pub(crate) lost_added: i128,
     pub(crate) retries: u64,
     pub(crate) retries_exhausted: u64,
 }
@@ -53,8 +54,21 @@ impl Ledger {
             }
         }
         if overwritten != read {
+            let erased = i128::from(overwritten) - i128::from(read);
             self.lost_updates += 1;
-            self.lost_net += i128::from(overwritten) - i128::from(read);
+            self.lost_net += erased;
+            if erased > 0 {
+                self.lost_removed += erased;
+            } else {
+                self.lost_added -= erased;
+            }
+            tracing::debug!(
+                ?op,
+                read,
+                overwritten,
+                erased = %erased,
+                "lost update: this write replaced a balance other than the one it read"
+            );
         }
     }
 
@@ -87,51 +101,14 @@ impl Ledger {
             expected_balance,
             lost_updates: self.lost_updates,
             lost_net: self.lost_net,
+            lost_removed: self.lost_removed,
+            lost_added: self.lost_added,
             drift: i128::from(balance) - expected_balance,
             overdraft: expected_balance < 0,
             retries: self.retries,
             retries_exhausted: self.retries_exhausted,
         }
     }
-}
-
-/// The `/stats` document.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Stats {
-    /// Where the balance lives (`memory`, `postgres`, `redis`).
-    pub store: String,
-    /// The strategy guarding the account (`unguarded`, `mutex`, ...).
-    pub mode: String,
-    /// The work done between read and write (`1ms`, `rendezvous:2`, ...).
-    pub work: String,
-    /// The balance now.
-    pub balance: i64,
-    /// The balance at start or at the last reset.
-    pub initial_balance: i64,
-    /// Deposits acknowledged with 200.
-    pub deposit_count: u64,
-    /// Their total.
-    pub deposit_sum: i128,
-    /// Withdrawals acknowledged with 200.
-    pub withdrawal_count: u64,
-    /// Their total.
-    pub withdrawal_sum: i128,
-    /// Withdrawals refused by the funds check (409).
-    pub refused_count: u64,
-    /// `initial_balance + deposit_sum - withdrawal_sum`: the balance if nothing had been lost.
-    pub expected_balance: i128,
-    /// Writes that replaced a balance other than the one they read.
-    pub lost_updates: u64,
-    /// The signed total of the changes those writes erased.
-    pub lost_net: i128,
-    /// `balance - expected_balance`; equals `-lost_net` at any quiet moment.
-    pub drift: i128,
-    /// True when acknowledged withdrawals exceed everything the account ever held.
-    pub overdraft: bool,
-    /// Optimistic conflicts redone (always 0 in other modes).
-    pub retries: u64,
-    /// Optimistic requests that gave up after too many conflicts (503).
-    pub retries_exhausted: u64,
 }
 
 #[cfg(test)]
@@ -170,5 +147,18 @@ mod tests {
         assert_eq!(stats.expected_balance, -10);
         assert!(stats.overdraft);
         assert_eq!(stats.lost_net, -10);
+        assert_eq!((stats.lost_removed, stats.lost_added), (0, 10));
+    }
+
+    #[test]
+    fn erasures_that_remove_and_add_money_are_summed_apart_where_the_net_cancels() {
+        // A deposit of 5 erased (read 0, overwrote 5) and a withdrawal of 5 erased (read 5,
+        // overwrote 0): the net is 0, the gross is not.
+        let mut ledger = Ledger::new(0);
+        ledger.record_write(deposit(5), 0, 5);
+        ledger.record_write(Op::Withdraw(Amount::new(5).unwrap()), 5, 0);
+        let stats = ledger.stats(0, "unguarded".into(), "none".into(), "memory");
+        assert_eq!(stats.lost_net, 0);
+        assert_eq!((stats.lost_removed, stats.lost_added), (5, 5));
     }
 }

@@ -26,6 +26,7 @@
 //! - [`live`]: the live page at `GET /`, fed by a server-sent event stream.
 //! - [`server`]: `serve(listener, config, shutdown)`.
 //! - [`cli`]: the `racebank` command line, which only builds a [`Config`].
+//! - [`wire`]: the contract with the load generator: route paths, bodies, `/stats`, problem types.
 
 pub mod account;
 pub mod cli;
@@ -42,6 +43,7 @@ pub mod problem;
 pub mod routes;
 pub mod server;
 mod store;
+pub mod wire;
 pub mod work;
 
 pub use account::Account;

@@ -11,6 +11,7 @@ use serde_json::{json, Map, Value};
 
 use crate::error::AccountError;
 use crate::money::Refusal;
+use crate::wire::ProblemType;
 
 /// The media type of a problem document.
 pub const PROBLEM_JSON: &str = "application/problem+json";
@@ -65,41 +66,32 @@ pub enum Problem {
 impl Problem {
     /// The HTTP status.
     pub fn status(&self) -> StatusCode {
+        StatusCode::from_u16(self.problem_type().status())
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
+    /// The kind of problem, as both crates name it ([`crate::wire`]).
+    pub fn problem_type(&self) -> ProblemType {
         match self {
-            Problem::MalformedBody(_) => StatusCode::BAD_REQUEST,
-            Problem::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Problem::InvalidField { .. } | Problem::WouldOverflow { .. } => {
-                StatusCode::UNPROCESSABLE_ENTITY
-            }
-            Problem::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            Problem::InsufficientFunds { .. } => StatusCode::CONFLICT,
-            Problem::Contention { .. }
-            | Problem::ShuttingDown
-            | Problem::StoreUnavailable(_)
-            | Problem::LeaseLost(_) => StatusCode::SERVICE_UNAVAILABLE,
-            Problem::OutcomeUnknown(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            Problem::NotFound { .. } => StatusCode::NOT_FOUND,
-            Problem::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Problem::MalformedBody(_) => ProblemType::MalformedBody,
+            Problem::UnsupportedMediaType(_) => ProblemType::UnsupportedMediaType,
+            Problem::InvalidField { .. } => ProblemType::InvalidField,
+            Problem::TooLarge { .. } => ProblemType::BodyTooLarge,
+            Problem::InsufficientFunds { .. } => ProblemType::InsufficientFunds,
+            Problem::WouldOverflow { .. } => ProblemType::BalanceOverflow,
+            Problem::Contention { .. } => ProblemType::TooMuchContention,
+            Problem::NotFound { .. } => ProblemType::NotFound,
+            Problem::MethodNotAllowed => ProblemType::MethodNotAllowed,
+            Problem::ShuttingDown => ProblemType::ShuttingDown,
+            Problem::StoreUnavailable(_) => ProblemType::StoreUnavailable,
+            Problem::OutcomeUnknown(_) => ProblemType::OutcomeUnknown,
+            Problem::LeaseLost(_) => ProblemType::LeaseLost,
         }
     }
 
     /// A stable identifier for the kind of problem, the last part of `type`.
     pub fn kind(&self) -> &'static str {
-        match self {
-            Problem::MalformedBody(_) => "malformed-body",
-            Problem::UnsupportedMediaType(_) => "unsupported-media-type",
-            Problem::InvalidField { .. } => "invalid-field",
-            Problem::TooLarge { .. } => "body-too-large",
-            Problem::InsufficientFunds { .. } => "insufficient-funds",
-            Problem::WouldOverflow { .. } => "balance-overflow",
-            Problem::Contention { .. } => "too-much-contention",
-            Problem::NotFound { .. } => "not-found",
-            Problem::MethodNotAllowed => "method-not-allowed",
-            Problem::ShuttingDown => "shutting-down",
-            Problem::StoreUnavailable(_) => "store-unavailable",
-            Problem::OutcomeUnknown(_) => "outcome-unknown",
-            Problem::LeaseLost(_) => "lease-lost",
-        }
+        self.problem_type().slug()
     }
 
     /// A short, fixed summary of the kind of problem.
@@ -143,10 +135,7 @@ impl Problem {
     /// The problem document as JSON.
     pub fn to_json(&self) -> Value {
         let mut document = Map::new();
-        document.insert(
-            "type".into(),
-            json!(format!("urn:racebank:problem:{}", self.kind())),
-        );
+        document.insert("type".into(), json!(self.problem_type().urn()));
         document.insert("title".into(), json!(self.title()));
         document.insert("status".into(), json!(self.status().as_u16()));
         document.insert("detail".into(), json!(self.to_string()));
@@ -201,6 +190,54 @@ impl From<AccountError> for Problem {
                 Problem::OutcomeUnknown(error.to_string())
             }
             AccountError::Fenced(detail) => Problem::LeaseLost(detail),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One problem of every kind.
+    fn one_of_each() -> Vec<Problem> {
+        vec![
+            Problem::MalformedBody("x".into()),
+            Problem::UnsupportedMediaType("x".into()),
+            Problem::missing("amount"),
+            Problem::TooLarge { limit: 1024 },
+            Problem::InsufficientFunds {
+                balance: 1,
+                amount: 2,
+            },
+            Problem::WouldOverflow {
+                balance: 1,
+                amount: 2,
+            },
+            Problem::Contention { retries: 3 },
+            Problem::NotFound { path: "/x".into() },
+            Problem::MethodNotAllowed,
+            Problem::ShuttingDown,
+            Problem::StoreUnavailable("x".into()),
+            Problem::OutcomeUnknown("x".into()),
+            Problem::LeaseLost("x".into()),
+        ]
+    }
+
+    #[test]
+    fn every_problem_document_names_its_wire_type_and_status() {
+        let problems = one_of_each();
+        for problem in &problems {
+            let document = problem.to_json();
+            let kind = problem.problem_type();
+            assert_eq!(document["type"], kind.urn(), "{problem:?}");
+            assert_eq!(document["status"], kind.status(), "{problem:?}");
+            assert_eq!(problem.status().as_u16(), kind.status(), "{problem:?}");
+        }
+        for kind in ProblemType::ALL {
+            assert!(
+                problems.iter().any(|p| p.problem_type() == kind),
+                "{kind:?} has no Problem"
+            );
         }
     }
 }

@@ -27,7 +27,6 @@ use axum::extract::{FromRequest, Request, State};
 use axum::http::{header, HeaderMap};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::account::Account;
@@ -35,26 +34,22 @@ use crate::ledger::Stats;
 use crate::live;
 use crate::money::{Amount, Op};
 use crate::problem::Problem;
+use crate::wire::{paths, AmountBody};
 
 /// The largest request body accepted, in bytes. `{"amount": 9223372036854775807}` needs 31.
 pub const BODY_LIMIT: usize = 1024;
 
-/// The answer to a deposit, a withdrawal or a balance read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub struct BalanceBody {
-    /// The balance, in minor units.
-    pub balance: i64,
-}
+pub use crate::wire::BalanceBody;
 
 /// The router for one account; `closing` ends the live page's streams when shutdown begins.
 pub fn app(account: Arc<Account>, closing: live::Closing) -> Router {
     Router::new()
-        .route("/deposit", post(deposit))
-        .route("/withdraw", post(withdraw))
-        .route("/balance", get(balance))
-        .route("/stats", get(stats))
-        .route("/reset", post(reset))
-        .route("/healthz", get(healthz))
+        .route(paths::DEPOSIT, post(deposit))
+        .route(paths::WITHDRAW, post(withdraw))
+        .route(paths::BALANCE, get(balance))
+        .route(paths::STATS, get(stats))
+        .route(paths::RESET, post(reset))
+        .route(paths::HEALTHZ, get(healthz))
         .merge(live::routes(closing))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -151,20 +146,14 @@ fn amount(
         is_json,
     }: &JsonBody,
 ) -> Result<Amount, Problem> {
-    /// The only body a deposit or withdrawal takes; parsing it allocates nothing.
-    #[derive(serde::Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct AmountOnly {
-        amount: i64,
-    }
-
     if !is_json {
         return Err(unsupported_media_type("amount"));
     }
-    let parsed = serde_json::from_slice::<AmountOnly>(body);
+    // The only body a deposit or withdrawal takes; parsing it allocates nothing.
+    let parsed = serde_json::from_slice::<AmountBody>(body);
     // Serde would also take `[5]` for the struct; only an object is an amount body.
     let is_object = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
-    if let (Ok(AmountOnly { amount }), true) = (&parsed, is_object) {
+    if let (Ok(AmountBody { amount }), true) = (&parsed, is_object) {
         if let Some(amount) = Amount::new(*amount) {
             return Ok(amount);
         }

@@ -6,13 +6,16 @@ Sections (all by default):
   clients     racebank-load vs oha vs wrk on POST /deposit, mutex mode, work none, c=64
   server      racebank mutex vs unguarded vs a bare axum yardstick, read by wrk
   memory      racebank-load's peak RSS for 100,000 and 1,000,000 requests
+  burst       how often `burst` finds lost updates, against plain runs of the same requests at the
+              same concurrency (unguarded, work none and yield)
 
 Every server runs on 127.0.0.1 and every run is bounded in time or count. Competing tools are
 alternated round by round and their medians compared, because the machine is shared and noisy: only
 the ratios measured in one run mean anything. oha installs with `cargo install oha`, wrk with
 `apt-get install wrk`; a section that needs a missing tool says so and skips it.
 
-Options: --rounds N (default 5), --seconds S per measurement (default 5), --quick (2 rounds of 2 s).
+Options: --rounds N (default 5), --seconds S per measurement (default 5), --quick (2 rounds of 2 s),
+--burst-rounds K (default 50). Binaries are taken from $CARGO_TARGET_DIR/release when it is set.
 """
 
 import argparse
@@ -30,7 +33,8 @@ import urllib.request
 from contextlib import contextmanager
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-RELEASE = os.path.join(ROOT, "target", "release")
+TARGET_DIR = os.environ.get("CARGO_TARGET_DIR") or os.path.join(ROOT, "target")
+RELEASE = os.path.join(os.path.abspath(TARGET_DIR), "release")
 RACEBANK = os.path.join(RELEASE, "racebank")
 LOAD = os.path.join(RELEASE, "racebank-load")
 YARDSTICK = os.path.join(RELEASE, "examples", "yardstick")
@@ -264,8 +268,50 @@ def section_memory(args):
             + table(["requests", "peak RSS MiB"], rows) + f"\n\n1,000,000 / 100,000: {ratio:.3f}x")
 
 
+BURST_SIZE = 20
+
+
+def lost_in_bursts(url, rounds):
+    out = subprocess.run([LOAD, "burst", "--url", url, "-n", str(BURST_SIZE), "--rounds", str(rounds), "--json"],
+                         capture_output=True, text=True, timeout=600)
+    if out.returncode not in (0, 1):
+        raise RuntimeError(f"racebank-load burst failed ({out.returncode}): {out.stderr.strip()}")
+    report = json.loads(out.stdout)
+    return report["lost_rounds"], report["release_spread_us"]["median"]
+
+
+def lost_in_plain_runs(url, rounds):
+    lost = 0
+    for _ in range(rounds):
+        out = subprocess.run([LOAD, "--url", url, "-n", str(BURST_SIZE), "-c", str(BURST_SIZE), "--json",
+                              "--no-progress"], capture_output=True, text=True, timeout=120)
+        if out.returncode not in (0, 1):
+            raise RuntimeError(f"racebank-load failed ({out.returncode}): {out.stderr.strip()}")
+        lost += json.loads(out.stdout)["verdict"] == "lost"
+    return lost
+
+
+def burst_servers():
+    """(label, server command) pairs the burst is measured against."""
+    return [(f"unguarded, work {work}", racebank("unguarded", work)) for work in ["none", "yield"]]
+
+
+def section_burst(args):
+    rows = []
+    for label, command in burst_servers():
+        with server(command) as url:
+            burst_lost, spread = lost_in_bursts(url, args.burst_rounds)
+            plain_lost = lost_in_plain_runs(url, args.burst_rounds)
+        rows.append([label, f"{burst_lost} of {args.burst_rounds}", f"{plain_lost} of {args.burst_rounds}", spread])
+        log(f"  {label:<24} burst {burst_lost}/{args.burst_rounds}, plain {plain_lost}/{args.burst_rounds}")
+    return (f"### Burst against plain runs ({args.burst_rounds} rounds of {BURST_SIZE} deposits; a plain round is "
+            f"`-n {BURST_SIZE} -c {BURST_SIZE}`)\n\n"
+            + table(["server", "burst: rounds with lost updates", "plain: runs with lost updates",
+                     "median release spread µs"], rows))
+
+
 SECTIONS = {"strategies": section_strategies, "clients": section_clients,
-            "server": section_server, "memory": section_memory}
+            "server": section_server, "memory": section_memory, "burst": section_burst}
 
 
 def main():
@@ -273,6 +319,7 @@ def main():
     parser.add_argument("sections", nargs="*", choices=[*SECTIONS, []], default=[])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seconds", type=int, default=5)
+    parser.add_argument("--burst-rounds", type=int, default=50)
     parser.add_argument("--quick", action="store_true", help="2 rounds of 2 s: a smoke run, not a result")
     parser.add_argument("--no-build", action="store_true")
     args = parser.parse_args()

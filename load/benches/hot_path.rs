@@ -4,30 +4,33 @@
 //! `cargo bench -p racebank-load --bench hot_path -- --quick` for a short run.
 
 use std::hint::black_box;
-use std::sync::atomic::AtomicU64;
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion};
 use hyper::StatusCode;
-use racebank_load::ops::Plan;
-use racebank_load::opts::AmountSpec;
-use racebank_load::seen::Ladder;
-use racebank_load::stats::Stats;
-use racebank_load::workers::{self, Exchange, Job, Stop, Target};
+use racebank_load::bench::{Exchange, Ladder, Plan, Reading, Requests, Stats, Target};
+use racebank_load::{AmountSpec, Api};
+
+/// What a worker thread holds: the plan, the request parts, how answers are read.
+struct Job {
+    plan: Plan,
+    requests: Requests,
+    reading: Reading,
+}
 
 fn job(amounts: AmountSpec, withdraw_ratio: f64, ladder: Option<Ladder>) -> Job {
     // Resolving an IP literal needs no network; nothing is sent.
     let target = Target::new(&"http://127.0.0.1:3000".parse().expect("a URL")).expect("a target");
-    Job::new(
-        target,
-        Plan::new(1, withdraw_ratio, amounts),
-        Stop::After(u64::MAX),
-        Duration::from_secs(10),
-        ladder,
-        Arc::new(AtomicU64::new(u64::MAX / 2)),
-    )
+    let api = Api::default();
+    Job {
+        plan: Plan::new(1, withdraw_ratio, amounts),
+        requests: Requests::new(&[target], &api, amounts).expect("request parts"),
+        reading: Reading {
+            pointer: api.pointer.clone(),
+            ladder,
+        },
+    }
 }
 
 fn hot_path(c: &mut Criterion) {
@@ -52,12 +55,11 @@ fn hot_path(c: &mut Criterion) {
         ("wide, formatted body", wide),
     ] {
         let job = job(amounts, 0.3, None);
-        let requests = job.requests().expect("request parts");
         let mut index = 0u64;
         c.bench_function(&format!("Requests::build ({name})"), |b| {
             b.iter(|| {
                 index = index.wrapping_add(1);
-                black_box(requests.build(job.plan.op(index)))
+                black_box(job.requests.build(job.plan.op(index), 0))
             })
         });
     }
@@ -77,12 +79,12 @@ fn hot_path(c: &mut Criterion) {
                 status: StatusCode::OK,
                 body: Some(answers[step].clone()),
             };
-            black_box(workers::record(
-                &mut stats,
-                &job,
+            black_box(stats.record(
+                &job.reading,
                 op,
                 exchange,
                 Duration::from_micros(300),
+                || u64::MAX / 2,
             ))
         })
     });
@@ -98,12 +100,12 @@ fn hot_path(c: &mut Criterion) {
                 status: StatusCode::OK,
                 body: Some(body.clone()),
             };
-            black_box(workers::record(
-                &mut stats,
-                &job,
+            black_box(stats.record(
+                &job.reading,
                 job.plan.op(index),
                 exchange,
                 Duration::from_micros(250 + index % 500),
+                || u64::MAX / 2,
             ))
         })
     });

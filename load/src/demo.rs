@@ -1,20 +1,23 @@
 //! `racebank-load demo`: the project's point in one command.
 //!
-//! For each scenario and each mode, a fresh server is started in this process on an ephemeral
-//! loopback port, the same load is sent to it, and the verdicts are laid side by side. A fresh
-//! server per row means no row inherits another's balance or counters. The race is the expected
-//! result here, not a failure: the demo exits 0 whenever it ran.
+//! For each scenario and each mode, a fresh server is started ([`start_server`]), the same load is
+//! sent to it, and the verdicts are laid side by side. A fresh server per row means no row inherits
+//! another's balance or counters. The race is the expected result here, not a failure: the demo
+//! exits 0 whenever it ran. The closing paragraph is written from the rows that ran.
 
 use std::fmt::Write as _;
-use std::time::Duration;
 
 use anyhow::Context;
 use racebank::{AccountConfig, Config, Mode, WorkSpec};
+use reqwest::Url;
 use serde::Serialize;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
 
-use crate::opts::{AmountSpec, DemoOpts, Opts, DEFAULT_SEED};
+use crate::load::{Limit, Load};
+use crate::ops::AmountSpec;
+use crate::opts::DemoOpts;
 use crate::report::Report;
 
 /// One load the demo sends to every mode.
@@ -134,12 +137,41 @@ pub async fn demo(opts: DemoOpts) -> anyhow::Result<Vec<Row>> {
     Ok(rows)
 }
 
-/// Starts a server in `mode`, sends the scenario's load, stops the server.
-async fn run_against_fresh_server(
-    scenario: &Scenario,
-    mode: Mode,
-    opts: &DemoOpts,
-) -> anyhow::Result<Report> {
+/// How one row's server runs.
+#[derive(Debug, Clone, Copy)]
+pub struct ServerSpec {
+    /// The strategy.
+    pub mode: Mode,
+    /// The work between read and write.
+    pub work: WorkSpec,
+    /// The opening balance.
+    pub initial_balance: i64,
+}
+
+/// A server started for one row: where it answers, and how to stop it.
+pub struct Server {
+    /// Its URLs (one per replica), in the order the load spreads over them.
+    pub urls: Vec<Url>,
+    stop: oneshot::Sender<()>,
+    tasks: Vec<JoinHandle<Result<racebank::Stats, racebank::ServeError>>>,
+}
+
+impl Server {
+    /// Stops every replica and waits for each to finish.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(());
+        for task in self.tasks {
+            task.await
+                .context("the server task stopped unexpectedly")?
+                .context("the server failed")?;
+        }
+        Ok(())
+    }
+}
+
+/// Starts the server of one row: the one place that knows how. Today: `racebank::serve` in this
+/// process on `127.0.0.1:0`.
+pub async fn start_server(spec: ServerSpec) -> anyhow::Result<Server> {
     let listener = TcpListener::bind("127.0.0.1:0")
         .await
         .context("cannot bind a loopback port for the server")?;
@@ -148,39 +180,47 @@ async fn run_against_fresh_server(
         .context("cannot read the server's port")?;
     let config = Config {
         account: AccountConfig {
-            initial_balance: scenario.initial_balance,
-            ..AccountConfig::memory(mode, opts.work)
+            initial_balance: spec.initial_balance,
+            ..AccountConfig::memory(spec.mode, spec.work)
         },
         ..Config::default()
     };
     let (stop, stopped) = oneshot::channel::<()>();
-    let server = tokio::spawn(racebank::serve(listener, config, async move {
+    let task = tokio::spawn(racebank::serve(listener, config, async move {
         let _ = stopped.await;
     }));
-    let load = Opts {
-        url: format!("http://{addr}")
+    Ok(Server {
+        urls: vec![format!("http://{addr}")
             .parse()
-            .context("cannot form the server's URL")?,
-        concurrency: opts.concurrency,
-        requests: Some(opts.requests.unwrap_or(scenario.default_requests)),
-        duration: None,
-        withdraw_ratio: scenario.withdraw_ratio,
-        amount: AmountSpec {
-            min: scenario.amount,
-            max: scenario.amount,
-        },
-        seed: DEFAULT_SEED,
-        timeout: Duration::from_secs(10),
-        json: false,
-        no_progress: true,
-        threads: None,
+            .context("cannot form the server's URL")?],
+        stop,
+        tasks: vec![task],
+    })
+}
+
+/// Starts a server in `mode`, sends the scenario's load, stops the server.
+async fn run_against_fresh_server(
+    scenario: &Scenario,
+    mode: Mode,
+    opts: &DemoOpts,
+) -> anyhow::Result<Report> {
+    let server = start_server(ServerSpec {
+        mode,
+        work: opts.work,
+        initial_balance: scenario.initial_balance,
+    })
+    .await?;
+    let mut load = Load::new(server.urls[0].clone());
+    load.targets = server.urls.clone();
+    load.concurrency = opts.concurrency;
+    load.limit = Limit::Count(opts.requests.unwrap_or(scenario.default_requests));
+    load.withdraw_ratio = scenario.withdraw_ratio;
+    load.amount = AmountSpec {
+        min: scenario.amount,
+        max: scenario.amount,
     };
     let report = crate::run(load).await;
-    let _ = stop.send(());
-    server
-        .await
-        .context("the server task stopped unexpectedly")?
-        .context("the server failed")?;
+    server.stop().await?;
     report
 }
 
@@ -248,12 +288,81 @@ pub fn rows_to_text(rows: &[Row]) -> String {
         }
         let _ = writeln!(out);
     }
-    let _ = writeln!(
-        out,
-        "What this shows: unguarded, concurrent requests read the same balance and the last write wins, so\n\
-         acknowledged deposits vanish (lost > 0, duplicate answers) and withdrawals pay out money the account\n\
-         never held (overdraft). semaphore:4 lets 4 requests into that window at once: fewer losses, not none.\n\
-         mutex, optimistic and atomic keep every update (expected == final); compare their req/s and p99 for the cost."
-    );
+    out.push_str(&closing(rows));
+    out
+}
+
+/// What the rows show, said from the rows themselves.
+fn closing(rows: &[Row]) -> String {
+    let mut out = String::from("What these runs show:\n");
+    for scenario in [DEPOSITS, WITHDRAWALS] {
+        let rows: Vec<&Row> = rows
+            .iter()
+            .filter(|row| row.scenario == scenario.name)
+            .collect();
+        if rows.is_empty() {
+            continue;
+        }
+        let mut damaged = Vec::new();
+        for row in rows.iter().filter(|row| !row.consistent) {
+            let expected = row.expected_balance.map_or_else(
+                || format!("{}..={}", row.expected_min, row.expected_max),
+                |exact| exact.to_string(),
+            );
+            damaged.push(match row.lost_amount {
+                lost if lost > 0 => format!(
+                    "{} lost {lost} of an expected {expected}{}",
+                    row.mode,
+                    row.duplicates
+                        .filter(|&d| d > 0)
+                        .map(|d| format!(" ({d} answers repeated a balance)"))
+                        .unwrap_or_default()
+                ),
+                lost if lost < 0 => format!(
+                    "{} paid out {} it never took from the balance{}",
+                    row.mode,
+                    -lost,
+                    if row.overdraft {
+                        ", more than the account ever held"
+                    } else {
+                        ""
+                    }
+                ),
+                _ => format!("{} gave answers no correct server gives", row.mode),
+            });
+        }
+        let kept: Vec<&Row> = rows.iter().copied().filter(|row| row.consistent).collect();
+        let what = if scenario.withdraw_ratio == 0.0 {
+            "deposits"
+        } else {
+            "withdrawals"
+        };
+        let mut sentence = format!("- Concurrent {what}: ");
+        if damaged.is_empty() {
+            sentence.push_str("no mode lost an update in this run");
+        } else {
+            sentence.push_str(&damaged.join("; "));
+        }
+        if !kept.is_empty() {
+            let names: Vec<&str> = kept.iter().map(|row| row.mode.as_str()).collect();
+            let _ = write!(
+                sentence,
+                ". {} kept every update (expected == final)",
+                names.join(", ")
+            );
+        }
+        let fastest = kept.iter().max_by(|a, b| a.rps.total_cmp(&b.rps));
+        let slowest = kept.iter().min_by(|a, b| a.rps.total_cmp(&b.rps));
+        if let (Some(fastest), Some(slowest)) = (fastest, slowest) {
+            if fastest.mode != slowest.mode {
+                let _ = write!(
+                    sentence,
+                    "; of those, {} ran at {:.0} req/s (p99 {:.1} ms) and {} at {:.0} req/s (p99 {:.1} ms)",
+                    fastest.mode, fastest.rps, fastest.p99_ms, slowest.mode, slowest.rps, slowest.p99_ms
+                );
+            }
+        }
+        let _ = writeln!(out, "{sentence}.");
+    }
     out
 }

@@ -5,37 +5,73 @@
 //! concurrency allows, reads the balance again, and judges: the final balance must lie in the
 //! range the acknowledged operations allow, no withdrawal may pay out money the account never
 //! held, and (deposits or withdrawals only, one amount) no two answers may report the same
-//! balance. The server's `/stats` is compared when it exists, never relied on.
+//! balance. The server's `/stats` is compared when it exists, never relied on. Any API shaped like
+//! an account can be loaded (routes, body, headers, where the balance is), and `burst` releases
+//! requests at the same instant to find races that a steady stream misses.
 //!
 //! The map:
-//! - [`opts`]: the command line (`run`, the default, and `demo`), checked before anything is sent.
+//! - [`opts`] and [`config_file`]: the command line and `--config`, turned into plain
+//!   descriptions of the work: a [`Load`] ([`load`]) or a [`Burst`].
+//! - [`api`]: the shape of the API under test (racebank's by default); [`target`]: each `--url`,
+//!   resolved once.
 //! - [`ops`]: the operation sequence, operation `i` a pure function of `(seed, i)`.
-//! - [`workers`]: the hot loop: one current-thread runtime and [`Stats`] per thread, one hyper
-//!   HTTP/1.1 keep-alive connection per in-flight slot.
-//! - [`stats`]: what a worker observed (latency histogram, counters, sums), merged at the end.
+//! - The hot loop: [`pool`] (threads, one current-thread runtime each, one slot per in-flight
+//!   request), [`requests`] (the parts of every request, built once per thread) and
+//!   [`connection`] (one hyper HTTP/1.1 keep-alive connection per slot and replica).
+//! - [`stats`]: what a worker observed, and the decision it counts: was a request applied?
 //! - [`seen`]: the duplicate-balance bitset, one bit per request.
-//! - [`verdict`]: expected range, lost amount, overdraft, duplicates, and the `/stats` cross-check.
+//! - [`verdict`]: expected range, lost amount, overdraft, duplicates, the `/stats` cross-check,
+//!   and the conclusion: consistent, lost, or inconclusive when another client was active.
 //! - [`probe`]: the balance and `/stats` reads around a run.
+//! - [`history`]: `--history`, one JSON line per request, streamed.
 //! - [`progress`]: the progress bar, fed by a ticker rather than by requests.
-//! - [`report`]: the [`Report`], as aligned text or JSON.
+//! - [`report`]: the [`Report`], as aligned text or JSON, and the exit status.
 //! - [`run`](mod@run): one run from start to verdict.
-//! - [`demo`](mod@demo): the server in-process, once per mode, the same load against each, side by side.
+//! - [`burst`](mod@burst): synchronised rounds, each judged.
+//! - [`demo`](mod@demo): the server in-process, once per mode, the same load against each.
 
-pub mod demo;
-pub mod ops;
-pub mod opts;
-pub mod probe;
-pub mod progress;
-pub mod report;
-pub mod run;
-pub mod seen;
-pub mod stats;
-pub mod verdict;
-pub mod workers;
+pub(crate) mod api;
+pub(crate) mod burst;
+pub(crate) mod config_file;
+pub(crate) mod connection;
+pub(crate) mod demo;
+pub(crate) mod history;
+pub(crate) mod load;
+pub(crate) mod ops;
+pub(crate) mod opts;
+pub(crate) mod pool;
+pub(crate) mod probe;
+pub(crate) mod progress;
+pub(crate) mod report;
+pub(crate) mod requests;
+pub(crate) mod run;
+pub(crate) mod seen;
+pub(crate) mod stats;
+pub(crate) mod target;
+pub(crate) mod verdict;
 
-pub use demo::{demo, Row};
-pub use opts::{Cli, Command, DemoOpts, Opts};
-pub use report::Report;
-pub use run::run;
-pub use stats::Stats;
-pub use verdict::Verdict;
+pub use api::{Api, ApiSpec, BalancePointer, Header, RouteTemplate};
+pub use burst::{burst, Burst, BurstReport, Reproduction, Round, Spread};
+pub use config_file::expand as expand_config;
+pub use demo::{demo, rows_to_json, rows_to_text, start_server, Row, Server, ServerSpec};
+pub use load::{Limit, Load, DEFAULT_SEED};
+pub use ops::AmountSpec;
+pub use opts::{BurstOpts, Cli, Command, DemoOpts, Opts, TargetArgs};
+pub use report::{
+    Ending, Latency, Report, Setup, Totals, EXIT_INCONCLUSIVE, EXIT_INTERRUPTED, EXIT_LOST,
+    EXIT_TOO_MANY_ERRORS, EXIT_USAGE,
+};
+pub use run::{run, run_until};
+pub use stats::Errors;
+pub use verdict::{Conclusion, CrossCheck};
+
+/// The pieces of the hot loop, for `benches/hot_path.rs` only: not a stable API.
+#[doc(hidden)]
+pub mod bench {
+    pub use crate::connection::Exchange;
+    pub use crate::ops::{Op, Plan};
+    pub use crate::requests::Requests;
+    pub use crate::seen::Ladder;
+    pub use crate::stats::{Reading, Stats};
+    pub use crate::target::Target;
+}

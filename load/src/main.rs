@@ -1,15 +1,24 @@
-//! The `racebank-load` binary: parse flags, run, print, exit 0 (consistent), 1 (updates lost) or
-//! 2 (bad flags or an unreachable server).
+//! The `racebank-load` binary: read `--config`, parse flags, run, print, and exit with the
+//! verdict's status (see `--help`). Ctrl-C prints the report of what was sent so far; a second
+//! Ctrl-C quits at once.
 
+use std::future::Future;
 use std::io::Write;
 use std::process::ExitCode;
 
 use clap::error::ErrorKind;
 use clap::Parser;
-use racebank_load::{Cli, Command};
+use racebank_load::{Cli, Command, EXIT_INTERRUPTED, EXIT_USAGE};
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let args = match racebank_load::expand_config(std::env::args_os().collect()) {
+        Ok(args) => args,
+        Err(message) => {
+            eprintln!("racebank-load: {message}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(error) => return usage_error(error),
     };
@@ -19,8 +28,9 @@ fn main() -> ExitCode {
         Command::Demo(_) => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build(),
-        // The load runs on its own threads; this runtime only reads the balance and ticks the bar.
-        Command::Run(_) => tokio::runtime::Builder::new_current_thread()
+        // The load runs on its own threads; this runtime only reads the balance and ticks the
+        // bar. A burst's few sockets need no more.
+        Command::Run(_) | Command::Burst(_) => tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build(),
     };
@@ -31,31 +41,77 @@ fn main() -> ExitCode {
     match command {
         Command::Demo(opts) => match runtime.block_on(racebank_load::demo(opts.clone())) {
             Ok(rows) if opts.json => {
-                print_out(&racebank_load::demo::rows_to_json(&rows));
+                print_out(&racebank_load::rows_to_json(&rows));
                 ExitCode::SUCCESS
             }
             Ok(rows) => {
-                print_out(&racebank_load::demo::rows_to_text(&rows));
+                print_out(&racebank_load::rows_to_text(&rows));
                 ExitCode::SUCCESS
             }
             Err(error) => fail(error),
         },
-        Command::Run(opts) => match runtime.block_on(racebank_load::run(opts.clone())) {
-            Ok(report) => {
-                if opts.json {
-                    print_out(&report.to_json());
-                } else {
-                    print_out(&report.to_text());
+        Command::Burst(opts) => {
+            let burst = match opts.to_burst() {
+                Ok(burst) => burst,
+                Err(error) => return fail(error),
+            };
+            match runtime.block_on(racebank_load::burst(burst)) {
+                Ok(report) => {
+                    print_out(&if opts.json {
+                        report.to_json()
+                    } else {
+                        report.to_text()
+                    });
+                    ExitCode::from(report.exit_code())
                 }
-                if report.consistent {
-                    ExitCode::SUCCESS
-                } else {
-                    ExitCode::from(1)
-                }
+                Err(error) => fail(error),
             }
-            Err(error) => fail(error),
-        },
+        }
+        Command::Run(opts) => {
+            let load = match opts.to_load() {
+                Ok(load) => load,
+                Err(error) => return fail(error),
+            };
+            let outcome = runtime.block_on(async {
+                let interrupt = interrupted()?;
+                racebank_load::run_until(load, interrupt).await
+            });
+            match outcome {
+                Ok(report) => {
+                    print_out(&if opts.json {
+                        report.to_json()
+                    } else {
+                        report.to_text()
+                    });
+                    ExitCode::from(report.exit_code())
+                }
+                Err(error) => fail(error),
+            }
+        }
     }
+}
+
+/// Completes on the first Ctrl-C (SIGINT); the handler is installed now, so a Ctrl-C at any time
+/// from here on is caught. After the first, a second one exits at once.
+fn interrupted() -> anyhow::Result<impl Future<Output = ()>> {
+    #[cfg(unix)]
+    let mut signals = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+    Ok(async move {
+        #[cfg(unix)]
+        let _ = signals.recv().await;
+        #[cfg(not(unix))]
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+        eprintln!("racebank-load: interrupted; reading the balance for the report (Ctrl-C again to quit now)");
+        tokio::spawn(async move {
+            #[cfg(unix)]
+            let _ = signals.recv().await;
+            #[cfg(not(unix))]
+            let _ = tokio::signal::ctrl_c().await;
+            std::process::exit(i32::from(EXIT_INTERRUPTED));
+        });
+    })
 }
 
 /// Help and version go to stdout with exit 0; anything else is one line on stderr and exit 2.
@@ -71,7 +127,7 @@ fn usage_error(error: clap::Error) -> ExitCode {
     let first = rendered.lines().next().unwrap_or("invalid arguments");
     let first = first.strip_prefix("error: ").unwrap_or(first);
     eprintln!("racebank-load: {first} (see --help)");
-    ExitCode::from(2)
+    ExitCode::from(EXIT_USAGE)
 }
 
 /// Writes to stdout, ignoring a closed pipe (`| head`) rather than panicking as `println!` would.
@@ -86,5 +142,5 @@ fn print_out(text: &str) {
 
 fn fail(error: anyhow::Error) -> ExitCode {
     eprintln!("racebank-load: {error:#}");
-    ExitCode::from(2)
+    ExitCode::from(EXIT_USAGE)
 }

@@ -4,7 +4,8 @@
 //! generator means workers need no lock to pick their next operation, and the same seed always
 //! produces the same sequence, whatever the concurrency or the number of threads.
 
-use crate::opts::AmountSpec;
+use std::fmt;
+use std::str::FromStr;
 
 /// Deposit or withdrawal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -79,6 +80,61 @@ impl Plan {
     /// The amounts drawn from.
     pub fn amounts(&self) -> AmountSpec {
         self.amounts
+    }
+}
+
+/// The `--amount` flag: one amount, or a range picked from per request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AmountSpec {
+    /// The smallest amount.
+    pub min: i64,
+    /// The largest amount (equal to `min` for a fixed amount).
+    pub max: i64,
+}
+
+/// The largest amount accepted, so that sums of a billion requests still fit comfortably.
+pub const MAX_AMOUNT: i64 = 1_000_000_000_000;
+
+impl AmountSpec {
+    /// The amount when it is fixed.
+    pub fn fixed(self) -> Option<i64> {
+        (self.min == self.max).then_some(self.min)
+    }
+}
+
+impl FromStr for AmountSpec {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let one = |part: &str| -> Result<i64, String> {
+            match part.trim().parse::<i64>() {
+                Ok(value) if (1..=MAX_AMOUNT).contains(&value) => Ok(value),
+                _ => Err(format!(
+                    "`{}` is not an amount: use a whole number of minor units from 1 to {MAX_AMOUNT}",
+                    part.trim()
+                )),
+            }
+        };
+        let (min, max) = match text.split_once("..") {
+            Some((min, max)) => (one(min)?, one(max.strip_prefix('=').unwrap_or(max))?),
+            None => {
+                let value = one(text)?;
+                (value, value)
+            }
+        };
+        if min > max {
+            return Err(format!("`{text}`: the range must run from small to large"));
+        }
+        Ok(AmountSpec { min, max })
+    }
+}
+
+impl fmt::Display for AmountSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.fixed() {
+            Some(amount) => write!(f, "{amount}"),
+            None => write!(f, "{}..{}", self.min, self.max),
+        }
     }
 }
 

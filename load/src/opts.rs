@@ -1,18 +1,22 @@
-//! The command line: `run` (the default) and `demo`, with every flag checked before anything is sent.
+//! The command line: `run` (the default), `burst` and `demo`, with every flag checked before
+//! anything is sent, turned into the plain descriptions the library runs ([`Load`], [`Burst`]).
 //!
 //! Bad values are refused by clap's value parsers, so a typo never turns into a half-run; the binary
-//! prints the first line of clap's message and exits 2.
+//! prints the first line of clap's message and exits 2. `--config FILE` is read before clap sees
+//! the arguments ([`crate::config_file`]).
 
-use std::fmt;
-use std::str::FromStr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use racebank::duration::parse_duration;
 use racebank::{Mode, WorkSpec};
+use reqwest::Url;
 
-/// The seed used when `--seed` is not given: fixed, so two runs send the same operations.
-pub const DEFAULT_SEED: u64 = 1;
+use crate::api::{ApiSpec, Header, RouteTemplate, DEFAULT_BODY};
+use crate::burst::Burst;
+use crate::load::{Limit, Load, DEFAULT_SEED};
+use crate::ops::AmountSpec;
 
 /// The number of requests when neither `-n` nor `-z` is given.
 pub const DEFAULT_REQUESTS: u64 = 2000;
@@ -24,7 +28,8 @@ pub const DEFAULT_REQUESTS: u64 = 2000;
     version,
     about = "Load generator that proves, from the responses alone, whether a bank account lost updates",
     args_conflicts_with_subcommands = true,
-    after_help = "Without a subcommand, `run` is assumed: racebank-load -n 5000 -c 64 --url http://127.0.0.1:3000"
+    after_help = "Without a subcommand, `run` is assumed: racebank-load -n 5000 -c 64 --url http://127.0.0.1:3000\n\
+                  Exit status: 0 consistent, 1 updates lost, 2 usage or unreachable, 3 inconclusive (another client), 4 too many errors, 130 interrupted."
 )]
 pub struct Cli {
     /// What to do; `run` when omitted.
@@ -41,17 +46,79 @@ pub struct Cli {
 pub enum Command {
     /// Send deposits and withdrawals to a server and check that no update was lost (the default).
     Run(Opts),
+    /// Release N requests at the same instant, round after round, and judge each round.
+    Burst(BurstOpts),
     /// Start the server in-process once per mode, load each the same way, and compare them.
     Demo(DemoOpts),
+}
+
+/// Where the account is and what its API looks like (racebank's by default).
+#[derive(Debug, Clone, Args)]
+pub struct TargetArgs {
+    /// Base URL of the account server (http only). Repeat for replicas: requests go round robin,
+    /// the balance and /stats are read from the first.
+    #[arg(long, default_value = "http://127.0.0.1:3000", value_parser = parse_url)]
+    pub url: Vec<Url>,
+
+    /// A header sent with every request, e.g. -H 'Authorization: Bearer TOKEN' (repeatable).
+    #[arg(short = 'H', long = "header", value_name = "NAME: VALUE")]
+    pub headers: Vec<Header>,
+
+    /// The deposit route: `METHOD /path`, the path may name {account}.
+    #[arg(long, default_value = "POST /deposit", value_name = "METHOD /PATH")]
+    pub deposit: RouteTemplate,
+
+    /// The withdrawal route.
+    #[arg(long, default_value = "POST /withdraw", value_name = "METHOD /PATH")]
+    pub withdraw: RouteTemplate,
+
+    /// The balance route.
+    #[arg(long, default_value = "GET /balance", value_name = "METHOD /PATH")]
+    pub balance: RouteTemplate,
+
+    /// The body of a deposit or withdrawal, with {amount} (and optionally {account}) in it.
+    #[arg(long, default_value = DEFAULT_BODY)]
+    pub body: String,
+
+    /// The account id that fills {account} in routes and the body.
+    #[arg(long)]
+    pub account: Option<String>,
+
+    /// Where the balance is in an answer, as an RFC 6901 JSON pointer (e.g. /data/balance).
+    #[arg(long, default_value = "/balance", value_name = "POINTER")]
+    pub balance_pointer: String,
+
+    /// Per-request timeout; a request that times out may or may not have been applied.
+    #[arg(long, default_value = "10s", value_parser = parse_positive_duration)]
+    pub timeout: Duration,
+
+    /// Read these settings from a TOML file first; flags given here override it.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+impl TargetArgs {
+    fn api(&self) -> anyhow::Result<crate::api::Api> {
+        ApiSpec {
+            deposit: self.deposit.clone(),
+            withdraw: self.withdraw.clone(),
+            balance: self.balance.clone(),
+            body: self.body.clone(),
+            account: self.account.clone(),
+            headers: self.headers.clone(),
+            pointer: self.balance_pointer.clone(),
+        }
+        .build()
+    }
 }
 
 /// How much load to send, where, and how to report it.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "racebank-load")]
 pub struct Opts {
-    /// Base URL of the account server (http only).
-    #[arg(long, default_value = "http://127.0.0.1:3000", value_parser = parse_url)]
-    pub url: reqwest::Url,
+    /// Where, and the API's shape.
+    #[command(flatten)]
+    pub target: TargetArgs,
 
     /// Requests in flight at once.
     #[arg(short = 'c', long, default_value_t = 64,
@@ -80,9 +147,13 @@ pub struct Opts {
     #[arg(long, default_value_t = DEFAULT_SEED)]
     pub seed: u64,
 
-    /// Per-request timeout; a request that times out may or may not have been applied.
-    #[arg(long, default_value = "10s", value_parser = parse_positive_duration)]
-    pub timeout: Duration,
+    /// Fail the run (exit 4) when more than this share of the requests failed (0 to 1).
+    #[arg(long, value_parser = parse_ratio)]
+    pub max_error_rate: Option<f64>,
+
+    /// Write one JSON line per request to this file (see README for the fields).
+    #[arg(long, value_name = "FILE")]
+    pub history: Option<PathBuf>,
 
     /// Print one JSON document instead of the text summary.
     #[arg(long)]
@@ -107,23 +178,77 @@ impl Opts {
         }
     }
 
-    /// Worker threads to start: `--threads` or the core count, never more than the concurrency.
-    pub fn thread_count(&self) -> usize {
-        let wanted = self.threads.map_or_else(
-            || std::thread::available_parallelism().map_or(1, |n| n.get()),
-            |threads| threads as usize,
-        );
-        wanted.clamp(1, self.concurrency as usize)
+    /// The run these flags describe; fails on an API template that cannot work.
+    pub fn to_load(&self) -> anyhow::Result<Load> {
+        Ok(Load {
+            targets: self.target.url.clone(),
+            api: self.target.api()?,
+            concurrency: self.concurrency,
+            limit: self.limit(),
+            withdraw_ratio: self.withdraw_ratio,
+            amount: self.amount,
+            seed: self.seed,
+            timeout: self.target.timeout,
+            threads: self.threads.map(|threads| threads as usize),
+            progress: !self.no_progress,
+            history: self.history.clone(),
+            max_error_rate: self.max_error_rate,
+        })
     }
 }
 
-/// When a run stops.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Limit {
-    /// After this many requests.
-    Count(u64),
-    /// After this long.
-    Duration(Duration),
+/// The flags of `burst`.
+#[derive(Debug, Clone, Args)]
+pub struct BurstOpts {
+    /// Where, and the API's shape.
+    #[command(flatten)]
+    pub target: TargetArgs,
+
+    /// Requests released together in each round (one connection each).
+    #[arg(short = 'n', long, default_value_t = 20,
+          value_parser = clap::value_parser!(u64).range(2..=1000))]
+    pub requests: u64,
+
+    /// Rounds, each judged on its own.
+    #[arg(long, default_value_t = 50,
+          value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub rounds: u64,
+
+    /// Share of the requests that are withdrawals, from 0 (deposits only) to 1.
+    #[arg(long, default_value_t = 0.0, value_parser = parse_ratio)]
+    pub withdraw_ratio: f64,
+
+    /// Amount of each operation in minor units: `5`, or a range `1..100`.
+    #[arg(long, default_value = "5")]
+    pub amount: AmountSpec,
+
+    /// Seed of the operation sequence.
+    #[arg(long, default_value_t = DEFAULT_SEED)]
+    pub seed: u64,
+
+    /// Print one JSON document instead of the text summary.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl BurstOpts {
+    /// The bursts these flags describe.
+    pub fn to_burst(&self) -> anyhow::Result<Burst> {
+        let mut load = Load::new(self.target.url[0].clone());
+        load.targets = self.target.url.clone();
+        load.api = self.target.api()?;
+        load.withdraw_ratio = self.withdraw_ratio;
+        load.amount = self.amount;
+        load.seed = self.seed;
+        load.timeout = self.target.timeout;
+        load.concurrency = self.requests;
+        load.limit = Limit::Count(self.requests * self.rounds);
+        Ok(Burst {
+            load,
+            size: self.requests as usize,
+            rounds: self.rounds,
+        })
+    }
 }
 
 /// The flags of `demo`.
@@ -149,61 +274,6 @@ pub struct DemoOpts {
     /// Print the rows as a JSON array instead of tables.
     #[arg(long)]
     pub json: bool,
-}
-
-/// The `--amount` flag: one amount, or a range picked from per request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AmountSpec {
-    /// The smallest amount.
-    pub min: i64,
-    /// The largest amount (equal to `min` for a fixed amount).
-    pub max: i64,
-}
-
-/// The largest amount accepted, so that sums of a billion requests still fit comfortably.
-pub const MAX_AMOUNT: i64 = 1_000_000_000_000;
-
-impl AmountSpec {
-    /// The amount when it is fixed.
-    pub fn fixed(self) -> Option<i64> {
-        (self.min == self.max).then_some(self.min)
-    }
-}
-
-impl FromStr for AmountSpec {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let one = |part: &str| -> Result<i64, String> {
-            match part.trim().parse::<i64>() {
-                Ok(value) if (1..=MAX_AMOUNT).contains(&value) => Ok(value),
-                _ => Err(format!(
-                    "`{}` is not an amount: use a whole number of minor units from 1 to {MAX_AMOUNT}",
-                    part.trim()
-                )),
-            }
-        };
-        let (min, max) = match text.split_once("..") {
-            Some((min, max)) => (one(min)?, one(max.strip_prefix('=').unwrap_or(max))?),
-            None => {
-                let value = one(text)?;
-                (value, value)
-            }
-        };
-        if min > max {
-            return Err(format!("`{text}`: the range must run from small to large"));
-        }
-        Ok(AmountSpec { min, max })
-    }
-}
-
-impl fmt::Display for AmountSpec {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.fixed() {
-            Some(amount) => write!(f, "{amount}"),
-            None => write!(f, "{}..{}", self.min, self.max),
-        }
-    }
 }
 
 fn parse_url(text: &str) -> Result<reqwest::Url, String> {
@@ -246,7 +316,10 @@ mod tests {
         assert_eq!(opts.amount, AmountSpec { min: 5, max: 5 });
         assert_eq!(opts.withdraw_ratio, 0.0);
         assert_eq!(opts.seed, DEFAULT_SEED);
-        assert_eq!(opts.url.as_str(), "http://127.0.0.1:3000/");
+        assert_eq!(opts.target.url.len(), 1);
+        assert_eq!(opts.target.url[0].as_str(), "http://127.0.0.1:3000/");
+        let load = opts.to_load().unwrap();
+        assert!(load.api.is_racebank());
     }
 
     #[test]
@@ -314,6 +387,33 @@ mod tests {
     #[test]
     fn threads_never_exceed_the_concurrency() {
         let opts = Opts::try_parse_from(["racebank-load", "-c", "2", "--threads", "8"]).unwrap();
-        assert_eq!(opts.thread_count(), 2);
+        assert_eq!(opts.to_load().unwrap().thread_count(), 2);
+    }
+
+    #[test]
+    fn another_api_is_described_with_routes_a_body_headers_and_a_pointer() {
+        let opts = Opts::try_parse_from([
+            "racebank-load",
+            "--url",
+            "http://127.0.0.1:8080",
+            "--url",
+            "http://127.0.0.1:8081",
+            "-H",
+            "Authorization: Bearer t",
+            "--deposit",
+            "POST /api/v1/accounts/{account}/deposits",
+            "--body",
+            r#"{"amount_cents": {amount}}"#,
+            "--account",
+            "42",
+            "--balance-pointer",
+            "/data/balance",
+        ])
+        .unwrap();
+        let load = opts.to_load().unwrap();
+        assert_eq!(load.targets.len(), 2);
+        assert_eq!(load.api.deposit.path, "/api/v1/accounts/42/deposits");
+        assert_eq!(load.api.body.render(3), &br#"{"amount_cents": 3}"#[..]);
+        assert!(!load.api.is_racebank());
     }
 }

@@ -1,60 +1,163 @@
-//! Reading the account around a run: the balance (required) and `/stats` (optional).
+//! Reading the account around a run: the balance (required) and racebank's `/stats` (optional).
 //!
 //! These reads use their own client with a generous timeout, so that a tiny `--timeout` meant to
-//! provoke timeouts in the load does not make the run itself fail.
+//! provoke timeouts in the load does not make the run itself fail. Their failures are what a new
+//! user meets first (no server, wrong credentials, wrong route), so each is said in one line.
 
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use racebank::routes::BalanceBody;
-use reqwest::{StatusCode, Url};
+use racebank::wire::paths;
 
+use crate::api::Api;
+use crate::target::Target;
 use crate::verdict::ServerStats;
-use crate::workers::endpoint;
 
 /// The shortest timeout for the balance and stats reads.
 pub const CONTROL_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A client for the reads around the run.
-pub fn client(timeout: Duration) -> anyhow::Result<reqwest::Client> {
-    reqwest::Client::builder()
-        .no_proxy()
-        .http1_only()
-        .timeout(timeout.max(CONTROL_TIMEOUT))
-        .build()
-        .context("cannot build the HTTP client")
+/// Reads the balance and `/stats` of one replica.
+#[derive(Debug, Clone)]
+pub struct Probe {
+    client: reqwest::Client,
+    target: Target,
+    api: Api,
 }
 
-/// `GET /balance`.
-pub async fn balance(client: &reqwest::Client, base: &Url) -> anyhow::Result<i64> {
-    let url = endpoint(base, "balance")?;
-    let response = client
-        .get(url.clone())
-        .send()
-        .await
-        .map_err(|e| anyhow::anyhow!("GET {url} failed: {}", error_chain(&e)))?;
-    let status = response.status();
-    if status != StatusCode::OK {
-        bail!("GET {url} answered {status}, not 200 with the balance");
+impl Probe {
+    /// A probe of `target`, sending `api`'s headers, with at least [`CONTROL_TIMEOUT`].
+    pub fn new(target: &Target, api: &Api, timeout: Duration) -> anyhow::Result<Self> {
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .http1_only()
+            .timeout(timeout.max(CONTROL_TIMEOUT))
+            .build()
+            .context("cannot build the HTTP client")?;
+        Ok(Probe {
+            client,
+            target: target.clone(),
+            api: api.clone(),
+        })
     }
-    let bytes = response
-        .bytes()
-        .await
-        .map_err(|e| anyhow::anyhow!("GET {url}: the answer broke off: {}", error_chain(&e)))?;
-    let body: BalanceBody = serde_json::from_slice(&bytes)
-        .with_context(|| format!("GET {url} did not answer {{\"balance\": N}}"))?;
-    Ok(body.balance)
+
+    fn get(&self, method: reqwest::Method, url: reqwest::Url) -> reqwest::RequestBuilder {
+        let mut request = self.client.request(method, url);
+        for header in &self.api.headers {
+            request = request.header(header.name.clone(), header.value.clone());
+        }
+        request
+    }
+
+    /// The balance, read with `--balance` at `--balance-pointer`.
+    pub async fn balance(&self) -> anyhow::Result<i64> {
+        let route = &self.api.balance;
+        let url = self.target.url_of(&route.path)?;
+        let response = self
+            .get(route.method.clone(), url.clone())
+            .send()
+            .await
+            .map_err(|error| unreachable(&url, &error))?;
+        let status = response.status();
+        match status.as_u16() {
+            200..=299 => {}
+            401 if self.sends_credentials() => bail!(
+                "{} {url} answered 401 Unauthorized: the server refused the credentials given with -H",
+                route.method
+            ),
+            401 => bail!(
+                "{} {url} answered 401 Unauthorized: the server wants credentials; pass them with -H 'Authorization: Bearer TOKEN'",
+                route.method
+            ),
+            403 => bail!(
+                "{} {url} answered 403 Forbidden: the server refused the credentials given with -H",
+                route.method
+            ),
+            404 => bail!(
+                "{} {url} answered 404 Not Found: is the balance route right (--balance, --account)?",
+                route.method
+            ),
+            _ => bail!(
+                "{} {url} answered {status}, not 2xx with the balance",
+                route.method
+            ),
+        }
+        let bytes = response.bytes().await.map_err(|error| {
+            anyhow::anyhow!("{url}: the answer broke off: {}", error_chain(&error))
+        })?;
+        match self.api.pointer.read(&bytes) {
+            Some(balance) => Ok(balance),
+            None => bail!(
+                "{} {url} answered no whole-number balance at {}: {}; set --balance-pointer",
+                route.method,
+                self.api.pointer,
+                excerpt(&bytes)
+            ),
+        }
+    }
+
+    fn sends_credentials(&self) -> bool {
+        self.api
+            .headers
+            .iter()
+            .any(|header| header.name == reqwest::header::AUTHORIZATION)
+    }
+
+    /// racebank's `/stats`, or `None` when the API is not racebank's or the server has none
+    /// (any failure counts as none).
+    pub async fn stats(&self) -> Option<ServerStats> {
+        if !self.api.is_racebank() {
+            return None;
+        }
+        let url = self.target.url_of(paths::STATS).ok()?;
+        let response = self.get(reqwest::Method::GET, url).send().await.ok()?;
+        if !response.status().is_success() {
+            return None;
+        }
+        let bytes = response.bytes().await.ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
 }
 
-/// `GET /stats`, or `None` when the server has none (any failure counts as none).
-pub async fn stats(client: &reqwest::Client, base: &Url) -> Option<ServerStats> {
-    let url = endpoint(base, "stats").ok()?;
-    let response = client.get(url).send().await.ok()?;
-    if response.status() != StatusCode::OK {
-        return None;
+/// The one line that says why `url` could not be reached.
+fn unreachable(url: &reqwest::Url, error: &reqwest::Error) -> anyhow::Error {
+    let origin = url.origin().ascii_serialization();
+    if error.is_connect() {
+        anyhow::anyhow!(
+            "no server answers at {origin} ({}); start one with `racebank` (cargo run --release), or see the race without one: `racebank-load demo`",
+            root_cause(error)
+        )
+    } else if error.is_timeout() {
+        anyhow::anyhow!("{url} did not answer within {CONTROL_TIMEOUT:?}")
+    } else {
+        anyhow::anyhow!("{url} failed: {}", error_chain(error))
     }
-    let bytes = response.bytes().await.ok()?;
-    serde_json::from_slice(&bytes).ok()
+}
+
+/// The innermost cause, which for a refused connection is the OS's "Connection refused".
+fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = error;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    let text = cause.to_string();
+    // "Connection refused (os error 111)" reads better without the number.
+    match text.split_once(" (os error") {
+        Some((message, _)) => message.to_lowercase(),
+        None => text,
+    }
+}
+
+/// The first bytes of a body, on one line.
+fn excerpt(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&bytes[..bytes.len().min(120)]);
+    let text = text.replace(['\n', '\r'], " ");
+    if bytes.len() > 120 {
+        format!("{text}...")
+    } else if text.is_empty() {
+        "an empty body".to_string()
+    } else {
+        text
+    }
 }
 
 /// An error with its causes on one line (reqwest's own message is often just "error sending

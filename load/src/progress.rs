@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::opts::Limit;
+use crate::load::Limit;
 
 /// How often the bar is redrawn.
 const TICK: Duration = Duration::from_millis(100);

@@ -6,7 +6,18 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::stats::{Errors, Stats, Tally};
-use crate::verdict::{CrossCheck, Duplicates, Verdict};
+use crate::verdict::{Conclusion, CrossCheck, Duplicates, Verdict};
+
+/// Exit status: the answers prove that updates were lost.
+pub const EXIT_LOST: u8 = 1;
+/// Exit status: bad flags, an unreachable server, refused credentials.
+pub const EXIT_USAGE: u8 = 2;
+/// Exit status: another client changed the account, so the run proves nothing.
+pub const EXIT_INCONCLUSIVE: u8 = 3;
+/// Exit status: more requests failed than `--max-error-rate` allows.
+pub const EXIT_TOO_MANY_ERRORS: u8 = 4;
+/// Exit status: interrupted (Ctrl-C); the partial report is printed.
+pub const EXIT_INTERRUPTED: u8 = 130;
 
 /// One run, as printed by `--json`.
 ///
@@ -27,10 +38,15 @@ use crate::verdict::{CrossCheck, Duplicates, Verdict};
 ///   could give in this run (null when not checked).
 /// - `acknowledged` and `indeterminate`: {`deposits`, `deposit_sum`, `withdrawals`,
 ///   `withdrawal_sum`}.
-/// - `consistent`: no lost amount, no overdraft, no duplicate.
+/// - `consistent`: no lost amount, no overdraft, no duplicate, no other client.
+/// - `verdict`: `consistent`, `lost` or `inconclusive`; `inconclusive_reason`.
+/// - `checks`: the checks the answers allowed (`expected range`, `overdraft`, `duplicate
+///   answers`, `server /stats`); `answers_carry_balance`.
+/// - `error_rate`, `max_error_rate`, `too_many_errors`; `interrupted`.
 /// - `server_stats`: null when the server has no `/stats`, else {`lost_updates`, `lost_net`,
-///   `server_net`, `client_net`, `server_expected_balance`, `client_expected_min`,
-///   `client_expected_max`, `server_balance`, `retries`, `agrees`}.
+///   `lost_removed`, `lost_added`, `server_net`, `client_net`, `client_net_min`, `client_net_max`,
+///   `interference`, `server_expected_balance`, `client_expected_min`, `client_expected_max`,
+///   `server_balance`, `retries`, `agrees`}.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Report {
     /// What was sent (flattened into the top level of the JSON).
@@ -76,8 +92,24 @@ pub struct Report {
     pub acknowledged: Totals,
     /// Operations that may or may not have been applied.
     pub indeterminate: Totals,
-    /// No lost amount, no overdraft, no duplicate.
+    /// No lost amount, no overdraft, no duplicate, no other client.
     pub consistent: bool,
+    /// What the run concludes.
+    pub verdict: Conclusion,
+    /// Why the run proves nothing, when it does not.
+    pub inconclusive_reason: Option<String>,
+    /// The checks the answers allowed.
+    pub checks: Vec<String>,
+    /// Whether the acknowledgements reported a balance.
+    pub answers_carry_balance: bool,
+    /// Failed requests over all requests.
+    pub error_rate: f64,
+    /// The most `error_rate` may be, if a limit was set.
+    pub max_error_rate: Option<f64>,
+    /// `error_rate` is over `max_error_rate`.
+    pub too_many_errors: bool,
+    /// The run was interrupted; requests in flight were counted as indeterminate.
+    pub interrupted: bool,
     /// The server's `/stats` compared with the client, if the server has it.
     pub server_stats: Option<CrossCheck>,
 }
@@ -126,8 +158,10 @@ impl Totals {
 /// What the run was asked to do, for the report header.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Setup {
-    /// The server's base URL.
+    /// The server's base URL (the first replica's).
     pub url: String,
+    /// Every replica's URL, in `--url` order.
+    pub urls: Vec<String>,
     /// The seed of the operation sequence.
     pub seed: u64,
     /// Requests in flight at once.
@@ -140,6 +174,17 @@ pub struct Setup {
     pub amount: String,
 }
 
+/// How a run ended, besides its stats and verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Ending {
+    /// The acknowledgements reported a balance.
+    pub answers_carry_balance: bool,
+    /// `--max-error-rate`.
+    pub max_error_rate: Option<f64>,
+    /// Ctrl-C stopped it.
+    pub interrupted: bool,
+}
+
 impl Report {
     /// Assembles the report from the merged stats, the verdict and the cross-check.
     pub fn new(
@@ -148,7 +193,24 @@ impl Report {
         elapsed_s: f64,
         verdict: &Verdict,
         server_stats: Option<CrossCheck>,
+        ending: Ending,
     ) -> Self {
+        let (conclusion, inconclusive_reason) = Conclusion::of(verdict, server_stats.as_ref());
+        let mut checks = vec!["expected range".to_string(), "overdraft".to_string()];
+        if verdict.duplicates.count().is_some() {
+            checks.push("duplicate answers".to_string());
+        }
+        if server_stats.is_some() {
+            checks.push("server /stats".to_string());
+        }
+        let error_rate = if stats.requests > 0 {
+            stats.errors.total() as f64 / stats.requests as f64
+        } else {
+            0.0
+        };
+        let too_many_errors = ending
+            .max_error_rate
+            .is_some_and(|limit| error_rate > limit);
         let (duplicates_note, unexpected_balances) = match &verdict.duplicates {
             Duplicates::NotChecked(reason) => (Some(format!("not checked: {reason}")), None),
             Duplicates::Checked { unexpected: 0, .. } => (None, Some(0)),
@@ -192,8 +254,31 @@ impl Report {
                 stats.indeterminate_deposits,
                 stats.indeterminate_withdrawals,
             ),
-            consistent: verdict.consistent(),
+            consistent: conclusion == Conclusion::Consistent,
+            verdict: conclusion,
+            inconclusive_reason,
+            checks,
+            answers_carry_balance: ending.answers_carry_balance,
+            error_rate,
+            max_error_rate: ending.max_error_rate,
+            too_many_errors,
+            interrupted: ending.interrupted,
             server_stats,
+        }
+    }
+
+    /// The exit status: 0 consistent, 1 lost, 3 inconclusive, 4 too many errors, 130 interrupted.
+    pub fn exit_code(&self) -> u8 {
+        if self.interrupted {
+            EXIT_INTERRUPTED
+        } else if self.verdict == Conclusion::Lost {
+            EXIT_LOST
+        } else if self.verdict == Conclusion::Inconclusive {
+            EXIT_INCONCLUSIVE
+        } else if self.too_many_errors {
+            EXIT_TOO_MANY_ERRORS
+        } else {
+            0
         }
     }
 
@@ -217,7 +302,17 @@ impl Report {
         let indeterminate = self.indeterminate.deposits + self.indeterminate.withdrawals;
         let _ = writeln!(out, "Summary:");
         let setup = &self.setup;
-        line(&mut out, "Target", &setup.url);
+        line(&mut out, "Target", &setup.urls.join(", "));
+        if setup.urls.len() > 1 {
+            line(
+                &mut out,
+                "Replicas",
+                &format!(
+                    "{}: requests round robin; balance and /stats read from the first",
+                    setup.urls.len()
+                ),
+            );
+        }
         line(
             &mut out,
             "Load",
@@ -227,6 +322,16 @@ impl Report {
             ),
         );
         line(&mut out, "Requests", &self.requests.to_string());
+        if self.interrupted {
+            line(
+                &mut out,
+                "Interrupted",
+                &format!(
+                    "yes (Ctrl-C): a partial run; {} requests in flight counted as indeterminate",
+                    self.errors.interrupted
+                ),
+            );
+        }
         line(&mut out, "Duration", &format!("{:.4} s", self.duration_s));
         line(&mut out, "Requests/sec", &format!("{:.1}", self.rps));
         line(
@@ -273,11 +378,29 @@ impl Report {
                     "4xx and known 503: not applied; other 5xx: may have been",
                 ),
                 ("bad body", e.body, "acknowledged, balance unreadable"),
+                (
+                    "interrupted",
+                    e.interrupted,
+                    "in flight at Ctrl-C: may have been applied",
+                ),
             ] {
                 if count > 0 {
                     line(&mut out, name, &format!("{count} ({meaning})"));
                 }
             }
+            let limit = match self.max_error_rate {
+                Some(limit) if self.too_many_errors => {
+                    format!(": over --max-error-rate {limit}, the run FAILS")
+                }
+                Some(limit) => format!(" (--max-error-rate {limit})"),
+                None => " (no --max-error-rate set: the verdict covers only the answered requests)"
+                    .to_string(),
+            };
+            line(
+                &mut out,
+                "error rate",
+                &format!("{:.1}%{limit}", self.error_rate * 100.0),
+            );
         }
         let _ = writeln!(out, "\nVerdict:");
         line(
@@ -342,26 +465,45 @@ impl Report {
                         }
                     ),
                 );
+                if check.lost_removed != 0 && check.lost_added != 0 {
+                    line(
+                        &mut out,
+                        "Lost, gross",
+                        &format!(
+                            "erasing writes removed {} and added {} (the net {} hides both)",
+                            check.lost_removed, check.lost_added, check.lost_net
+                        ),
+                    );
+                }
                 line(
                     &mut out,
                     "Server agrees",
                     if check.agrees {
                         "yes"
+                    } else if check.interference {
+                        "NO: it acknowledged changes this client did not send"
                     } else {
                         "NO: its counters do not match what the client saw"
                     },
                 );
             }
         }
-        line(
-            &mut out,
-            "Consistent",
-            if self.consistent {
-                "yes"
-            } else {
-                "NO: the answers prove that updates were lost"
-            },
-        );
+        let mut checks = self.checks.join(", ");
+        if !self.answers_carry_balance {
+            checks.push_str(" (the acknowledgements carry no balance: no duplicate check)");
+        }
+        line(&mut out, "Checks run", &checks);
+        let consistent = match self.verdict {
+            Conclusion::Consistent => "yes".to_string(),
+            Conclusion::Lost => "NO: the answers prove that updates were lost".to_string(),
+            Conclusion::Inconclusive => format!(
+                "INCONCLUSIVE: {}",
+                self.inconclusive_reason
+                    .as_deref()
+                    .unwrap_or("another client was active")
+            ),
+        };
+        line(&mut out, "Consistent", &consistent);
         out
     }
 }

@@ -1,65 +1,110 @@
 //! One run: read the account, send the load, read it again, judge.
 
+use std::future::Future;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
+use tokio::sync::watch;
 
+use crate::history::History;
+use crate::load::{Limit, Load};
 use crate::ops::Plan;
-use crate::opts::{Limit, Opts};
-use crate::probe;
+use crate::pool::{self, Job, Stop};
+use crate::probe::Probe;
 use crate::progress::Progress;
-use crate::report::{Report, Setup};
+use crate::report::{Ending, Report, Setup};
 use crate::seen::Ladder;
+use crate::stats::Reading;
+use crate::target::Target;
 use crate::verdict::{CrossCheck, Duplicates, Verdict};
-use crate::workers::{self, Job, Stop, Target};
 
-/// Runs the load described by `opts` against `opts.url` and judges the result.
+/// Runs `load` and judges the result.
 ///
 /// Fails (exit 2 in the binary) when the server cannot be read before or after; a run that finds
-/// lost updates is not a failure but a [`Report`] with `consistent == false`.
-pub async fn run(opts: Opts) -> anyhow::Result<Report> {
-    let base = opts.url.clone();
-    // Refuses anything but http:// and resolves the host once, before anything is sent.
-    let target = Target::new(&base)?;
-    let control = probe::client(opts.timeout)?;
-    let stats_before = probe::stats(&control, &base).await;
-    let initial = probe::balance(&control, &base)
-        .await
-        .with_context(|| format!("cannot read the balance at {base} before the run"))?;
+/// lost updates is not a failure but a [`Report`] whose verdict says so.
+pub async fn run(load: Load) -> anyhow::Result<Report> {
+    run_until(load, std::future::pending()).await
+}
 
-    let plan = Plan::new(opts.seed, opts.withdraw_ratio, opts.amount);
+/// Runs `load` until it is done or `interrupt` completes; then requests in flight are abandoned
+/// and counted as indeterminate, and the report covers what was sent so far.
+pub async fn run_until(load: Load, interrupt: impl Future<Output = ()>) -> anyhow::Result<Report> {
+    anyhow::ensure!(!load.targets.is_empty(), "no --url to send the load to");
+    // Refuses anything but http:// and resolves every host once, before anything is sent.
+    let targets = load
+        .targets
+        .iter()
+        .map(Target::new)
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let first = &targets[0];
+    let probe = Probe::new(first, &load.api, load.timeout)?;
+    let stats_before = probe.stats().await;
+    let initial = probe
+        .balance()
+        .await
+        .context("cannot read the balance before the run")?;
+
+    let plan = Plan::new(load.seed, load.withdraw_ratio, load.amount);
     let (ladder, unchecked_reason) = ladder(&plan, initial);
+    let history = load.history.as_deref().map(History::create).transpose()?;
     let claimed = Arc::new(AtomicU64::new(0));
-    let limit = opts.limit();
     let started = Instant::now();
-    let stop = match limit {
+    let stop = match load.limit {
         Limit::Count(count) => Stop::After(count),
         Limit::Duration(duration) => Stop::At(started + duration),
     };
-    let job = Arc::new(Job::new(
-        target,
+    let job = Arc::new(Job {
+        targets: targets.clone(),
+        api: load.api.clone(),
         plan,
         stop,
-        opts.timeout,
-        ladder,
-        claimed.clone(),
-    ));
-    let threads = opts.thread_count();
-    let progress = Progress::start(limit, claimed, !opts.no_progress);
-    let outcome = workers::run(job, threads, opts.concurrency).await;
+        timeout: load.timeout,
+        reading: Reading {
+            pointer: load.api.pointer.clone(),
+            ladder,
+        },
+        claimed: claimed.clone(),
+        started,
+    });
+    let threads = load.thread_count();
+    let progress = Progress::start(load.limit, claimed, load.progress);
+    let (stop_workers, stopped) = watch::channel(false);
+    let mut interrupted = false;
+    let outcome = {
+        let workers = pool::run(job, threads, load.concurrency, history.as_ref(), stopped);
+        tokio::pin!(workers);
+        tokio::select! {
+            outcome = &mut workers => outcome,
+            () = interrupt => {
+                interrupted = true;
+                let _ = stop_workers.send(true);
+                workers.await
+            }
+        }
+    };
     if let Some(progress) = progress {
         progress.finish();
     }
-    let stats = outcome?;
+    let mut stats = outcome?;
     let elapsed = started.elapsed().as_secs_f64();
+    if let Some(history) = history {
+        history.finish()?;
+    }
 
-    let final_balance = probe::balance(&control, &base)
+    let final_balance = probe
+        .balance()
         .await
-        .with_context(|| format!("cannot read the balance at {base} after the run"))?;
-    let stats_after = probe::stats(&control, &base).await;
+        .context("cannot read the balance after the run")?;
+    let stats_after = probe.stats().await;
 
+    let answers_carry_balance = !stats.forgive_missing_balances();
+    let unchecked_reason = if answers_carry_balance {
+        unchecked_reason
+    } else {
+        "the acknowledgements carry no balance"
+    };
     let duplicates = Duplicates::from_seen(stats.seen.as_ref(), unchecked_reason);
     let verdict = Verdict::judge(initial, final_balance, &stats, duplicates);
     let cross_check = match (stats_before, stats_after) {
@@ -67,18 +112,31 @@ pub async fn run(opts: Opts) -> anyhow::Result<Report> {
         _ => None,
     };
     let setup = Setup {
-        url: base.to_string(),
-        seed: opts.seed,
-        concurrency: opts.concurrency,
+        url: load.targets[0].to_string(),
+        urls: load.targets.iter().map(ToString::to_string).collect(),
+        seed: load.seed,
+        concurrency: load.concurrency,
         threads,
-        withdraw_ratio: opts.withdraw_ratio,
-        amount: opts.amount.to_string(),
+        withdraw_ratio: load.withdraw_ratio,
+        amount: load.amount.to_string(),
     };
-    Ok(Report::new(setup, &stats, elapsed, &verdict, cross_check))
+    let ending = Ending {
+        answers_carry_balance,
+        max_error_rate: load.max_error_rate,
+        interrupted,
+    };
+    Ok(Report::new(
+        setup,
+        &stats,
+        elapsed,
+        &verdict,
+        cross_check,
+        ending,
+    ))
 }
 
 /// The ladder of balances a correct server answers, when the run has one, or why not.
-fn ladder(plan: &Plan, initial: i64) -> (Option<Ladder>, &'static str) {
+pub(crate) fn ladder(plan: &Plan, initial: i64) -> (Option<Ladder>, &'static str) {
     let Some(amount) = plan.amounts().fixed() else {
         return (
             None,

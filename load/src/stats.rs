@@ -1,4 +1,5 @@
-//! What one worker thread observed, kept locally during the run and merged at the end.
+//! What one worker thread observed, kept locally during the run and merged at the end, and the
+//! decision it rests on: was a request applied?
 //!
 //! Nothing here is shared while requests are in flight: each worker thread owns one [`Stats`], so
 //! recording a response is a few additions and a histogram increment, with no lock and no atomic.
@@ -8,10 +9,15 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use bytes::Bytes;
 use hdrhistogram::Histogram;
+use hyper::StatusCode;
+use racebank::wire::{Effect, ProblemType};
 
-use crate::ops::Kind;
-use crate::seen::Seen;
+use crate::api::BalancePointer;
+use crate::connection::Exchange;
+use crate::ops::{Kind, Op};
+use crate::seen::{Ladder, Seen};
 
 /// Latencies are recorded in microseconds, from 1 µs to one hour, with 3 significant digits.
 const HIGHEST_MICROS: u64 = 3_600_000_000;
@@ -51,12 +57,14 @@ pub struct Errors {
     pub status: u64,
     /// A 2xx answer whose body had no readable balance (counted as acknowledged).
     pub body: u64,
+    /// Still in flight when the run was interrupted: may have been applied.
+    pub interrupted: u64,
 }
 
 impl Errors {
     /// All errors.
     pub fn total(&self) -> u64 {
-        self.timeout + self.connect + self.transport + self.status + self.body
+        self.timeout + self.connect + self.transport + self.status + self.body + self.interrupted
     }
 
     fn merge(&mut self, other: Errors) {
@@ -65,6 +73,73 @@ impl Errors {
         self.transport += other.transport;
         self.status += other.status;
         self.body += other.body;
+        self.interrupted += other.interrupted;
+    }
+}
+
+/// How a request failed, for the history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// No answer within `--timeout`.
+    Timeout,
+    /// No connection could carry it.
+    Connect,
+    /// The connection failed after it was sent.
+    Transport,
+    /// An HTTP status other than 2xx and 409.
+    Status,
+    /// A 2xx answer without a readable balance.
+    Body,
+    /// Still in flight when the run was interrupted.
+    Interrupted,
+}
+
+impl ErrorKind {
+    /// The name used in `--history` and the report.
+    pub fn name(self) -> &'static str {
+        match self {
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Connect => "connect",
+            ErrorKind::Transport => "transport",
+            ErrorKind::Status => "status",
+            ErrorKind::Body => "body",
+            ErrorKind::Interrupted => "interrupted",
+        }
+    }
+}
+
+/// How to read the answers of a run: where the balance is, and the ladder it must sit on when
+/// duplicates are checked.
+#[derive(Debug, Clone)]
+pub struct Reading {
+    /// Where the balance is in an answer.
+    pub pointer: BalancePointer,
+    /// The balances a correct server can answer, when duplicates are checked.
+    pub ladder: Option<Ladder>,
+}
+
+/// What became of one request, as the history records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Recorded {
+    /// Applied, not applied or indeterminate.
+    pub outcome: Outcome,
+    /// The HTTP status, if there was an answer.
+    pub status: Option<u16>,
+    /// The balance the answer reported.
+    pub balance: Option<i64>,
+    /// How it failed, if it did.
+    pub error: Option<ErrorKind>,
+}
+
+impl Recorded {
+    /// `ok`, `refused`, `error` or `indeterminate`.
+    pub fn outcome_name(&self) -> &'static str {
+        match (self.outcome, self.error) {
+            (Outcome::Applied, _) => "ok",
+            (Outcome::NotApplied, None) => "refused",
+            (Outcome::NotApplied, Some(_)) => "error",
+            (Outcome::Indeterminate, _) => "indeterminate",
+        }
     }
 }
 
@@ -125,6 +200,109 @@ impl Stats {
         }
     }
 
+    /// Records what became of `op`, and returns it: whether it was applied is decided here.
+    ///
+    /// `limit` is the number of requests claimed so far, read only when a balance must be placed
+    /// on the ladder.
+    #[inline]
+    pub fn record(
+        &mut self,
+        reading: &Reading,
+        op: Op,
+        exchange: Exchange,
+        latency: Duration,
+        limit: impl FnOnce() -> u64,
+    ) -> Recorded {
+        let recorded = match exchange {
+            Exchange::Answer { status, body } => {
+                self.record_status(status.as_u16(), latency);
+                self.record_answer(reading, status, body, limit)
+            }
+            Exchange::NotSent => {
+                // The request never reached the server.
+                self.errors.connect += 1;
+                failed(Outcome::NotApplied, ErrorKind::Connect)
+            }
+            Exchange::TimedOut => {
+                self.errors.timeout += 1;
+                failed(Outcome::Indeterminate, ErrorKind::Timeout)
+            }
+            Exchange::Broken => {
+                self.errors.transport += 1;
+                failed(Outcome::Indeterminate, ErrorKind::Transport)
+            }
+        };
+        self.record_outcome(op.kind, op.amount, recorded.outcome);
+        recorded
+    }
+
+    /// Records a request that was still in flight when the run was interrupted: it may or may
+    /// not have been applied.
+    pub fn record_interrupted(&mut self, op: Op) -> Recorded {
+        self.errors.interrupted += 1;
+        self.record_outcome(op.kind, op.amount, Outcome::Indeterminate);
+        failed(Outcome::Indeterminate, ErrorKind::Interrupted)
+    }
+
+    /// Classifies an HTTP answer and, for an acknowledgement, records the balance it reported.
+    #[inline]
+    fn record_answer(
+        &mut self,
+        reading: &Reading,
+        status: StatusCode,
+        body: Option<Bytes>,
+        limit: impl FnOnce() -> u64,
+    ) -> Recorded {
+        let code = Some(status.as_u16());
+        if status.is_success() {
+            self.ok += 1;
+            let balance = body.and_then(|bytes| reading.pointer.read(&bytes));
+            match (balance, reading.ladder, self.seen.as_mut()) {
+                (Some(answer), Some(ladder), Some(seen)) => match ladder.index(answer, limit()) {
+                    Some(step) => seen.mark(step),
+                    None => seen.mark_unexpected(),
+                },
+                (Some(_), _, _) => {}
+                (None, _, _) => self.errors.body += 1,
+            }
+            return Recorded {
+                outcome: Outcome::Applied,
+                status: code,
+                balance,
+                error: balance.is_none().then_some(ErrorKind::Body),
+            };
+        }
+        let problem = body.as_deref().and_then(ProblemType::of_document);
+        if status == StatusCode::CONFLICT
+            || problem.map(ProblemType::effect) == Some(Effect::Refused)
+        {
+            self.refused += 1;
+            return Recorded {
+                outcome: Outcome::NotApplied,
+                status: code,
+                balance: None,
+                error: None,
+            };
+        }
+        self.errors.status += 1;
+        // A 5xx may have been applied before it failed, unless it is one of racebank's problems
+        // answered before anything was written. A 4xx (408 included: racebank drops a timed-out
+        // request before it writes) and a redirect, which is not followed, were not.
+        let outcome = if status.is_server_error()
+            && problem.map(ProblemType::effect) != Some(Effect::NotApplied)
+        {
+            Outcome::Indeterminate
+        } else {
+            Outcome::NotApplied
+        };
+        Recorded {
+            outcome,
+            status: code,
+            balance: None,
+            error: Some(ErrorKind::Status),
+        }
+    }
+
     /// Records an HTTP answer with its status and latency.
     #[inline]
     pub fn record_status(&mut self, status: u16, latency: Duration) {
@@ -136,7 +314,7 @@ impl Stats {
 
     /// Records what a request did to the balance.
     #[inline]
-    pub fn record_outcome(&mut self, kind: Kind, amount: i64, outcome: Outcome) {
+    pub(crate) fn record_outcome(&mut self, kind: Kind, amount: i64, outcome: Outcome) {
         self.requests += 1;
         let tally = match (outcome, kind) {
             (Outcome::Applied, Kind::Deposit) => &mut self.deposits,
@@ -173,6 +351,17 @@ impl Stats {
         }
     }
 
+    /// When no acknowledgement carried a balance, the API simply does not send one: those are then
+    /// not errors, and there is nothing to check for duplicates. Returns whether that is the case.
+    pub fn forgive_missing_balances(&mut self) -> bool {
+        if self.ok == 0 || self.errors.body != self.ok {
+            return false;
+        }
+        self.errors.body = 0;
+        self.seen = None;
+        true
+    }
+
     /// The net change acknowledged: deposits minus withdrawals.
     pub fn acknowledged_net(&self) -> i128 {
         self.deposits.sum - self.withdrawals.sum
@@ -184,9 +373,85 @@ impl Stats {
     }
 }
 
+fn failed(outcome: Outcome, error: ErrorKind) -> Recorded {
+    Recorded {
+        outcome,
+        status: None,
+        balance: None,
+        error: Some(error),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use racebank::problem::Problem;
+
+    const DEPOSIT: Op = Op {
+        kind: Kind::Deposit,
+        amount: 5,
+    };
+
+    fn answer(stats: &mut Stats, status: u16, body: &str) -> Recorded {
+        let reading = Reading {
+            pointer: BalancePointer::TopLevel,
+            ladder: None,
+        };
+        let exchange = Exchange::Answer {
+            status: StatusCode::from_u16(status).unwrap(),
+            body: Some(Bytes::from(body.to_string())),
+        };
+        stats.record(&reading, DEPOSIT, exchange, Duration::from_micros(10), || 1)
+    }
+
+    #[test]
+    fn every_racebank_problem_is_known_not_applied_and_only_the_funds_check_is_a_refusal() {
+        // The server's own documents, so a renamed URN or a changed status fails here.
+        let problems = [
+            Problem::MalformedBody("x".into()),
+            Problem::UnsupportedMediaType("x".into()),
+            Problem::missing("amount"),
+            Problem::TooLarge { limit: 1024 },
+            Problem::InsufficientFunds {
+                balance: 1,
+                amount: 2,
+            },
+            Problem::WouldOverflow {
+                balance: 1,
+                amount: 2,
+            },
+            Problem::Contention { retries: 3 },
+            Problem::NotFound { path: "/x".into() },
+            Problem::MethodNotAllowed,
+            Problem::ShuttingDown,
+        ];
+        for problem in problems {
+            let mut stats = Stats::new(false);
+            let status = problem.status().as_u16();
+            let recorded = answer(&mut stats, status, &problem.to_json().to_string());
+            assert_eq!(recorded.outcome, Outcome::NotApplied, "{problem:?}");
+            let refused = problem.problem_type().effect() == Effect::Refused;
+            assert_eq!(stats.refused, u64::from(refused), "{problem:?}");
+            assert_eq!(stats.errors.status, u64::from(!refused), "{problem:?}");
+            assert_eq!(stats.indeterminate(), 0, "{problem:?}");
+        }
+    }
+
+    #[test]
+    fn an_unknown_5xx_may_have_been_applied_but_a_4xx_was_not() {
+        let mut stats = Stats::new(false);
+        assert_eq!(
+            answer(&mut stats, 503, "busy").outcome,
+            Outcome::Indeterminate
+        );
+        assert_eq!(answer(&mut stats, 500, "").outcome, Outcome::Indeterminate);
+        assert_eq!(answer(&mut stats, 401, "").outcome, Outcome::NotApplied);
+        assert_eq!(answer(&mut stats, 409, "").outcome_name(), "refused");
+        let ok = answer(&mut stats, 200, r#"{"balance":5}"#);
+        assert_eq!((ok.outcome_name(), ok.balance), ("ok", Some(5)));
+        assert_eq!(stats.indeterminate_deposits, Tally { count: 2, sum: 10 });
+        assert_eq!(stats.deposits, Tally { count: 1, sum: 5 });
+    }
 
     #[test]
     fn merging_adds_counts_sums_and_latencies() {

@@ -7,6 +7,10 @@
 //! only when the final balance lies outside that range. Two more proofs need no balance at all:
 //! an overdraft (more paid out than the account could ever have held) and duplicate answers (see
 //! [`crate::seen`]). The server's own `/stats`, when it has one, is compared but never trusted.
+//!
+//! All of this assumes the run is the account's only client. When the answers show that another
+//! client changed the account (balances off the ladder, or a server that acknowledged changes this
+//! client never sent), no proof stands: the [`Conclusion`] is then `Inconclusive`, never "lost".
 
 use serde::Serialize;
 
@@ -105,7 +109,54 @@ impl Verdict {
     }
 }
 
-/// The subset of the server's `/stats` that the cross-check reads.
+/// What a run concludes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Conclusion {
+    /// No lost amount, no overdraft, no duplicate, and no sign of another client.
+    Consistent,
+    /// The answers prove that updates were lost.
+    Lost,
+    /// Another client changed the account during the run, so the answers prove nothing.
+    Inconclusive,
+}
+
+impl Conclusion {
+    /// Judges the verdict and the cross-check together; the reason when inconclusive.
+    pub fn of(verdict: &Verdict, cross_check: Option<&CrossCheck>) -> (Self, Option<String>) {
+        if let Duplicates::Checked { unexpected, .. } = verdict.duplicates {
+            if unexpected > 0 {
+                return (
+                    Conclusion::Inconclusive,
+                    Some(format!(
+                        "{unexpected} answers reported balances this run alone cannot produce: another client changed the account during the run"
+                    )),
+                );
+            }
+        }
+        if let Some(check) = cross_check.filter(|check| check.interference) {
+            return (
+                Conclusion::Inconclusive,
+                Some(format!(
+                    "the server acknowledged a net change of {} during the run where this client's requests account for {}: another client changed the account",
+                    check.server_net,
+                    if check.client_net_min == check.client_net_max {
+                        check.client_net_min.to_string()
+                    } else {
+                        format!("{}..={}", check.client_net_min, check.client_net_max)
+                    }
+                )),
+            );
+        }
+        if verdict.consistent() {
+            (Conclusion::Consistent, None)
+        } else {
+            (Conclusion::Lost, None)
+        }
+    }
+}
+
+/// The subset of the server's `/stats` ([`racebank::wire::Stats`]) that the cross-check reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
 pub struct ServerStats {
     /// The balance now.
@@ -120,6 +171,12 @@ pub struct ServerStats {
     pub lost_updates: u64,
     /// The signed total of the changes those writes erased.
     pub lost_net: i128,
+    /// Erasures that removed money, summed.
+    #[serde(default)]
+    pub lost_removed: i128,
+    /// Erasures that added money, summed.
+    #[serde(default)]
+    pub lost_added: i128,
     /// Optimistic conflicts redone.
     #[serde(default)]
     pub retries: u64,
@@ -130,12 +187,25 @@ pub struct ServerStats {
 pub struct CrossCheck {
     /// Lost updates the server counted during the run.
     pub lost_updates: u64,
-    /// Money the server says those lost updates erased during the run.
+    /// Money the server says those lost updates erased during the run, net.
     pub lost_net: i128,
+    /// Of which erasures that removed money (gross)...
+    pub lost_removed: i128,
+    /// ...and erasures that added money (gross): erased withdrawals, or writes putting back what
+    /// a staler write erased.
+    pub lost_added: i128,
     /// Net change the server acknowledged during the run (Δ(deposit_sum - withdrawal_sum)).
     pub server_net: i128,
     /// Net change the client saw acknowledged.
     pub client_net: i128,
+    /// The lowest net change the client's requests can explain (every uncertain withdrawal
+    /// applied, no uncertain deposit).
+    pub client_net_min: i128,
+    /// The highest.
+    pub client_net_max: i128,
+    /// The server's net lies outside the client's range: it acknowledged changes this client did
+    /// not send, so another client was active.
+    pub interference: bool,
     /// The server's `expected_balance` after the run.
     pub server_expected_balance: i128,
     /// The client's expected balance (the low end when a range).
@@ -175,8 +245,13 @@ impl CrossCheck {
         CrossCheck {
             lost_updates: after.lost_updates.saturating_sub(before.lost_updates),
             lost_net,
+            lost_removed: after.lost_removed - before.lost_removed,
+            lost_added: after.lost_added - before.lost_added,
             server_net,
             client_net,
+            client_net_min: net_min,
+            client_net_max: net_max,
+            interference: !(net_min..=net_max).contains(&server_net),
             server_expected_balance: after.expected_balance,
             client_expected_min: verdict.expected_min,
             client_expected_max: verdict.expected_max,
@@ -283,6 +358,8 @@ mod tests {
             expected_balance: 0,
             lost_updates: 0,
             lost_net: 0,
+            lost_removed: 0,
+            lost_added: 0,
             retries: 0,
         };
         let after = ServerStats {
@@ -303,6 +380,86 @@ mod tests {
             lost_net: 0,
             ..after
         };
-        assert!(!CrossCheck::new(&before, &liar, &stats, &verdict).agrees);
+        let lie = CrossCheck::new(&before, &liar, &stats, &verdict);
+        assert!(
+            !lie.agrees && !lie.interference,
+            "a lie is not another client"
+        );
+    }
+
+    #[test]
+    fn another_client_makes_a_run_inconclusive_instead_of_lost() {
+        // A correct server; this client deposited 10, another client 7 during the run.
+        let stats = stats(&[(Deposit, 5, Applied), (Deposit, 5, Applied)]);
+        let verdict = Verdict::judge(0, 17, &stats, UNCHECKED);
+        assert!(!verdict.consistent(), "the balance alone looks wrong");
+        let before = ServerStats {
+            balance: 0,
+            deposit_sum: 0,
+            withdrawal_sum: 0,
+            expected_balance: 0,
+            lost_updates: 0,
+            lost_net: 0,
+            lost_removed: 0,
+            lost_added: 0,
+            retries: 0,
+        };
+        let after = ServerStats {
+            balance: 17,
+            deposit_sum: 17,
+            expected_balance: 17,
+            ..before
+        };
+        let check = CrossCheck::new(&before, &after, &stats, &verdict);
+        assert!(check.interference);
+        let (conclusion, reason) = Conclusion::of(&verdict, Some(&check));
+        assert_eq!(conclusion, Conclusion::Inconclusive);
+        assert!(reason.unwrap().contains("another client"));
+        // Answers off the ladder say the same without /stats.
+        let off_ladder = Duplicates::Checked {
+            duplicates: 1,
+            unexpected: 1,
+        };
+        let verdict = Verdict::judge(0, 17, &stats, off_ladder);
+        assert_eq!(Conclusion::of(&verdict, None).0, Conclusion::Inconclusive);
+        // Without either sign, a wrong balance is lost updates.
+        let verdict = Verdict::judge(0, 5, &stats, UNCHECKED);
+        assert_eq!(Conclusion::of(&verdict, None).0, Conclusion::Lost);
+    }
+
+    #[test]
+    fn the_stats_the_server_sends_are_what_the_cross_check_reads() {
+        let wire = racebank::wire::Stats {
+            store: "memory".into(),
+            mode: "unguarded".into(),
+            work: "none".into(),
+            balance: 5,
+            initial_balance: 0,
+            deposit_count: 2,
+            deposit_sum: 10,
+            withdrawal_count: 0,
+            withdrawal_sum: 0,
+            refused_count: 0,
+            expected_balance: 10,
+            lost_updates: 1,
+            lost_net: 5,
+            lost_removed: 5,
+            lost_added: 0,
+            drift: -5,
+            overdraft: false,
+            retries: 0,
+            retries_exhausted: 0,
+        };
+        let read: ServerStats =
+            serde_json::from_str(&serde_json::to_string(&wire).unwrap()).unwrap();
+        assert_eq!(
+            (
+                read.balance,
+                read.deposit_sum,
+                read.lost_net,
+                read.lost_removed
+            ),
+            (5, 10, 5, 5)
+        );
     }
 }

@@ -6,7 +6,8 @@ use crate::helpers::spawn_server;
 
 const BIN: &str = env!("CARGO_BIN_EXE_racebank-load");
 
-async fn racebank_load(args: &[&str]) -> Output {
+/// Runs the built binary with `args` and collects what it printed.
+pub async fn racebank_load(args: &[&str]) -> Output {
     let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
     tokio::task::spawn_blocking(move || Command::new(BIN).args(&args).output())
         .await
@@ -95,7 +96,65 @@ async fn an_unreachable_server_exits_2_with_one_line() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
     assert!(stderr.contains("127.0.0.1:1"), "{stderr}");
+    assert!(stderr.contains("no server answers"), "{stderr}");
+    assert!(stderr.contains("racebank-load demo"), "{stderr}");
     assert!(output.stdout.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_prints_the_report_of_what_was_sent_with_requests_in_flight_indeterminate() {
+    // Each deposit holds the lock for 20 ms: four are always in flight, and the run would take
+    // over half an hour.
+    let server = spawn_server("mutex", "20ms", 0).await;
+    let child = Command::new(BIN)
+        .args(["--url", &server.url, "-n", "100000", "-c", "4", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the binary starts");
+    let stats_url = format!("{}/stats", server.url);
+    loop {
+        let stats: serde_json::Value = reqwest::get(&stats_url)
+            .await
+            .expect("stats")
+            .json()
+            .await
+            .expect("stats JSON");
+        if stats["deposit_count"].as_u64() >= Some(3) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+
+    let interrupted = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(interrupted.success());
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .expect("join")
+        .expect("the binary ends");
+    server.stop().await;
+
+    assert_eq!(
+        output.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("the report");
+    assert_eq!(json["interrupted"], true);
+    assert!(json["requests"].as_u64().unwrap() < 100_000, "{json}");
+    assert!(
+        json["errors"]["interrupted"].as_u64().unwrap() >= 1,
+        "{json}"
+    );
+    assert_eq!(
+        json["indeterminate"]["deposits"], json["errors"]["interrupted"],
+        "{json}"
+    );
+    assert_eq!(json["verdict"], "consistent", "{json}");
 }
 
 #[tokio::test]

@@ -1,8 +1,8 @@
-//! A real racebank server on an ephemeral loopback port, and `Opts` pointing at it.
+//! A real racebank server on an ephemeral loopback port, and a `Load` pointing at it.
 
 use clap::Parser;
 use racebank::{AccountConfig, Config, Mode, WorkSpec};
-use racebank_load::Opts;
+use racebank_load::{Load, Opts};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -49,9 +49,12 @@ pub async fn spawn_server(mode: &str, work: &str, initial_balance: i64) -> TestS
     TestServer { url, stop, handle }
 }
 
-/// `Opts` for `url` with `args` after `--url URL --no-progress`.
-pub fn opts(url: &str, args: &[&str]) -> Opts {
+/// The `Load` that `racebank-load --url URL --no-progress ARGS` describes.
+pub fn opts(url: &str, args: &[&str]) -> Load {
     let mut argv = vec!["racebank-load", "--url", url, "--no-progress"];
     argv.extend_from_slice(args);
-    Opts::try_parse_from(argv).unwrap_or_else(|e| panic!("{args:?}: {e}"))
+    Opts::try_parse_from(argv)
+        .unwrap_or_else(|e| panic!("{args:?}: {e}"))
+        .to_load()
+        .unwrap_or_else(|e| panic!("{args:?}: {e}"))
 }

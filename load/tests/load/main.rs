@@ -1,7 +1,9 @@
 //! Integration tests of racebank-load against the real racebank server, in one test binary.
 
 mod binary;
+mod burst;
 mod closing;
 mod demo;
 mod helpers;
+mod other_api;
 mod run;

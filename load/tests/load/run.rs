@@ -116,3 +116,119 @@ async fn a_duration_limited_run_stops_on_time_and_stays_consistent() {
     assert!(report.consistent, "{}", report.to_text());
     assert_eq!(report.duplicates, Some(0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_client_during_the_run_makes_it_inconclusive_not_lost() {
+    // A correct server, and a second client depositing 7 at a time for the whole run.
+    let server = spawn_server("mutex", "1ms", 0).await;
+    let client = reqwest::Client::new();
+    let deposit_url = format!("{}/deposit", server.url);
+    let deposit = {
+        let client = client.clone();
+        let url = deposit_url.clone();
+        move || {
+            let client = client.clone();
+            let url = url.clone();
+            async move {
+                client
+                    .post(url)
+                    .json(&serde_json::json!({"amount": 7}))
+                    .send()
+                    .await
+                    .expect("the other client's deposit")
+            }
+        }
+    };
+    deposit().await;
+    let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+    let other = tokio::spawn({
+        let deposit = deposit.clone();
+        async move {
+            loop {
+                tokio::select! {
+                    _ = &mut stopped => break,
+                    _ = deposit() => {}
+                }
+            }
+        }
+    });
+
+    let report = racebank_load::run(opts(&server.url, &["-n", "200", "-c", "8"]))
+        .await
+        .expect("run");
+    let _ = stop.send(());
+    other.await.expect("the other client");
+    server.stop().await;
+
+    assert_eq!(
+        report.verdict,
+        racebank_load::Conclusion::Inconclusive,
+        "{}",
+        report.to_text()
+    );
+    assert!(!report.consistent);
+    assert_eq!(report.exit_code(), racebank_load::EXIT_INCONCLUSIVE);
+    let text = report.to_text();
+    assert!(
+        text.contains("INCONCLUSIVE") && text.contains("another client"),
+        "{text}"
+    );
+    assert!(!text.contains("updates were lost"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_history_has_one_line_per_request_spread_over_the_replicas() {
+    let server = spawn_server("mutex", "none", 0).await;
+    let path = std::env::temp_dir().join(format!(
+        "racebank-load-history-{}.jsonl",
+        std::process::id()
+    ));
+    let path_text = path.to_string_lossy().to_string();
+    // The same server twice: the two "replicas" share the account, as real replicas would.
+    let second = format!("{}/", server.url);
+    let args = [
+        "--url",
+        &second,
+        "-n",
+        "500",
+        "-c",
+        "8",
+        "--history",
+        &path_text,
+    ];
+
+    let report = racebank_load::run(opts(&server.url, &args))
+        .await
+        .expect("run");
+    server.stop().await;
+
+    assert!(report.consistent, "{}", report.to_text());
+    assert_eq!(report.setup.urls.len(), 2);
+    let text = std::fs::read_to_string(&path).expect("the history file");
+    let _ = std::fs::remove_file(&path);
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("one JSON object per line"))
+        .collect();
+    assert_eq!(lines.len(), 500);
+    let mut indices: Vec<u64> = lines.iter().map(|l| l["index"].as_u64().unwrap()).collect();
+    indices.sort_unstable();
+    assert_eq!(indices, (0..500).collect::<Vec<_>>());
+    for line in &lines {
+        assert_eq!(line["op"], "deposit", "{line}");
+        assert_eq!(line["outcome"], "ok", "{line}");
+        assert_eq!(line["status"], 200, "{line}");
+        assert!(line["balance"].is_i64(), "{line}");
+        assert!(line["connection"].as_u64().unwrap() < 8, "{line}");
+        assert!(
+            line["start_us"].as_u64() <= line["end_us"].as_u64(),
+            "{line}"
+        );
+        // Round robin: request i goes to replica i % 2.
+        assert_eq!(
+            line["replica"].as_u64(),
+            line["index"].as_u64().map(|i| i % 2),
+            "{line}"
+        );
+    }
+}

@@ -1,0 +1,262 @@
+//! The hot loop: worker threads, each with its own single-threaded runtime, connections and
+//! [`Stats`].
+//!
+//! This follows oha's fast path. Each of `--threads` OS threads runs a current-thread tokio runtime
+//! with its share of the concurrency as local tasks ("slots"). Each slot keeps one HTTP/1.1
+//! keep-alive connection per replica ([`crate::connection`]) and sends its requests one after the
+//! other. Slots claim request indices from one shared atomic counter (or stop at a deadline), so no
+//! lock is ever taken; request `i` goes to replica `i % replicas` (round robin). They record into
+//! their thread's `Stats` through a `RefCell` that is never held across an await. The request parts
+//! are built once per thread ([`crate::requests`]), so that threads share no reference count. The
+//! only shared write per request is that `fetch_add`.
+//!
+//! An interruption (Ctrl-C) stops every thread at once: what is in flight is abandoned and counted
+//! as indeterminate, since the server may or may not apply it.
+
+use std::cell::RefCell;
+use std::pin::pin;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use tokio::sync::{oneshot, watch};
+use tokio::time::Instant as TokioInstant;
+
+use crate::api::Api;
+use crate::connection::{exchange, Connection};
+use crate::history::{Batch, Entry, History};
+use crate::ops::{Op, Plan};
+use crate::requests::Requests;
+use crate::stats::{Reading, Recorded, Stats};
+use crate::target::Target;
+
+/// When the workers stop.
+#[derive(Debug, Clone, Copy)]
+pub enum Stop {
+    /// When this many indices have been claimed.
+    After(u64),
+    /// When this instant has passed (requests in flight are finished).
+    At(Instant),
+}
+
+/// Everything the workers need, shared read-only between threads.
+#[derive(Debug)]
+pub struct Job {
+    /// Where requests go, one per replica.
+    pub targets: Vec<Target>,
+    /// The shape of the API.
+    pub api: Api,
+    /// The operation sequence.
+    pub plan: Plan,
+    /// When to stop.
+    pub stop: Stop,
+    /// Per-request timeout.
+    pub timeout: Duration,
+    /// How answers are read.
+    pub reading: Reading,
+    /// Request indices claimed so far (also read by the progress bar).
+    pub claimed: Arc<AtomicU64>,
+    /// When the run started: the zero of the history's times.
+    pub started: Instant,
+}
+
+impl Job {
+    /// The request parts for one thread, built in advance (each thread builds its own).
+    pub fn requests(&self) -> anyhow::Result<Requests> {
+        Requests::new(&self.targets, &self.api, self.plan.amounts())
+    }
+}
+
+/// Runs the job on `threads` threads sharing `concurrency` slots until it is done or `interrupt`
+/// turns true, and merges what they saw.
+pub async fn run(
+    job: Arc<Job>,
+    threads: usize,
+    concurrency: u64,
+    history: Option<&History>,
+    interrupt: watch::Receiver<bool>,
+) -> anyhow::Result<Stats> {
+    let threads = threads.clamp(1, concurrency.max(1) as usize);
+    let mut results = Vec::with_capacity(threads);
+    let mut first_slot = 0;
+    for thread in 0..threads {
+        // Spread the remainder over the first threads: 64 over 3 is 22, 21, 21.
+        let share = (concurrency / threads as u64
+            + u64::from((thread as u64) < concurrency % threads as u64))
+            as usize;
+        let (sender, receiver) = oneshot::channel();
+        let job = job.clone();
+        let batch = history.map(History::batch);
+        let interrupt = interrupt.clone();
+        std::thread::Builder::new()
+            .name(format!("racebank-load-{thread}"))
+            .spawn(move || {
+                let slots = first_slot..first_slot + share;
+                let _ = sender.send(worker_thread(&job, slots, batch, interrupt));
+            })
+            .context("cannot start a worker thread")?;
+        first_slot += share;
+        results.push(receiver);
+    }
+    let mut merged = Stats::new(job.reading.ladder.is_some());
+    for receiver in results {
+        let stats = receiver
+            .await
+            .context("a worker thread stopped unexpectedly")??;
+        merged.merge(&stats);
+    }
+    Ok(merged)
+}
+
+/// What one worker thread shares between its slots.
+struct Thread {
+    job: Arc<Job>,
+    requests: Requests,
+    stats: RefCell<Stats>,
+    history: RefCell<Option<Batch>>,
+    /// The request each slot has in flight, so an interruption can count it.
+    in_flight: RefCell<Vec<Option<InFlight>>>,
+    first_slot: usize,
+}
+
+/// A request sent and not yet answered.
+#[derive(Debug, Clone, Copy)]
+struct InFlight {
+    index: u64,
+    op: Op,
+    replica: usize,
+    started: Instant,
+}
+
+impl Thread {
+    /// Records what became of a request, in the stats and the history.
+    #[inline]
+    fn record(&self, slot: usize, request: InFlight, recorded: Recorded, ended: Instant) {
+        if let Some(batch) = self.history.borrow_mut().as_mut() {
+            let since = |at: Instant| at.duration_since(self.job.started).as_micros() as u64;
+            batch.push(Entry::new(
+                request.index,
+                request.op,
+                (request.replica, self.first_slot + slot),
+                (since(request.started), since(ended)),
+                recorded,
+            ));
+        }
+    }
+}
+
+/// One worker thread: its runtime, its request parts, its slots, its stats.
+fn worker_thread(
+    job: &Arc<Job>,
+    slots: std::ops::Range<usize>,
+    history: Option<Batch>,
+    mut interrupt: watch::Receiver<bool>,
+) -> anyhow::Result<Stats> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start a worker runtime")?;
+    let thread = Rc::new(Thread {
+        job: job.clone(),
+        requests: job.requests()?,
+        stats: RefCell::new(Stats::new(job.reading.ladder.is_some())),
+        history: RefCell::new(history),
+        in_flight: RefCell::new(vec![None; slots.len()]),
+        first_slot: slots.start,
+    });
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&runtime, async {
+        let handles: Vec<_> = (0..slots.len())
+            .map(|slot| tokio::task::spawn_local(slot_loop(thread.clone(), slot)))
+            .collect();
+        let all_done = async {
+            for handle in handles {
+                // A slot cannot fail; if one panicked, the others' results still stand.
+                let _ = handle.await;
+            }
+        };
+        tokio::select! {
+            () = all_done => {}
+            _ = interrupt.wait_for(|stop| *stop) => {}
+        }
+    });
+    // Dropping the local set drops the slots that are still waiting for an answer.
+    drop(local);
+    let abandoned: Vec<_> = thread
+        .in_flight
+        .borrow_mut()
+        .drain(..)
+        .enumerate()
+        .collect();
+    for (slot, request) in abandoned {
+        if let Some(request) = request {
+            let recorded = thread.stats.borrow_mut().record_interrupted(request.op);
+            thread.record(slot, request, recorded, Instant::now());
+        }
+    }
+    thread.history.borrow_mut().take();
+    let stats = thread.stats.replace(Stats::new(false));
+    Ok(stats)
+}
+
+/// The loop of one in-flight slot: claim an index, send its operation on the slot's connection to
+/// its replica, record the answer.
+async fn slot_loop(thread: Rc<Thread>, slot: usize) {
+    let job = &thread.job;
+    let replicas = thread.requests.replicas();
+    let mut connections: Vec<Option<Connection>> = (0..replicas).map(|_| None).collect();
+    // One timer per slot, re-armed lazily (see `connection::within`).
+    let mut timer = pin!(tokio::time::sleep(job.timeout));
+    loop {
+        let index = match job.stop {
+            Stop::After(count) => {
+                let index = job.claimed.fetch_add(1, Ordering::Relaxed);
+                if index >= count {
+                    break;
+                }
+                index
+            }
+            Stop::At(deadline) => {
+                if Instant::now() >= deadline {
+                    break;
+                }
+                job.claimed.fetch_add(1, Ordering::Relaxed)
+            }
+        };
+        let op = job.plan.op(index);
+        let replica = if replicas == 1 {
+            0
+        } else {
+            (index % replicas as u64) as usize
+        };
+        let started = Instant::now();
+        let request = InFlight {
+            index,
+            op,
+            replica,
+            started,
+        };
+        thread.in_flight.borrow_mut()[slot] = Some(request);
+        let deadline = TokioInstant::from_std(started + job.timeout);
+        let exchange = exchange(
+            &mut connections[replica],
+            &job.targets[replica].addrs,
+            thread.requests.build(op, replica),
+            timer.as_mut(),
+            deadline,
+        )
+        .await;
+        let ended = Instant::now();
+        thread.in_flight.borrow_mut()[slot] = None;
+        let recorded =
+            thread
+                .stats
+                .borrow_mut()
+                .record(&job.reading, op, exchange, ended - started, || {
+                    job.claimed.load(Ordering::Relaxed)
+                });
+        thread.record(slot, request, recorded, ended);
+    }
+}

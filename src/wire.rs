@@ -1,0 +1,266 @@
+//! The wire contract: what racebank and racebank-load both read and write over HTTP.
+//!
+//! The server ([`crate::routes`], [`crate::problem`]) and the load generator (`racebank-load`) each
+//! own one direction of every message here, so they cannot drift apart: the route paths, the
+//! request and answer bodies, the `/stats` document, and the problem types with what each says
+//! about the request that got it. The one judgement the load generator cannot make from a status
+//! code alone, whether a 503 changed anything, is [`ProblemType::effect`].
+
+use serde::{Deserialize, Serialize};
+
+/// The route paths of the account.
+pub mod paths {
+    /// `POST`, body [`AmountBody`](super::AmountBody), answer [`BalanceBody`](super::BalanceBody).
+    pub const DEPOSIT: &str = "/deposit";
+    /// `POST`, body [`AmountBody`](super::AmountBody), answer [`BalanceBody`](super::BalanceBody).
+    pub const WITHDRAW: &str = "/withdraw";
+    /// `GET`, answer [`BalanceBody`](super::BalanceBody).
+    pub const BALANCE: &str = "/balance";
+    /// `GET`, answer [`Stats`](super::Stats).
+    pub const STATS: &str = "/stats";
+    /// `POST`, optional body `{"balance": N}`, answer [`Stats`](super::Stats).
+    pub const RESET: &str = "/reset";
+    /// `GET`, answer `{"status": "ok"}`.
+    pub const HEALTHZ: &str = "/healthz";
+}
+
+/// The body of a deposit or a withdrawal: `{"amount": N}`, nothing else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AmountBody {
+    /// The amount, in minor units.
+    pub amount: i64,
+}
+
+/// The answer to a deposit, a withdrawal or a balance read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BalanceBody {
+    /// The balance, in minor units.
+    pub balance: i64,
+}
+
+/// The `/stats` document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stats {
+    /// Where the balance lives (`memory`, `postgres`, `redis`).
+    #[serde(default)]
+    pub store: String,
+    /// The strategy guarding the account (`unguarded`, `mutex`, ...).
+    pub mode: String,
+    /// The work done between read and write (`1ms`, `rendezvous:2`, ...).
+    pub work: String,
+    /// The balance now.
+    pub balance: i64,
+    /// The balance at start or at the last reset.
+    pub initial_balance: i64,
+    /// Deposits acknowledged with 200.
+    pub deposit_count: u64,
+    /// Their total.
+    pub deposit_sum: i128,
+    /// Withdrawals acknowledged with 200.
+    pub withdrawal_count: u64,
+    /// Their total.
+    pub withdrawal_sum: i128,
+    /// Withdrawals refused by the funds check (409).
+    pub refused_count: u64,
+    /// `initial_balance + deposit_sum - withdrawal_sum`: the balance if nothing had been lost.
+    pub expected_balance: i128,
+    /// Writes that replaced a balance other than the one they read.
+    pub lost_updates: u64,
+    /// The signed total of the changes those writes erased.
+    pub lost_net: i128,
+    /// The erasures that removed money (a write over a higher balance than it read), summed:
+    /// erased deposits, mostly. `lost_net = lost_removed - lost_added`, and with mixed deposits
+    /// and withdrawals the net can hide both.
+    #[serde(default)]
+    pub lost_removed: i128,
+    /// The erasures that added money (a write over a lower balance than it read), summed as a
+    /// positive amount: erased withdrawals, or a write putting back what a staler write erased.
+    #[serde(default)]
+    pub lost_added: i128,
+    /// `balance - expected_balance`; equals `-lost_net` at any quiet moment.
+    pub drift: i128,
+    /// True when acknowledged withdrawals exceed everything the account ever held.
+    pub overdraft: bool,
+    /// Optimistic conflicts redone (always 0 in other modes).
+    pub retries: u64,
+    /// Optimistic requests that gave up after too many conflicts (503).
+    pub retries_exhausted: u64,
+}
+
+/// The prefix of every racebank problem `type`.
+pub const PROBLEM_URN_PREFIX: &str = "urn:racebank:problem:";
+
+/// What a problem answer says about the request that got it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Effect {
+    /// The funds check refused the withdrawal: nothing changed, and the refusal is an expected
+    /// answer, not an error.
+    Refused,
+    /// The request was not carried out: nothing changed.
+    NotApplied,
+    /// The server cannot tell: the write was sent to its store, which failed before it answered.
+    Unknown,
+}
+
+/// Every kind of problem racebank answers with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProblemType {
+    /// The body is not JSON (or there is none).
+    MalformedBody,
+    /// The content type is missing or not JSON.
+    UnsupportedMediaType,
+    /// The JSON is well formed but a field is missing or wrong.
+    InvalidField,
+    /// The body is larger than the limit.
+    BodyTooLarge,
+    /// The withdrawal is more than the balance this request read.
+    InsufficientFunds,
+    /// The deposit would overflow the balance.
+    BalanceOverflow,
+    /// Optimistic mode gave up after too many conflicts.
+    TooMuchContention,
+    /// No such route.
+    NotFound,
+    /// The route exists, with another method.
+    MethodNotAllowed,
+    /// The server is shutting down and stopped the request before it wrote anything.
+    ShuttingDown,
+    /// The store could not be reached before anything was written.
+    StoreUnavailable,
+    /// The store failed after the write was sent: it may or may not have been applied.
+    OutcomeUnknown,
+    /// The request's lease ran out and a newer holder's fencing token refused its write.
+    LeaseLost,
+}
+
+impl ProblemType {
+    /// Every problem type.
+    pub const ALL: [ProblemType; 13] = [
+        ProblemType::MalformedBody,
+        ProblemType::UnsupportedMediaType,
+        ProblemType::InvalidField,
+        ProblemType::BodyTooLarge,
+        ProblemType::InsufficientFunds,
+        ProblemType::BalanceOverflow,
+        ProblemType::TooMuchContention,
+        ProblemType::NotFound,
+        ProblemType::MethodNotAllowed,
+        ProblemType::ShuttingDown,
+        ProblemType::StoreUnavailable,
+        ProblemType::OutcomeUnknown,
+        ProblemType::LeaseLost,
+    ];
+
+    /// The full `type` member: `urn:racebank:problem:<slug>`.
+    pub fn urn(self) -> &'static str {
+        match self {
+            ProblemType::MalformedBody => "urn:racebank:problem:malformed-body",
+            ProblemType::UnsupportedMediaType => "urn:racebank:problem:unsupported-media-type",
+            ProblemType::InvalidField => "urn:racebank:problem:invalid-field",
+            ProblemType::BodyTooLarge => "urn:racebank:problem:body-too-large",
+            ProblemType::InsufficientFunds => "urn:racebank:problem:insufficient-funds",
+            ProblemType::BalanceOverflow => "urn:racebank:problem:balance-overflow",
+            ProblemType::TooMuchContention => "urn:racebank:problem:too-much-contention",
+            ProblemType::NotFound => "urn:racebank:problem:not-found",
+            ProblemType::MethodNotAllowed => "urn:racebank:problem:method-not-allowed",
+            ProblemType::ShuttingDown => "urn:racebank:problem:shutting-down",
+            ProblemType::StoreUnavailable => "urn:racebank:problem:store-unavailable",
+            ProblemType::OutcomeUnknown => "urn:racebank:problem:outcome-unknown",
+            ProblemType::LeaseLost => "urn:racebank:problem:lease-lost",
+        }
+    }
+
+    /// The stable last part of the URN (`insufficient-funds`).
+    pub fn slug(self) -> &'static str {
+        &self.urn()[PROBLEM_URN_PREFIX.len()..]
+    }
+
+    /// The HTTP status answered with it.
+    pub fn status(self) -> u16 {
+        match self {
+            ProblemType::MalformedBody => 400,
+            ProblemType::UnsupportedMediaType => 415,
+            ProblemType::InvalidField | ProblemType::BalanceOverflow => 422,
+            ProblemType::BodyTooLarge => 413,
+            ProblemType::InsufficientFunds => 409,
+            ProblemType::TooMuchContention
+            | ProblemType::ShuttingDown
+            | ProblemType::StoreUnavailable
+            | ProblemType::LeaseLost => 503,
+            ProblemType::OutcomeUnknown => 500,
+            ProblemType::NotFound => 404,
+            ProblemType::MethodNotAllowed => 405,
+        }
+    }
+
+    /// What the answer says about the request. Every racebank problem but `outcome-unknown` is
+    /// answered before the request wrote anything; this is what lets the load generator count a
+    /// racebank 503 as not applied where another server's 503 is indeterminate.
+    pub fn effect(self) -> Effect {
+        match self {
+            ProblemType::InsufficientFunds => Effect::Refused,
+            ProblemType::MalformedBody
+            | ProblemType::UnsupportedMediaType
+            | ProblemType::InvalidField
+            | ProblemType::BodyTooLarge
+            | ProblemType::BalanceOverflow
+            | ProblemType::TooMuchContention
+            | ProblemType::NotFound
+            | ProblemType::MethodNotAllowed
+            | ProblemType::ShuttingDown
+            | ProblemType::StoreUnavailable
+            | ProblemType::LeaseLost => Effect::NotApplied,
+            ProblemType::OutcomeUnknown => Effect::Unknown,
+        }
+    }
+
+    /// The problem type of a full URN, if it is one of racebank's.
+    pub fn from_urn(urn: &str) -> Option<ProblemType> {
+        ProblemType::ALL.into_iter().find(|kind| kind.urn() == urn)
+    }
+
+    /// The problem type named by the `type` member of a problem document, if the body is one of
+    /// racebank's problem documents.
+    pub fn of_document(body: &[u8]) -> Option<ProblemType> {
+        #[derive(Deserialize)]
+        struct Document<'a> {
+            #[serde(rename = "type", borrow)]
+            kind: Option<std::borrow::Cow<'a, str>>,
+        }
+        let document: Document = serde_json::from_slice(body).ok()?;
+        ProblemType::from_urn(&document.kind?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_problem_type_round_trips_through_its_urn() {
+        for kind in ProblemType::ALL {
+            assert_eq!(ProblemType::from_urn(kind.urn()), Some(kind), "{kind:?}");
+            assert!(kind.urn().starts_with(PROBLEM_URN_PREFIX));
+            let document = format!(r#"{{"type":"{}","status":{}}}"#, kind.urn(), kind.status());
+            assert_eq!(ProblemType::of_document(document.as_bytes()), Some(kind));
+        }
+        assert_eq!(
+            ProblemType::of_document(b"{\"type\":\"about:blank\"}"),
+            None
+        );
+        assert_eq!(ProblemType::of_document(b"not json"), None);
+    }
+
+    #[test]
+    fn only_the_funds_check_refuses_and_only_a_failed_store_write_is_unknown() {
+        for kind in ProblemType::ALL {
+            let expected = match kind {
+                ProblemType::InsufficientFunds => Effect::Refused,
+                ProblemType::OutcomeUnknown => Effect::Unknown,
+                _ => Effect::NotApplied,
+            };
+            assert_eq!(kind.effect(), expected, "{kind:?}");
+        }
+    }
+}
