@@ -22,12 +22,16 @@
 //! - [`account`]: a store, the mode's guard and the work: what the HTTP layer calls.
 //! - [`problem`]: every client error as an RFC 9457 problem document.
 //! - [`routes`]: the HTTP API (`app()`), no socket needed.
-//! - [`server`]: `serve(listener, config, shutdown)`.
+//! - [`connection`]: one client connection over HTTP/1.1, with the limits that cut off slow,
+//!   idle and greedy clients.
+//! - [`server`]: `serve(listener, config, shutdown)`: the accept loop, the connection limit and
+//!   the graceful shutdown.
 //! - [`cli`]: the `racebank` command line, which only builds a [`Config`].
 
 pub mod account;
 pub mod cli;
 pub mod config;
+pub mod connection;
 pub mod duration;
 pub mod error;
 mod guard;

@@ -5,10 +5,13 @@
 //! as the `balance` a refused withdrawal saw. The router's own errors (an unknown route, a wrong
 //! method, a body that is too large) use it too, so every error looks alike.
 
+use std::time::Duration;
+
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Map, Value};
 
+use crate::duration::format_duration;
 use crate::error::AccountError;
 use crate::money::Refusal;
 
@@ -30,6 +33,9 @@ pub enum Problem {
     /// The body is larger than the limit.
     #[error("the body is larger than {limit} bytes")]
     TooLarge { limit: usize },
+    /// The body did not arrive in time after the head.
+    #[error("the body did not arrive within {} of the request's head", format_duration(*after))]
+    BodyTimeout { after: Duration },
     /// The withdrawal is more than the balance this request read.
     #[error("this withdrawal of {amount} is more than the balance of {balance} it saw")]
     InsufficientFunds { balance: i64, amount: i64 },
@@ -67,6 +73,7 @@ impl Problem {
     pub fn status(&self) -> StatusCode {
         match self {
             Problem::MalformedBody(_) => StatusCode::BAD_REQUEST,
+            Problem::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             Problem::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Problem::InvalidField { .. } | Problem::WouldOverflow { .. } => {
                 StatusCode::UNPROCESSABLE_ENTITY
@@ -90,6 +97,7 @@ impl Problem {
             Problem::UnsupportedMediaType(_) => "unsupported-media-type",
             Problem::InvalidField { .. } => "invalid-field",
             Problem::TooLarge { .. } => "body-too-large",
+            Problem::BodyTimeout { .. } => "body-timeout",
             Problem::InsufficientFunds { .. } => "insufficient-funds",
             Problem::WouldOverflow { .. } => "balance-overflow",
             Problem::Contention { .. } => "too-much-contention",
@@ -109,6 +117,7 @@ impl Problem {
             Problem::UnsupportedMediaType(_) => "The body must be sent as application/json",
             Problem::InvalidField { .. } => "A field of the body is missing or invalid",
             Problem::TooLarge { .. } => "The body is too large",
+            Problem::BodyTimeout { .. } => "The body took too long to arrive",
             Problem::InsufficientFunds { .. } => "Insufficient funds",
             Problem::WouldOverflow { .. } => "The balance would overflow",
             Problem::Contention { .. } => "Too many conflicting writes",

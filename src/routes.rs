@@ -18,10 +18,14 @@
 //! off poisoning; a panic-catching layer would add nothing but its cost, which measured 5 % of the
 //! server's throughput (BENCHMARKS.md).
 
+use std::future::Future;
+use std::pin::pin;
 use std::sync::Arc;
+use std::task::Poll;
+use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Request, State};
+use axum::extract::{FromRef, FromRequest, Request, State};
 use axum::http::{header, HeaderMap};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -29,6 +33,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::account::Account;
+use crate::config::ServerConfig;
 use crate::ledger::Stats;
 use crate::money::{Amount, Op};
 use crate::problem::Problem;
@@ -43,8 +48,13 @@ pub struct BalanceBody {
     pub balance: i64,
 }
 
-/// The router for one account.
+/// The router for one account, with the default body timeout.
 pub fn app(account: Arc<Account>) -> Router {
+    app_with(account, ServerConfig::default().body_timeout)
+}
+
+/// The router for one account, where a body must arrive within `body_timeout` of its head.
+pub fn app_with(account: Arc<Account>, body_timeout: Duration) -> Router {
     Router::new()
         .route("/deposit", post(deposit))
         .route("/withdraw", post(withdraw))
@@ -54,7 +64,33 @@ pub fn app(account: Arc<Account>) -> Router {
         .route("/healthz", get(healthz))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .with_state(account)
+        .with_state(AppState {
+            account,
+            body_timeout: BodyTimeout(body_timeout),
+        })
+}
+
+/// What the handlers share. Handlers take `State<Arc<Account>>` as before, through [`FromRef`].
+#[derive(Clone)]
+struct AppState {
+    account: Arc<Account>,
+    body_timeout: BodyTimeout,
+}
+
+impl FromRef<AppState> for Arc<Account> {
+    fn from_ref(state: &AppState) -> Self {
+        state.account.clone()
+    }
+}
+
+/// How long a body may take to arrive once its head has.
+#[derive(Debug, Clone, Copy)]
+struct BodyTimeout(Duration);
+
+impl FromRef<AppState> for BodyTimeout {
+    fn from_ref(state: &AppState) -> Self {
+        state.body_timeout
+    }
 }
 
 async fn deposit(
@@ -114,17 +150,34 @@ struct JsonBody {
     is_json: bool,
 }
 
-impl<S: Send + Sync> FromRequest<S> for JsonBody {
+impl<S: Send + Sync> FromRequest<S> for JsonBody
+where
+    BodyTimeout: FromRef<S>,
+{
     type Rejection = Problem;
 
-    async fn from_request(request: Request, _: &S) -> Result<Self, Problem> {
+    async fn from_request(request: Request, state: &S) -> Result<Self, Problem> {
         let is_json = is_json(request.headers());
         // The limit is applied here rather than with `DefaultBodyLimit`, whose layer adds an
         // extension (a map allocation) to every request.
-        let bytes = axum::body::to_bytes(request.into_body(), BODY_LIMIT)
-            .await
+        let read = axum::body::to_bytes(request.into_body(), BODY_LIMIT);
+        let bytes = within(BodyTimeout::from_ref(state).0, read)
+            .await?
             .map_err(|error| body_error(&error))?;
         Ok(JsonBody { bytes, is_json })
+    }
+}
+
+/// Runs `future` for at most `timeout`. A body usually arrives with its head, so the future is
+/// polled once before any timer is set: the common case never touches the timer wheel.
+async fn within<T>(timeout: Duration, future: impl Future<Output = T>) -> Result<T, Problem> {
+    let mut future = pin!(future);
+    let first = std::future::poll_fn(|cx| Poll::Ready(future.as_mut().poll(cx))).await;
+    match first {
+        Poll::Ready(output) => Ok(output),
+        Poll::Pending => tokio::time::timeout(timeout, future)
+            .await
+            .map_err(|_| Problem::BodyTimeout { after: timeout }),
     }
 }
 

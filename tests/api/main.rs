@@ -2,9 +2,12 @@
 //!
 //! One test binary for all modules, so the crate is linked once.
 
+mod abuse;
 mod bad_input;
 mod helpers;
+mod process;
 mod races;
+mod raw;
 mod shutdown;
 mod stats;
 mod strategies;
