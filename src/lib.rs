@@ -26,6 +26,7 @@
 //!   idle and greedy clients.
 //! - [`server`]: `serve(listener, config, shutdown)`: the accept loop, the connection limit and
 //!   the graceful shutdown.
+//! - `log`: logging that never takes the server down.
 //! - [`cli`]: the `racebank` command line, which only builds a [`Config`].
 
 pub mod account;
@@ -36,6 +37,7 @@ pub mod duration;
 pub mod error;
 mod guard;
 pub mod ledger;
+pub mod log;
 pub mod mode;
 pub mod money;
 pub mod problem;

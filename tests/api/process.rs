@@ -1,12 +1,12 @@
-//! The `racebank` binary as an operator runs it: too few file descriptors.
+//! The `racebank` binary as an operator runs it: a closed stderr, too few file descriptors.
 //!
 //! These start the built binary on `127.0.0.1:0` and read the address from its first log line.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, ChildStderr, Command, Stdio};
+use std::process::{Child, ChildStderr, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::raw::PATIENCE;
 
@@ -82,6 +82,26 @@ fn wait_for_line(lines: &mpsc::Receiver<String>, text: &str) -> Vec<String> {
     panic!("no log line containing {text:?} within {PATIENCE:?}; saw {seen:#?}");
 }
 
+fn signal(process: &Process, name: &str) {
+    let status = Command::new("kill")
+        .args(["-s", name, &process.child.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -s {name}");
+}
+
+/// Waits for the process to exit, up to `PATIENCE`.
+fn wait_for_exit(process: &mut Process) -> ExitStatus {
+    let deadline = Instant::now() + PATIENCE;
+    while Instant::now() < deadline {
+        if let Some(status) = process.child.try_wait().expect("wait for racebank") {
+            return status;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("racebank still running {PATIENCE:?} after the signal");
+}
+
 /// `GET /healthz` on a new connection; the status line.
 fn healthz(address: &str) -> String {
     let mut stream = TcpStream::connect(address).expect("connect");
@@ -92,6 +112,19 @@ fn healthz(address: &str) -> String {
     let mut answer = String::new();
     let _ = stream.read_to_string(&mut answer);
     answer.lines().next().unwrap_or("").to_string()
+}
+
+#[test]
+fn a_closed_stderr_does_not_take_the_server_down_on_sigterm() {
+    // As in `racebank 2>&1 | grep -m1 listening`: the reader goes away after the first line.
+    let (mut process, stderr) = start("", &[]);
+    drop(stderr);
+    assert!(healthz(&process.address).contains("200"));
+
+    signal(&process, "TERM");
+
+    let status = wait_for_exit(&mut process);
+    assert_eq!(status.code(), Some(0), "{status:?}");
 }
 
 #[test]
