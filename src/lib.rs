@@ -26,6 +26,7 @@
 //!   idle and greedy clients.
 //! - [`server`]: `serve(listener, config, shutdown)`: the accept loop, the connection limit and
 //!   the graceful shutdown.
+//! - [`signal`]: the signals that stop the `racebank` binary.
 //! - `log`: logging that never takes the server down.
 //! - [`cli`]: the `racebank` command line, which only builds a [`Config`].
 
@@ -43,6 +44,7 @@ pub mod money;
 pub mod problem;
 pub mod routes;
 pub mod server;
+pub mod signal;
 mod store;
 pub mod work;
 
@@ -52,5 +54,6 @@ pub use config::{AccountConfig, AccountId, Config, ServerConfig, StoreConfig};
 pub use error::{AccountError, OpenError};
 pub use ledger::Stats;
 pub use mode::Mode;
-pub use server::{serve, shutdown_signal, ServeError};
+pub use server::{serve, ServeError};
+pub use signal::shutdown_signal;
 pub use work::WorkSpec;

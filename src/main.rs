@@ -1,4 +1,5 @@
-//! The `racebank` server: parse flags, bind, serve until Ctrl-C or SIGTERM.
+//! The `racebank` server: parse flags, bind, serve until a stop signal (Ctrl-C, SIGTERM, SIGHUP,
+//! SIGQUIT; a second one stops at once).
 
 use std::process::ExitCode;
 

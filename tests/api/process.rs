@@ -1,4 +1,4 @@
-//! The `racebank` binary as an operator runs it: a closed stderr, too few file descriptors.
+//! The `racebank` binary as an operator runs it: signals, a closed stderr, too few file descriptors.
 //!
 //! These start the built binary on `127.0.0.1:0` and read the address from its first log line.
 
@@ -112,6 +112,49 @@ fn healthz(address: &str) -> String {
     let mut answer = String::new();
     let _ = stream.read_to_string(&mut answer);
     answer.lines().next().unwrap_or("").to_string()
+}
+
+#[test]
+fn every_stop_signal_stops_the_server_gracefully_with_the_final_stats() {
+    for name in ["TERM", "INT", "HUP", "QUIT"] {
+        let (mut process, stderr) = start("", &[]);
+        let lines = log_lines(stderr);
+        assert!(healthz(&process.address).contains("200"));
+
+        signal(&process, name);
+
+        let status = wait_for_exit(&mut process);
+        assert!(status.success(), "SIG{name}: {status:?}");
+        wait_for_line(&lines, "racebank stopped");
+    }
+}
+
+#[test]
+fn a_second_signal_during_shutdown_stops_at_once_with_a_failure_status() {
+    let (mut process, stderr) = start("", &["--work", "30s", "--shutdown-grace", "60s"]);
+    let lines = log_lines(stderr);
+    // A deposit inside its 30 s of work keeps the graceful shutdown waiting. The connection is
+    // proved open by a first answer; the sleep gives the deposit ample time to enter its work.
+    let mut held = TcpStream::connect(&process.address).unwrap();
+    held.set_read_timeout(Some(PATIENCE)).unwrap();
+    held.write_all(b"GET /healthz HTTP/1.1\r\nHost: racebank\r\n\r\n")
+        .unwrap();
+    let mut first = [0u8; 12];
+    held.read_exact(&mut first).unwrap();
+    held.write_all(
+        b"POST /deposit HTTP/1.1\r\nHost: racebank\r\nContent-Type: application/json\r\n\
+          Content-Length: 13\r\n\r\n{\"amount\": 5}",
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+
+    signal(&process, "INT");
+    wait_for_line(&lines, "shutting down");
+    signal(&process, "INT");
+
+    let status = wait_for_exit(&mut process);
+    assert!(!status.success(), "{status:?}");
+    wait_for_line(&lines, "stopping at once");
 }
 
 #[test]
