@@ -1,5 +1,5 @@
 //! One client connection: hyper's HTTP/1.1 with the limits that stop a slow, idle or greedy client
-//! from holding more than its share.
+//! from holding more than its share, and the checks of a request's framing hyper leaves to us.
 //!
 //! - A request's head must arrive within the header timeout, counted from when the server starts
 //!   waiting for it (hyper's `header_read_timeout`). hyper runs one timer from the end of one answer
@@ -8,11 +8,18 @@
 //!   header holds at most that much memory.
 //! - The body timeout is the body extractor's ([`crate::routes`]): only the routes that read a
 //!   body pay for it.
+//!
+//! The errors hyper answers by itself before a request reaches the router (400 for a malformed
+//! head, 414, 431) have empty bodies: hyper writes a bare status line for them and has no hook to
+//! add a body (`Server::on_error` in hyper's `proto/h1/role.rs`). Everything the router answers is
+//! a problem document.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::http::Request;
+use axum::http::header::{CONNECTION, HOST, TRANSFER_ENCODING};
+use axum::http::{HeaderValue, Request, Version};
+use axum::response::IntoResponse;
 use axum::Router;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
@@ -21,6 +28,8 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpStream;
 use tokio::sync::{watch, OwnedSemaphorePermit};
 use tower_service::Service;
+
+use crate::problem::Problem;
 
 /// The largest request head (request line and headers) a connection may send, in bytes: nginx's
 /// 8 KiB per header line, twice, and a hundred times the heads the clients of this API send.
@@ -56,8 +65,14 @@ impl Http {
         // Small requests and answers: send each at once rather than waiting to batch (Nagle).
         let _ = tcp.set_nodelay(true);
         let service = service_fn(move |request: Request<Incoming>| {
+            let problem = framing_problem(&request);
             let mut router = router.clone();
-            async move { router.call(request).await }
+            async move {
+                match problem {
+                    Some(problem) => Ok(close_after(problem)),
+                    None => router.call(request).await,
+                }
+            }
         });
         let connection = self
             .builder
@@ -82,4 +97,36 @@ impl Http {
             tracing::debug!(%error, "connection ended with an error");
         }
     }
+}
+
+/// What is wrong with how a request is framed, beyond what hyper checks.
+fn framing_problem<B>(request: &Request<B>) -> Option<Problem> {
+    let headers = request.headers();
+    // RFC 9112, section 3.2: a server must answer 400 to an HTTP/1.1 request without exactly one Host.
+    if request.version() == Version::HTTP_11 {
+        let mut hosts = headers.get_all(HOST).iter();
+        if hosts.next().is_none() || hosts.next().is_some() {
+            return Some(Problem::BadHost);
+        }
+    }
+    // hyper decodes `chunked` and hands over whatever coding lies beneath it as if it were the body;
+    // RFC 9112, section 6.1: a coding the server does not understand gets 501.
+    let mut codings = headers.get_all(TRANSFER_ENCODING).iter();
+    if let Some(coding) = codings.find(|coding| !coding.as_bytes().eq_ignore_ascii_case(b"chunked"))
+    {
+        return Some(Problem::UnsupportedTransferCoding(
+            String::from_utf8_lossy(coding.as_bytes()).into_owned(),
+        ));
+    }
+    None
+}
+
+/// The problem, on a connection that closes after it: a request framed wrongly may have left
+/// bytes behind that cannot be trusted to start the next one.
+fn close_after(problem: Problem) -> axum::response::Response {
+    let mut response = problem.into_response();
+    response
+        .headers_mut()
+        .insert(CONNECTION, HeaderValue::from_static("close"));
+    response
 }

@@ -36,6 +36,12 @@ pub enum Problem {
     /// The body did not arrive in time after the head.
     #[error("the body did not arrive within {} of the request's head", format_duration(*after))]
     BodyTimeout { after: Duration },
+    /// An HTTP/1.1 request without exactly one `Host` header.
+    #[error("an HTTP/1.1 request must carry exactly one Host header (RFC 9112, section 3.2)")]
+    BadHost,
+    /// A transfer coding other than `chunked`.
+    #[error("the transfer coding `{0}` is not supported: send the body as is, or only `chunked`")]
+    UnsupportedTransferCoding(String),
     /// The withdrawal is more than the balance this request read.
     #[error("this withdrawal of {amount} is more than the balance of {balance} it saw")]
     InsufficientFunds { balance: i64, amount: i64 },
@@ -72,8 +78,9 @@ impl Problem {
     /// The HTTP status.
     pub fn status(&self) -> StatusCode {
         match self {
-            Problem::MalformedBody(_) => StatusCode::BAD_REQUEST,
+            Problem::MalformedBody(_) | Problem::BadHost => StatusCode::BAD_REQUEST,
             Problem::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
+            Problem::UnsupportedTransferCoding(_) => StatusCode::NOT_IMPLEMENTED,
             Problem::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Problem::InvalidField { .. } | Problem::WouldOverflow { .. } => {
                 StatusCode::UNPROCESSABLE_ENTITY
@@ -98,6 +105,8 @@ impl Problem {
             Problem::InvalidField { .. } => "invalid-field",
             Problem::TooLarge { .. } => "body-too-large",
             Problem::BodyTimeout { .. } => "body-timeout",
+            Problem::BadHost => "bad-host",
+            Problem::UnsupportedTransferCoding(_) => "unsupported-transfer-coding",
             Problem::InsufficientFunds { .. } => "insufficient-funds",
             Problem::WouldOverflow { .. } => "balance-overflow",
             Problem::Contention { .. } => "too-much-contention",
@@ -118,6 +127,8 @@ impl Problem {
             Problem::InvalidField { .. } => "A field of the body is missing or invalid",
             Problem::TooLarge { .. } => "The body is too large",
             Problem::BodyTimeout { .. } => "The body took too long to arrive",
+            Problem::BadHost => "Missing or repeated Host header",
+            Problem::UnsupportedTransferCoding(_) => "Unsupported transfer coding",
             Problem::InsufficientFunds { .. } => "Insufficient funds",
             Problem::WouldOverflow { .. } => "The balance would overflow",
             Problem::Contention { .. } => "Too many conflicting writes",

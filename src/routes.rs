@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
-use axum::body::Bytes;
+use axum::body::{Bytes, HttpBody};
 use axum::extract::{FromRef, FromRequest, Request, State};
 use axum::http::{header, HeaderMap};
 use axum::routing::{get, post};
@@ -158,6 +158,11 @@ where
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Problem> {
         let is_json = is_json(request.headers());
+        // A declared length over the limit is refused before the body is polled: polling is what
+        // makes hyper send `100 Continue`, inviting a client to send a body that will be refused.
+        if request.body().size_hint().lower() > BODY_LIMIT as u64 {
+            return Err(Problem::TooLarge { limit: BODY_LIMIT });
+        }
         // The limit is applied here rather than with `DefaultBodyLimit`, whose layer adds an
         // extension (a map allocation) to every request.
         let read = axum::body::to_bytes(request.into_body(), BODY_LIMIT);

@@ -4,6 +4,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
 use crate::helpers::{spawn_app, TestApp};
+use crate::raw::{Raw, PATIENCE};
 
 const JSON: Option<&str> = Some("application/json");
 
@@ -279,4 +280,78 @@ async fn unknown_routes_and_wrong_methods_get_problem_documents() {
         assert_problem(response, StatusCode::METHOD_NOT_ALLOWED, &case).await;
     }
     assert_eq!(app.stats().await, before);
+}
+
+/// Sends `request` on a new connection and returns the answer.
+async fn raw_answer(app: &TestApp, request: &str) -> crate::raw::Outcome {
+    let mut connection = Raw::connect(app).await;
+    connection.send(request.as_bytes()).await;
+    connection.outcome(PATIENCE).await
+}
+
+#[tokio::test]
+async fn an_http_1_1_request_needs_exactly_one_host_header() {
+    let app = seeded_app().await;
+    let before = app.stats().await;
+    let body = r#"{"amount": 5}"#;
+
+    for (case, hosts) in [("no Host", ""), ("two Hosts", "Host: a\r\nHost: b\r\n")] {
+        let answer = raw_answer(
+            &app,
+            &format!(
+                "POST /deposit HTTP/1.1\r\n{hosts}Content-Type: application/json\r\n\
+                 Content-Length: {}\r\n\r\n{body}",
+                body.len()
+            ),
+        )
+        .await;
+
+        assert_eq!(answer.status(), Some(400), "{case}: {answer:?}");
+        assert_eq!(
+            answer.header("content-type").as_deref(),
+            Some("application/problem+json"),
+            "{case}"
+        );
+        assert_eq!(
+            answer.json()["type"],
+            "urn:racebank:problem:bad-host",
+            "{case}"
+        );
+    }
+    assert_eq!(app.stats().await, before);
+}
+
+#[tokio::test]
+async fn a_transfer_coding_other_than_chunked_gets_501_and_changes_nothing() {
+    let app = seeded_app().await;
+    let before = app.stats().await;
+
+    let answer = raw_answer(
+        &app,
+        "POST /deposit HTTP/1.1\r\nHost: racebank\r\nContent-Type: application/json\r\n\
+         Transfer-Encoding: gzip, chunked\r\n\r\nd\r\n{\"amount\": 5}\r\n0\r\n\r\n",
+    )
+    .await;
+
+    assert_eq!(answer.status(), Some(501), "{answer:?}");
+    assert_eq!(
+        answer.json()["type"],
+        "urn:racebank:problem:unsupported-transfer-coding"
+    );
+    assert_eq!(app.stats().await, before);
+}
+
+#[tokio::test]
+async fn expect_100_continue_with_a_body_over_the_limit_gets_413_without_continue() {
+    let app = seeded_app().await;
+
+    let answer = raw_answer(
+        &app,
+        "POST /deposit HTTP/1.1\r\nHost: racebank\r\nContent-Type: application/json\r\n\
+         Content-Length: 100000\r\nExpect: 100-continue\r\n\r\n",
+    )
+    .await;
+
+    assert_eq!(answer.status(), Some(413), "{answer:?}");
+    assert_eq!(answer.json()["type"], "urn:racebank:problem:body-too-large");
 }
