@@ -11,6 +11,7 @@
 //!
 //! The map, from the leaves up (each module uses only those above it in this list):
 //! - [`money`], [`duration`]: amounts as integer minor units with checked arithmetic; human durations.
+//! - [`number`]: a JSON number's text read exactly, so a refusal can say precisely what was wrong.
 //! - [`error`]: why an operation was not applied, why an account could not be opened.
 //! - [`work`]: what happens between the read and the write (`none`, `yield`, `2ms`, `0ms..5ms`,
 //!   `rendezvous:N`), and where a stopping server cuts requests short.
@@ -41,6 +42,7 @@ pub mod ledger;
 pub mod log;
 pub mod mode;
 pub mod money;
+pub mod number;
 pub mod problem;
 pub mod routes;
 pub mod server;

@@ -30,12 +30,14 @@ use axum::http::{header, HeaderMap};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Serialize;
-use serde_json::{Map, Value};
+use serde_json::value::RawValue;
+use serde_json::Value;
 
 use crate::account::Account;
 use crate::config::ServerConfig;
 use crate::ledger::Stats;
 use crate::money::{Amount, Op};
+use crate::number;
 use crate::problem::Problem;
 
 /// The largest request body accepted, in bytes. `{"amount": 9223372036854775807}` needs 31.
@@ -224,8 +226,8 @@ fn amount(
         }
     }
     // Something is wrong: find out what, slowly, to say it precisely.
-    let fields = json_object(body, "amount")?;
-    minor_units(&fields, "amount", 1)?;
+    let text = json_object(body, "amount")?;
+    minor_units(text, "amount", 1)?;
     Err(Problem::invalid(
         "amount",
         match parsed {
@@ -245,8 +247,8 @@ fn reset_balance(
     if !is_json {
         return Err(unsupported_media_type("balance"));
     }
-    let fields = json_object(body, "balance")?;
-    minor_units(&fields, "balance", 0)
+    let text = json_object(body, "balance")?;
+    minor_units(text, "balance", 0)
 }
 
 fn example(field: &str) -> String {
@@ -260,24 +262,35 @@ fn unsupported_media_type(field: &str) -> Problem {
     ))
 }
 
-/// Parses a JSON object that holds only `field`.
-fn json_object(body: &[u8], field: &str) -> Result<Map<String, Value>, Problem> {
+/// Parses a JSON object that holds only `field`, once, and returns the field's text.
+fn json_object<'a>(body: &'a [u8], field: &str) -> Result<&'a str, Problem> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(Problem::MalformedBody(format!(
             "the body is empty; send {}",
             example(field)
         )));
     }
-    let value: Value = serde_json::from_slice(body)
+    // A raw value checks the syntax without reading numbers as floats, so `1e400` is still JSON.
+    let value: &RawValue = serde_json::from_slice(body)
         .map_err(|e| Problem::MalformedBody(format!("the body is not valid JSON: {e}")))?;
-    let Value::Object(fields) = value else {
+    if !value.get().starts_with('{') {
         return Err(Problem::MalformedBody(format!(
             "the body must be a JSON object such as {}, not {}",
             example(field),
-            kind_of(&value)
+            kind_of(value.get())
         )));
-    };
-    if let Some(unknown) = fields.keys().find(|key| key.as_str() != field) {
+    }
+    let Fields(fields) = serde_json::from_str(value.get()).map_err(|e| {
+        let detail = e.to_string();
+        match detail.split_once(" appears twice") {
+            Some((key, _)) => Problem::invalid(
+                key.trim_matches('`'),
+                format!("{key} appears twice; send it once, e.g. {}", example(field)),
+            ),
+            None => Problem::MalformedBody(format!("the body is not valid JSON: {detail}")),
+        }
+    })?;
+    if let Some((unknown, _)) = fields.iter().find(|(key, _)| key != field) {
         return Err(Problem::invalid(
             unknown,
             format!(
@@ -286,7 +299,44 @@ fn json_object(body: &[u8], field: &str) -> Result<Map<String, Value>, Problem> 
             ),
         ));
     }
-    Ok(fields)
+    match fields.first() {
+        Some((_, value)) => Ok(value.get()),
+        None => Err(Problem::missing(field)),
+    }
+}
+
+/// The members of a JSON object as written, in order; a key written twice is an error, where
+/// serde_json's own maps would silently keep the last.
+struct Fields<'a>(Vec<(String, &'a RawValue)>);
+
+impl<'de> serde::Deserialize<'de> for Fields<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Fields<'de>;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+
+            fn visit_map<M: serde::de::MapAccess<'de>>(
+                self,
+                mut map: M,
+            ) -> Result<Self::Value, M::Error> {
+                let mut fields: Vec<(String, &'de RawValue)> = Vec::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    if fields.iter().any(|(seen, _)| *seen == key) {
+                        return Err(serde::de::Error::custom(format!("`{key}` appears twice")));
+                    }
+                    fields.push((key, map.next_value()?));
+                }
+                Ok(Fields(fields))
+            }
+        }
+
+        deserializer.deserialize_map(Visitor)
+    }
 }
 
 /// `application/json`, with or without parameters, or any `application/*+json`.
@@ -304,67 +354,49 @@ fn is_json(headers: &HeaderMap) -> bool {
             && essence.to_ascii_lowercase().ends_with("+json"))
 }
 
-/// Reads `field` as a whole number of minor units no smaller than `min`.
-fn minor_units(fields: &Map<String, Value>, field: &str, min: i64) -> Result<i64, Problem> {
-    let value = fields.get(field).ok_or_else(|| Problem::missing(field))?;
-    let Value::Number(number) = value else {
+/// Reads `text`, the JSON value of `field`, as a whole number of minor units no smaller than `min`.
+/// A refusal quotes the number as it was sent.
+fn minor_units(text: &str, field: &str, min: i64) -> Result<i64, Problem> {
+    let Some(number) = number::read(text) else {
         return Err(Problem::invalid(
             field,
             format!(
                 "`{field}` must be a whole number of minor units (cents), not {}",
-                kind_of(value)
+                kind_of(text)
             ),
         ));
     };
-    match number.as_i64() {
-        Some(units) if units >= min => Ok(units),
-        Some(units) => Err(Problem::invalid(
-            field,
-            match min {
-                1 => format!("`{field}` must be positive, got {units}"),
-                _ => format!("`{field}` must be at least {min}, got {units}"),
-            },
-        )),
-        None if number.is_u64() => Err(too_large(field, number)),
-        None => {
-            let float = number.as_f64().unwrap_or(f64::NAN);
-            if float.fract() != 0.0 {
-                Err(Problem::invalid(
-                    field,
-                    format!(
-                        "`{field}` must be a whole number of minor units (cents), got {number}"
-                    ),
-                ))
-            } else if float.abs() >= 9.2e18 {
-                Err(too_large(field, number))
-            } else {
-                Err(Problem::invalid(
-                    field,
-                    format!("`{field}` must be written as an integer, without a decimal point or exponent, got {number}"),
-                ))
-            }
+    let refusal = if number.negative || number.value.is_some_and(|value| value < min) {
+        match min {
+            1 => format!("`{field}` must be positive, got {text}"),
+            _ => format!("`{field}` must be at least {min}, got {text}"),
         }
-    }
-}
-
-fn too_large(field: &str, number: &serde_json::Number) -> Problem {
-    Problem::invalid(
-        field,
+    } else if !number.whole {
+        format!("`{field}` must be a whole number of minor units (cents), got {text}")
+    } else if number.value.is_none() {
         format!(
-            "`{field}` is {number}, beyond the largest the account holds ({})",
+            "`{field}` is {text}, beyond the largest the account holds ({})",
             i64::MAX
-        ),
-    )
+        )
+    } else if !number.integer_syntax {
+        format!(
+            "`{field}` must be written as an integer, without a decimal point or exponent, got {text}"
+        )
+    } else {
+        return Ok(number.value.unwrap_or_default());
+    };
+    Err(Problem::invalid(field, refusal))
 }
 
-fn kind_of(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
+/// What kind of JSON value `text` is, from its first character.
+fn kind_of(text: &str) -> &'static str {
+    match text.trim_start().bytes().next() {
+        Some(b'{') => "an object",
+        Some(b'[') => "an array",
+        Some(b'"') => "a string",
+        Some(b't' | b'f') => "a boolean",
+        Some(b'n') => "null",
+        _ => "a number",
     }
 }
 

@@ -160,7 +160,13 @@ async fn every_bad_body_gets_a_problem_document_and_changes_nothing() {
             "beyond f64",
             JSON,
             r#"{"amount": 1e400}"#.into(),
-            StatusCode::BAD_REQUEST,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "duplicated key",
+            JSON,
+            r#"{"amount": 1, "amount": 2}"#.into(),
+            StatusCode::UNPROCESSABLE_ENTITY,
         ),
         (
             "body is an array",
@@ -243,6 +249,11 @@ async fn a_bad_reset_is_refused_and_changes_nothing() {
         (r#"{"balance": 1.5}"#, StatusCode::UNPROCESSABLE_ENTITY),
         (r#"{"balance": "7"}"#, StatusCode::UNPROCESSABLE_ENTITY),
         (r#"{"amount": 7}"#, StatusCode::UNPROCESSABLE_ENTITY),
+        (
+            r#"{"balance": 1, "balance": 2}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (r#"{"balance": 1e400}"#, StatusCode::UNPROCESSABLE_ENTITY),
         ("{", StatusCode::BAD_REQUEST),
     ] {
         let response = app.post_raw("/reset", JSON, body).await;
@@ -280,6 +291,78 @@ async fn unknown_routes_and_wrong_methods_get_problem_documents() {
         assert_problem(response, StatusCode::METHOD_NOT_ALLOWED, &case).await;
     }
     assert_eq!(app.stats().await, before);
+}
+
+#[tokio::test]
+async fn numbers_the_account_cannot_take_are_refused_with_a_precise_reason() {
+    let app = seeded_app().await;
+    let before = app.stats().await;
+
+    for (path, body, reason) in [
+        ("/deposit", r#"{"amount": -0}"#, "`amount` must be positive, got -0"),
+        (
+            "/withdraw",
+            r#"{"amount": -9223372036854775809}"#,
+            "`amount` must be positive, got -9223372036854775809",
+        ),
+        (
+            "/deposit",
+            r#"{"amount": 1e400}"#,
+            "`amount` is 1e400, beyond the largest the account holds (9223372036854775807)",
+        ),
+        (
+            "/deposit",
+            r#"{"amount": 9223372036854775808}"#,
+            "`amount` is 9223372036854775808, beyond the largest the account holds",
+        ),
+        (
+            "/deposit",
+            r#"{"amount": 5E+2}"#,
+            "`amount` must be written as an integer, without a decimal point or exponent, got 5E+2",
+        ),
+        (
+            "/deposit",
+            r#"{"amount": 0.5e1}"#,
+            "`amount` must be written as an integer, without a decimal point or exponent, got 0.5e1",
+        ),
+        (
+            "/deposit",
+            r#"{"amount": 5.000000000000000001}"#,
+            "`amount` must be a whole number of minor units (cents), got 5.000000000000000001",
+        ),
+        (
+            "/reset",
+            r#"{"balance": -9223372036854775809}"#,
+            "`balance` must be at least 0, got -9223372036854775809",
+        ),
+        (
+            "/reset",
+            r#"{"balance": -1e400}"#,
+            "`balance` must be at least 0, got -1e400",
+        ),
+        (
+            "/reset",
+            r#"{"balance": 1, "balance": 2}"#,
+            "`balance` appears twice",
+        ),
+    ] {
+        let case = format!("{path} {body}");
+        let response = app.post_raw(path, JSON, body).await;
+        let problem = assert_problem(response, StatusCode::UNPROCESSABLE_ENTITY, &case).await;
+        let detail = problem["detail"].as_str().unwrap();
+        assert!(detail.starts_with(reason), "{case}: {detail}");
+    }
+    assert_eq!(app.stats().await, before);
+}
+
+#[tokio::test]
+async fn minus_zero_is_zero() {
+    let app = seeded_app().await;
+
+    let response = app.post_raw("/reset", JSON, r#"{"balance": -0}"#).await;
+
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(app.balance().await, 0);
 }
 
 /// Sends `request` on a new connection and returns the answer.
