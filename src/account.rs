@@ -70,9 +70,13 @@ impl Account {
         self.opening_balance
     }
 
-    /// Sets the balance and zeroes every counter, so runs can repeat without a restart.
+    /// Sets the balance and zeroes every counter, so runs can repeat without a restart. Under an
+    /// in-process guard it waits for the requests in their section, as they wait for each other:
+    /// a reset that landed inside a request's window would be erased by that request's write.
     pub async fn reset(&self, balance: i64) -> Result<Stats, AccountError> {
+        let _alone = self.guard.enter_alone(&self.work).await?;
         self.store.reset(balance).await?;
+        // Still alone: the stats are those of the reset, not of a request that came after it.
         self.stats().await
     }
 }

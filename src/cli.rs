@@ -86,6 +86,21 @@ pub struct Cli {
     /// anyway (a request stopped this way has written nothing).
     #[arg(long, env = "RACEBANK_SHUTDOWN_GRACE", default_value = "10s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,
+
+    /// How long a connection may take to send a request's head, from when the server starts
+    /// waiting for it; so also how long an idle keep-alive connection stays open. Past it, the
+    /// connection is closed.
+    #[arg(long, env = "RACEBANK_HEADER_TIMEOUT", default_value = "10s", value_parser = parse_timeout)]
+    pub header_timeout: Duration,
+
+    /// How long a request's body may take to arrive after its head. Past it, 408.
+    #[arg(long, env = "RACEBANK_BODY_TIMEOUT", default_value = "10s", value_parser = parse_timeout)]
+    pub body_timeout: Duration,
+
+    /// Connections served at once; further ones wait in the listen backlog until one closes.
+    #[arg(long, env = "RACEBANK_MAX_CONNECTIONS", default_value_t = 512,
+          value_parser = parse_max_connections)]
+    pub max_connections: usize,
 }
 
 /// The `--store` choices.
@@ -124,6 +139,9 @@ impl Cli {
             },
             server: ServerConfig {
                 shutdown_grace: self.shutdown_grace,
+                header_timeout: self.header_timeout,
+                body_timeout: self.body_timeout,
+                max_connections: self.max_connections,
             },
         }
     }
@@ -142,6 +160,23 @@ fn parse_lease(text: &str) -> Result<Duration, String> {
         return Err(format!("`{text}`: a lease lasts at least 1ms"));
     }
     Ok(lease)
+}
+
+fn parse_timeout(text: &str) -> Result<Duration, String> {
+    let timeout = parse_duration(text)?;
+    if timeout < Duration::from_millis(1) {
+        return Err(format!("`{text}`: a timeout lasts at least 1ms"));
+    }
+    Ok(timeout)
+}
+
+fn parse_max_connections(text: &str) -> Result<usize, String> {
+    match text.trim().parse::<usize>() {
+        Ok(limit) if (1..=1_000_000).contains(&limit) => Ok(limit),
+        _ => Err(format!(
+            "`{text}` is not a connection limit: use 1 to 1000000"
+        )),
+    }
 }
 
 #[cfg(test)]
@@ -164,6 +199,12 @@ mod tests {
         assert_eq!(config.account.max_retries, default.account.max_retries);
         assert_eq!(config.account.lease, default.account.lease);
         assert_eq!(config.server.shutdown_grace, default.server.shutdown_grace);
+        assert_eq!(config.server.header_timeout, default.server.header_timeout);
+        assert_eq!(config.server.body_timeout, default.server.body_timeout);
+        assert_eq!(
+            config.server.max_connections,
+            default.server.max_connections
+        );
     }
 
     #[test]
@@ -198,6 +239,9 @@ mod tests {
             &["racebank", "--pool-size", "0"],
             &["racebank", "--account", "a b"],
             &["racebank", "--lease", "0"],
+            &["racebank", "--header-timeout", "0"],
+            &["racebank", "--body-timeout", "0s"],
+            &["racebank", "--max-connections", "0"],
         ] {
             assert!(
                 Cli::try_parse_from(args).is_err(),

@@ -19,17 +19,29 @@ pub struct Config {
     pub server: ServerConfig,
 }
 
-/// Settings of the server around the account.
+/// Settings of the server around the account: how long it waits for a stopping server, and how
+/// much it lets slow, idle or greedy clients hold (README, "Limits").
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     /// On shutdown, how long requests in flight may take to finish before they are cut short.
     pub shutdown_grace: Duration,
+    /// How long a connection may take to deliver a request's head, counted from when the server
+    /// starts waiting for it: from the accept for the first request, from the end of the previous
+    /// answer for the next. So it is also how long an idle keep-alive connection stays open.
+    pub header_timeout: Duration,
+    /// How long a request's body may take to arrive once its head has; past it, 408.
+    pub body_timeout: Duration,
+    /// Connections open at once; further ones wait in the listen backlog until one closes.
+    pub max_connections: usize,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
         Self {
             shutdown_grace: Duration::from_secs(10),
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(10),
+            max_connections: 512,
         }
     }
 }

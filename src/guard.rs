@@ -16,15 +16,31 @@ use crate::work::Work;
 /// The guard a mode puts around the store's section, if any.
 #[derive(Debug)]
 pub(crate) struct Guard {
-    permits: Option<Semaphore>,
+    permits: Option<(Semaphore, u32)>,
 }
 
 impl Guard {
     /// `Some(1)` for a mutex, `Some(n)` for a semaphore, `None` for no in-process guard.
     pub(crate) fn new(permits: Option<u32>) -> Self {
         Self {
-            permits: permits.map(|permits| Semaphore::new(permits as usize)),
+            permits: permits.map(|permits| (Semaphore::new(permits as usize), permits)),
         }
+    }
+
+    /// Waits until no request is in the section and keeps every other out: for a reset, which
+    /// must not land inside a request's window to be erased by its write. A semaphore's requests
+    /// do not exclude each other, but each of them excludes a reset.
+    pub(crate) async fn enter_alone(
+        &self,
+        work: &Work,
+    ) -> Result<Option<SemaphorePermit<'_>>, AccountError> {
+        let Some((permits, all)) = &self.permits else {
+            return Ok(None);
+        };
+        let permit = work.unless_stopped(permits.acquire_many(*all)).await?;
+        Ok(Some(
+            permit.expect("the account's semaphore is never closed"),
+        ))
     }
 
     /// Waits for a permit (none needed without a guard); a stopping server cuts the wait short.
@@ -32,7 +48,7 @@ impl Guard {
         &self,
         work: &Work,
     ) -> Result<Option<SemaphorePermit<'_>>, AccountError> {
-        let Some(permits) = &self.permits else {
+        let Some((permits, _)) = &self.permits else {
             return Ok(None);
         };
         // `try_acquire` first: uncontended, it skips the waiting future, which measured 3% of the

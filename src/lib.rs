@@ -11,6 +11,7 @@
 //!
 //! The map, from the leaves up (each module uses only those above it in this list):
 //! - [`money`], [`duration`]: amounts as integer minor units with checked arithmetic; human durations.
+//! - [`number`]: a JSON number's text read exactly, so a refusal can say precisely what was wrong.
 //! - [`error`]: why an operation was not applied, why an account could not be opened.
 //! - [`work`]: what happens between the read and the write (`none`, `yield`, `2ms`, `0ms..5ms`,
 //!   `rendezvous:N`), and where a stopping server cuts requests short.
@@ -24,24 +25,33 @@
 //! - [`routes`]: the HTTP API (`app()`), no socket needed.
 //! - [`lesson`]: what each mode teaches, one paragraph shared by the live page and README.
 //! - [`live`]: the live page at `GET /`, fed by a server-sent event stream.
-//! - [`server`]: `serve(listener, config, shutdown)`.
+//! - [`connection`]: one client connection over HTTP/1.1, with the limits that cut off slow,
+//!   idle and greedy clients.
+//! - [`server`]: `serve(listener, config, shutdown)`: the accept loop, the connection limit and
+//!   the graceful shutdown.
+//! - [`signal`]: the signals that stop the `racebank` binary.
+//! - `log`: logging that never takes the server down.
 //! - [`cli`]: the `racebank` command line, which only builds a [`Config`].
 //! - [`wire`]: the contract with the load generator: route paths, bodies, `/stats`, problem types.
 
 pub mod account;
 pub mod cli;
 pub mod config;
+pub mod connection;
 pub mod duration;
 pub mod error;
 mod guard;
 pub mod ledger;
 pub mod lesson;
 pub mod live;
+pub mod log;
 pub mod mode;
 pub mod money;
+pub mod number;
 pub mod problem;
 pub mod routes;
 pub mod server;
+pub mod signal;
 mod store;
 pub mod wire;
 pub mod work;
@@ -52,5 +62,6 @@ pub use config::{AccountConfig, AccountId, Config, ServerConfig, StoreConfig};
 pub use error::{AccountError, OpenError};
 pub use ledger::Stats;
 pub use mode::Mode;
-pub use server::{serve, shutdown_signal, ServeError};
+pub use server::{serve, ServeError};
+pub use signal::shutdown_signal;
 pub use work::WorkSpec;

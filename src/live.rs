@@ -24,7 +24,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::State;
+use axum::extract::{FromRef, State};
 use axum::http::header;
 use axum::response::sse::{Event, Sse};
 use axum::response::{Html, IntoResponse};
@@ -87,7 +87,11 @@ impl Closing {
 }
 
 /// The page's routes, for `routes::app` to merge.
-pub fn routes(closing: Closing) -> Router<Arc<Account>> {
+pub fn routes<S>(closing: Closing) -> Router<S>
+where
+    Arc<Account>: FromRef<S>,
+    S: Clone + Send + Sync + 'static,
+{
     Router::new()
         .route("/", get(page))
         .route("/live/page.css", get(css))

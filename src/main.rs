@@ -1,26 +1,19 @@
-//! The `racebank` server: parse flags, bind, serve until Ctrl-C or SIGTERM.
+//! The `racebank` server: parse flags, bind, serve until a stop signal (Ctrl-C, SIGTERM, SIGHUP,
+//! SIGQUIT; a second one stops at once).
 
-use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
-use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("racebank=info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+    racebank::log::init("racebank=info");
     match run(racebank::Cli::parse()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             // The chain on one line, without a backtrace: these are operator errors, not bugs.
-            eprintln!("racebank: {error:#}");
+            racebank::log::last_words(format_args!("racebank: {error:#}"));
             ExitCode::FAILURE
         }
     }

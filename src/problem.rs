@@ -5,10 +5,13 @@
 //! as the `balance` a refused withdrawal saw. The router's own errors (an unknown route, a wrong
 //! method, a body that is too large) use it too, so every error looks alike.
 
+use std::time::Duration;
+
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Map, Value};
 
+use crate::duration::format_duration;
 use crate::error::AccountError;
 use crate::money::Refusal;
 use crate::wire::ProblemType;
@@ -31,6 +34,15 @@ pub enum Problem {
     /// The body is larger than the limit.
     #[error("the body is larger than {limit} bytes")]
     TooLarge { limit: usize },
+    /// The body did not arrive in time after the head.
+    #[error("the body did not arrive within {} of the request's head", format_duration(*after))]
+    BodyTimeout { after: Duration },
+    /// An HTTP/1.1 request without exactly one `Host` header.
+    #[error("an HTTP/1.1 request must carry exactly one Host header (RFC 9112, section 3.2)")]
+    BadHost,
+    /// A transfer coding other than `chunked`.
+    #[error("the transfer coding `{0}` is not supported: send the body as is, or only `chunked`")]
+    UnsupportedTransferCoding(String),
     /// The withdrawal is more than the balance this request read.
     #[error("this withdrawal of {amount} is more than the balance of {balance} it saw")]
     InsufficientFunds { balance: i64, amount: i64 },
@@ -74,6 +86,9 @@ impl Problem {
     pub fn problem_type(&self) -> ProblemType {
         match self {
             Problem::MalformedBody(_) => ProblemType::MalformedBody,
+            Problem::BodyTimeout { .. } => ProblemType::BodyTimeout,
+            Problem::BadHost => ProblemType::BadHost,
+            Problem::UnsupportedTransferCoding(_) => ProblemType::UnsupportedTransferCoding,
             Problem::UnsupportedMediaType(_) => ProblemType::UnsupportedMediaType,
             Problem::InvalidField { .. } => ProblemType::InvalidField,
             Problem::TooLarge { .. } => ProblemType::BodyTooLarge,
@@ -101,6 +116,9 @@ impl Problem {
             Problem::UnsupportedMediaType(_) => "The body must be sent as application/json",
             Problem::InvalidField { .. } => "A field of the body is missing or invalid",
             Problem::TooLarge { .. } => "The body is too large",
+            Problem::BodyTimeout { .. } => "The body took too long to arrive",
+            Problem::BadHost => "Missing or repeated Host header",
+            Problem::UnsupportedTransferCoding(_) => "Unsupported transfer coding",
             Problem::InsufficientFunds { .. } => "Insufficient funds",
             Problem::WouldOverflow { .. } => "The balance would overflow",
             Problem::Contention { .. } => "Too many conflicting writes",
@@ -205,6 +223,11 @@ mod tests {
             Problem::UnsupportedMediaType("x".into()),
             Problem::missing("amount"),
             Problem::TooLarge { limit: 1024 },
+            Problem::BodyTimeout {
+                after: std::time::Duration::from_secs(1),
+            },
+            Problem::BadHost,
+            Problem::UnsupportedTransferCoding("gzip".into()),
             Problem::InsufficientFunds {
                 balance: 1,
                 amount: 2,

@@ -20,19 +20,25 @@
 //! off poisoning; a panic-catching layer would add nothing but its cost, which measured 5 % of the
 //! server's throughput (BENCHMARKS.md).
 
+use std::future::Future;
+use std::pin::pin;
 use std::sync::Arc;
+use std::task::Poll;
+use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::extract::{FromRequest, Request, State};
+use axum::body::{Bytes, HttpBody};
+use axum::extract::{FromRef, FromRequest, Request, State};
 use axum::http::{header, HeaderMap};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde_json::{Map, Value};
+use serde_json::value::RawValue;
+use serde_json::Value;
 
 use crate::account::Account;
 use crate::ledger::Stats;
 use crate::live;
 use crate::money::{Amount, Op};
+use crate::number;
 use crate::problem::Problem;
 use crate::wire::{paths, AmountBody};
 
@@ -41,8 +47,9 @@ pub const BODY_LIMIT: usize = 1024;
 
 pub use crate::wire::BalanceBody;
 
-/// The router for one account; `closing` ends the live page's streams when shutdown begins.
-pub fn app(account: Arc<Account>, closing: live::Closing) -> Router {
+/// The router for one account: a body must arrive within `body_timeout` of its head, and
+/// `closing` ends the live page's streams when shutdown begins.
+pub fn app(account: Arc<Account>, body_timeout: Duration, closing: live::Closing) -> Router {
     Router::new()
         .route(paths::DEPOSIT, post(deposit))
         .route(paths::WITHDRAW, post(withdraw))
@@ -53,7 +60,33 @@ pub fn app(account: Arc<Account>, closing: live::Closing) -> Router {
         .merge(live::routes(closing))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .with_state(account)
+        .with_state(AppState {
+            account,
+            body_timeout: BodyTimeout(body_timeout),
+        })
+}
+
+/// What the handlers share. Handlers take `State<Arc<Account>>` as before, through [`FromRef`].
+#[derive(Clone)]
+struct AppState {
+    account: Arc<Account>,
+    body_timeout: BodyTimeout,
+}
+
+impl FromRef<AppState> for Arc<Account> {
+    fn from_ref(state: &AppState) -> Self {
+        state.account.clone()
+    }
+}
+
+/// How long a body may take to arrive once its head has.
+#[derive(Debug, Clone, Copy)]
+struct BodyTimeout(Duration);
+
+impl FromRef<AppState> for BodyTimeout {
+    fn from_ref(state: &AppState) -> Self {
+        state.body_timeout
+    }
 }
 
 async fn deposit(
@@ -113,17 +146,39 @@ struct JsonBody {
     is_json: bool,
 }
 
-impl<S: Send + Sync> FromRequest<S> for JsonBody {
+impl<S: Send + Sync> FromRequest<S> for JsonBody
+where
+    BodyTimeout: FromRef<S>,
+{
     type Rejection = Problem;
 
-    async fn from_request(request: Request, _: &S) -> Result<Self, Problem> {
+    async fn from_request(request: Request, state: &S) -> Result<Self, Problem> {
         let is_json = is_json(request.headers());
+        // A declared length over the limit is refused before the body is polled: polling is what
+        // makes hyper send `100 Continue`, inviting a client to send a body that will be refused.
+        if request.body().size_hint().lower() > BODY_LIMIT as u64 {
+            return Err(Problem::TooLarge { limit: BODY_LIMIT });
+        }
         // The limit is applied here rather than with `DefaultBodyLimit`, whose layer adds an
         // extension (a map allocation) to every request.
-        let bytes = axum::body::to_bytes(request.into_body(), BODY_LIMIT)
-            .await
+        let read = axum::body::to_bytes(request.into_body(), BODY_LIMIT);
+        let bytes = within(BodyTimeout::from_ref(state).0, read)
+            .await?
             .map_err(|error| body_error(&error))?;
         Ok(JsonBody { bytes, is_json })
+    }
+}
+
+/// Runs `future` for at most `timeout`. A body usually arrives with its head, so the future is
+/// polled once before any timer is set: the common case never touches the timer wheel.
+async fn within<T>(timeout: Duration, future: impl Future<Output = T>) -> Result<T, Problem> {
+    let mut future = pin!(future);
+    let first = std::future::poll_fn(|cx| Poll::Ready(future.as_mut().poll(cx))).await;
+    match first {
+        Poll::Ready(output) => Ok(output),
+        Poll::Pending => tokio::time::timeout(timeout, future)
+            .await
+            .map_err(|_| Problem::BodyTimeout { after: timeout }),
     }
 }
 
@@ -159,8 +214,8 @@ fn amount(
         }
     }
     // Something is wrong: find out what, slowly, to say it precisely.
-    let fields = json_object(body, "amount")?;
-    minor_units(&fields, "amount", 1)?;
+    let text = json_object(body, "amount")?;
+    minor_units(text, "amount", 1)?;
     Err(Problem::invalid(
         "amount",
         match parsed {
@@ -180,8 +235,8 @@ fn reset_balance(
     if !is_json {
         return Err(unsupported_media_type("balance"));
     }
-    let fields = json_object(body, "balance")?;
-    minor_units(&fields, "balance", 0)
+    let text = json_object(body, "balance")?;
+    minor_units(text, "balance", 0)
 }
 
 fn example(field: &str) -> String {
@@ -195,24 +250,35 @@ fn unsupported_media_type(field: &str) -> Problem {
     ))
 }
 
-/// Parses a JSON object that holds only `field`.
-fn json_object(body: &[u8], field: &str) -> Result<Map<String, Value>, Problem> {
+/// Parses a JSON object that holds only `field`, once, and returns the field's text.
+fn json_object<'a>(body: &'a [u8], field: &str) -> Result<&'a str, Problem> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(Problem::MalformedBody(format!(
             "the body is empty; send {}",
             example(field)
         )));
     }
-    let value: Value = serde_json::from_slice(body)
+    // A raw value checks the syntax without reading numbers as floats, so `1e400` is still JSON.
+    let value: &RawValue = serde_json::from_slice(body)
         .map_err(|e| Problem::MalformedBody(format!("the body is not valid JSON: {e}")))?;
-    let Value::Object(fields) = value else {
+    if !value.get().starts_with('{') {
         return Err(Problem::MalformedBody(format!(
             "the body must be a JSON object such as {}, not {}",
             example(field),
-            kind_of(&value)
+            kind_of(value.get())
         )));
-    };
-    if let Some(unknown) = fields.keys().find(|key| key.as_str() != field) {
+    }
+    let Fields(fields) = serde_json::from_str(value.get()).map_err(|e| {
+        let detail = e.to_string();
+        match detail.split_once(" appears twice") {
+            Some((key, _)) => Problem::invalid(
+                key.trim_matches('`'),
+                format!("{key} appears twice; send it once, e.g. {}", example(field)),
+            ),
+            None => Problem::MalformedBody(format!("the body is not valid JSON: {detail}")),
+        }
+    })?;
+    if let Some((unknown, _)) = fields.iter().find(|(key, _)| key != field) {
         return Err(Problem::invalid(
             unknown,
             format!(
@@ -221,7 +287,44 @@ fn json_object(body: &[u8], field: &str) -> Result<Map<String, Value>, Problem> 
             ),
         ));
     }
-    Ok(fields)
+    match fields.first() {
+        Some((_, value)) => Ok(value.get()),
+        None => Err(Problem::missing(field)),
+    }
+}
+
+/// The members of a JSON object as written, in order; a key written twice is an error, where
+/// serde_json's own maps would silently keep the last.
+struct Fields<'a>(Vec<(String, &'a RawValue)>);
+
+impl<'de> serde::Deserialize<'de> for Fields<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Fields<'de>;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+
+            fn visit_map<M: serde::de::MapAccess<'de>>(
+                self,
+                mut map: M,
+            ) -> Result<Self::Value, M::Error> {
+                let mut fields: Vec<(String, &'de RawValue)> = Vec::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    if fields.iter().any(|(seen, _)| *seen == key) {
+                        return Err(serde::de::Error::custom(format!("`{key}` appears twice")));
+                    }
+                    fields.push((key, map.next_value()?));
+                }
+                Ok(Fields(fields))
+            }
+        }
+
+        deserializer.deserialize_map(Visitor)
+    }
 }
 
 /// `application/json`, with or without parameters, or any `application/*+json`.
@@ -239,67 +342,49 @@ fn is_json(headers: &HeaderMap) -> bool {
             && essence.to_ascii_lowercase().ends_with("+json"))
 }
 
-/// Reads `field` as a whole number of minor units no smaller than `min`.
-fn minor_units(fields: &Map<String, Value>, field: &str, min: i64) -> Result<i64, Problem> {
-    let value = fields.get(field).ok_or_else(|| Problem::missing(field))?;
-    let Value::Number(number) = value else {
+/// Reads `text`, the JSON value of `field`, as a whole number of minor units no smaller than `min`.
+/// A refusal quotes the number as it was sent.
+fn minor_units(text: &str, field: &str, min: i64) -> Result<i64, Problem> {
+    let Some(number) = number::read(text) else {
         return Err(Problem::invalid(
             field,
             format!(
                 "`{field}` must be a whole number of minor units (cents), not {}",
-                kind_of(value)
+                kind_of(text)
             ),
         ));
     };
-    match number.as_i64() {
-        Some(units) if units >= min => Ok(units),
-        Some(units) => Err(Problem::invalid(
-            field,
-            match min {
-                1 => format!("`{field}` must be positive, got {units}"),
-                _ => format!("`{field}` must be at least {min}, got {units}"),
-            },
-        )),
-        None if number.is_u64() => Err(too_large(field, number)),
-        None => {
-            let float = number.as_f64().unwrap_or(f64::NAN);
-            if float.fract() != 0.0 {
-                Err(Problem::invalid(
-                    field,
-                    format!(
-                        "`{field}` must be a whole number of minor units (cents), got {number}"
-                    ),
-                ))
-            } else if float.abs() >= 9.2e18 {
-                Err(too_large(field, number))
-            } else {
-                Err(Problem::invalid(
-                    field,
-                    format!("`{field}` must be written as an integer, without a decimal point or exponent, got {number}"),
-                ))
-            }
+    let refusal = if number.negative || number.value.is_some_and(|value| value < min) {
+        match min {
+            1 => format!("`{field}` must be positive, got {text}"),
+            _ => format!("`{field}` must be at least {min}, got {text}"),
         }
-    }
-}
-
-fn too_large(field: &str, number: &serde_json::Number) -> Problem {
-    Problem::invalid(
-        field,
+    } else if !number.whole {
+        format!("`{field}` must be a whole number of minor units (cents), got {text}")
+    } else if number.value.is_none() {
         format!(
-            "`{field}` is {number}, beyond the largest the account holds ({})",
+            "`{field}` is {text}, beyond the largest the account holds ({})",
             i64::MAX
-        ),
-    )
+        )
+    } else if !number.integer_syntax {
+        format!(
+            "`{field}` must be written as an integer, without a decimal point or exponent, got {text}"
+        )
+    } else {
+        return Ok(number.value.unwrap_or_default());
+    };
+    Err(Problem::invalid(field, refusal))
 }
 
-fn kind_of(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
+/// What kind of JSON value `text` is, from its first character.
+fn kind_of(text: &str) -> &'static str {
+    match text.trim_start().bytes().next() {
+        Some(b'{') => "an object",
+        Some(b'[') => "an array",
+        Some(b'"') => "a string",
+        Some(b't' | b'f') => "a boolean",
+        Some(b'n') => "null",
+        _ => "a number",
     }
 }
 

@@ -3,21 +3,30 @@
 //! The listener and the shutdown future are parameters so that tests (and the load generator's demo)
 //! bind `127.0.0.1:0` and stop the real server when they are done.
 //!
+//! The accept loop is ours rather than `axum::serve`'s, for the limits it lacks (README, "Limits"):
+//! at most `max_connections` connections at once, each cut off by the timeouts of
+//! [`crate::connection`]. Past the limit, the loop stops accepting, so new connections wait in the
+//! kernel's listen backlog until one closes rather than being refused: a burst of clients is served
+//! a little later instead of failing, and the timeouts guarantee that a slot frees up. Running out
+//! of file descriptors is an error in the log, retried with a backoff rather than a hot loop.
+//!
 //! Shutdown is graceful but bounded: once `shutdown` completes, no new connection is accepted,
 //! requests in flight get `shutdown_grace` to finish, and then the account cuts short whatever is
 //! still waiting or working (each answers 503 having written nothing). The bound sits here, once,
 //! rather than as a timer on every request.
 
-use std::future::{Future, IntoFuture};
+use std::future::Future;
+use std::io;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use axum::serve::ListenerExt;
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use axum::Router;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{oneshot, watch, OwnedSemaphorePermit, Semaphore};
 
 use crate::account::Account;
-use crate::config::Config;
+use crate::config::{Config, ServerConfig};
+use crate::connection::Http;
 use crate::error::{AccountError, OpenError};
 use crate::ledger::Stats;
 use crate::live;
@@ -25,6 +34,12 @@ use crate::routes;
 
 /// How long cut-short requests get to send their 503 before the server stops regardless.
 const LAST_ANSWERS: Duration = Duration::from_secs(1);
+
+/// The first and the longest pause after a failed accept (out of file descriptors, say).
+const ACCEPT_BACKOFF: (Duration, Duration) = (Duration::from_millis(10), Duration::from_secs(1));
+
+/// How often, at most, the log says that the connection limit is holding connections back.
+const LIMIT_WARNING_EVERY: Duration = Duration::from_secs(10);
 
 /// Why the server could not start, or could not report at the end.
 #[derive(Debug, thiserror::Error)]
@@ -49,7 +64,7 @@ pub async fn serve(
 ) -> Result<Stats, ServeError> {
     let account = Arc::new(Account::open(&config.account).await?);
     let (closer, closing) = live::closing();
-    let app = routes::app(account.clone(), closing);
+    let app = routes::app(account.clone(), config.server.body_timeout, closing);
     tracing::info!(
         store = config.account.store.name(),
         account = %config.account.id,
@@ -57,21 +72,18 @@ pub async fn serve(
         work = %config.account.work,
         initial_balance = config.account.initial_balance,
         addr = %listener.local_addr()?,
+        max_connections = config.server.max_connections,
+        header_timeout = ?config.server.header_timeout,
+        body_timeout = ?config.server.body_timeout,
         "racebank is listening"
     );
-    // Small requests and answers: send each at once rather than waiting to batch (Nagle).
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
     let (draining, drain_started) = oneshot::channel::<()>();
-    let server = axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            // Live-page streams never end by themselves; end them so they do not hold the drain.
-            closer.close();
-            let _ = draining.send(());
-        })
-        .into_future();
+    let server = accept(listener, app, &config.server, async move {
+        shutdown.await;
+        // Live-page streams never end by themselves; end them so they do not hold the drain.
+        closer.close();
+        let _ = draining.send(());
+    });
     let grace_over = async {
         if drain_started.await.is_err() {
             std::future::pending::<()>().await;
@@ -80,7 +92,7 @@ pub async fn serve(
     };
     tokio::pin!(server);
     tokio::select! {
-        result = &mut server => result?,
+        () = &mut server => {}
         () = grace_over => {
             tracing::warn!(
                 grace = ?config.server.shutdown_grace,
@@ -108,27 +120,95 @@ pub async fn serve(
     Ok(stats)
 }
 
-/// Completes on Ctrl-C or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
+/// Accepts connections until `shutdown` completes, then waits for every connection to finish.
+async fn accept(
+    listener: TcpListener,
+    app: Router,
+    settings: &ServerConfig,
+    shutdown: impl Future<Output = ()>,
+) {
+    let http = Arc::new(Http::new(settings.header_timeout));
+    // One permit per open connection; all of them back means every connection has ended.
+    let slots = Arc::new(Semaphore::new(settings.max_connections));
+    let (stop_connections, stopping) = watch::channel(false);
+    let mut limit_warned = None;
+    let mut backoff = ACCEPT_BACKOFF.0;
+    tokio::pin!(shutdown);
+    loop {
+        let slot = tokio::select! {
+            biased;
+            () = &mut shutdown => break,
+            slot = free_slot(&slots, settings.max_connections, &mut limit_warned) => slot,
+        };
+        let tcp = tokio::select! {
+            biased;
+            () = &mut shutdown => break,
+            tcp = accept_one(&listener, &mut backoff) => tcp,
+        };
+        tokio::spawn(http.clone().serve(tcp, app.clone(), stopping.clone(), slot));
     }
-    tracing::info!("shutting down: finishing the requests in flight");
+    drop(listener);
+    let _ = stop_connections.send(true);
+    let everyone = u32::try_from(settings.max_connections).unwrap_or(u32::MAX);
+    let _ = slots.acquire_many(everyone).await;
+}
+
+/// Waits for a connection slot, saying so (now and then) when the limit holds connections back.
+async fn free_slot(
+    slots: &Arc<Semaphore>,
+    max_connections: usize,
+    warned: &mut Option<Instant>,
+) -> OwnedSemaphorePermit {
+    if let Ok(slot) = slots.clone().try_acquire_owned() {
+        return slot;
+    }
+    if warned.is_none_or(|at| at.elapsed() >= LIMIT_WARNING_EVERY) {
+        tracing::warn!(
+            max_connections,
+            "connection limit reached: new connections wait in the listen backlog until one closes"
+        );
+        *warned = Some(Instant::now());
+    }
+    slots
+        .clone()
+        .acquire_owned()
+        .await
+        .expect("the connection slots are never closed")
+}
+
+/// Accepts one connection, riding out failures: those of one connection are skipped, and those of
+/// the server (no file descriptors left) are logged as errors and retried after a growing pause.
+async fn accept_one(listener: &TcpListener, backoff: &mut Duration) -> TcpStream {
+    loop {
+        match listener.accept().await {
+            Ok((tcp, _)) => {
+                *backoff = ACCEPT_BACKOFF.0;
+                return tcp;
+            }
+            Err(error) if is_connection_error(&error) => {
+                tracing::debug!(%error, "a connection failed before it was accepted");
+            }
+            Err(error) => {
+                tracing::error!(
+                    %error,
+                    retry_in = ?*backoff,
+                    "cannot accept connections; if out of file descriptors, raise `ulimit -n` \
+                     or lower --max-connections"
+                );
+                tokio::time::sleep(*backoff).await;
+                *backoff = (*backoff * 2).min(ACCEPT_BACKOFF.1);
+            }
+        }
+    }
+}
+
+/// An accept error that concerns only the connection being accepted.
+fn is_connection_error(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::Interrupted
+    )
 }

@@ -114,6 +114,12 @@ pub enum ProblemType {
     InvalidField,
     /// The body is larger than the limit.
     BodyTooLarge,
+    /// The body did not arrive in time.
+    BodyTimeout,
+    /// An HTTP/1.1 request without exactly one `Host` header.
+    BadHost,
+    /// A transfer coding other than `chunked`.
+    UnsupportedTransferCoding,
     /// The withdrawal is more than the balance this request read.
     InsufficientFunds,
     /// The deposit would overflow the balance.
@@ -136,11 +142,14 @@ pub enum ProblemType {
 
 impl ProblemType {
     /// Every problem type.
-    pub const ALL: [ProblemType; 13] = [
+    pub const ALL: [ProblemType; 16] = [
         ProblemType::MalformedBody,
         ProblemType::UnsupportedMediaType,
         ProblemType::InvalidField,
         ProblemType::BodyTooLarge,
+        ProblemType::BodyTimeout,
+        ProblemType::BadHost,
+        ProblemType::UnsupportedTransferCoding,
         ProblemType::InsufficientFunds,
         ProblemType::BalanceOverflow,
         ProblemType::TooMuchContention,
@@ -159,6 +168,11 @@ impl ProblemType {
             ProblemType::UnsupportedMediaType => "urn:racebank:problem:unsupported-media-type",
             ProblemType::InvalidField => "urn:racebank:problem:invalid-field",
             ProblemType::BodyTooLarge => "urn:racebank:problem:body-too-large",
+            ProblemType::BodyTimeout => "urn:racebank:problem:body-timeout",
+            ProblemType::BadHost => "urn:racebank:problem:bad-host",
+            ProblemType::UnsupportedTransferCoding => {
+                "urn:racebank:problem:unsupported-transfer-coding"
+            }
             ProblemType::InsufficientFunds => "urn:racebank:problem:insufficient-funds",
             ProblemType::BalanceOverflow => "urn:racebank:problem:balance-overflow",
             ProblemType::TooMuchContention => "urn:racebank:problem:too-much-contention",
@@ -179,7 +193,9 @@ impl ProblemType {
     /// The HTTP status answered with it.
     pub fn status(self) -> u16 {
         match self {
-            ProblemType::MalformedBody => 400,
+            ProblemType::MalformedBody | ProblemType::BadHost => 400,
+            ProblemType::BodyTimeout => 408,
+            ProblemType::UnsupportedTransferCoding => 501,
             ProblemType::UnsupportedMediaType => 415,
             ProblemType::InvalidField | ProblemType::BalanceOverflow => 422,
             ProblemType::BodyTooLarge => 413,
@@ -204,6 +220,9 @@ impl ProblemType {
             | ProblemType::UnsupportedMediaType
             | ProblemType::InvalidField
             | ProblemType::BodyTooLarge
+            | ProblemType::BodyTimeout
+            | ProblemType::BadHost
+            | ProblemType::UnsupportedTransferCoding
             | ProblemType::BalanceOverflow
             | ProblemType::TooMuchContention
             | ProblemType::NotFound

@@ -4,6 +4,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
 use crate::helpers::{spawn_app, TestApp};
+use crate::raw::{Raw, PATIENCE};
 
 const JSON: Option<&str> = Some("application/json");
 
@@ -159,7 +160,13 @@ async fn every_bad_body_gets_a_problem_document_and_changes_nothing() {
             "beyond f64",
             JSON,
             r#"{"amount": 1e400}"#.into(),
-            StatusCode::BAD_REQUEST,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "duplicated key",
+            JSON,
+            r#"{"amount": 1, "amount": 2}"#.into(),
+            StatusCode::UNPROCESSABLE_ENTITY,
         ),
         (
             "body is an array",
@@ -242,6 +249,11 @@ async fn a_bad_reset_is_refused_and_changes_nothing() {
         (r#"{"balance": 1.5}"#, StatusCode::UNPROCESSABLE_ENTITY),
         (r#"{"balance": "7"}"#, StatusCode::UNPROCESSABLE_ENTITY),
         (r#"{"amount": 7}"#, StatusCode::UNPROCESSABLE_ENTITY),
+        (
+            r#"{"balance": 1, "balance": 2}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (r#"{"balance": 1e400}"#, StatusCode::UNPROCESSABLE_ENTITY),
         ("{", StatusCode::BAD_REQUEST),
     ] {
         let response = app.post_raw("/reset", JSON, body).await;
@@ -279,4 +291,150 @@ async fn unknown_routes_and_wrong_methods_get_problem_documents() {
         assert_problem(response, StatusCode::METHOD_NOT_ALLOWED, &case).await;
     }
     assert_eq!(app.stats().await, before);
+}
+
+#[tokio::test]
+async fn numbers_the_account_cannot_take_are_refused_with_a_precise_reason() {
+    let app = seeded_app().await;
+    let before = app.stats().await;
+
+    for (path, body, reason) in [
+        ("/deposit", r#"{"amount": -0}"#, "`amount` must be positive, got -0"),
+        (
+            "/withdraw",
+            r#"{"amount": -9223372036854775809}"#,
+            "`amount` must be positive, got -9223372036854775809",
+        ),
+        (
+            "/deposit",
+            r#"{"amount": 1e400}"#,
+            "`amount` is 1e400, beyond the largest the account holds (9223372036854775807)",
+        ),
+        (
+            "/deposit",
+            r#"{"amount": 9223372036854775808}"#,
+            "`amount` is 9223372036854775808, beyond the largest the account holds",
+        ),
+        (
+            "/deposit",
+            r#"{"amount": 5E+2}"#,
+            "`amount` must be written as an integer, without a decimal point or exponent, got 5E+2",
+        ),
+        (
+            "/deposit",
+            r#"{"amount": 0.5e1}"#,
+            "`amount` must be written as an integer, without a decimal point or exponent, got 0.5e1",
+        ),
+        (
+            "/deposit",
+            r#"{"amount": 5.000000000000000001}"#,
+            "`amount` must be a whole number of minor units (cents), got 5.000000000000000001",
+        ),
+        (
+            "/reset",
+            r#"{"balance": -9223372036854775809}"#,
+            "`balance` must be at least 0, got -9223372036854775809",
+        ),
+        (
+            "/reset",
+            r#"{"balance": -1e400}"#,
+            "`balance` must be at least 0, got -1e400",
+        ),
+        (
+            "/reset",
+            r#"{"balance": 1, "balance": 2}"#,
+            "`balance` appears twice",
+        ),
+    ] {
+        let case = format!("{path} {body}");
+        let response = app.post_raw(path, JSON, body).await;
+        let problem = assert_problem(response, StatusCode::UNPROCESSABLE_ENTITY, &case).await;
+        let detail = problem["detail"].as_str().unwrap();
+        assert!(detail.starts_with(reason), "{case}: {detail}");
+    }
+    assert_eq!(app.stats().await, before);
+}
+
+#[tokio::test]
+async fn minus_zero_is_zero() {
+    let app = seeded_app().await;
+
+    let response = app.post_raw("/reset", JSON, r#"{"balance": -0}"#).await;
+
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(app.balance().await, 0);
+}
+
+/// Sends `request` on a new connection and returns the answer.
+async fn raw_answer(app: &TestApp, request: &str) -> crate::raw::Outcome {
+    let mut connection = Raw::connect(app).await;
+    connection.send(request.as_bytes()).await;
+    connection.outcome(PATIENCE).await
+}
+
+#[tokio::test]
+async fn an_http_1_1_request_needs_exactly_one_host_header() {
+    let app = seeded_app().await;
+    let before = app.stats().await;
+    let body = r#"{"amount": 5}"#;
+
+    for (case, hosts) in [("no Host", ""), ("two Hosts", "Host: a\r\nHost: b\r\n")] {
+        let answer = raw_answer(
+            &app,
+            &format!(
+                "POST /deposit HTTP/1.1\r\n{hosts}Content-Type: application/json\r\n\
+                 Content-Length: {}\r\n\r\n{body}",
+                body.len()
+            ),
+        )
+        .await;
+
+        assert_eq!(answer.status(), Some(400), "{case}: {answer:?}");
+        assert_eq!(
+            answer.header("content-type").as_deref(),
+            Some("application/problem+json"),
+            "{case}"
+        );
+        assert_eq!(
+            answer.json()["type"],
+            "urn:racebank:problem:bad-host",
+            "{case}"
+        );
+    }
+    assert_eq!(app.stats().await, before);
+}
+
+#[tokio::test]
+async fn a_transfer_coding_other_than_chunked_gets_501_and_changes_nothing() {
+    let app = seeded_app().await;
+    let before = app.stats().await;
+
+    let answer = raw_answer(
+        &app,
+        "POST /deposit HTTP/1.1\r\nHost: racebank\r\nContent-Type: application/json\r\n\
+         Transfer-Encoding: gzip, chunked\r\n\r\nd\r\n{\"amount\": 5}\r\n0\r\n\r\n",
+    )
+    .await;
+
+    assert_eq!(answer.status(), Some(501), "{answer:?}");
+    assert_eq!(
+        answer.json()["type"],
+        "urn:racebank:problem:unsupported-transfer-coding"
+    );
+    assert_eq!(app.stats().await, before);
+}
+
+#[tokio::test]
+async fn expect_100_continue_with_a_body_over_the_limit_gets_413_without_continue() {
+    let app = seeded_app().await;
+
+    let answer = raw_answer(
+        &app,
+        "POST /deposit HTTP/1.1\r\nHost: racebank\r\nContent-Type: application/json\r\n\
+         Content-Length: 100000\r\nExpect: 100-continue\r\n\r\n",
+    )
+    .await;
+
+    assert_eq!(answer.status(), Some(413), "{answer:?}");
+    assert_eq!(answer.json()["type"], "urn:racebank:problem:body-too-large");
 }

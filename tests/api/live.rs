@@ -164,6 +164,7 @@ async fn an_open_page_does_not_hold_up_shutdown() {
     let app = spawn_with(Config {
         server: ServerConfig {
             shutdown_grace: Duration::from_secs(120),
+            ..ServerConfig::default()
         },
         ..Config::default()
     })

@@ -2,11 +2,14 @@
 //!
 //! One test binary for all modules, so the crate is linked once.
 
+mod abuse;
 mod bad_input;
 mod browser;
 mod helpers;
 mod live;
+mod process;
 mod races;
+mod raw;
 mod shutdown;
 mod stats;
 mod strategies;

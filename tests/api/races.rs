@@ -124,3 +124,33 @@ async fn unguarded_loses_deposits_under_concurrency_and_says_how_many() {
     assert!(stats.lost_updates > 0);
     assert_ledger_explains_balance(&stats);
 }
+
+#[tokio::test]
+async fn a_reset_waits_for_the_guarded_deposit_in_its_window() {
+    // The deposit has two seconds of work and the reset comes half a second in: wide margins, so
+    // that a slow machine still has the deposit inside its window when the reset arrives.
+    for mode in ["mutex", "semaphore:2"] {
+        let app = spawn_app(mode, "2s").await;
+        let deposit = {
+            let request = app
+                .client
+                .post(format!("{}/deposit", app.address))
+                .header("content-type", "application/json")
+                .body(crate::helpers::amount_body(5));
+            tokio::spawn(request.send())
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+
+        let after_reset = app.reset(1000).await;
+
+        let deposit = deposit.await.unwrap().expect("the deposit is answered");
+        assert_eq!(deposit.status(), StatusCode::OK, "{mode}");
+        let deposit: Value = deposit.json().await.unwrap();
+        assert_eq!(deposit["balance"], 5, "{mode}: the deposit finished first");
+        assert_eq!(after_reset.balance, 1000, "{mode}");
+        let stats = app.stats().await;
+        assert_eq!(stats.balance, 1000, "{mode}: the reset was not erased");
+        assert_eq!((stats.deposit_count, stats.lost_updates), (0, 0), "{mode}");
+        assert_ledger_explains_balance(&stats);
+    }
+}

@@ -82,6 +82,7 @@ async fn shutdown_stops_waiting_for_requests_that_outlast_the_grace_period() {
         },
         server: racebank::ServerConfig {
             shutdown_grace: Duration::from_millis(200),
+            ..racebank::ServerConfig::default()
         },
     })
     .await;

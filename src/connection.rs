@@ -1,0 +1,137 @@
+//! One client connection: hyper's HTTP/1.1 with the limits that stop a slow, idle or greedy client
+//! from holding more than its share, and the checks of a request's framing hyper leaves to us.
+//!
+//! - A request's head must arrive within the header timeout, counted from when the server starts
+//!   waiting for it (hyper's `header_read_timeout`). hyper runs one timer from the end of one answer
+//!   to the end of the next head, so the same timeout closes idle keep-alive connections.
+//! - A head may hold [`MAX_HEAD_BYTES`]; past it hyper answers 431 and closes, so an unfinished
+//!   header holds at most that much memory.
+//! - The body timeout is the body extractor's ([`crate::routes`]): only the routes that read a
+//!   body pay for it.
+//!
+//! The errors hyper answers by itself before a request reaches the router (400 for a malformed
+//! head, 414, 431) have empty bodies: hyper writes a bare status line for them and has no hook to
+//! add a body (`Server::on_error` in hyper's `proto/h1/role.rs`). Everything the router answers is
+//! a problem document.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::header::{CONNECTION, HOST, TRANSFER_ENCODING};
+use axum::http::{HeaderValue, Request, Version};
+use axum::response::IntoResponse;
+use axum::Router;
+use hyper::body::{Body, Incoming};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpStream;
+use tokio::sync::{watch, OwnedSemaphorePermit};
+use tower_service::Service;
+
+use crate::problem::Problem;
+
+/// The largest request head (request line and headers) a connection may send, in bytes: nginx's
+/// 8 KiB per header line, twice, and a hundred times the heads the clients of this API send.
+/// (hyper's buffer limit, which this is, takes no less than 8 KiB.)
+pub const MAX_HEAD_BYTES: usize = 16 * 1024;
+
+/// How every connection of one server is served.
+#[derive(Debug)]
+pub(crate) struct Http {
+    builder: http1::Builder,
+}
+
+impl Http {
+    /// HTTP/1.1 with keep-alive, the header timeout and the head size limit.
+    pub(crate) fn new(header_timeout: Duration) -> Self {
+        let mut builder = http1::Builder::new();
+        builder
+            .timer(TokioTimer::new())
+            .header_read_timeout(header_timeout)
+            .max_buf_size(MAX_HEAD_BYTES);
+        Self { builder }
+    }
+
+    /// Serves `tcp` until the client closes it, a limit cuts it off, or the server stops (then the
+    /// request in flight finishes first). The connection's `_slot` is given back when it ends.
+    pub(crate) async fn serve(
+        self: Arc<Self>,
+        tcp: TcpStream,
+        router: Router,
+        mut stopping: watch::Receiver<bool>,
+        _slot: OwnedSemaphorePermit,
+    ) {
+        // Small requests and answers: send each at once rather than waiting to batch (Nagle).
+        let _ = tcp.set_nodelay(true);
+        let service = service_fn(move |request: Request<Incoming>| {
+            let problem = framing_problem(&request);
+            let mut router = router.clone();
+            async move {
+                match problem {
+                    Some(problem) => Ok(close_after(problem)),
+                    None => router.call(request).await,
+                }
+            }
+        });
+        let connection = self
+            .builder
+            .serve_connection(TokioIo::new(tcp), service)
+            .with_upgrades();
+        tokio::pin!(connection);
+        let ended = tokio::select! {
+            biased;
+            result = connection.as_mut() => Some(result),
+            _ = stopping.wait_for(|stopping| *stopping) => None,
+        };
+        let result = match ended {
+            Some(result) => result,
+            None => {
+                // Finish the request in flight, if any, then close.
+                connection.as_mut().graceful_shutdown();
+                connection.await
+            }
+        };
+        if let Err(error) = result {
+            // A client that timed out, sent garbage or went away: its business, not the server's.
+            tracing::debug!(%error, "connection ended with an error");
+        }
+    }
+}
+
+/// What is wrong with how a request is framed, beyond what hyper checks.
+fn framing_problem<B: Body>(request: &Request<B>) -> Option<Problem> {
+    let headers = request.headers();
+    // RFC 9112, section 3.2: a server must answer 400 to an HTTP/1.1 request without exactly one Host.
+    // One lookup in the common case: when no header name is repeated, Host cannot be.
+    if request.version() == Version::HTTP_11
+        && (!headers.contains_key(HOST)
+            || (headers.len() != headers.keys_len() && headers.get_all(HOST).iter().count() != 1))
+    {
+        return Some(Problem::BadHost);
+    }
+    // hyper decodes `chunked` and hands over whatever coding lies beneath it as if it were the body;
+    // RFC 9112, section 6.1: a coding the server does not understand gets 501. A body of known
+    // length has no transfer coding, so most requests skip this lookup.
+    if request.body().size_hint().exact().is_some() {
+        return None;
+    }
+    let mut codings = headers.get_all(TRANSFER_ENCODING).iter();
+    if let Some(coding) = codings.find(|coding| !coding.as_bytes().eq_ignore_ascii_case(b"chunked"))
+    {
+        return Some(Problem::UnsupportedTransferCoding(
+            String::from_utf8_lossy(coding.as_bytes()).into_owned(),
+        ));
+    }
+    None
+}
+
+/// The problem, on a connection that closes after it: a request framed wrongly may have left
+/// bytes behind that cannot be trusted to start the next one.
+fn close_after(problem: Problem) -> axum::response::Response {
+    let mut response = problem.into_response();
+    response
+        .headers_mut()
+        .insert(CONNECTION, HeaderValue::from_static("close"));
+    response
+}

@@ -1,0 +1,197 @@
+//! The `racebank` binary as an operator runs it: signals, a closed stderr, too few file descriptors.
+//!
+//! These start the built binary on `127.0.0.1:0` and read the address from its first log line.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, ChildStderr, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use crate::raw::PATIENCE;
+
+/// A running `racebank` process, killed if a test fails before it stops.
+struct Process {
+    child: Child,
+    address: String,
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `racebank args..` under `sh -c "<setup>; exec racebank args.."`, with stderr piped.
+fn start(setup: &str, args: &[&str]) -> (Process, BufReader<ChildStderr>) {
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(format!("{setup}\nexec \"$0\" \"$@\""))
+        .arg(env!("CARGO_BIN_EXE_racebank"))
+        .args(["--addr", "127.0.0.1:0"])
+        .args(args)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start racebank");
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr
+        .read_line(&mut line)
+        .expect("read the first log line");
+    let address = line
+        .split_whitespace()
+        .find_map(|field| field.strip_prefix("addr="))
+        .unwrap_or_else(|| panic!("no address in the first log line: {line:?}"))
+        .to_string();
+    (Process { child, address }, stderr)
+}
+
+/// Reads log lines on a thread, so a test can wait for one without blocking forever.
+fn log_lines(stderr: BufReader<ChildStderr>) -> mpsc::Receiver<String> {
+    let (lines, received) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stderr.lines().map_while(Result::ok) {
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    received
+}
+
+/// Waits for a log line containing `text`; returns every line read until then.
+fn wait_for_line(lines: &mpsc::Receiver<String>, text: &str) -> Vec<String> {
+    let deadline = Instant::now() + PATIENCE;
+    let mut seen = Vec::new();
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        match lines.recv_timeout(left) {
+            Ok(line) => {
+                let found = line.contains(text);
+                seen.push(line);
+                if found {
+                    return seen;
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    panic!("no log line containing {text:?} within {PATIENCE:?}; saw {seen:#?}");
+}
+
+fn signal(process: &Process, name: &str) {
+    let status = Command::new("kill")
+        .args(["-s", name, &process.child.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -s {name}");
+}
+
+/// Waits for the process to exit, up to `PATIENCE`.
+fn wait_for_exit(process: &mut Process) -> ExitStatus {
+    let deadline = Instant::now() + PATIENCE;
+    while Instant::now() < deadline {
+        if let Some(status) = process.child.try_wait().expect("wait for racebank") {
+            return status;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("racebank still running {PATIENCE:?} after the signal");
+}
+
+/// `GET /healthz` on a new connection; the status line.
+fn healthz(address: &str) -> String {
+    let mut stream = TcpStream::connect(address).expect("connect");
+    stream.set_read_timeout(Some(PATIENCE)).unwrap();
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: racebank\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    answer.lines().next().unwrap_or("").to_string()
+}
+
+#[test]
+fn every_stop_signal_stops_the_server_gracefully_with_the_final_stats() {
+    for name in ["TERM", "INT", "HUP", "QUIT"] {
+        let (mut process, stderr) = start("", &[]);
+        let lines = log_lines(stderr);
+        assert!(healthz(&process.address).contains("200"));
+
+        signal(&process, name);
+
+        let status = wait_for_exit(&mut process);
+        assert!(status.success(), "SIG{name}: {status:?}");
+        wait_for_line(&lines, "racebank stopped");
+    }
+}
+
+#[test]
+fn a_second_signal_during_shutdown_stops_at_once_with_a_failure_status() {
+    let (mut process, stderr) = start("", &["--work", "30s", "--shutdown-grace", "60s"]);
+    let lines = log_lines(stderr);
+    // A deposit inside its 30 s of work keeps the graceful shutdown waiting. The connection is
+    // proved open by a first answer; the sleep gives the deposit ample time to enter its work.
+    let mut held = TcpStream::connect(&process.address).unwrap();
+    held.set_read_timeout(Some(PATIENCE)).unwrap();
+    held.write_all(b"GET /healthz HTTP/1.1\r\nHost: racebank\r\n\r\n")
+        .unwrap();
+    let mut first = [0u8; 12];
+    held.read_exact(&mut first).unwrap();
+    held.write_all(
+        b"POST /deposit HTTP/1.1\r\nHost: racebank\r\nContent-Type: application/json\r\n\
+          Content-Length: 13\r\n\r\n{\"amount\": 5}",
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+
+    signal(&process, "INT");
+    wait_for_line(&lines, "shutting down");
+    signal(&process, "INT");
+
+    let status = wait_for_exit(&mut process);
+    assert!(!status.success(), "{status:?}");
+    wait_for_line(&lines, "stopping at once");
+}
+
+#[test]
+fn a_closed_stderr_does_not_take_the_server_down_on_sigterm() {
+    // As in `racebank 2>&1 | grep -m1 listening`: the reader goes away after the first line.
+    let (mut process, stderr) = start("", &[]);
+    drop(stderr);
+    assert!(healthz(&process.address).contains("200"));
+
+    signal(&process, "TERM");
+
+    let status = wait_for_exit(&mut process);
+    assert_eq!(status.code(), Some(0), "{status:?}");
+}
+
+#[test]
+fn running_out_of_file_descriptors_is_an_error_in_the_log_and_the_server_recovers() {
+    // 64 descriptors, and a connection limit above that, so that accepting runs out of them.
+    let (process, stderr) = start(
+        "ulimit -n 64",
+        &["--max-connections", "1000", "--header-timeout", "60s"],
+    );
+    let lines = log_lines(stderr);
+    let hogs: Vec<TcpStream> = (0..100)
+        .map(|_| TcpStream::connect(&process.address).expect("the backlog takes them"))
+        .collect();
+
+    let seen = wait_for_line(&lines, "Too many open files");
+    let error = seen.last().unwrap();
+    assert!(error.contains("ERROR"), "{error}");
+
+    drop(hogs);
+    assert!(
+        healthz(&process.address).contains("200"),
+        "served again once the descriptors are back"
+    );
+    // A hot loop would have logged thousands of lines by now; the backoff logs a few.
+    let logged = seen.len() + lines.try_iter().count();
+    assert!(logged < 100, "{logged} log lines");
+}
