@@ -5,6 +5,7 @@
 mod bad_input;
 mod helpers;
 mod races;
+mod redis;
 mod shutdown;
 mod stats;
 mod strategies;
