@@ -7,8 +7,8 @@
 //!   goes up to 2^63 - 1; so arithmetic is left to Redis (`INCRBY`, `HINCRBY`: exact 64-bit, and
 //!   they refuse to overflow), and comparisons go through [`PRELUDE`]'s `below`, which compares
 //!   canonical decimal strings exactly.
-//! - A script does not fail after its first write: everything that can refuse (funds, overflow, a
-//!   stale token) is checked before anything is written.
+//! - Everything that can refuse (funds, overflow, a stale token) is checked before the script
+//!   writes anything, so a refusal leaves no trace but its count.
 //!
 //! The ledger is a hash of the [`crate::ledger::Ledger`] fields. Counts are `HINCRBY` by one (2^63
 //! operations would take longer than Redis lives). Sums of amounts can pass 2^63 in theory (deposit
