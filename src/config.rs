@@ -10,6 +10,10 @@ use std::time::Duration;
 use crate::mode::Mode;
 use crate::work::WorkSpec;
 
+/// How to start the local Redis the way CI does: the one line an unreachable Redis is answered with.
+pub const START_REDIS: &str = "redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 \
+    --save \"\" --appendonly no --dir /var/lib/redis --logfile /var/log/redis/ci.log";
+
 /// Everything `serve` needs besides a listener.
 #[derive(Debug, Clone, Default)]
 pub struct Config {

@@ -8,6 +8,8 @@ Sections (all by default):
   memory      racebank-load's peak RSS for 100,000 and 1,000,000 requests
   burst       how often `burst` finds lost updates, against plain runs of the same requests at the
               same concurrency (unguarded, work none and yield)
+  redis       --store redis: each mode's req/s and p99 (work none and 1ms), and atomic against
+              redis-benchmark running the same Lua script (EVALSHA) at the same client count
 
 Every server runs on 127.0.0.1 and every run is bounded in time or count. Competing tools are
 alternated round by round and their medians compared, because the machine is shared and noisy: only
@@ -19,6 +21,7 @@ Options: --rounds N (default 5), --seconds S per measurement (default 5), --quic
 """
 
 import argparse
+import hashlib
 import json
 import os
 import re
@@ -310,8 +313,117 @@ def section_burst(args):
                      "median release spread µs"], rows))
 
 
+
+
+# --- redis --------------------------------------------------------------------------------------
+
+REDIS_MODES = ["unguarded", "mutex", "optimistic", "atomic", "lease", "fenced", "fenced-write-only"]
+REDIS_LEASE = "100ms"
+SCRIPTS_RS = os.path.join(ROOT, "src", "store", "redis", "scripts.rs")
+
+
+def redis_cli(*args):
+    out = subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", "6379", *args],
+                         capture_output=True, text=True, timeout=30)
+    return out.stdout.strip()
+
+
+def racebank_redis(mode, work, account):
+    return [RACEBANK, "--store", "redis", "--account", account, "--mode", mode, "--work", work,
+            "--lease", REDIS_LEASE, "--addr", "127.0.0.1:{port}"]
+
+
+def redis_account_keys(account):
+    return [f"racebank:{{{account}}}:{name}" for name in ["balance", "ledger", "lock", "fence", "seen"]]
+
+
+def atomic_script_sha():
+    """The SHA1 of the atomic mode's script, from its source: the prelude and the script body."""
+    source = open(SCRIPTS_RS).read()
+    prelude = re.search(r'const PRELUDE: &str = r#"(.*?)"#;', source, re.S).group(1)
+    atomic = re.search(r'const ATOMIC: &str = r#"(.*?)"#;', source, re.S).group(1)
+    return hashlib.sha1((prelude + atomic).encode()).hexdigest()
+
+
+def reset_account(url):
+    request = urllib.request.Request(f"{url}/reset", data=b'{"balance": 0}', method="POST",
+                                     headers={"content-type": "application/json"})
+    with urllib.request.urlopen(request, timeout=5):
+        pass
+
+
+def run_redis_benchmark(sha, account, requests):
+    """redis-benchmark -c 64 running EVALSHA of the atomic script: a deposit of 1, as racebank sends."""
+    balance, ledger = redis_account_keys(account)[:2]
+    out = subprocess.run(
+        ["redis-benchmark", "-h", "127.0.0.1", "-p", "6379", "-c", str(CONCURRENCY), "-n", str(requests),
+         "--csv", "EVALSHA", sha, "2", balance, ledger, "deposit", "1"],
+        capture_output=True, text=True, timeout=600,
+    ).stdout
+    row = out.strip().splitlines()[-1].replace('"', "").rsplit(",", 7)
+    return float(row[1]), float(row[6]), out
+
+
+def section_redis(args):
+    for tool in ["redis-cli", "redis-benchmark"]:
+        if not shutil.which(tool):
+            return f"### Redis\n\nskipped: {tool} is not installed (apt-get install redis-tools)"
+    if redis_cli("ping") != "PONG":
+        return "### Redis\n\nskipped: Redis does not answer on 127.0.0.1:6379 (see .ci/run to start it)"
+    used = []
+    rows = []
+    for work in ["none", "1ms"]:
+        for mode in REDIS_MODES:
+            account = f"bench-{mode}-{work}"
+            used.append(account)
+            with server(racebank_redis(mode, work, account)) as url:
+                reset_account(url)
+                rps, p99, report = run_racebank_load(url, args.seconds)
+                stats = get_json(f"{url}/stats")
+            rows.append([work, mode, f"{rps:,.0f}", f"{p99:.2f}", report["lost_amount"], stats["lost_updates"],
+                         stats["retries"], report["errors"]["status"], "yes" if report["consistent"] else "no"])
+            log(f"  {work:>5} {mode:<18} {rps:>10,.0f} req/s  p99 {p99:.2f} ms  lost {report['lost_amount']}"
+                f"  503s {report['errors']['status']}")
+    modes = (f"### Redis store, per mode (racebank-load, c={CONCURRENCY}, deposits of 5, {args.seconds} s each, "
+             f"--lease {REDIS_LEASE}, 1 replica)\n\n"
+             + table(["work", "mode", "req/s", "p99 ms", "lost amount", "lost updates (server)", "retries",
+                      "other statuses (503)", "consistent"], rows))
+
+    # atomic against redis-benchmark running the same script at the same client count, alternated.
+    sha = atomic_script_sha()
+    racebank_account, benchmark_account = "bench-atomic-vs", "bench-redis-benchmark"
+    used += [racebank_account, benchmark_account]
+    redis_cli("set", redis_account_keys(benchmark_account)[0], "0")
+    with server(racebank_redis("atomic", "none", racebank_account)) as url:
+        reset_account(url)
+        # racebank has now run the script once, so Redis holds it under the SHA computed here:
+        # proof that both sides run the very same script.
+        subprocess.run([LOAD, "--url", url, "-n", "1", "--json", "--no-progress"], capture_output=True, timeout=60)
+        if redis_cli("script", "exists", sha) != "1":
+            raise RuntimeError(f"Redis does not hold the atomic script under {sha}: scripts.rs parsed wrong?")
+        requests = None
+        contenders = [("racebank atomic (HTTP)", lambda: run_racebank_load(url, args.seconds)),
+                      ("redis-benchmark EVALSHA", lambda: run_redis_benchmark(sha, benchmark_account, requests))]
+        # Size redis-benchmark's fixed request count to run about as long as racebank-load does.
+        calibration = run_redis_benchmark(sha, benchmark_account, 20_000)[0]
+        requests = int(calibration * args.seconds)
+        results, p99s = alternate(contenders, args.rounds)
+    for account in used:
+        redis_cli("del", *redis_account_keys(account))
+    ours = statistics.median(results["racebank atomic (HTTP)"])
+    theirs = statistics.median(results["redis-benchmark EVALSHA"])
+    rows = [[name, f"{statistics.median(results[name]):,.0f}", f"{statistics.median(p99s[name]):.2f}",
+             ", ".join(f"{r:,.0f}" for r in results[name])] for name in results]
+    versus = (f"### Redis atomic vs redis-benchmark, the same script (EVALSHA {sha[:12]}...), c={CONCURRENCY}, "
+              f"{args.rounds} alternating rounds of about {args.seconds} s, medians\n\n"
+              + table(["client", "req/s", "p99 ms", "rounds"], rows)
+              + f"\n\nracebank atomic / redis-benchmark: {ours / theirs:.2f}x (target: at least 0.6x)")
+    return modes + "\n\n" + versus
+
+
 SECTIONS = {"strategies": section_strategies, "clients": section_clients,
-            "server": section_server, "memory": section_memory, "burst": section_burst}
+            "server": section_server, "memory": section_memory, "burst": section_burst,
+            "redis": section_redis}
 
 
 def main():

@@ -10,6 +10,7 @@ mod live;
 mod process;
 mod races;
 mod raw;
+mod redis;
 mod shutdown;
 mod stats;
 mod strategies;

@@ -1,0 +1,393 @@
+//! The Redis store: the balance in Redis, shared by every replica that names the same account.
+//!
+//! | mode                | section                                                           | 1 replica | 3 replicas |
+//! |---------------------|-------------------------------------------------------------------|-----------|------------|
+//! | `unguarded`         | `GET`; work; `SET balance $n GET`                                 | loses     | loses      |
+//! | `mutex`             | the same inside the in-process mutex                              | safe      | loses      |
+//! | `optimistic`        | `WATCH`; `GET`; work; `MULTI`; write; `EXEC`; nil -> redo          | safe      | safe       |
+//! | `atomic`            | work; one script that checks funds and overflow and adds          | safe      | safe       |
+//! | `lease`             | `SET lock token NX PX ttl`; `GET`; work; write; compare-and-delete | safe while the work ends before the lease | loses once it does |
+//! | `fenced`            | the lease plus a fencing token the storage checks at read and write | safe    | safe       |
+//! | `fenced-write-only` | the lease plus a token checked only at the write (a lesson)       | loses once the work outlasts the lease | same |
+//!
+//! Keys, per account: `racebank:{<id>}:balance` (a string), `:ledger` (a hash of the ledger's
+//! counters), `:lock` (the lease), `:fence` (the last fencing token handed out) and `:seen` (the
+//! highest token the storage has accepted). The braces are a Redis Cluster hash tag: all of an
+//! account's keys hash to one slot, as scripts touching several keys require there.
+//!
+//! Every write goes through one script that writes the balance and its ledger entry together
+//! ([`scripts`]), so `/stats` is account-wide and exact across replicas. Everything runs over one
+//! multiplexed `ConnectionManager` (it reconnects by itself), except `WATCH`, whose state belongs
+//! to a connection: `optimistic` takes a dedicated one ([`dedicated`]).
+//!
+//! Failures: anything before the write was sent answers [`AccountError::Unavailable`] (503,
+//! nothing written); a failure once the write was sent answers [`AccountError::OutcomeUnknown`].
+
+mod atomic;
+mod dedicated;
+mod fenced;
+mod lease;
+mod optimistic;
+mod scripts;
+mod unguarded;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{AsyncCommands, Client, RedisError};
+
+use crate::config::{AccountConfig, START_REDIS};
+use crate::error::{AccountError, OpenError};
+use crate::ledger::Ledger;
+use crate::mode::Mode;
+use crate::money::{Op, Refusal};
+use crate::work::Work;
+
+use dedicated::Dedicated;
+use fenced::Check;
+
+/// How long one command may take before the request gives up on it. Generous: a local Redis
+/// answers in well under a millisecond, so only a Redis that is gone or stuck reaches it.
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long connecting may take.
+const CONNECTION_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Dedicated connections for `WATCH`, per server. A bounded set is a guard too: at most this many
+/// optimistic requests of one replica are in the window at once, the rest wait for a connection
+/// (the same reasoning as the PostgreSQL pool). 32 leaves the race wide open under the load
+/// generator's default 64, like the PostgreSQL pool's default.
+const WATCH_CONNECTIONS: usize = 32;
+
+/// The account in Redis.
+pub(crate) struct Redis {
+    keys: Keys,
+    connection: ConnectionManager,
+    strategy: Strategy,
+}
+
+impl std::fmt::Debug for Redis {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Redis")
+            .field("keys", &self.keys)
+            .field("strategy", &self.strategy)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug)]
+enum Strategy {
+    Unguarded,
+    Optimistic {
+        max_retries: u32,
+        connections: Box<Dedicated>,
+    },
+    Atomic,
+    Lease {
+        ttl: Duration,
+    },
+    Fenced {
+        ttl: Duration,
+        check: Check,
+    },
+}
+
+/// The names of one account's keys.
+#[derive(Debug, Clone)]
+pub(super) struct Keys {
+    balance: String,
+    ledger: String,
+    lock: String,
+    fence: String,
+    seen: String,
+}
+
+impl Keys {
+    fn new(account: &str) -> Self {
+        let key = |name: &str| format!("racebank:{{{account}}}:{name}");
+        Self {
+            balance: key("balance"),
+            ledger: key("ledger"),
+            lock: key("lock"),
+            fence: key("fence"),
+            seen: key("seen"),
+        }
+    }
+}
+
+impl Redis {
+    /// Connects, checks that Redis answers, and creates the account unless it exists.
+    pub(crate) async fn open(config: &AccountConfig, url: &str) -> Result<Self, OpenError> {
+        let client = Client::open(url).map_err(|error| {
+            OpenError::Store(format!(
+                "`{url}` is not a Redis URL ({error}); use redis://host:port"
+            ))
+        })?;
+        let strategy = match config.mode {
+            Mode::Unguarded | Mode::Mutex | Mode::Semaphore(_) => Strategy::Unguarded,
+            Mode::Optimistic => Strategy::Optimistic {
+                max_retries: config.max_retries,
+                connections: Box::new(Dedicated::new(client.clone(), WATCH_CONNECTIONS)),
+            },
+            Mode::Atomic => Strategy::Atomic,
+            Mode::Lease => Strategy::Lease { ttl: config.lease },
+            Mode::Fenced => Strategy::Fenced {
+                ttl: config.lease,
+                check: Check::ReadAndWrite,
+            },
+            Mode::FencedWriteOnly => Strategy::Fenced {
+                ttl: config.lease,
+                check: Check::WriteOnly,
+            },
+            other @ (Mode::ForUpdate
+            | Mode::Advisory
+            | Mode::RepeatableRead
+            | Mode::Serializable) => {
+                return Err(OpenError::UnsupportedMode {
+                    mode: other.to_string(),
+                    store: "redis",
+                    hint: "the redis store runs unguarded, mutex, semaphore:N, optimistic, \
+                           atomic, lease, fenced and fenced-write-only",
+                })
+            }
+        };
+        let unreachable = |error: RedisError| {
+            OpenError::Store(format!(
+                "cannot reach Redis at {url} ({error}); start it with: {START_REDIS}"
+            ))
+        };
+        let manager_config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(CONNECTION_TIMEOUT))
+            .set_response_timeout(Some(RESPONSE_TIMEOUT))
+            // Few, short reconnection attempts: while Redis is gone, requests should get their
+            // 503 quickly rather than wait out a long backoff.
+            .set_number_of_retries(2)
+            .set_min_delay(Duration::from_millis(50))
+            .set_max_delay(Duration::from_millis(200));
+        let mut connection = ConnectionManager::new_with_config(client, manager_config)
+            .await
+            .map_err(unreachable)?;
+        let _: String = redis::cmd("PING")
+            .query_async(&mut connection)
+            .await
+            .map_err(unreachable)?;
+        let keys = Keys::new(config.id.as_str());
+        let created: i64 = scripts::CREATE_SCRIPT
+            .key(&keys.balance)
+            .key(&keys.ledger)
+            .arg(config.initial_balance)
+            .invoke_async(&mut connection)
+            .await
+            .map_err(|error| OpenError::Store(format!("cannot create the account: {error}")))?;
+        tracing::debug!(account = %config.id, created = created == 1, "redis account ready");
+        Ok(Self {
+            keys,
+            connection,
+            strategy,
+        })
+    }
+
+    /// Applies `op` through the mode's section and returns the balance this request wrote.
+    pub(crate) async fn apply(&self, work: &Work, op: Op) -> Result<i64, AccountError> {
+        let section = Section {
+            keys: &self.keys,
+            connection: self.connection.clone(),
+            work,
+            op,
+        };
+        let outcome = match &self.strategy {
+            Strategy::Unguarded => unguarded::apply(section).await,
+            Strategy::Optimistic {
+                max_retries,
+                connections,
+            } => optimistic::apply(section, connections, *max_retries).await,
+            // The script counts its own refusals, in the same step as the check.
+            Strategy::Atomic => return atomic::apply(section).await,
+            Strategy::Lease { ttl } => lease::apply(section, *ttl).await,
+            Strategy::Fenced { ttl, check } => fenced::apply(section, *ttl, *check).await,
+        };
+        if let Err(AccountError::Refused(Refusal::InsufficientFunds { .. })) = outcome {
+            self.count("refused_count", 1).await;
+        }
+        outcome
+    }
+
+    /// The balance now.
+    pub(crate) async fn balance(&self) -> Result<i64, AccountError> {
+        let balance: Option<i64> = self
+            .connection
+            .clone()
+            .get(&self.keys.balance)
+            .await
+            .map_err(unavailable)?;
+        balance.ok_or_else(|| missing(&self.keys))
+    }
+
+    /// The account-wide ledger and the balance, read together in one `MULTI`/`EXEC`.
+    pub(crate) async fn ledger(&self) -> Result<(Ledger, i64), AccountError> {
+        let (balance, fields): (Option<i64>, HashMap<String, i64>) = redis::pipe()
+            .atomic()
+            .get(&self.keys.balance)
+            .hgetall(&self.keys.ledger)
+            .query_async(&mut self.connection.clone())
+            .await
+            .map_err(unavailable)?;
+        let balance = balance.ok_or_else(|| missing(&self.keys))?;
+        Ok((ledger_from(&fields), balance))
+    }
+
+    /// Sets the balance and zeroes every counter, for every replica, and fences out old leases.
+    pub(crate) async fn reset(&self, balance: i64) -> Result<(), AccountError> {
+        let _: i64 = scripts::RESET_SCRIPT
+            .key(&self.keys.balance)
+            .key(&self.keys.ledger)
+            .key(&self.keys.fence)
+            .key(&self.keys.seen)
+            .arg(balance)
+            .invoke_async(&mut self.connection.clone())
+            .await
+            .map_err(after_write)?;
+        Ok(())
+    }
+
+    /// Adds to a ledger counter outside a write (refusals, retries). Not worth failing a request
+    /// over: the answer is already decided, so a failure here is logged.
+    async fn count(&self, field: &str, by: u64) {
+        let counted: Result<i64, _> = self
+            .connection
+            .clone()
+            .hincr(&self.keys.ledger, field, by)
+            .await;
+        if let Err(error) = counted {
+            tracing::warn!(%error, field, "could not count in the Redis ledger");
+        }
+    }
+}
+
+/// What every strategy works with: the keys, a connection, the work and the operation.
+pub(super) struct Section<'a> {
+    keys: &'a Keys,
+    connection: ConnectionManager,
+    work: &'a Work,
+    op: Op,
+}
+
+impl Section<'_> {
+    /// `GET balance`, for the strategies that read before they work.
+    async fn read(&mut self) -> Result<i64, AccountError> {
+        let balance: Option<i64> = self
+            .connection
+            .get(&self.keys.balance)
+            .await
+            .map_err(unavailable)?;
+        balance.ok_or_else(|| missing(self.keys))
+    }
+
+    /// The blind write with its ledger entry ([`scripts`]' `OVERWRITE`); returns the balance it
+    /// replaced.
+    async fn overwrite(&mut self, read: i64, new_balance: i64) -> Result<i64, AccountError> {
+        let (kind, amount) = kind_and_amount(self.op);
+        scripts::OVERWRITE_SCRIPT
+            .key(&self.keys.balance)
+            .key(&self.keys.ledger)
+            .arg(new_balance)
+            .arg(read)
+            .arg(-read)
+            .arg(kind)
+            .arg(amount)
+            .invoke_async(&mut self.connection)
+            .await
+            .map_err(after_write)
+    }
+}
+
+/// The ledger's name for an operation, and its amount.
+fn kind_and_amount(op: Op) -> (&'static str, i64) {
+    match op {
+        Op::Deposit(amount) => ("deposit", amount.get()),
+        Op::Withdraw(amount) => ("withdrawal", amount.get()),
+    }
+}
+
+/// Builds the ledger from its hash; a field never written is zero.
+fn ledger_from(fields: &HashMap<String, i64>) -> Ledger {
+    let field = |name: &str| fields.get(name).copied().unwrap_or(0);
+    let count = |name: &str| u64::try_from(field(name)).unwrap_or(0);
+    // A total is `carry * 2^63 + field` (see `scripts`).
+    let total =
+        |name: &str| (i128::from(field(&format!("{name}_carry"))) << 63) + i128::from(field(name));
+    Ledger {
+        initial_balance: field("initial_balance"),
+        deposit_count: count("deposit_count"),
+        deposit_sum: total("deposit_sum"),
+        withdrawal_count: count("withdrawal_count"),
+        withdrawal_sum: total("withdrawal_sum"),
+        refused_count: count("refused_count"),
+        lost_updates: count("lost_updates"),
+        lost_net: total("lost_net"),
+        lost_removed: total("lost_removed"),
+        lost_added: total("lost_added"),
+        retries: count("retries"),
+        retries_exhausted: count("retries_exhausted"),
+    }
+}
+
+/// A failure before anything was written.
+fn unavailable(error: RedisError) -> AccountError {
+    tracing::warn!(%error, "redis failed before the write");
+    AccountError::Unavailable {
+        store: "redis",
+        detail: error.to_string(),
+    }
+}
+
+/// A failure once the write may have been sent: only a refused connection proves it was not.
+fn after_write(error: RedisError) -> AccountError {
+    if error.is_connection_refusal() {
+        return unavailable(error);
+    }
+    tracing::warn!(%error, "redis failed while writing");
+    AccountError::OutcomeUnknown {
+        store: "redis",
+        detail: error.to_string(),
+    }
+}
+
+/// The balance key is gone (deleted by hand): nothing to compute from.
+fn missing(keys: &Keys) -> AccountError {
+    AccountError::Unavailable {
+        store: "redis",
+        detail: format!(
+            "`{}` is missing (deleted?); restart the server to create the account",
+            keys.balance
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_account_s_keys_share_one_hash_tag() {
+        let keys = Keys::new("main");
+        assert_eq!(keys.balance, "racebank:{main}:balance");
+        assert_eq!(keys.ledger, "racebank:{main}:ledger");
+        assert_eq!(keys.seen, "racebank:{main}:seen");
+    }
+
+    #[test]
+    fn a_total_past_i64_is_carry_times_two_to_the_63_plus_the_field() {
+        let fields = HashMap::from([
+            ("deposit_sum".to_string(), 5),
+            ("deposit_sum_carry".to_string(), 2),
+            ("lost_net".to_string(), -3),
+            ("lost_net_carry".to_string(), -1),
+        ]);
+        let ledger = ledger_from(&fields);
+        assert_eq!(ledger.deposit_sum, 2 * (1i128 << 63) + 5);
+        assert_eq!(ledger.lost_net, -(1i128 << 63) - 3);
+        assert_eq!(ledger.withdrawal_sum, 0);
+    }
+}
