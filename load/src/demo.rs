@@ -2,17 +2,25 @@
 //!
 //! For each scenario and each mode, a fresh server is started ([`start_server`]), the same load is
 //! sent to it, and the verdicts are laid side by side. A fresh server per row means no row inherits
-//! another's balance or counters. The race is the expected result here, not a failure: the demo
-//! exits 0 whenever it ran. The closing paragraph is written from the rows that ran.
+//! another's guard or pool; with a shared store (`--store postgres|redis`) each row also resets the
+//! demo's account first. The race is the expected result here, not a failure: the demo exits 0
+//! whenever it ran. The closing paragraph is written from the rows that ran.
+//!
+//! With a shared store every mode runs twice, on one replica and on `--replicas N` replicas
+//! (in-process servers, each with its own account object, guard and connections, sharing one account
+//! in the store): that is where `mutex` is seen to be safe with one replica and to lose with three.
 
 use std::fmt::Write as _;
 
 use anyhow::Context;
-use racebank::{AccountConfig, Config, Mode, WorkSpec};
+use std::time::Duration;
+
+use racebank::cli::StoreKind;
+use racebank::duration::format_duration;
+use racebank::{AccountConfig, AccountId, Config, Mode, StoreConfig, WorkSpec};
 use reqwest::Url;
 use serde::Serialize;
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::load::{Limit, Load};
@@ -58,9 +66,20 @@ pub const WITHDRAWALS: Scenario = Scenario {
 pub struct Row {
     /// `deposits` or `withdrawals`.
     pub scenario: String,
+    /// Where the balance lived: `memory`, `postgres` or `redis`.
+    pub store: String,
+    /// Servers sharing the account.
+    pub replicas: usize,
     /// The server's mode.
     pub mode: String,
-    /// Whether the mode is designed to keep every update (`Mode::is_safe`).
+    /// The work between read and write.
+    pub work: String,
+    /// The lease of the Redis lease modes, else null.
+    pub lease: Option<String>,
+    /// PostgreSQL connections per replica, else null: a pool smaller than the load is a guard too.
+    pub pool_size: Option<usize>,
+    /// Whether the mode is designed to keep every update with these replicas, work and lease
+    /// (`Mode::is_safe`).
     pub safe: bool,
     /// Requests finished.
     pub requests: u64,
@@ -72,6 +91,8 @@ pub struct Row {
     pub ok: u64,
     /// Refused withdrawals (409).
     pub refused: u64,
+    /// Requests that failed otherwise (503s, transport errors).
+    pub errors: u64,
     /// The exact expected balance, or null when a range.
     pub expected_balance: Option<i128>,
     /// Low end of the expected range.
@@ -95,16 +116,29 @@ pub struct Row {
 }
 
 impl Row {
-    fn new(scenario: &Scenario, mode: Mode, work: WorkSpec, report: &Report) -> Self {
+    fn new(scenario: &Scenario, spec: &ServerSpec, report: &Report) -> Self {
+        let leased = matches!(
+            spec.mode,
+            Mode::Lease | Mode::Fenced | Mode::FencedWriteOnly
+        );
         Row {
             scenario: scenario.name.to_string(),
-            mode: mode.to_string(),
-            safe: mode.is_safe(1, work, AccountConfig::default().lease),
+            store: spec.store.name().to_string(),
+            replicas: spec.replicas,
+            mode: spec.mode.to_string(),
+            work: spec.work.to_string(),
+            lease: leased.then(|| format_duration(spec.lease)),
+            pool_size: match spec.store {
+                StoreConfig::Postgres { pool_size, .. } => Some(pool_size),
+                _ => None,
+            },
+            safe: spec.mode.is_safe(spec.replicas, spec.work, spec.lease),
             requests: report.requests,
             rps: report.rps,
             p99_ms: report.latency_ms.p99,
             ok: report.ok,
             refused: report.refused,
+            errors: report.errors.total(),
             expected_balance: report.expected_balance,
             expected_min: report.expected_min,
             expected_max: report.expected_max,
@@ -117,49 +151,195 @@ impl Row {
             consistent: report.consistent,
         }
     }
+
+    /// The mode, with the lease and the work where a lease is involved: `lease (2ms < 10ms)`.
+    fn label(&self) -> String {
+        match &self.lease {
+            Some(lease) => format!("{} ({lease} lease, {} work)", self.mode, self.work),
+            None => self.mode.clone(),
+        }
+    }
+
+    /// The label, and the replicas where there are several.
+    fn named(&self) -> String {
+        match self.replicas {
+            1 => self.label(),
+            replicas => format!("{} on {replicas} replicas", self.label()),
+        }
+    }
 }
 
-/// Runs both scenarios against every mode of `opts.modes` (all of [`Mode::showcase`] by default).
+/// Runs both scenarios against every row [`plan`] lays out for `opts`.
 pub async fn demo(opts: DemoOpts) -> anyhow::Result<Vec<Row>> {
-    let modes = opts
-        .modes
-        .clone()
-        .unwrap_or_else(|| Mode::showcase().to_vec());
+    let store = store_config(&opts);
+    // One account for the whole demo, reset before every row: rows never inherit a balance, and a
+    // second demo on the same database (a test running beside this one) never meets this one.
+    let account: AccountId = format!("demo-{}-{}", std::process::id(), unique())
+        .parse()
+        .map_err(anyhow::Error::msg)?;
     let mut rows = Vec::new();
     for scenario in [DEPOSITS, WITHDRAWALS] {
-        for &mode in &modes {
-            let report = run_against_fresh_server(&scenario, mode, &opts)
+        for spec in plan(&opts, &store, &account) {
+            let report = run_against_fresh_server(&scenario, &spec, &opts)
                 .await
-                .with_context(|| format!("the {} scenario in {mode} mode failed", scenario.name))?;
-            rows.push(Row::new(&scenario, mode, opts.work, &report));
+                .with_context(|| {
+                    format!(
+                        "the {} scenario in {} mode on {} replica(s) of the {} store failed",
+                        scenario.name,
+                        spec.mode,
+                        spec.replicas,
+                        spec.store.name()
+                    )
+                })?;
+            rows.push(Row::new(&scenario, &spec, &report));
         }
     }
     Ok(rows)
 }
 
+/// The store the demo's servers use.
+fn store_config(opts: &DemoOpts) -> StoreConfig {
+    match opts.store {
+        StoreKind::Memory => StoreConfig::Memory,
+        StoreKind::Postgres => StoreConfig::Postgres {
+            url: opts.database_url.clone(),
+            pool_size: opts.pool_size as usize,
+        },
+        StoreKind::Redis => StoreConfig::Redis {
+            url: opts.redis_url.clone(),
+        },
+    }
+}
+
+/// The modes each store shows by default.
+fn default_modes(store: StoreKind) -> Vec<Mode> {
+    match store {
+        StoreKind::Memory => Mode::showcase().to_vec(),
+        StoreKind::Postgres => vec![
+            Mode::Unguarded,
+            Mode::Mutex,
+            Mode::Semaphore(4),
+            Mode::ForUpdate,
+            Mode::Advisory,
+            Mode::Optimistic,
+            Mode::RepeatableRead,
+            Mode::Serializable,
+            Mode::Atomic,
+        ],
+        StoreKind::Redis => vec![
+            Mode::Unguarded,
+            Mode::Mutex,
+            Mode::Optimistic,
+            Mode::Atomic,
+            Mode::Lease,
+            Mode::FencedWriteOnly,
+            Mode::Fenced,
+        ],
+    }
+}
+
+/// The rows of one scenario: every mode on one replica, and with a shared store on `--replicas`
+/// too; the lease modes once more with a lease shorter than the work, where a lease fails.
+fn plan(opts: &DemoOpts, store: &StoreConfig, account: &AccountId) -> Vec<ServerSpec> {
+    let modes = opts
+        .modes
+        .clone()
+        .unwrap_or_else(|| default_modes(opts.store));
+    let replica_counts = match opts.store {
+        StoreKind::Memory => vec![1],
+        _ if opts.replicas == 1 => vec![1],
+        _ => vec![1, opts.replicas as usize],
+    };
+    let mut specs = Vec::new();
+    for replicas in replica_counts {
+        for &mode in &modes {
+            let spec = ServerSpec {
+                store: store.clone(),
+                account: account.clone(),
+                replicas,
+                mode,
+                work: opts.work,
+                lease: opts.lease,
+                initial_balance: 0,
+            };
+            let leased = matches!(mode, Mode::Lease | Mode::Fenced | Mode::FencedWriteOnly);
+            if leased && opts.work.longest() < opts.lease {
+                // The same mode where the work outlasts the lease: a holder is still working when
+                // its lock expires and the next one gets in.
+                specs.push(spec.clone());
+                specs.push(ServerSpec {
+                    work: WorkSpec::Sleep(OUTLASTING_WORK),
+                    lease: OUTLASTING_LEASE,
+                    ..spec
+                });
+            } else {
+                specs.push(spec);
+            }
+        }
+    }
+    specs
+}
+
+/// The work and lease of the rows where the work outlasts the lease.
+const OUTLASTING_WORK: Duration = Duration::from_millis(10);
+const OUTLASTING_LEASE: Duration = Duration::from_millis(2);
+
+/// A number that differs between two demos started in the same process.
+fn unique() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.subsec_nanos());
+    (u64::from(nanos) << 16) + NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
 /// How one row's server runs.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ServerSpec {
+    /// Where the balance lives.
+    pub store: StoreConfig,
+    /// The account in the store (replicas share it).
+    pub account: AccountId,
+    /// How many servers share the account.
+    pub replicas: usize,
     /// The strategy.
     pub mode: Mode,
     /// The work between read and write.
     pub work: WorkSpec,
-    /// The opening balance.
+    /// How long a Redis lease lasts.
+    pub lease: Duration,
+    /// The balance the row starts from.
     pub initial_balance: i64,
+}
+
+impl ServerSpec {
+    /// One in-memory server in `mode` doing `work`, starting from `initial_balance`.
+    pub fn memory(mode: Mode, work: WorkSpec, initial_balance: i64) -> Self {
+        Self {
+            store: StoreConfig::Memory,
+            account: AccountId::default(),
+            replicas: 1,
+            mode,
+            work,
+            lease: AccountConfig::default().lease,
+            initial_balance,
+        }
+    }
 }
 
 /// A server started for one row: where it answers, and how to stop it.
 pub struct Server {
     /// Its URLs (one per replica), in the order the load spreads over them.
     pub urls: Vec<Url>,
-    stop: oneshot::Sender<()>,
+    stop: tokio::sync::watch::Sender<bool>,
     tasks: Vec<JoinHandle<Result<racebank::Stats, racebank::ServeError>>>,
 }
 
 impl Server {
     /// Stops every replica and waits for each to finish.
     pub async fn stop(self) -> anyhow::Result<()> {
-        let _ = self.stop.send(());
+        let _ = self.stop.send(true);
         for task in self.tasks {
             task.await
                 .context("the server task stopped unexpectedly")?
@@ -169,45 +349,100 @@ impl Server {
     }
 }
 
-/// Starts the server of one row: the one place that knows how. Today: `racebank::serve` in this
-/// process on `127.0.0.1:0`.
-pub async fn start_server(spec: ServerSpec) -> anyhow::Result<Server> {
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .await
-        .context("cannot bind a loopback port for the server")?;
-    let addr = listener
-        .local_addr()
-        .context("cannot read the server's port")?;
-    let config = Config {
-        account: AccountConfig {
-            initial_balance: spec.initial_balance,
-            ..AccountConfig::memory(spec.mode, spec.work)
-        },
-        ..Config::default()
-    };
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(racebank::serve(listener, config, async move {
-        let _ = stopped.await;
-    }));
-    Ok(Server {
-        urls: vec![format!("http://{addr}")
-            .parse()
-            .context("cannot form the server's URL")?],
-        stop,
-        tasks: vec![task],
-    })
+/// Starts the servers of one row, the one place that knows how: `racebank::serve` in this
+/// process on `127.0.0.1:0`, once per replica, each opening its own account object (its own guard,
+/// work and connections) on the shared store. A shared account is then reset to the row's opening
+/// balance, for every replica at once.
+pub async fn start_server(spec: &ServerSpec) -> anyhow::Result<Server> {
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let mut urls = Vec::new();
+    let mut tasks = Vec::new();
+    for _ in 0..spec.replicas.max(1) {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .context("cannot bind a loopback port for the server")?;
+        let addr = listener
+            .local_addr()
+            .context("cannot read the server's port")?;
+        let config = Config {
+            account: AccountConfig {
+                store: spec.store.clone(),
+                id: spec.account.clone(),
+                mode: spec.mode,
+                work: spec.work,
+                initial_balance: spec.initial_balance,
+                lease: spec.lease,
+                ..AccountConfig::default()
+            },
+            ..Config::default()
+        };
+        let mut stopped = stopped.clone();
+        tasks.push(tokio::spawn(racebank::serve(
+            listener,
+            config,
+            async move {
+                let _ = stopped.wait_for(|stop| *stop).await;
+            },
+        )));
+        urls.push(
+            format!("http://{addr}")
+                .parse()
+                .context("cannot form the server's URL")?,
+        );
+    }
+    let server = Server { urls, stop, tasks };
+    if spec.store != StoreConfig::Memory {
+        if let Err(error) = reset(&server.urls[0], spec.initial_balance).await {
+            let _ = server.stop().await;
+            return Err(error);
+        }
+    }
+    Ok(server)
 }
 
-/// Starts a server in `mode`, sends the scenario's load, stops the server.
+/// `POST /reset {"balance": N}`, once the server answers.
+async fn reset(url: &Url, balance: i64) -> anyhow::Result<()> {
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(10))
+        .build()?;
+    let reset = url.join(racebank::wire::paths::RESET)?;
+    // The servers open their store before they answer; give them a moment.
+    let mut last_error = None;
+    for _ in 0..100 {
+        match client
+            .post(reset.clone())
+            .json(&serde_json::json!({ "balance": balance }))
+            .send()
+            .await
+        {
+            Ok(answer) if answer.status().is_success() => return Ok(()),
+            Ok(answer) => {
+                anyhow::bail!(
+                    "resetting the demo account failed: {} {}",
+                    answer.status(),
+                    answer.text().await.unwrap_or_default()
+                )
+            }
+            Err(error) => last_error = Some(error),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Err(anyhow::anyhow!(
+        "the demo's server never answered at {url}: {}",
+        last_error.map_or_else(String::new, |e| e.to_string())
+    ))
+}
+
+/// Starts the row's servers, sends the scenario's load, stops the servers.
 async fn run_against_fresh_server(
     scenario: &Scenario,
-    mode: Mode,
+    spec: &ServerSpec,
     opts: &DemoOpts,
 ) -> anyhow::Result<Report> {
-    let server = start_server(ServerSpec {
-        mode,
-        work: opts.work,
+    let server = start_server(&ServerSpec {
         initial_balance: scenario.initial_balance,
+        ..spec.clone()
     })
     .await?;
     let mut load = Load::new(server.urls[0].clone());
@@ -232,6 +467,9 @@ pub fn rows_to_json(rows: &[Row]) -> String {
 /// The rows as one table per scenario, with a header saying what each shows.
 pub fn rows_to_text(rows: &[Row]) -> String {
     let mut out = String::new();
+    if let Some(first) = rows.first() {
+        out.push_str(&what_guards(first));
+    }
     for scenario in [DEPOSITS, WITHDRAWALS] {
         let rows: Vec<&Row> = rows
             .iter()
@@ -252,10 +490,15 @@ pub fn rows_to_text(rows: &[Row]) -> String {
         let _ = writeln!(out, "{header}\n");
         let _ = writeln!(
             out,
-            "  {:<12} {:>5} {:>8} {:>9} {:>9} {:>6} {:>7} {:>9} {:>7} {:>7} {:>9} {:>5} {:>8}  verdict",
-            "mode", "safe", "requests", "req/s", "p99 ms", "ok", "refused", "expected", "final", "lost", "overdraft", "dups", "retries"
+            "  {:<34} {:>8} {:>4} {:>8} {:>8} {:>8} {:>5} {:>7} {:>6} {:>9} {:>7} {:>7} {:>9} {:>5} {:>8}  verdict",
+            "mode", "replicas", "safe", "requests", "req/s", "p99 ms", "ok", "refused", "errors", "expected", "final", "lost", "overdraft", "dups", "retries"
         );
+        let mut replicas = first.replicas;
         for row in rows {
+            if row.replicas != replicas {
+                replicas = row.replicas;
+                let _ = writeln!(out);
+            }
             let expected = match row.expected_balance {
                 Some(exact) => exact.to_string(),
                 None => format!("{}..={}", row.expected_min, row.expected_max),
@@ -270,14 +513,16 @@ pub fn rows_to_text(rows: &[Row]) -> String {
             };
             let _ = writeln!(
                 out,
-                "  {:<12} {:>5} {:>8} {:>9.0} {:>9.2} {:>6} {:>7} {:>9} {:>7} {:>7} {:>9} {:>5} {:>8}  {verdict}",
-                row.mode,
+                "  {:<34} {:>8} {:>4} {:>8} {:>8.0} {:>8.2} {:>5} {:>7} {:>6} {:>9} {:>7} {:>7} {:>9} {:>5} {:>8}  {verdict}",
+                row.label(),
+                row.replicas,
                 if row.safe { "yes" } else { "no" },
                 row.requests,
                 row.rps,
                 row.p99_ms,
                 row.ok,
                 row.refused,
+                row.errors,
                 expected,
                 row.final_balance,
                 row.lost_amount,
@@ -290,6 +535,28 @@ pub fn rows_to_text(rows: &[Row]) -> String {
     }
     out.push_str(&closing(rows));
     out
+}
+
+/// Where the balance lived and what, besides the mode, limited how many requests were in the
+/// window at once: a pool smaller than the load is a guard too, so the demo says so.
+fn what_guards(row: &Row) -> String {
+    let work = format!(
+        "every request works {} between its read and its write",
+        row.work
+    );
+    match (row.store.as_str(), row.pool_size) {
+        ("postgres", Some(pool)) => format!(
+            "Store: PostgreSQL, one account shared by every replica; {work}. Each replica has a pool \
+             of {pool} connections, a guard of its own: at most {pool} of a replica's requests are in \
+             the window at once (the mode's guard comes on top).\n\n"
+        ),
+        ("redis", _) => format!(
+            "Store: Redis, one account shared by every replica; {work}. Each replica shares one \
+             multiplexed connection (no limit of its own), except optimistic mode's WATCH, which needs \
+             a dedicated connection per request in the window.\n\n"
+        ),
+        _ => format!("Store: this process's memory; {work}.\n\n"),
+    }
 }
 
 /// What the rows show, said from the rows themselves.
@@ -312,7 +579,7 @@ fn closing(rows: &[Row]) -> String {
             damaged.push(match row.lost_amount {
                 lost if lost > 0 => format!(
                     "{} lost {lost} of an expected {expected}{}",
-                    row.mode,
+                    row.named(),
                     row.duplicates
                         .filter(|&d| d > 0)
                         .map(|d| format!(" ({d} answers repeated a balance)"))
@@ -320,7 +587,7 @@ fn closing(rows: &[Row]) -> String {
                 ),
                 lost if lost < 0 => format!(
                     "{} paid out {} it never took from the balance{}",
-                    row.mode,
+                    row.named(),
                     -lost,
                     if row.overdraft {
                         ", more than the account ever held"
@@ -328,7 +595,7 @@ fn closing(rows: &[Row]) -> String {
                         ""
                     }
                 ),
-                _ => format!("{} gave answers no correct server gives", row.mode),
+                _ => format!("{} gave answers no correct server gives", row.named()),
             });
         }
         let kept: Vec<&Row> = rows.iter().copied().filter(|row| row.consistent).collect();
@@ -344,7 +611,7 @@ fn closing(rows: &[Row]) -> String {
             sentence.push_str(&damaged.join("; "));
         }
         if !kept.is_empty() {
-            let names: Vec<&str> = kept.iter().map(|row| row.mode.as_str()).collect();
+            let names: Vec<String> = kept.iter().map(|row| row.named()).collect();
             let _ = write!(
                 sentence,
                 ". {} kept every update (expected == final)",
@@ -354,11 +621,11 @@ fn closing(rows: &[Row]) -> String {
         let fastest = kept.iter().max_by(|a, b| a.rps.total_cmp(&b.rps));
         let slowest = kept.iter().min_by(|a, b| a.rps.total_cmp(&b.rps));
         if let (Some(fastest), Some(slowest)) = (fastest, slowest) {
-            if fastest.mode != slowest.mode {
+            if fastest.named() != slowest.named() {
                 let _ = write!(
                     sentence,
                     "; of those, {} ran at {:.0} req/s (p99 {:.1} ms) and {} at {:.0} req/s (p99 {:.1} ms)",
-                    fastest.mode, fastest.rps, fastest.p99_ms, slowest.mode, slowest.rps, slowest.p99_ms
+                    fastest.named(), fastest.rps, fastest.p99_ms, slowest.named(), slowest.rps, slowest.p99_ms
                 );
             }
         }

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use racebank::cli::StoreKind;
 use racebank::duration::parse_duration;
 use racebank::{Mode, WorkSpec};
 use reqwest::Url;
@@ -267,9 +268,37 @@ pub struct DemoOpts {
     #[arg(long, default_value = "1ms")]
     pub work: WorkSpec,
 
-    /// Modes to compare, comma separated [default: unguarded,mutex,semaphore:4,optimistic,atomic].
+    /// Modes to compare, comma separated [default: every mode the store runs; in memory
+    /// unguarded,mutex,semaphore:4,optimistic,atomic].
     #[arg(long, value_delimiter = ',')]
     pub modes: Option<Vec<Mode>>,
+
+    /// Where the account lives: memory (this process), or postgres or redis shared by replicas.
+    #[arg(long, value_enum, default_value_t = StoreKind::Memory)]
+    pub store: StoreKind,
+
+    /// With a shared store, every mode runs on one replica and on this many (in-process servers
+    /// sharing one account).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=16))]
+    pub replicas: u64,
+
+    /// PostgreSQL for `--store postgres`.
+    #[arg(long, env = "DATABASE_URL", default_value = racebank::cli::DEFAULT_DATABASE_URL)]
+    pub database_url: String,
+
+    /// PostgreSQL connections per replica (a guard too: a pool smaller than the load narrows the race).
+    #[arg(long, default_value_t = racebank::cli::DEFAULT_POOL_SIZE as u64,
+          value_parser = clap::value_parser!(u64).range(1..=1000))]
+    pub pool_size: u64,
+
+    /// Redis for `--store redis`.
+    #[arg(long, env = "REDIS_URL", default_value = racebank::cli::DEFAULT_REDIS_URL)]
+    pub redis_url: String,
+
+    /// The Redis lease (`lease`, `fenced`, `fenced-write-only`); those modes also run once with a
+    /// 2ms lease and 10ms of work, where the work outlasts the lease.
+    #[arg(long, default_value = "100ms", value_parser = parse_positive_duration)]
+    pub lease: Duration,
 
     /// Print the rows as a JSON array instead of tables.
     #[arg(long)]
