@@ -54,6 +54,7 @@ pub async fn serve(
         mode = %config.account.mode,
         work = %config.account.work,
         initial_balance = config.account.initial_balance,
+        pool_size = config.account.store.pool_size(),
         addr = %listener.local_addr()?,
         "racebank is listening"
     );

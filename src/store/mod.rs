@@ -1,12 +1,14 @@
 //! Where the balance lives: one folder per store, one file per strategy of a store.
 //!
 //! - [`memory`]: this process. The default; needs nothing.
+//! - [`postgres`]: a row in PostgreSQL, shared by every replica that names the same account.
 //!
 //! Every store offers the same few operations to [`crate::account::Account`], which adds what is
 //! the same everywhere (the in-process guards, the work, the stop signal). A store keeps its own
 //! ledger where its balance is, so that `/stats` of any replica is the account's, not the replica's.
 
 mod memory;
+mod postgres;
 
 use crate::config::{AccountConfig, StoreConfig};
 use crate::error::{AccountError, OpenError};
@@ -18,6 +20,7 @@ use crate::work::Work;
 #[derive(Debug)]
 pub(crate) enum Store {
     Memory(memory::Memory),
+    Postgres(postgres::Postgres),
 }
 
 impl Store {
@@ -29,6 +32,9 @@ impl Store {
                 config.initial_balance,
                 config.max_retries,
             )?)),
+            StoreConfig::Postgres { url, pool_size } => Ok(Store::Postgres(
+                postgres::Postgres::open(config, url, *pool_size).await?,
+            )),
             other => Err(OpenError::Store(format!(
                 "the {} store is not available in this build",
                 other.name()
@@ -40,6 +46,7 @@ impl Store {
     pub(crate) async fn apply(&self, work: &Work, op: Op) -> Result<i64, AccountError> {
         match self {
             Store::Memory(memory) => memory.apply(work, op).await,
+            Store::Postgres(postgres) => postgres.apply(work, op).await,
         }
     }
 
@@ -47,6 +54,7 @@ impl Store {
     pub(crate) async fn balance(&self) -> Result<i64, AccountError> {
         match self {
             Store::Memory(memory) => Ok(memory.balance()),
+            Store::Postgres(postgres) => postgres.balance().await,
         }
     }
 
@@ -54,6 +62,7 @@ impl Store {
     pub(crate) async fn ledger(&self) -> Result<(Ledger, i64), AccountError> {
         match self {
             Store::Memory(memory) => Ok(memory.ledger()),
+            Store::Postgres(postgres) => postgres.ledger().await,
         }
     }
 
@@ -64,6 +73,7 @@ impl Store {
                 memory.reset(balance);
                 Ok(())
             }
+            Store::Postgres(postgres) => postgres.reset(balance).await,
         }
     }
 }

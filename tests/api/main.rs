@@ -4,6 +4,7 @@
 
 mod bad_input;
 mod helpers;
+mod postgres;
 mod races;
 mod shutdown;
 mod stats;
