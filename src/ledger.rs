@@ -128,9 +128,9 @@ pub struct Stats {
     pub drift: i128,
     /// True when acknowledged withdrawals exceed everything the account ever held.
     pub overdraft: bool,
-    /// Optimistic conflicts redone (always 0 in other modes).
+    /// Conflicts redone by the modes that redo (optimistic, repeatable-read, serializable).
     pub retries: u64,
-    /// Optimistic requests that gave up after too many conflicts (503).
+    /// Requests that gave up after too many conflicts (503).
     pub retries_exhausted: u64,
 }
 
