@@ -8,12 +8,23 @@ use tokio_postgres::NoTls;
 use super::{account_rows, database_url, replica_config, spawn_one, sql, unique_account};
 use crate::helpers::{amount_body, spawn_with};
 
+/// Every mode of the PostgreSQL store: the paths to a refusal differ (a rolled-back transaction, a
+/// redo loop, an UPDATE that matched nothing), the outcome must not.
+const MODES: [&str; 9] = [
+    "unguarded",
+    "mutex",
+    "semaphore:2",
+    "for-update",
+    "advisory",
+    "optimistic",
+    "repeatable-read",
+    "serializable",
+    "atomic",
+];
+
 #[tokio::test]
-async fn bad_input_and_refusals_change_nothing_in_the_database() {
-    let (account, app) = spawn_one("pg-bad-input", "atomic", "none", 100).await;
-    app.deposit(20).await;
+async fn bad_input_and_refusals_change_nothing_in_the_database_in_any_mode() {
     let database = sql().await;
-    let before = account_rows(&database, account.as_str()).await;
     let json = Some("application/json");
     let cases: [(&str, Option<&str>, String, StatusCode); 6] = [
         (
@@ -41,7 +52,7 @@ async fn bad_input_and_refusals_change_nothing_in_the_database() {
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
         ),
         ("/deposit", json, "amount=5".into(), StatusCode::BAD_REQUEST),
-        // A deposit that would overflow the balance: refused by the UPDATE's own check.
+        // A deposit that would overflow the balance: refused by the store's own check.
         (
             "/deposit",
             json,
@@ -49,33 +60,37 @@ async fn bad_input_and_refusals_change_nothing_in_the_database() {
             StatusCode::UNPROCESSABLE_ENTITY,
         ),
     ];
+    for mode in MODES {
+        let name = format!("pg-bad-input-{mode}").replace(':', "-");
+        let (account, app) = spawn_one(&name, mode, "none", 100).await;
+        app.deposit(20).await;
+        let before = account_rows(&database, account.as_str()).await;
 
-    for (path, content_type, body, status) in &cases {
-        let response = app.post_raw(path, *content_type, body).await;
-        assert_eq!(response.status(), *status, "{path} {body}");
+        for (path, content_type, body, status) in &cases {
+            let response = app.post_raw(path, *content_type, body).await;
+            assert_eq!(response.status(), *status, "{mode}: {path} {body}");
+        }
+        let refused = app.withdraw(1000).await;
+
+        assert_eq!(refused.status(), StatusCode::CONFLICT, "{mode}");
+        let (row, ledger) = account_rows(&database, account.as_str()).await;
+        assert_eq!(
+            row, before.0,
+            "{mode}: bad input or a refusal touched the row"
+        );
+        let stats = app.stats().await;
+        assert_eq!(
+            (
+                stats.balance,
+                stats.deposit_count,
+                stats.withdrawal_count,
+                stats.refused_count
+            ),
+            (120, 1, 0, 1),
+            "{mode}: the ledger counts one deposit and one refusal, nothing else ({ledger})"
+        );
+        assert_eq!((stats.lost_updates, stats.retries), (0, 0), "{mode}");
     }
-
-    assert_eq!(
-        account_rows(&database, account.as_str()).await,
-        before,
-        "bad input touched the row or the ledger"
-    );
-
-    // A refused withdrawal changes the row not at all, and the ledger only by its refusal count.
-    let refused = app.withdraw(1000).await;
-    assert_eq!(refused.status(), StatusCode::CONFLICT);
-    let (row, _) = account_rows(&database, account.as_str()).await;
-    assert_eq!(row, before.0, "a refusal touched the account's row");
-    let stats = app.stats().await;
-    assert_eq!(
-        (
-            stats.balance,
-            stats.deposit_count,
-            stats.withdrawal_count,
-            stats.refused_count
-        ),
-        (120, 1, 0, 1)
-    );
 }
 
 #[tokio::test]
