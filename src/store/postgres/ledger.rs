@@ -115,18 +115,25 @@ pub(super) fn random_shard() -> i16 {
     rand::random_range(0..SHARDS)
 }
 
-/// The ledger and the balance from a row of [`READ`].
+/// The ledger and the balance from a row of [`READ`]; a column that does not decode is an error,
+/// not a panic.
 pub(super) fn from_row(row: &Row) -> Result<(Ledger, i64), String> {
+    let int = |index: usize| -> Result<i64, String> {
+        row.try_get::<_, i64>(index)
+            .map_err(|e| format!("column {index}: {e}"))
+    };
     let count = |index: usize| -> Result<u64, String> {
-        u64::try_from(row.get::<_, i64>(index)).map_err(|e| format!("column {index}: {e}"))
+        u64::try_from(int(index)?).map_err(|e| format!("column {index}: {e}"))
     };
     let sum = |index: usize| -> Result<i128, String> {
-        let text: &str = row.get(index);
+        let text: &str = row
+            .try_get(index)
+            .map_err(|e| format!("column {index}: {e}"))?;
         text.parse::<i128>()
             .map_err(|e| format!("column {index} ({text:?}): {e}"))
     };
     let ledger = Ledger {
-        initial_balance: row.get(1),
+        initial_balance: int(1)?,
         deposit_count: count(2)?,
         deposit_sum: sum(3)?,
         withdrawal_count: count(4)?,
@@ -137,5 +144,5 @@ pub(super) fn from_row(row: &Row) -> Result<(Ledger, i64), String> {
         retries: count(9)?,
         retries_exhausted: count(10)?,
     };
-    Ok((ledger, row.get(0)))
+    Ok((ledger, int(0)?))
 }

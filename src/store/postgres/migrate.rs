@@ -34,12 +34,12 @@ pub(super) async fn migrate(client: &mut Client) -> Result<(), tokio_postgres::E
              );",
         )
         .await?;
-    let applied: Vec<i32> = transaction
+    let applied = transaction
         .query("SELECT version FROM racebank.schema_migrations", &[])
         .await?
         .iter()
-        .map(|row| row.get(0))
-        .collect();
+        .map(|row| row.try_get::<_, i32>(0))
+        .collect::<Result<Vec<_>, _>>()?;
     for &(version, name, sql) in MIGRATIONS {
         if applied.contains(&version) {
             continue;

@@ -184,13 +184,7 @@ impl Postgres {
     /// The balance now.
     pub(crate) async fn balance(&self) -> Result<i64, AccountError> {
         let client = self.database.client().await?;
-        let row = client
-            .query_opt(unguarded::READ, &[&self.database.account])
-            .await
-            .map_err(|e| failure::before_write("reading the balance", e))?;
-        let row = row.ok_or_else(|| failure::missing_account(&self.database.account))?;
-        row.try_get(0)
-            .map_err(|e| failure::before_write("reading the balance", e))
+        unguarded::read(&client, &self.database, unguarded::READ).await
     }
 
     /// The account-wide ledger (every replica's writes) and the balance, from one snapshot.
