@@ -218,3 +218,47 @@ async fn a_pool_of_one_connection_hides_the_race() {
     let stats = app.stats().await;
     assert_eq!((stats.balance, stats.lost_updates), (10, 0));
 }
+
+#[tokio::test]
+async fn a_connection_lost_before_the_write_answers_503_and_writes_nothing() {
+    // advisory mode, so the request's backend is findable: it holds the account's advisory lock
+    // (key 29282, hashtext(account)) for the whole section, work included.
+    let (account, app) = spawn_one("pg-lost-connection", "advisory", "2s", 100).await;
+    let database = sql().await;
+    let before = account_rows(&database, account.as_str()).await;
+
+    let deposit = app.deposit(5);
+    let terminate = async {
+        // Poll until the request is inside its section, then end its connection from the server.
+        for _ in 0..200 {
+            let terminated: i64 = database
+                .query_one(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_locks
+                     WHERE locktype = 'advisory' AND classid = 29282 AND granted
+                       AND objid = (hashtext($1)::bigint & 4294967295)::oid",
+                    &[&account.as_str()],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            if terminated > 0 {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("the deposit never took the advisory lock");
+    };
+    let (response, ()) = tokio::join!(deposit, terminate);
+
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let problem: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(problem["type"], "urn:racebank:problem:store-unavailable");
+    assert_eq!(
+        account_rows(&database, account.as_str()).await,
+        before,
+        "the cut-off request wrote nothing"
+    );
+    // The pool noticed the dead connection and opens a new one for the next request.
+    assert_eq!(app.deposit(5).await.status(), StatusCode::OK);
+    assert_eq!(app.balance().await, 105);
+}
