@@ -122,6 +122,14 @@ impl StoreConfig {
             StoreConfig::Redis { .. } => "redis",
         }
     }
+
+    /// The most connections this server opens to its store, where it keeps a pool.
+    pub fn pool_size(&self) -> Option<usize> {
+        match self {
+            StoreConfig::Postgres { pool_size, .. } => Some(*pool_size),
+            StoreConfig::Memory | StoreConfig::Redis { .. } => None,
+        }
+    }
 }
 
 /// The name of an account in a shared store: 1 to 64 ASCII letters, digits, `-` or `_`, so it is

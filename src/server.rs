@@ -71,6 +71,7 @@ pub async fn serve(
         mode = %config.account.mode,
         work = %config.account.work,
         initial_balance = config.account.initial_balance,
+        pool_size = config.account.store.pool_size(),
         addr = %listener.local_addr()?,
         max_connections = config.server.max_connections,
         header_timeout = ?config.server.header_timeout,

@@ -10,6 +10,8 @@ Sections (all by default):
               same concurrency (unguarded, work none and yield)
   redis       --store redis: each mode's req/s and p99 (work none and 1ms), and atomic against
               redis-benchmark running the same Lua script (EVALSHA) at the same client count
+  postgres    the PostgreSQL store: atomic through racebank vs pgbench's bare UPDATE, and every mode
+              with work none and 1ms (needs PostgreSQL at DATABASE_URL and pgbench)
 
 Every server runs on 127.0.0.1 and every run is bounded in time or count. Competing tools are
 alternated round by round and their medians compared, because the machine is shared and noisy: only
@@ -32,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 from contextlib import contextmanager
 
@@ -421,9 +424,155 @@ def section_redis(args):
     return modes + "\n\n" + versus
 
 
+
+
+# --- postgres: the PostgreSQL store ------------------------------------------------------------
+# Self-contained: its own helpers, prefixed pg_. One replica; the 3-replica rows are run with
+# racebank-load's multi-URL mode.
+
+PG_URL = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+PG_MODES = ["unguarded", "mutex", "semaphore:4", "for-update", "advisory", "optimistic",
+            "repeatable-read", "serializable", "atomic"]
+# Modes that hold a lock (in-process or in the database) across the work: one section at a time.
+PG_LOCKING = {"mutex", "for-update", "advisory"}
+# Clients on both sides of the comparison: racebank-load's concurrency and racebank's pool size,
+# pgbench's connections. Under PostgreSQL's 100 connections with room for everything else.
+PG_CLIENTS = 32
+
+
+def pg_account(name):
+    return f"bench-{name}-{os.getpid()}".replace(":", "-")
+
+
+def racebank_pg(mode, work, account, pool=PG_CLIENTS):
+    return [RACEBANK, "--store", "postgres", "--database-url", PG_URL, "--account", account,
+            "--mode", mode, "--work", work, "--pool-size", str(pool), "--addr", "127.0.0.1:{port}"]
+
+
+def pg_run_load(url, seconds):
+    """racebank-load with PG_CLIENTS in flight; returns (req/s, p99 ms, report)."""
+    out = subprocess.run(
+        [LOAD, "--url", url, "-c", str(PG_CLIENTS), "-z", f"{seconds}s", "--json", "--no-progress"],
+        capture_output=True, text=True, timeout=seconds + 60)
+    if out.returncode not in (0, 1):
+        raise RuntimeError(f"racebank-load failed ({out.returncode}): {out.stderr.strip()}")
+    report = json.loads(out.stdout)
+    return report["rps"], report["latency_ms"]["p99"], report
+
+
+def pg_connection_args():
+    url = urllib.parse.urlparse(PG_URL)
+    return ["-h", url.hostname or "127.0.0.1", "-p", str(url.port or 5432),
+            "-U", url.username or "postgres", (url.path or "/postgres").lstrip("/")]
+
+
+def pg_psql(sql):
+    subprocess.run(["psql", "-q", "-v", "ON_ERROR_STOP=1", "-c", sql, *pg_connection_args()],
+                   check=True, capture_output=True, text=True, timeout=60)
+
+
+def run_pgbench(script, seconds, clients=PG_CLIENTS):
+    """pgbench with a custom script, prepared statements, no vacuum; returns (tps, mean latency ms)."""
+    with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as file:
+        file.write(script)
+    try:
+        out = subprocess.run(
+            ["pgbench", "-n", "-M", "prepared", "-f", file.name, "-c", str(clients), "-j", "2",
+             "-T", str(seconds), *pg_connection_args()],
+            capture_output=True, text=True, timeout=seconds + 60)
+    finally:
+        os.unlink(file.name)
+    tps = re.search(r"tps = ([\d.]+) \(without initial connection time\)", out.stdout)
+    latency = re.search(r"latency average = ([\d.]+) ms", out.stdout)
+    if not tps:
+        raise RuntimeError(f"pgbench failed: {out.stdout[-300:]} {out.stderr[-500:]}")
+    return float(tps.group(1)), float(latency.group(1)) if latency else 0.0
+
+
+def pgbench_scripts(account):
+    """pgbench's side: the bare single-row UPDATE, and the same UPDATE with racebank's ledger
+    upsert in the same statement (a copy of APPLY in src/store/postgres/atomic.rs)."""
+    bare = f"UPDATE racebank.accounts SET balance = balance + 1 WHERE id = '{account}';\n"
+    ledger = ("\\set shard random(0, 15)\n"
+              "WITH written AS (UPDATE racebank.accounts SET balance = balance + 1 - 0, "
+              "replaced = balance, version = version + 1 "
+              f"WHERE id = '{account}' AND balance >= 0 AND balance <= 9223372036854775807 - 1 "
+              "RETURNING balance, replaced, replaced AS read), "
+              "recorded AS (INSERT INTO racebank.ledger AS l (account, shard, deposit_count, deposit_sum, "
+              "withdrawal_count, withdrawal_sum, lost_updates, lost_net, retries) "
+              f"SELECT '{account}', :shard, 1, 1, 0, 0, (replaced <> read)::int, replaced - read, 0 FROM written "
+              "ON CONFLICT (account, shard) DO UPDATE SET deposit_count = l.deposit_count + excluded.deposit_count, "
+              "deposit_sum = l.deposit_sum + excluded.deposit_sum, withdrawal_count = l.withdrawal_count + "
+              "excluded.withdrawal_count, withdrawal_sum = l.withdrawal_sum + excluded.withdrawal_sum, "
+              "lost_updates = l.lost_updates + excluded.lost_updates, lost_net = l.lost_net + excluded.lost_net, "
+              "retries = l.retries + excluded.retries) "
+              f"SELECT (SELECT balance FROM written), (SELECT balance FROM racebank.accounts WHERE id = '{account}');\n")
+    return bare, ledger
+
+
+def section_postgres(args):
+    missing = [tool for tool in ("pgbench", "psql") if not shutil.which(tool)]
+    if missing:
+        return f"### PostgreSQL\n\nskipped: {', '.join(missing)} not installed (apt-get install postgresql-client)"
+    out = ["### PostgreSQL store (1 replica, racebank-load and pgbench both with "
+           f"{PG_CLIENTS} clients; racebank's pool {PG_CLIENTS} connections)"]
+
+    # atomic through racebank vs pgbench on the same row shape, alternated round by round.
+    bench_account = pg_account("pgbench")
+    with server(racebank_pg("atomic", "none", pg_account("atomic"))) as url:
+        # racebank has migrated the schema by now; pgbench's own row sits beside racebank's.
+        pg_psql(f"INSERT INTO racebank.accounts (id, balance, initial_balance) "
+                f"VALUES ('{bench_account}', 0, 0) ON CONFLICT (id) DO NOTHING")
+        bare, ledger = pgbench_scripts(bench_account)
+        contenders = [
+            ("racebank atomic (HTTP)",
+             lambda: pg_run_load(url, args.seconds)[:2]),
+            ("pgbench bare UPDATE", lambda: run_pgbench(bare, args.seconds)),
+            ("pgbench UPDATE + ledger", lambda: run_pgbench(ledger, args.seconds)),
+        ]
+        results, latencies = alternate(contenders, args.rounds)
+    medians = {name: statistics.median(values) for name, values in results.items()}
+    bare_tps = medians["pgbench bare UPDATE"]
+    rows = [[name, f"{medians[name]:,.0f}", f"{medians[name] / bare_tps:.2f}x",
+             f"{statistics.median(latencies[name]):.2f}", ", ".join(f"{r:,.0f}" for r in results[name])]
+            for name in medians]
+    out.append(f"#### atomic vs pgbench ({args.rounds} alternating rounds of {args.seconds} s, medians)\n\n"
+               + table(["contender", "tx/s", "/ pgbench bare", "latency ms (racebank p99, pgbench mean)",
+                        "rounds"], rows)
+               + f"\n\nThe ledger's cost in SQL: pgbench UPDATE + ledger / bare = "
+                 f"{medians['pgbench UPDATE + ledger'] / bare_tps:.2f}x")
+
+    # Every mode, work none and 1ms. A mode that holds a lock across the work runs one section at
+    # a time, each at least the work plus one commit on the row: its ceiling is about
+    # 1 / (work + commit), the commit timed by pgbench's bare UPDATE above (1 / its tx/s).
+    commit_s = 1 / bare_tps
+    rows = []
+    for work in ["none", "1ms"]:
+        for mode in PG_MODES:
+            with server(racebank_pg(mode, work, pg_account(f"{mode}-{work}"))) as url:
+                rps, p99, report = pg_run_load(url, args.seconds)
+                stats = get_json(f"{url}/stats")
+            unavailable = report["status_codes"].get("503", 0)
+            ceiling = ""
+            if work == "1ms" and mode in PG_LOCKING:
+                limit = 1 / (0.001 + commit_s)
+                ceiling = f"{limit:,.0f} ({rps / limit:.0%})"
+            rows.append([work, mode, f"{rps:,.0f}", f"{p99:.2f}", stats["lost_updates"], stats["retries"],
+                         stats["retries_exhausted"], unavailable, ceiling,
+                         "yes" if report["consistent"] else "no"])
+            log(f"  {work:>5} {mode:<16} {rps:>9,.0f} req/s  p99 {p99:.2f} ms  lost {stats['lost_updates']}"
+                f"  retries {stats['retries']}  503 {unavailable}")
+    out.append(f"#### Every mode, 1 replica, {args.seconds} s each, deposits of 5; commit = "
+               f"{commit_s * 1000:.2f} ms (1 / pgbench bare)\n\n"
+               + table(["work", "mode", "req/s", "p99 ms", "lost updates", "retries", "gave up",
+                        "503 answers", "ceiling 1/(work + commit) (reached)",
+                        "consistent"], rows))
+    return "\n\n".join(out)
+
+
 SECTIONS = {"strategies": section_strategies, "clients": section_clients,
             "server": section_server, "memory": section_memory, "burst": section_burst,
-            "redis": section_redis}
+            "postgres": section_postgres, "redis": section_redis}
 
 
 def main():

@@ -1,6 +1,7 @@
 //! Where the balance lives: one folder per store, one file per strategy of a store.
 //!
 //! - [`memory`]: this process. The default; needs nothing.
+//! - [`postgres`]: a row in PostgreSQL, shared by every replica that names the same account.
 //! - [`redis`](self::redis): Redis, shared by replicas: leases, fencing tokens and Lua scripts.
 //!
 //! Every store offers the same few operations to [`crate::account::Account`], which adds what is
@@ -8,6 +9,7 @@
 //! ledger where its balance is, so that `/stats` of any replica is the account's, not the replica's.
 
 mod memory;
+mod postgres;
 mod redis;
 
 use crate::config::{AccountConfig, StoreConfig};
@@ -20,6 +22,7 @@ use crate::work::Work;
 #[derive(Debug)]
 pub(crate) enum Store {
     Memory(memory::Memory),
+    Postgres(postgres::Postgres),
     Redis(self::redis::Redis),
 }
 
@@ -32,13 +35,12 @@ impl Store {
                 config.initial_balance,
                 config.max_retries,
             )?)),
+            StoreConfig::Postgres { url, pool_size } => Ok(Store::Postgres(
+                postgres::Postgres::open(config, url, *pool_size).await?,
+            )),
             StoreConfig::Redis { url } => {
                 Ok(Store::Redis(self::redis::Redis::open(config, url).await?))
             }
-            other => Err(OpenError::Store(format!(
-                "the {} store is not available in this build",
-                other.name()
-            ))),
         }
     }
 
@@ -46,6 +48,7 @@ impl Store {
     pub(crate) async fn apply(&self, work: &Work, op: Op) -> Result<i64, AccountError> {
         match self {
             Store::Memory(memory) => memory.apply(work, op).await,
+            Store::Postgres(postgres) => postgres.apply(work, op).await,
             Store::Redis(redis) => redis.apply(work, op).await,
         }
     }
@@ -54,6 +57,7 @@ impl Store {
     pub(crate) async fn balance(&self) -> Result<i64, AccountError> {
         match self {
             Store::Memory(memory) => Ok(memory.balance()),
+            Store::Postgres(postgres) => postgres.balance().await,
             Store::Redis(redis) => redis.balance().await,
         }
     }
@@ -62,6 +66,7 @@ impl Store {
     pub(crate) async fn ledger(&self) -> Result<(Ledger, i64), AccountError> {
         match self {
             Store::Memory(memory) => Ok(memory.ledger()),
+            Store::Postgres(postgres) => postgres.ledger().await,
             Store::Redis(redis) => redis.ledger().await,
         }
     }
@@ -73,6 +78,7 @@ impl Store {
                 memory.reset(balance);
                 Ok(())
             }
+            Store::Postgres(postgres) => postgres.reset(balance).await,
             Store::Redis(redis) => redis.reset(balance).await,
         }
     }

@@ -1,0 +1,49 @@
+//! Advisory: `pg_advisory_xact_lock(account)` taken first, then read, work, write, in one
+//! transaction.
+//!
+//! The lock is the application's own: PostgreSQL knows nothing of what it protects, only that two
+//! transactions asking for the same key take turns, in any replica. The balance row itself is read
+//! and written as in `unguarded`; everything that writes the account must take the same lock, or it
+//! is not protected (a replica in `unguarded` mode still races with this one). The lock is released
+//! by the COMMIT or the rollback, so a dropped request cannot leave it held.
+//!
+//! The key is the pair (a constant for racebank accounts, `hashtext(account id)`): the two-number
+//! key space, apart from the migration lock. Two ids that hash alike merely take turns.
+
+use super::failure;
+use super::unguarded::{read, write, READ};
+use super::Database;
+use crate::error::AccountError;
+use crate::money::Op;
+use crate::work::Work;
+
+/// Waits for the account's advisory lock, held until the transaction ends: `$1` account.
+/// The first number is "rb" (racebank), so other applications' advisory locks do not collide.
+const LOCK: &str = "SELECT pg_advisory_xact_lock(29282, hashtext($1))";
+
+pub(super) async fn apply(database: &Database, work: &Work, op: Op) -> Result<i64, AccountError> {
+    let mut client = database.client().await?;
+    let transaction = client
+        .transaction()
+        .await
+        .map_err(|e| failure::before_write("starting the transaction", e))?;
+    let lock = transaction
+        .prepare_cached(LOCK)
+        .await
+        .map_err(|e| failure::before_write("preparing the lock", e))?;
+    transaction
+        .execute(&lock, &[&database.account])
+        .await
+        .map_err(|e| failure::before_write("taking the advisory lock", e))?;
+    let read = read(&transaction, database, READ).await?;
+    let new_balance = op.apply_to(read)?;
+    work.run().await?;
+    let written = write(&transaction, database, op, read, new_balance, 0)
+        .await
+        .map_err(|e| failure::before_write("writing the balance", e))?;
+    transaction
+        .commit()
+        .await
+        .map_err(|e| failure::during_write("committing", e))?;
+    Ok(written)
+}

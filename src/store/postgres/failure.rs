@@ -1,0 +1,112 @@
+//! What a PostgreSQL error means for the request: was anything written?
+//!
+//! - An error the server answered (it has a SQLSTATE) means the statement failed and, outside a
+//!   transaction that goes on to commit, nothing it did remains: nothing was written.
+//! - A serialization failure (40001) or a detected deadlock (40P01) is the same, and worth redoing.
+//! - A connection lost or a pool that has no connection to give before the write was sent: nothing
+//!   was written, 503.
+//! - A connection lost after the write (or the COMMIT) was sent: the write may have been applied or
+//!   not, and only the database knows. That is 500 `outcome-unknown`, never a guess.
+//!
+//! Details go to the log at warn; the client gets a sentence.
+
+use deadpool_postgres::PoolError;
+use tokio_postgres::error::SqlState;
+
+use crate::error::AccountError;
+
+const STORE: &str = "postgres";
+
+/// The hint every "cannot reach PostgreSQL" message ends with.
+pub(super) const START_HINT: &str =
+    "start it with `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`";
+
+/// Whether redoing the section may succeed: a serialization failure or a deadlock.
+pub(super) fn is_conflict(error: &tokio_postgres::Error) -> bool {
+    matches!(
+        error.code(),
+        Some(&SqlState::T_R_SERIALIZATION_FAILURE) | Some(&SqlState::T_R_DEADLOCK_DETECTED)
+    )
+}
+
+/// Why the pool gave no connection, on one line.
+pub(super) fn pool_error(error: &PoolError) -> String {
+    match error {
+        PoolError::Backend(error) => chain(error),
+        other => other.to_string(),
+    }
+}
+
+/// A connection could not be had from the pool: nothing was sent.
+pub(super) fn no_connection(error: PoolError) -> AccountError {
+    let detail = match &error {
+        PoolError::Timeout(_) => {
+            "no connection came free in time: every connection of the pool is busy".to_string()
+        }
+        PoolError::Backend(error) => format!("cannot connect: {}; {START_HINT}", chain(error)),
+        other => other.to_string(),
+    };
+    tracing::warn!(%error, "postgres: no connection");
+    AccountError::Unavailable {
+        store: STORE,
+        detail,
+    }
+}
+
+/// `error` happened before any write of this request was sent (or committed): nothing was written.
+pub(super) fn before_write(doing: &str, error: tokio_postgres::Error) -> AccountError {
+    tracing::warn!(%error, doing, "postgres: failed before writing");
+    AccountError::Unavailable {
+        store: STORE,
+        detail: format!("{doing}: {}", describe(&error)),
+    }
+}
+
+/// `error` happened while the write (or its COMMIT) was on its way: it was applied only if the
+/// server answered nothing and committed anyway, which only a SQLSTATE rules out.
+pub(super) fn during_write(doing: &str, error: tokio_postgres::Error) -> AccountError {
+    if error.as_db_error().is_some() {
+        return before_write(doing, error);
+    }
+    tracing::warn!(%error, doing, "postgres: failed while writing; the write may have been applied");
+    AccountError::OutcomeUnknown {
+        store: STORE,
+        detail: format!("{doing}: {}", describe(&error)),
+    }
+}
+
+/// The account's row is missing: someone deleted it under a running server.
+pub(super) fn missing_account(account: &str) -> AccountError {
+    tracing::warn!(account, "postgres: the account's row is gone");
+    AccountError::Unavailable {
+        store: STORE,
+        detail: format!(
+            "account `{account}` no longer exists in racebank.accounts; restart to recreate it"
+        ),
+    }
+}
+
+/// One line: the server's message if it sent one, else the client's with its causes.
+fn describe(error: &tokio_postgres::Error) -> String {
+    match error.as_db_error() {
+        Some(db) => format!("{} ({})", db.message(), db.code().code()),
+        None => chain(error),
+    }
+}
+
+/// An error and its causes on one line (tokio-postgres prints "error connecting to server" and
+/// keeps the reason, such as "Connection refused", in its source).
+pub(super) fn chain(error: &dyn std::error::Error) -> String {
+    let mut line = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_line = cause.to_string();
+        // Some errors repeat their cause in their own message: say each thing once.
+        if !line.ends_with(&cause_line) {
+            line.push_str(": ");
+            line.push_str(&cause_line);
+        }
+        source = cause.source();
+    }
+    line
+}

@@ -1,0 +1,331 @@
+//! The PostgreSQL store: the balance is a row, shared by every replica that names the same account.
+//!
+//! Each mode is the read -> work -> write section written the way a backend engineer would write
+//! it, one file each:
+//!
+//! | mode                              | section                                                           | file           |
+//! |-----------------------------------|-------------------------------------------------------------------|----------------|
+//! | `unguarded`, `mutex`, `semaphore:N` | `SELECT`; work; `UPDATE ... SET balance = $computed` (READ COMMITTED) | `unguarded.rs` |
+//! | `for-update`                      | `BEGIN; SELECT ... FOR UPDATE`; work; `UPDATE`; `COMMIT`          | `for_update.rs` |
+//! | `advisory`                        | `pg_advisory_xact_lock(account)` around read, work, write         | `advisory.rs`  |
+//! | `optimistic`                      | read balance and version; work; `UPDATE ... WHERE version = $v`; redo | `optimistic.rs` |
+//! | `repeatable-read`, `serializable` | the section in that isolation level; redo on 40001 / 40P01        | `isolation.rs` |
+//! | `atomic`                          | work; one `UPDATE ... SET balance = balance + $d WHERE ... RETURNING` | `atomic.rs`  |
+//!
+//! (`mutex` and `semaphore:N` are the unguarded section inside [`crate::guard`]: safe in one
+//! process, and no help at all across replicas.)
+//!
+//! Every request holds one pooled connection for its whole section, work included, as a handler
+//! that reads, works and writes does. So the pool is a guard too: a pool smaller than the load
+//! admits only that many requests into the window at once, and a pool of one hides the race.
+//!
+//! Opening creates the schema if needed ([`migrate`]) and the account if it is missing, with the
+//! initial balance; an account that exists is joined as it is, never overwritten, because other
+//! replicas may be using it. The ledger lives beside the balance ([`ledger`]).
+
+mod advisory;
+mod atomic;
+mod failure;
+mod for_update;
+mod isolation;
+mod ledger;
+mod migrate;
+mod optimistic;
+mod unguarded;
+
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
+use tokio_postgres::{IsolationLevel, NoTls};
+
+use crate::config::AccountConfig;
+use crate::error::{AccountError, OpenError};
+use crate::ledger::Ledger;
+use crate::mode::Mode;
+use crate::money::{Op, Refusal};
+use crate::work::Work;
+
+/// How long a request waits for a pooled connection before it answers 503: long enough to ride
+/// out a burst, short enough that a client is not left hanging on a saturated pool.
+const POOL_WAIT: Duration = Duration::from_secs(5);
+
+/// How long opening a connection may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The account's row in PostgreSQL, reached through a pool, run in one mode.
+#[derive(Debug)]
+pub(crate) struct Postgres {
+    database: Database,
+    strategy: Strategy,
+}
+
+/// What every strategy needs: the pool and the account's id.
+pub(super) struct Database {
+    pool: Pool,
+    account: String,
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Database")
+            .field("account", &self.account)
+            .field("pool", &self.pool.status())
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Strategy {
+    Unguarded,
+    ForUpdate,
+    Advisory,
+    Optimistic {
+        max_retries: u32,
+    },
+    Isolation {
+        level: IsolationLevel,
+        max_retries: u32,
+    },
+    Atomic {
+        max_retries: u32,
+    },
+}
+
+impl Postgres {
+    /// Connects with a pool of `pool_size`, migrates the schema, and creates the account if it
+    /// does not exist yet.
+    pub(crate) async fn open(
+        config: &AccountConfig,
+        url: &str,
+        pool_size: usize,
+    ) -> Result<Self, OpenError> {
+        let max_retries = config.max_retries;
+        let strategy = match config.mode {
+            Mode::Unguarded | Mode::Mutex | Mode::Semaphore(_) => Strategy::Unguarded,
+            Mode::ForUpdate => Strategy::ForUpdate,
+            Mode::Advisory => Strategy::Advisory,
+            Mode::Optimistic => Strategy::Optimistic { max_retries },
+            Mode::RepeatableRead => Strategy::Isolation {
+                level: IsolationLevel::RepeatableRead,
+                max_retries,
+            },
+            Mode::Serializable => Strategy::Isolation {
+                level: IsolationLevel::Serializable,
+                max_retries,
+            },
+            Mode::Atomic => Strategy::Atomic { max_retries },
+            other => {
+                return Err(OpenError::UnsupportedMode {
+                    mode: other.to_string(),
+                    store: "postgres",
+                    hint: "the postgres store runs unguarded, mutex, semaphore:N, optimistic, \
+                           atomic, for-update, advisory, repeatable-read and serializable",
+                })
+            }
+        };
+        let pool = pool(url, pool_size)?;
+        let mut client = pool.get().await.map_err(|error| {
+            OpenError::Store(format!(
+                "cannot reach PostgreSQL at {}: {}; {}",
+                redacted(url),
+                failure::pool_error(&error),
+                failure::START_HINT
+            ))
+        })?;
+        let cannot = |what: &str, error: tokio_postgres::Error| {
+            OpenError::Store(format!(
+                "cannot {what} in PostgreSQL at {}: {error}",
+                redacted(url)
+            ))
+        };
+        migrate::migrate(&mut client)
+            .await
+            .map_err(|e| cannot("migrate the racebank schema", e))?;
+        client
+            .execute(
+                "INSERT INTO racebank.accounts (id, balance, initial_balance) VALUES ($1, $2, $2)
+                 ON CONFLICT (id) DO NOTHING",
+                &[&config.id.as_str(), &config.initial_balance],
+            )
+            .await
+            .map_err(|e| cannot("create the account", e))?;
+        Ok(Self {
+            database: Database {
+                pool,
+                account: config.id.to_string(),
+            },
+            strategy,
+        })
+    }
+
+    /// Applies `op` through the mode's section and returns the balance this request wrote.
+    pub(crate) async fn apply(&self, work: &Work, op: Op) -> Result<i64, AccountError> {
+        let database = &self.database;
+        let outcome = match self.strategy {
+            Strategy::Unguarded => unguarded::apply(database, work, op).await,
+            Strategy::ForUpdate => for_update::apply(database, work, op).await,
+            Strategy::Advisory => advisory::apply(database, work, op).await,
+            Strategy::Optimistic { max_retries } => {
+                optimistic::apply(database, work, op, max_retries).await
+            }
+            Strategy::Isolation { level, max_retries } => {
+                isolation::apply(database, work, op, level, max_retries).await
+            }
+            Strategy::Atomic { max_retries } => {
+                atomic::apply(database, work, op, max_retries).await
+            }
+        };
+        if let Err(AccountError::Refused(Refusal::InsufficientFunds { .. })) = outcome {
+            database.record(1, 0, false).await;
+        }
+        outcome
+    }
+
+    /// The balance now.
+    pub(crate) async fn balance(&self) -> Result<i64, AccountError> {
+        let client = self.database.client().await?;
+        unguarded::read(&client, &self.database, unguarded::READ).await
+    }
+
+    /// The account-wide ledger (every replica's writes) and the balance, from one snapshot.
+    pub(crate) async fn ledger(&self) -> Result<(Ledger, i64), AccountError> {
+        let client = self.database.client().await?;
+        let statement = client
+            .prepare_cached(ledger::READ)
+            .await
+            .map_err(|e| failure::before_write("preparing the ledger read", e))?;
+        let row = client
+            .query_opt(&statement, &[&self.database.account])
+            .await
+            .map_err(|e| failure::before_write("reading the ledger", e))?
+            .ok_or_else(|| failure::missing_account(&self.database.account))?;
+        ledger::from_row(&row).map_err(|detail| {
+            tracing::warn!(%detail, "postgres: the ledger does not decode");
+            AccountError::Unavailable {
+                store: "postgres",
+                detail: format!("the ledger does not decode: {detail}"),
+            }
+        })
+    }
+
+    /// Sets the balance and clears the ledger for every replica, in one transaction.
+    pub(crate) async fn reset(&self, balance: i64) -> Result<(), AccountError> {
+        let mut client = self.database.client().await?;
+        let account = &self.database.account;
+        let transaction = client
+            .transaction()
+            .await
+            .map_err(|e| failure::before_write("starting the reset", e))?;
+        transaction
+            .execute(
+                "INSERT INTO racebank.accounts (id, balance, initial_balance) VALUES ($1, $2, $2)
+                 ON CONFLICT (id) DO UPDATE SET balance = excluded.balance,
+                     initial_balance = excluded.initial_balance, replaced = accounts.balance,
+                     version = accounts.version + 1",
+                &[account, &balance],
+            )
+            .await
+            .map_err(|e| failure::before_write("resetting the balance", e))?;
+        transaction
+            .execute("DELETE FROM racebank.ledger WHERE account = $1", &[account])
+            .await
+            .map_err(|e| failure::before_write("clearing the ledger", e))?;
+        transaction
+            .commit()
+            .await
+            .map_err(|e| failure::during_write("committing the reset", e))
+    }
+}
+
+impl Database {
+    /// A connection from the pool, or 503 if none comes free in time.
+    async fn client(&self) -> Result<Object, AccountError> {
+        self.pool.get().await.map_err(failure::no_connection)
+    }
+
+    /// Adds refusals and redos to the ledger, outside any transaction that may roll back.
+    /// Best effort: the answer to the client stands whatever happens here, and these counters do
+    /// not enter the identity `balance == expected_balance - lost_net`.
+    async fn record(&self, refused: i64, retries: i64, exhausted: bool) {
+        let recorded = async {
+            let client = self.pool.get().await.map_err(|e| e.to_string())?;
+            let statement = client
+                .prepare_cached(ledger::RECORD)
+                .await
+                .map_err(|e| e.to_string())?;
+            client
+                .execute(
+                    &statement,
+                    &[
+                        &self.account,
+                        &ledger::random_shard(),
+                        &refused,
+                        &retries,
+                        &i64::from(exhausted),
+                    ],
+                )
+                .await
+                .map_err(|e| e.to_string())
+        };
+        if let Err(error) = recorded.await {
+            tracing::warn!(%error, refused, retries, exhausted, "postgres: a ledger count was not recorded");
+        }
+    }
+}
+
+/// The pool: at most `pool_size` connections, a bounded wait for one, and its prepared statements
+/// cached per connection.
+fn pool(url: &str, pool_size: usize) -> Result<Pool, OpenError> {
+    let mut pg_config: tokio_postgres::Config = url.parse().map_err(|e| {
+        OpenError::Store(format!("`{}` is not a PostgreSQL URL: {e}", redacted(url)))
+    })?;
+    pg_config
+        .application_name("racebank")
+        .connect_timeout(CONNECT_TIMEOUT);
+    let manager = Manager::from_config(
+        pg_config,
+        NoTls,
+        ManagerConfig {
+            // A closed connection is noticed and replaced; an open one is reused without a query.
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    Pool::builder(manager)
+        .max_size(pool_size)
+        .wait_timeout(Some(POOL_WAIT))
+        .create_timeout(Some(CONNECT_TIMEOUT))
+        .runtime(Runtime::Tokio1)
+        .build()
+        .map_err(|e| OpenError::Store(format!("cannot build the PostgreSQL pool: {e}")))
+}
+
+/// The URL without its password, for messages.
+fn redacted(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redacted;
+
+    #[test]
+    fn passwords_stay_out_of_messages() {
+        assert_eq!(
+            redacted("postgres://me:secret@127.0.0.1/db"),
+            "postgres://me:***@127.0.0.1/db"
+        );
+        assert_eq!(
+            redacted("postgres://postgres@127.0.0.1:5432/postgres"),
+            "postgres://postgres@127.0.0.1:5432/postgres"
+        );
+    }
+}
