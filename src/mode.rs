@@ -95,12 +95,13 @@ impl Mode {
     /// `lease`.
     pub fn is_safe(self, replicas: usize, work: WorkSpec, lease: Duration) -> bool {
         match self {
-            Mode::Unguarded | Mode::FencedWriteOnly => false,
+            Mode::Unguarded => false,
             // In-process guards see only their own process's requests.
             Mode::Mutex => replicas == 1,
             Mode::Semaphore(permits) => permits == 1 && replicas == 1,
-            // A lease protects only while the work ends before it runs out.
-            Mode::Lease => work.longest() < lease,
+            // A lease protects only while the work ends before it runs out; a token checked only
+            // at the write does not change that (a stale holder writes before the next one does).
+            Mode::Lease | Mode::FencedWriteOnly => work.longest() < lease,
             Mode::Optimistic
             | Mode::Atomic
             | Mode::ForUpdate
@@ -200,5 +201,7 @@ mod tests {
         assert!(Mode::Lease.is_safe(3, short, lease));
         assert!(!Mode::Lease.is_safe(1, long, lease));
         assert!(Mode::Fenced.is_safe(3, long, lease));
+        assert!(Mode::FencedWriteOnly.is_safe(3, short, lease));
+        assert!(!Mode::FencedWriteOnly.is_safe(3, long, lease));
     }
 }

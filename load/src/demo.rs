@@ -490,7 +490,7 @@ pub fn rows_to_text(rows: &[Row]) -> String {
         let _ = writeln!(out, "{header}\n");
         let _ = writeln!(
             out,
-            "  {:<34} {:>8} {:>4} {:>8} {:>8} {:>8} {:>5} {:>7} {:>6} {:>9} {:>7} {:>7} {:>9} {:>5} {:>8}  verdict",
+            "  {:<42} {:>8} {:>4} {:>8} {:>8} {:>8} {:>5} {:>7} {:>6} {:>9} {:>7} {:>7} {:>9} {:>5} {:>8}  verdict",
             "mode", "replicas", "safe", "requests", "req/s", "p99 ms", "ok", "refused", "errors", "expected", "final", "lost", "overdraft", "dups", "retries"
         );
         let mut replicas = first.replicas;
@@ -513,7 +513,7 @@ pub fn rows_to_text(rows: &[Row]) -> String {
             };
             let _ = writeln!(
                 out,
-                "  {:<34} {:>8} {:>4} {:>8} {:>8.0} {:>8.2} {:>5} {:>7} {:>6} {:>9} {:>7} {:>7} {:>9} {:>5} {:>8}  {verdict}",
+                "  {:<42} {:>8} {:>4} {:>8} {:>8.0} {:>8.2} {:>5} {:>7} {:>6} {:>9} {:>7} {:>7} {:>9} {:>5} {:>8}  {verdict}",
                 row.label(),
                 row.replicas,
                 if row.safe { "yes" } else { "no" },
@@ -611,11 +611,25 @@ fn closing(rows: &[Row]) -> String {
             sentence.push_str(&damaged.join("; "));
         }
         if !kept.is_empty() {
-            let names: Vec<String> = kept.iter().map(|row| row.named()).collect();
+            let mut groups: Vec<String> = Vec::new();
+            let mut replica_counts: Vec<usize> = kept.iter().map(|row| row.replicas).collect();
+            replica_counts.dedup();
+            for replicas in replica_counts {
+                let names: Vec<String> = kept
+                    .iter()
+                    .filter(|row| row.replicas == replicas)
+                    .map(|row| row.label())
+                    .collect();
+                groups.push(match replicas {
+                    1 if kept.iter().all(|row| row.replicas == 1) => names.join(", "),
+                    1 => format!("{} on one replica", names.join(", ")),
+                    _ => format!("{} on {replicas} replicas", names.join(", ")),
+                });
+            }
             let _ = write!(
                 sentence,
-                ". {} kept every update (expected == final)",
-                names.join(", ")
+                ". Kept every update (expected == final): {}",
+                groups.join("; ")
             );
         }
         let fastest = kept.iter().max_by(|a, b| a.rps.total_cmp(&b.rps));

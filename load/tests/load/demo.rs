@@ -91,3 +91,86 @@ async fn the_demo_binary_prints_json_rows_and_exits_0() {
         assert_eq!(row["consistent"], row["mode"] == "atomic", "{row}");
     }
 }
+
+/// The `test` database, as the server's PostgreSQL tests use it.
+fn test_database_url() -> String {
+    std::env::var("RACEBANK_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_postgres_demo_shows_the_mutex_safe_on_one_replica_and_losing_on_three() {
+    let database_url = test_database_url();
+    let opts = demo_opts(&[
+        "--store",
+        "postgres",
+        "--database-url",
+        &database_url,
+        "--pool-size",
+        "4",
+        "--replicas",
+        "3",
+        "--modes",
+        "mutex",
+        "--work",
+        "5ms",
+        "-n",
+        "60",
+        "-c",
+        "16",
+    ]);
+
+    let rows = racebank_load::demo(opts).await.unwrap_or_else(|error| {
+        panic!("the PostgreSQL demo failed (is PostgreSQL running?): {error:#}")
+    });
+
+    let mutex = |replicas| {
+        rows.iter()
+            .find(|row| row.scenario == "deposits" && row.replicas == replicas)
+            .unwrap_or_else(|| panic!("no deposits row for {replicas} replicas: {rows:?}"))
+    };
+    let (one, three) = (mutex(1), mutex(3));
+    assert!(one.safe && one.consistent, "{one:?}");
+    assert_eq!(one.pool_size, Some(4));
+    // Three replicas each let one request into its 5 ms window at once, with 16 requests in
+    // flight the whole run: of 60 deposits, none overlapping another replica's window would take
+    // a scheduler that runs the replicas in strict turns. Any overlap loses an update.
+    assert!(
+        !three.safe && !three.consistent && three.lost_amount > 0,
+        "{three:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_redis_demo_shows_a_lease_failing_once_the_work_outlasts_it() {
+    let opts = demo_opts(&[
+        "--store",
+        "redis",
+        "--replicas",
+        "1",
+        "--modes",
+        "lease",
+        "-n",
+        "60",
+        "-c",
+        "16",
+    ]);
+
+    let rows = racebank_load::demo(opts)
+        .await
+        .unwrap_or_else(|error| panic!("the Redis demo failed (is Redis running?): {error:#}"));
+
+    let lease = |lease: &str| {
+        rows.iter()
+            .find(|row| row.scenario == "deposits" && row.lease.as_deref() == Some(lease))
+            .unwrap_or_else(|| panic!("no deposits row with a {lease} lease: {rows:?}"))
+    };
+    let (holds, expires) = (lease("100ms"), lease("2ms"));
+    assert!(holds.safe && holds.consistent, "{holds:?}");
+    // 10 ms of work under a 2 ms lease: each holder's lock expires while it works and the next
+    // waiter (16 in flight) takes it, so holders overlap throughout the run.
+    assert!(
+        !expires.safe && !expires.consistent && expires.lost_amount > 0,
+        "{expires:?}"
+    );
+}
