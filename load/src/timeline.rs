@@ -242,6 +242,12 @@ impl Page<'_> {
             );
             tick += step;
         }
+        let _ = write!(
+            svg,
+            r#"<text class="lane-name" x="{:.0}" y="{:.0}">time, ms</text>"#,
+            GUTTER - 8.0,
+            AXIS - 10.0
+        );
         // Lanes.
         for connection in 0..lanes {
             let y = AXIS + connection as f64 * lane;
@@ -339,7 +345,7 @@ td, th {{ padding: 2px 10px; border-bottom: 1px solid #e1e4e8; text-align: left;
 <h1>Timeline of {drawn} requests</h1>
 <p>From <code>{name}</code>: each bar is one request, from when it was sent to when its answer came (time since the run started), one lane per connection; hover a bar for its details.{bounded}</p>
 <p>{marked}</p>
-<p class="legend"><span><i class="ok"></i>acknowledged</span><span><i class="collision"></i>collided (same balance as another answer)</span><span><i class="refused"></i>refused (409)</span><span><i class="error"></i>failed, not applied</span><span><i class="indeterminate"></i>indeterminate (may have been applied)</span></p>
+<p class="legend"><span><i class="ok"></i>acknowledged</span><span><i class="collision"></i>collided (same balance as another answer)</span><span><i class="collision repeat"></i>dark outline: repeated an earlier answer</span><span><i class="refused"></i>refused (409)</span><span><i class="error"></i>failed, not applied</span><span><i class="indeterminate"></i>indeterminate (may have been applied)</span></p>
 <div class="scroll">{svg}</div>
 {groups}
 </body>
