@@ -366,8 +366,8 @@ pub(crate) fn charts(sweep: &Sweep, points: &[Point]) -> Vec<(&'static str, Char
         _ => String::new(),
     };
     let place = match &sweep.servers {
-        Servers::InProcess { .. } => "a fresh in-process server per point",
-        Servers::Running { .. } => "a running server, reset between points",
+        Servers::InProcess { .. } => "a fresh in-process server per point".to_string(),
+        Servers::Running { urls, .. } => format!("the server at {}", urls[0]),
     };
     let subtitle = format!("{what}{fixed}; {place}");
     let against = if by_concurrency {

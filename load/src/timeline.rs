@@ -329,7 +329,7 @@ svg {{ display: block; font-family: system-ui, sans-serif; }}
 .tick {{ font-size: 11px; fill: #5a6068; text-anchor: middle; }}
 .lane {{ fill: #f6f8fa; }}
 .lane-name {{ font-size: 11px; fill: #5a6068; text-anchor: end; }}
-.req {{ stroke: none; }}
+.req {{ stroke: #fff; stroke-width: 0.75; }}
 .req:hover {{ stroke: #000; stroke-width: 1.5; }}
 .ok, .legend .ok {{ fill: #9db4cf; background: #9db4cf; }}
 .refused, .legend .refused {{ fill: #f2b134; background: #f2b134; }}
@@ -337,6 +337,7 @@ svg {{ display: block; font-family: system-ui, sans-serif; }}
 .indeterminate, .legend .indeterminate {{ fill: #9467bd; background: #9467bd; }}
 .collision, .legend .collision {{ fill: #d62728; background: #d62728; }}
 .repeat {{ stroke: #6b0000; stroke-width: 1; }}
+.legend .repeat {{ box-shadow: inset 0 0 0 1.5px #6b0000; }}
 table {{ border-collapse: collapse; margin-top: 8px; }}
 td, th {{ padding: 2px 10px; border-bottom: 1px solid #e1e4e8; text-align: left; font-variant-numeric: tabular-nums; }}
 </style>
@@ -345,7 +346,7 @@ td, th {{ padding: 2px 10px; border-bottom: 1px solid #e1e4e8; text-align: left;
 <h1>Timeline of {drawn} requests</h1>
 <p>From <code>{name}</code>: each bar is one request, from when it was sent to when its answer came (time since the run started), one lane per connection; hover a bar for its details.{bounded}</p>
 <p>{marked}</p>
-<p class="legend"><span><i class="ok"></i>acknowledged</span><span><i class="collision"></i>collided (same balance as another answer)</span><span><i class="collision repeat"></i>dark outline: repeated an earlier answer</span><span><i class="refused"></i>refused (409)</span><span><i class="error"></i>failed, not applied</span><span><i class="indeterminate"></i>indeterminate (may have been applied)</span></p>
+<p class="legend"><span><i class="ok"></i>acknowledged</span><span><i class="collision"></i>collided: same balance as another answer</span><span><i class="collision repeat"></i>outlined: repeated an earlier answer</span><span><i class="refused"></i>refused (409)</span><span><i class="error"></i>failed, not applied</span><span><i class="indeterminate"></i>indeterminate</span></p>
 <div class="scroll">{svg}</div>
 {groups}
 </body>
