@@ -29,9 +29,13 @@
 //! - [`run`](mod@run): one run from start to verdict.
 //! - [`burst`](mod@burst): synchronised rounds, each judged.
 //! - [`demo`](mod@demo): the server in-process, once per mode, the same load against each.
+//! - [`sweep`](mod@sweep): one run per mode, work window and concurrency, as CSV, JSON and
+//!   charts ([`chart`]: SVG and PNG).
+//! - [`timeline`](mod@timeline): `report`, a `--history` file drawn as a timeline on one HTML page.
 
 pub(crate) mod api;
 pub(crate) mod burst;
+pub(crate) mod chart;
 pub(crate) mod config_file;
 pub(crate) mod connection;
 pub(crate) mod demo;
@@ -47,7 +51,9 @@ pub(crate) mod requests;
 pub(crate) mod run;
 pub(crate) mod seen;
 pub(crate) mod stats;
+pub(crate) mod sweep;
 pub(crate) mod target;
+pub(crate) mod timeline;
 pub(crate) mod verdict;
 
 pub use api::{Api, ApiSpec, BalancePointer, Header, RouteTemplate};
@@ -56,13 +62,18 @@ pub use config_file::expand as expand_config;
 pub use demo::{demo, rows_to_json, rows_to_text, start_server, Row, Server, ServerSpec};
 pub use load::{Limit, Load, DEFAULT_SEED};
 pub use ops::AmountSpec;
-pub use opts::{BurstOpts, Cli, Command, DemoOpts, Opts, TargetArgs};
+pub use opts::{BurstOpts, Cli, Command, DemoOpts, Opts, ReportOpts, SweepOpts, TargetArgs};
 pub use report::{
     Ending, Latency, Report, Setup, Totals, EXIT_INCONCLUSIVE, EXIT_INTERRUPTED, EXIT_LOST,
     EXIT_TOO_MANY_ERRORS, EXIT_USAGE,
 };
 pub use run::{run, run_until};
 pub use stats::Errors;
+pub use sweep::{
+    point_line, sweep, to_csv as sweep_to_csv, to_json as sweep_to_json,
+    write_files as write_sweep_files, Point, Servers, Sweep, CSV_HEADER, DEFAULT_POINT_REQUESTS,
+};
+pub use timeline::{timeline, write_timeline, Timeline, DEFAULT_LIMIT as TIMELINE_LIMIT};
 pub use verdict::{Conclusion, CrossCheck};
 
 /// The pieces of the hot loop, for `benches/hot_path.rs` only: not a stable API.

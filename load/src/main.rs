@@ -25,14 +25,16 @@ fn main() -> ExitCode {
     let command = cli.command.unwrap_or(Command::Run(cli.run));
     let runtime = match command {
         // The demo serves the account in this process, so it gets every core.
-        Command::Demo(_) => tokio::runtime::Builder::new_multi_thread()
+        Command::Demo(_) | Command::Sweep(_) => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build(),
         // The load runs on its own threads; this runtime only reads the balance and ticks the
         // bar. A burst's few sockets need no more.
-        Command::Run(_) | Command::Burst(_) => tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build(),
+        Command::Run(_) | Command::Burst(_) | Command::Report(_) => {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+        }
     };
     let runtime = match runtime {
         Ok(runtime) => runtime,
@@ -50,6 +52,20 @@ fn main() -> ExitCode {
             }
             Err(error) => fail(error),
         },
+        Command::Sweep(opts) => sweep(&runtime, &opts),
+        Command::Report(opts) => {
+            match racebank_load::write_timeline(&opts.history, &opts.output, opts.limit) {
+                Ok(timeline) => {
+                    print_out(&format!(
+                        "wrote {}: {}",
+                        opts.output.display(),
+                        timeline.summary()
+                    ));
+                    ExitCode::SUCCESS
+                }
+                Err(error) => fail(error),
+            }
+        }
         Command::Burst(opts) => {
             let burst = match opts.to_burst() {
                 Ok(burst) => burst,
@@ -88,6 +104,29 @@ fn main() -> ExitCode {
                 Err(error) => fail(error),
             }
         }
+    }
+}
+
+/// Runs a sweep, one line per point on stderr as it goes, then writes its files.
+fn sweep(runtime: &tokio::runtime::Runtime, opts: &racebank_load::SweepOpts) -> ExitCode {
+    let sweep = opts.to_sweep();
+    let points = match runtime.block_on(racebank_load::sweep(&sweep, |point| {
+        eprintln!("{}", racebank_load::point_line(point));
+    })) {
+        Ok(points) => points,
+        Err(error) => return fail(error),
+    };
+    match racebank_load::write_sweep_files(&sweep, &points, &opts.out, &opts.name) {
+        Ok(written) => {
+            if opts.json {
+                print_out(&racebank_load::sweep_to_json(&points));
+            } else {
+                let names: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();
+                print_out(&format!("wrote {}", names.join(", ")));
+            }
+            ExitCode::SUCCESS
+        }
+        Err(error) => fail(error),
     }
 }
 

@@ -1,4 +1,4 @@
-//! The command line: `run` (the default), `burst` and `demo`, with every flag checked before
+//! The command line: `run` (the default), `burst`, `demo`, `sweep` and `report`, with every flag checked before
 //! anything is sent, turned into the plain descriptions the library runs ([`Load`], [`Burst`]).
 //!
 //! Bad values are refused by clap's value parsers, so a typo never turns into a half-run; the binary
@@ -16,8 +16,11 @@ use reqwest::Url;
 
 use crate::api::{ApiSpec, Header, RouteTemplate, DEFAULT_BODY};
 use crate::burst::Burst;
+use crate::demo::ServerSpec;
 use crate::load::{Limit, Load, DEFAULT_SEED};
 use crate::ops::AmountSpec;
+use crate::sweep::{Servers, Sweep, DEFAULT_POINT_REQUESTS};
+use crate::timeline::DEFAULT_LIMIT as TIMELINE_LIMIT;
 
 /// The number of requests when neither `-n` nor `-z` is given.
 pub const DEFAULT_REQUESTS: u64 = 2000;
@@ -51,6 +54,11 @@ pub enum Command {
     Burst(BurstOpts),
     /// Start the server in-process once per mode, load each the same way, and compare them.
     Demo(DemoOpts),
+    /// Run the same deposits at many concurrencies, modes and work windows; write CSV, JSON and
+    /// charts.
+    Sweep(SweepOpts),
+    /// Draw a `--history` file as a timeline on one self-contained HTML page.
+    Report(ReportOpts),
 }
 
 /// Where the account is and what its API looks like (racebank's by default).
@@ -303,6 +311,129 @@ pub struct DemoOpts {
     /// Print the rows as a JSON array instead of tables.
     #[arg(long)]
     pub json: bool,
+}
+
+/// The flags of `sweep`.
+#[derive(Debug, Clone, Args)]
+pub struct SweepOpts {
+    /// Modes to compare, comma separated: one in-process server per point.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "unguarded,mutex,atomic",
+        conflicts_with = "url"
+    )]
+    pub modes: Vec<Mode>,
+
+    /// Concurrencies, comma separated: one point each.
+    #[arg(short = 'c', long, value_delimiter = ',', default_value = "1,2,4,8,16,32,64",
+          value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub concurrency: Vec<u64>,
+
+    /// The servers' work between reading and writing the balance, comma separated
+    /// (`none,yield,100us,1ms`): one point each.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "1ms",
+        conflicts_with = "url"
+    )]
+    pub work: Vec<WorkSpec>,
+
+    /// Deposits per point [default: 1000 unless -z is given].
+    #[arg(short = 'n', long, conflicts_with = "duration",
+          value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub requests: Option<u64>,
+
+    /// Send deposits for this long at each point instead of a count.
+    #[arg(short = 'z', long, value_parser = parse_positive_duration)]
+    pub duration: Option<Duration>,
+
+    /// The amount of every deposit, in minor units.
+    #[arg(long, default_value_t = 5,
+          value_parser = clap::value_parser!(i64).range(1..=1_000_000_000))]
+    pub amount: i64,
+
+    /// Seed of the operation sequence.
+    #[arg(long, default_value_t = DEFAULT_SEED)]
+    pub seed: u64,
+
+    /// Sweep a server already running here instead (racebank's API; repeat for replicas). It is
+    /// sent `POST /reset` before each point when it has that route.
+    #[arg(long, value_parser = parse_url)]
+    pub url: Vec<Url>,
+
+    /// The name of a running server's line in the charts.
+    #[arg(long, default_value = "server", requires = "url")]
+    pub label: String,
+
+    /// Per-request timeout.
+    #[arg(long, default_value = "10s", value_parser = parse_positive_duration)]
+    pub timeout: Duration,
+
+    /// Worker threads of the load [default: available cores].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub threads: Option<u64>,
+
+    /// The directory the files are written to.
+    #[arg(short = 'o', long, default_value = ".")]
+    pub out: PathBuf,
+
+    /// The files' name: NAME.csv, NAME.json, NAME-lost.svg/.png, NAME-rps.svg/.png.
+    #[arg(long, default_value = "sweep")]
+    pub name: String,
+
+    /// Print the points as a JSON array instead of one line each.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl SweepOpts {
+    /// The sweep these flags describe.
+    pub fn to_sweep(&self) -> Sweep {
+        let servers = if self.url.is_empty() {
+            Servers::InProcess {
+                // Its mode and work are replaced at each point by the modes and works below.
+                base: ServerSpec::memory(Mode::Unguarded, WorkSpec::None, 0),
+                modes: self.modes.clone(),
+                works: self.work.clone(),
+            }
+        } else {
+            Servers::Running {
+                urls: self.url.clone(),
+                label: self.label.clone(),
+            }
+        };
+        Sweep {
+            servers,
+            concurrency: self.concurrency.clone(),
+            limit: match (self.requests, self.duration) {
+                (_, Some(duration)) => Limit::Duration(duration),
+                (Some(count), None) => Limit::Count(count),
+                (None, None) => Limit::Count(DEFAULT_POINT_REQUESTS),
+            },
+            amount: self.amount,
+            seed: self.seed,
+            timeout: self.timeout,
+            threads: self.threads.map(|threads| threads as usize),
+        }
+    }
+}
+
+/// The flags of `report`.
+#[derive(Debug, Clone, Args)]
+pub struct ReportOpts {
+    /// The `--history` file of a run.
+    pub history: PathBuf,
+
+    /// Where to write the page.
+    #[arg(short = 'o', long, default_value = "timeline.html")]
+    pub output: PathBuf,
+
+    /// Draw at most this many requests (the earliest sent).
+    #[arg(long, default_value_t = TIMELINE_LIMIT,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=200_000))]
+    pub limit: usize,
 }
 
 fn parse_url(text: &str) -> Result<reqwest::Url, String> {

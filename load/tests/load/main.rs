@@ -7,3 +7,5 @@ mod demo;
 mod helpers;
 mod other_api;
 mod run;
+mod sweep;
+mod timeline;
