@@ -36,7 +36,7 @@ import tempfile
 import time
 import urllib.parse
 import urllib.request
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TARGET_DIR = os.environ.get("CARGO_TARGET_DIR") or os.path.join(ROOT, "target")
@@ -298,8 +298,14 @@ def lost_in_plain_runs(url, rounds):
 
 
 def burst_servers():
-    """(label, server command) pairs the burst is measured against."""
-    return [(f"unguarded, work {work}", racebank("unguarded", work)) for work in ["none", "yield"]]
+    """(label, server command) pairs the burst is measured against: in memory with no window and
+    with one await point, and on PostgreSQL with no extra work, where the window is one database
+    round trip, as in a real handler."""
+    servers = [(f"unguarded, work {work}", racebank("unguarded", work)) for work in ["none", "yield"]]
+    if shutil.which("pg_isready"):
+        servers.append(("postgres unguarded, work none",
+                        racebank_pg("unguarded", "none", pg_account("burst"), pool=BURST_SIZE)))
+    return servers
 
 
 def section_burst(args):
@@ -427,8 +433,8 @@ def section_redis(args):
 
 
 # --- postgres: the PostgreSQL store ------------------------------------------------------------
-# Self-contained: its own helpers, prefixed pg_. One replica; the 3-replica rows are run with
-# racebank-load's multi-URL mode.
+# Self-contained: its own helpers, prefixed pg_. Three replicas are three racebank processes on one
+# account, loaded through racebank-load's multi-URL mode (round robin).
 
 PG_URL = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
 PG_MODES = ["unguarded", "mutex", "semaphore:4", "for-update", "advisory", "optimistic",
@@ -449,10 +455,13 @@ def racebank_pg(mode, work, account, pool=PG_CLIENTS):
             "--mode", mode, "--work", work, "--pool-size", str(pool), "--addr", "127.0.0.1:{port}"]
 
 
-def pg_run_load(url, seconds):
-    """racebank-load with PG_CLIENTS in flight; returns (req/s, p99 ms, report)."""
+def pg_run_load(urls, seconds):
+    """racebank-load with PG_CLIENTS in flight over `urls` (one URL or a list of replicas);
+    returns (req/s, p99 ms, report)."""
+    urls = [urls] if isinstance(urls, str) else urls
     out = subprocess.run(
-        [LOAD, "--url", url, "-c", str(PG_CLIENTS), "-z", f"{seconds}s", "--json", "--no-progress"],
+        [LOAD, *[arg for url in urls for arg in ("--url", url)], "-c", str(PG_CLIENTS),
+         "-z", f"{seconds}s", "--json", "--no-progress"],
         capture_output=True, text=True, timeout=seconds + 60)
     if out.returncode not in (0, 1):
         raise RuntimeError(f"racebank-load failed ({out.returncode}): {out.stderr.strip()}")
@@ -547,24 +556,31 @@ def section_postgres(args):
     # 1 / (work + commit), the commit timed by pgbench's bare UPDATE above (1 / its tx/s).
     commit_s = 1 / bare_tps
     rows = []
-    for work in ["none", "1ms"]:
-        for mode in PG_MODES:
-            with server(racebank_pg(mode, work, pg_account(f"{mode}-{work}"))) as url:
-                rps, p99, report = pg_run_load(url, args.seconds)
-                stats = get_json(f"{url}/stats")
-            unavailable = report["status_codes"].get("503", 0)
-            ceiling = ""
-            if work == "1ms" and mode in PG_LOCKING:
-                limit = 1 / (0.001 + commit_s)
-                ceiling = f"{limit:,.0f} ({rps / limit:.0%})"
-            rows.append([work, mode, f"{rps:,.0f}", f"{p99:.2f}", stats["lost_updates"], stats["retries"],
-                         stats["retries_exhausted"], unavailable, ceiling,
-                         "yes" if report["consistent"] else "no"])
-            log(f"  {work:>5} {mode:<16} {rps:>9,.0f} req/s  p99 {p99:.2f} ms  lost {stats['lost_updates']}"
-                f"  retries {stats['retries']}  503 {unavailable}")
-    out.append(f"#### Every mode, 1 replica, {args.seconds} s each, deposits of 5; commit = "
+    for replicas in [1, 3]:
+        for work in ["none", "1ms"]:
+            for mode in PG_MODES:
+                account = pg_account(f"{mode}-{work}-{replicas}")
+                # The same connections in all: three replicas share PG_CLIENTS between them.
+                pool = PG_CLIENTS // replicas
+                with ExitStack() as stack:
+                    urls = [stack.enter_context(server(racebank_pg(mode, work, account, pool)))
+                            for _ in range(replicas)]
+                    rps, p99, report = pg_run_load(urls, args.seconds)
+                    stats = get_json(f"{urls[0]}/stats")
+                unavailable = report["status_codes"].get("503", 0)
+                ceiling = ""
+                if work == "1ms" and (mode in PG_LOCKING and not (mode == "mutex" and replicas > 1)):
+                    limit = 1 / (0.001 + commit_s)
+                    ceiling = f"{limit:,.0f} ({rps / limit:.0%})"
+                rows.append([replicas, work, mode, f"{rps:,.0f}", f"{p99:.2f}", stats["lost_updates"],
+                             stats["retries"], stats["retries_exhausted"], unavailable, ceiling,
+                             "yes" if report["consistent"] else "no"])
+                log(f"  {replicas} {work:>5} {mode:<16} {rps:>9,.0f} req/s  p99 {p99:.2f} ms  "
+                    f"lost {stats['lost_updates']}  retries {stats['retries']}  503 {unavailable}")
+    out.append(f"#### Every mode, 1 and 3 replicas ({PG_CLIENTS} connections in all: "
+               f"{PG_CLIENTS // 3} per replica with 3), {args.seconds} s each, deposits of 5; commit = "
                f"{commit_s * 1000:.2f} ms (1 / pgbench bare)\n\n"
-               + table(["work", "mode", "req/s", "p99 ms", "lost updates", "retries", "gave up",
+               + table(["replicas", "work", "mode", "req/s", "p99 ms", "lost updates", "retries", "gave up",
                         "503 answers", "ceiling 1/(work + commit) (reached)",
                         "consistent"], rows))
     return "\n\n".join(out)
