@@ -488,9 +488,10 @@ pub fn rows_to_text(rows: &[Row]) -> String {
             )
         };
         let _ = writeln!(out, "{header}\n");
+        let width = rows.iter().map(|row| row.label().len()).max().unwrap_or(0).max(12);
         let _ = writeln!(
             out,
-            "  {:<42} {:>8} {:>4} {:>8} {:>8} {:>8} {:>5} {:>7} {:>6} {:>9} {:>7} {:>7} {:>9} {:>5} {:>8}  verdict",
+            "  {:<width$} {:>8} {:>4} {:>8} {:>8} {:>8} {:>5} {:>7} {:>6} {:>9} {:>7} {:>7} {:>9} {:>5} {:>8}  verdict",
             "mode", "replicas", "safe", "requests", "req/s", "p99 ms", "ok", "refused", "errors", "expected", "final", "lost", "overdraft", "dups", "retries"
         );
         let mut replicas = first.replicas;
@@ -513,7 +514,7 @@ pub fn rows_to_text(rows: &[Row]) -> String {
             };
             let _ = writeln!(
                 out,
-                "  {:<42} {:>8} {:>4} {:>8} {:>8.0} {:>8.2} {:>5} {:>7} {:>6} {:>9} {:>7} {:>7} {:>9} {:>5} {:>8}  {verdict}",
+                "  {:<width$} {:>8} {:>4} {:>8} {:>8.0} {:>8.2} {:>5} {:>7} {:>6} {:>9} {:>7} {:>7} {:>9} {:>5} {:>8}  {verdict}",
                 row.label(),
                 row.replicas,
                 if row.safe { "yes" } else { "no" },
