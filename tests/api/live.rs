@@ -12,19 +12,19 @@ use crate::helpers::{spawn_app, spawn_with, TestApp};
 
 /// One server-sent event: its name and its data, parsed as JSON.
 #[derive(Debug)]
-struct Frame {
-    event: String,
-    data: Value,
+pub(crate) struct Frame {
+    pub(crate) event: String,
+    pub(crate) data: Value,
 }
 
 /// An open `/live/events` stream.
-struct Events {
+pub(crate) struct Events {
     response: reqwest::Response,
     buffer: String,
 }
 
 impl Events {
-    async fn open(app: &TestApp) -> Self {
+    pub(crate) async fn open(app: &TestApp) -> Self {
         let response = app.get("/live/events").await;
         assert_eq!(response.status(), StatusCode::OK);
         assert_eq!(
@@ -39,7 +39,7 @@ impl Events {
     }
 
     /// The next event, or `None` when the server ended the stream.
-    async fn next(&mut self) -> Option<Frame> {
+    pub(crate) async fn next(&mut self) -> Option<Frame> {
         loop {
             if let Some(end) = self.buffer.find("\n\n") {
                 let block: String = self.buffer.drain(..end + 2).collect();
@@ -68,7 +68,7 @@ impl Events {
     }
 
     /// Skips frames until one satisfies `wanted`.
-    async fn until(&mut self, wanted: impl Fn(&Frame) -> bool) -> Frame {
+    pub(crate) async fn until(&mut self, wanted: impl Fn(&Frame) -> bool) -> Frame {
         // At 4 frames a second, 200 frames is 50 s: far beyond what any check below needs.
         for _ in 0..200 {
             let frame = self.next().await.expect("the stream stays open");

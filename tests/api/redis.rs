@@ -560,3 +560,26 @@ async fn a_server_whose_redis_is_unreachable_fails_to_start_with_one_line_saying
     assert!(message.contains(START_REDIS), "{message}");
     assert!(!message.contains('\n'), "one line: {message}");
 }
+
+#[tokio::test]
+async fn the_live_page_of_one_replica_shows_what_another_replica_did() {
+    let account = TestAccount::new("live").await;
+    let apps = account.replicas(2, "unguarded", "rendezvous:2", 100).await;
+    let mut events = crate::live::Events::open(&apps[1]).await;
+    assert_eq!(events.next().await.unwrap().event, "hello");
+
+    // Two deposits meet at the first replica's rendezvous: one is lost.
+    let statuses = apps[0].concurrently(&[5, 5]).await;
+
+    assert_eq!(statuses, [StatusCode::OK, StatusCode::OK]);
+    let frame = events
+        .until(|frame| frame.event == "stats" && frame.data["stats"]["deposit_count"] == 2)
+        .await;
+    let stats = &frame.data["stats"];
+    assert_eq!(
+        (&stats["balance"], &stats["expected_balance"]),
+        (&5.into(), &10.into())
+    );
+    assert_eq!(stats["lost_updates"], 1);
+    account.delete().await;
+}
