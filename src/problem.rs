@@ -161,6 +161,37 @@ impl Problem {
         Value::Object(document)
     }
 
+    /// One problem of every kind, for the tests on both sides of the wire contract.
+    #[doc(hidden)]
+    pub fn one_of_each() -> Vec<Problem> {
+        vec![
+            Problem::MalformedBody("x".into()),
+            Problem::UnsupportedMediaType("x".into()),
+            Problem::missing("amount"),
+            Problem::TooLarge { limit: 1024 },
+            Problem::BodyTimeout {
+                after: std::time::Duration::from_secs(1),
+            },
+            Problem::BadHost,
+            Problem::UnsupportedTransferCoding("gzip".into()),
+            Problem::InsufficientFunds {
+                balance: 1,
+                amount: 2,
+            },
+            Problem::WouldOverflow {
+                balance: 1,
+                amount: 2,
+            },
+            Problem::Contention { retries: 3 },
+            Problem::NotFound { path: "/x".into() },
+            Problem::MethodNotAllowed,
+            Problem::ShuttingDown,
+            Problem::StoreUnavailable("x".into()),
+            Problem::OutcomeUnknown("x".into()),
+            Problem::LeaseLost("x".into()),
+        ]
+    }
+
     /// A required field that is absent.
     pub fn missing(field: &str) -> Self {
         Problem::InvalidField {
@@ -216,39 +247,9 @@ impl From<AccountError> for Problem {
 mod tests {
     use super::*;
 
-    /// One problem of every kind.
-    fn one_of_each() -> Vec<Problem> {
-        vec![
-            Problem::MalformedBody("x".into()),
-            Problem::UnsupportedMediaType("x".into()),
-            Problem::missing("amount"),
-            Problem::TooLarge { limit: 1024 },
-            Problem::BodyTimeout {
-                after: std::time::Duration::from_secs(1),
-            },
-            Problem::BadHost,
-            Problem::UnsupportedTransferCoding("gzip".into()),
-            Problem::InsufficientFunds {
-                balance: 1,
-                amount: 2,
-            },
-            Problem::WouldOverflow {
-                balance: 1,
-                amount: 2,
-            },
-            Problem::Contention { retries: 3 },
-            Problem::NotFound { path: "/x".into() },
-            Problem::MethodNotAllowed,
-            Problem::ShuttingDown,
-            Problem::StoreUnavailable("x".into()),
-            Problem::OutcomeUnknown("x".into()),
-            Problem::LeaseLost("x".into()),
-        ]
-    }
-
     #[test]
     fn every_problem_document_names_its_wire_type_and_status() {
-        let problems = one_of_each();
+        let problems = Problem::one_of_each();
         for problem in &problems {
             let document = problem.to_json();
             let kind = problem.problem_type();

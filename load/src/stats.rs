@@ -405,35 +405,25 @@ mod tests {
     }
 
     #[test]
-    fn every_racebank_problem_is_known_not_applied_and_only_the_funds_check_is_a_refusal() {
+    fn every_racebank_problem_is_not_applied_but_an_unknown_outcome_and_only_the_funds_check_refuses(
+    ) {
         // The server's own documents, so a renamed URN or a changed status fails here.
-        let problems = [
-            Problem::MalformedBody("x".into()),
-            Problem::UnsupportedMediaType("x".into()),
-            Problem::missing("amount"),
-            Problem::TooLarge { limit: 1024 },
-            Problem::InsufficientFunds {
-                balance: 1,
-                amount: 2,
-            },
-            Problem::WouldOverflow {
-                balance: 1,
-                amount: 2,
-            },
-            Problem::Contention { retries: 3 },
-            Problem::NotFound { path: "/x".into() },
-            Problem::MethodNotAllowed,
-            Problem::ShuttingDown,
-        ];
+        let problems = Problem::one_of_each();
         for problem in problems {
             let mut stats = Stats::new(false);
             let status = problem.status().as_u16();
             let recorded = answer(&mut stats, status, &problem.to_json().to_string());
-            assert_eq!(recorded.outcome, Outcome::NotApplied, "{problem:?}");
-            let refused = problem.problem_type().effect() == Effect::Refused;
+            let effect = problem.problem_type().effect();
+            let expected = match effect {
+                Effect::Unknown => Outcome::Indeterminate,
+                Effect::Refused | Effect::NotApplied => Outcome::NotApplied,
+            };
+            assert_eq!(recorded.outcome, expected, "{problem:?}");
+            let refused = effect == Effect::Refused;
             assert_eq!(stats.refused, u64::from(refused), "{problem:?}");
             assert_eq!(stats.errors.status, u64::from(!refused), "{problem:?}");
-            assert_eq!(stats.indeterminate(), 0, "{problem:?}");
+            let unknown = effect == Effect::Unknown;
+            assert_eq!(stats.indeterminate(), u64::from(unknown), "{problem:?}");
         }
     }
 
