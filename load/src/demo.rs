@@ -95,8 +95,21 @@ pub struct Row {
 }
 
 impl Row {
-    fn new(scenario: &Scenario, mode: Mode, work: WorkSpec, report: &Report) -> Self {
-        Row {
+    fn new(
+        scenario: &Scenario,
+        mode: Mode,
+        work: WorkSpec,
+        report: &Report,
+    ) -> anyhow::Result<Self> {
+        // The demo's own server never stops mid-run unless something is badly wrong.
+        let (Some(final_balance), Some(lost_amount)) = (report.final_balance, report.lost_amount)
+        else {
+            anyhow::bail!(
+                "the server stopped answering: {}",
+                report.server_lost.as_deref().unwrap_or("no reason given")
+            );
+        };
+        Ok(Row {
             scenario: scenario.name.to_string(),
             mode: mode.to_string(),
             safe: mode.is_safe(1, work, AccountConfig::default().lease),
@@ -108,14 +121,14 @@ impl Row {
             expected_balance: report.expected_balance,
             expected_min: report.expected_min,
             expected_max: report.expected_max,
-            final_balance: report.final_balance,
-            lost_amount: report.lost_amount,
+            final_balance,
+            lost_amount,
             overdraft: report.overdraft,
             duplicates: report.duplicates,
             server_lost_updates: report.server_stats.as_ref().map(|s| s.lost_updates),
             retries: report.server_stats.as_ref().map(|s| s.retries),
             consistent: report.consistent,
-        }
+        })
     }
 }
 
@@ -131,7 +144,10 @@ pub async fn demo(opts: DemoOpts) -> anyhow::Result<Vec<Row>> {
             let report = run_against_fresh_server(&scenario, mode, &opts)
                 .await
                 .with_context(|| format!("the {} scenario in {mode} mode failed", scenario.name))?;
-            rows.push(Row::new(&scenario, mode, opts.work, &report));
+            rows.push(
+                Row::new(&scenario, mode, opts.work, &report)
+                    .with_context(|| format!("the {} scenario in {mode} mode", scenario.name))?,
+            );
         }
     }
     Ok(rows)

@@ -5,5 +5,7 @@ mod burst;
 mod closing;
 mod demo;
 mod helpers;
+mod hostile;
 mod other_api;
 mod run;
+mod server_lost;
