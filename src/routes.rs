@@ -216,12 +216,14 @@ fn body_error(error: &axum::Error) -> Problem {
 }
 
 /// Reads `{"amount": N}`: a positive whole number of minor units.
-fn amount(
-    JsonBody {
-        bytes: body,
-        is_json,
-    }: &JsonBody,
-) -> Result<Amount, Problem> {
+fn amount(body: &JsonBody) -> Result<Amount, Problem> {
+    parse_amount(&body.bytes, body.is_json)
+}
+
+/// The parsing behind `/deposit` and `/withdraw`, apart from HTTP: `body` as sent, and whether it
+/// was sent as JSON. Public for the fuzz targets (`fuzz/`) only.
+#[doc(hidden)]
+pub fn parse_amount(body: &[u8], is_json: bool) -> Result<Amount, Problem> {
     if !is_json {
         return Err(unsupported_media_type("amount"));
     }
@@ -247,12 +249,14 @@ fn amount(
 }
 
 /// Reads `{"balance": N}` for a reset: a whole number of minor units, zero or more.
-fn reset_balance(
-    JsonBody {
-        bytes: body,
-        is_json,
-    }: &JsonBody,
-) -> Result<i64, Problem> {
+fn reset_balance(body: &JsonBody) -> Result<i64, Problem> {
+    parse_reset_balance(&body.bytes, body.is_json)
+}
+
+/// The parsing behind a `/reset` with a body, apart from HTTP. Public for the fuzz targets
+/// (`fuzz/`) only.
+#[doc(hidden)]
+pub fn parse_reset_balance(body: &[u8], is_json: bool) -> Result<i64, Problem> {
     if !is_json {
         return Err(unsupported_media_type("balance"));
     }
