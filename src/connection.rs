@@ -15,7 +15,7 @@
 //! a problem document.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::http::header::{CONNECTION, HOST, TRANSFER_ENCODING};
 use axum::http::{HeaderValue, Request, Version};
@@ -29,6 +29,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{watch, OwnedSemaphorePermit};
 use tower_service::Service;
 
+use crate::metrics::{Metrics, Route};
 use crate::problem::Problem;
 
 /// The largest request head (request line and headers) a connection may send, in bytes: nginx's
@@ -40,17 +41,19 @@ pub const MAX_HEAD_BYTES: usize = 16 * 1024;
 #[derive(Debug)]
 pub(crate) struct Http {
     builder: http1::Builder,
+    metrics: Arc<Metrics>,
 }
 
 impl Http {
-    /// HTTP/1.1 with keep-alive, the header timeout and the head size limit.
-    pub(crate) fn new(header_timeout: Duration) -> Self {
+    /// HTTP/1.1 with keep-alive, the header timeout and the head size limit; every answer is
+    /// counted in `metrics`.
+    pub(crate) fn new(header_timeout: Duration, metrics: Arc<Metrics>) -> Self {
         let mut builder = http1::Builder::new();
         builder
             .timer(TokioTimer::new())
             .header_read_timeout(header_timeout)
             .max_buf_size(MAX_HEAD_BYTES);
-        Self { builder }
+        Self { builder, metrics }
     }
 
     /// Serves `tcp` until the client closes it, a limit cuts it off, or the server stops (then the
@@ -64,14 +67,28 @@ impl Http {
     ) {
         // Small requests and answers: send each at once rather than waiting to batch (Nagle).
         let _ = tcp.set_nodelay(true);
+        // A handle of this connection's own, cloned for each request: its reference count is
+        // touched by this connection alone, where the server-wide one would be a cache line every
+        // worker thread fights over on every request.
+        let metrics = Arc::new(self.metrics.clone());
         let service = service_fn(move |request: Request<Incoming>| {
             let problem = framing_problem(&request);
+            let route = Route::of(request.uri().path());
+            // Only deposits and withdrawals are timed: two clock reads, the rest a counter.
+            let started = route.timed().map(|_| Instant::now());
             let mut router = router.clone();
+            let metrics = metrics.clone();
             async move {
-                match problem {
-                    Some(problem) => Ok(close_after(problem)),
-                    None => router.call(request).await,
-                }
+                let response = match problem {
+                    Some(problem) => close_after(problem),
+                    None => match router.call(request).await {
+                        Ok(response) => response,
+                        Err(infallible) => match infallible {},
+                    },
+                };
+                let elapsed = started.map(|started| started.elapsed());
+                metrics.record(route, response.status().as_u16(), elapsed);
+                Ok::<_, std::convert::Infallible>(response)
             }
         });
         let connection = self

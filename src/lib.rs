@@ -25,6 +25,7 @@
 //! - [`routes`]: the HTTP API (`app()`), no socket needed.
 //! - [`lesson`]: what each mode teaches, one paragraph shared by the live page and README.
 //! - [`live`]: the live page at `GET /`, fed by a server-sent event stream.
+//! - [`metrics`]: Prometheus metrics at `GET /metrics`, a few atomic additions per request.
 //! - [`connection`]: one client connection over HTTP/1.1, with the limits that cut off slow,
 //!   idle and greedy clients.
 //! - [`server`]: `serve(listener, config, shutdown)`: the accept loop, the connection limit and
@@ -45,6 +46,7 @@ pub mod ledger;
 pub mod lesson;
 pub mod live;
 pub mod log;
+pub mod metrics;
 pub mod mode;
 pub mod money;
 pub mod number;

@@ -8,6 +8,7 @@
 //! | `GET /stats`     |                       | 200 [`Stats`]                            |
 //! | `POST /reset`    | optional `{"balance": N}` | 200 [`Stats`] after the reset        |
 //! | `GET /healthz`   |                       | 200 `{"status": "ok"}`                   |
+//! | `GET /metrics`   |                       | 200 Prometheus metrics ([`crate::metrics`]) |
 //!
 //! Plus the live page at `GET /` and its stream ([`crate::live`]).
 //!
@@ -29,6 +30,7 @@ use std::time::Duration;
 use axum::body::{Bytes, HttpBody};
 use axum::extract::{FromRef, FromRequest, Request, State};
 use axum::http::{header, HeaderMap};
+use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::value::RawValue;
@@ -37,6 +39,7 @@ use serde_json::Value;
 use crate::account::Account;
 use crate::ledger::Stats;
 use crate::live;
+use crate::metrics::{self, Metrics};
 use crate::money::{Amount, Op};
 use crate::number;
 use crate::problem::Problem;
@@ -47,9 +50,14 @@ pub const BODY_LIMIT: usize = 1024;
 
 pub use crate::wire::BalanceBody;
 
-/// The router for one account: a body must arrive within `body_timeout` of its head, and
-/// `closing` ends the live page's streams when shutdown begins.
-pub fn app(account: Arc<Account>, body_timeout: Duration, closing: live::Closing) -> Router {
+/// The router for one account: a body must arrive within `body_timeout` of its head, `metrics`
+/// is what `/metrics` shows, and `closing` ends the live page's streams when shutdown begins.
+pub fn app(
+    account: Arc<Account>,
+    metrics: Arc<Metrics>,
+    body_timeout: Duration,
+    closing: live::Closing,
+) -> Router {
     Router::new()
         .route(paths::DEPOSIT, post(deposit))
         .route(paths::WITHDRAW, post(withdraw))
@@ -57,11 +65,13 @@ pub fn app(account: Arc<Account>, body_timeout: Duration, closing: live::Closing
         .route(paths::STATS, get(stats))
         .route(paths::RESET, post(reset))
         .route(paths::HEALTHZ, get(healthz))
+        .route(paths::METRICS, get(scrape))
         .merge(live::routes(closing))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(AppState {
             account,
+            metrics,
             body_timeout: BodyTimeout(body_timeout),
         })
 }
@@ -70,6 +80,7 @@ pub fn app(account: Arc<Account>, body_timeout: Duration, closing: live::Closing
 #[derive(Clone)]
 struct AppState {
     account: Arc<Account>,
+    metrics: Arc<Metrics>,
     body_timeout: BodyTimeout,
 }
 
@@ -125,6 +136,16 @@ async fn reset(
         reset_balance(&body)?
     };
     Ok(Json(account.reset(balance).await?))
+}
+
+/// The request counts, and the ledger's when the store answers: a scrape still shows the
+/// requests while the store is down.
+async fn scrape(State(state): State<AppState>) -> impl IntoResponse {
+    let stats = state.account.stats().await.ok();
+    (
+        [(header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
+        state.metrics.render(stats.as_ref()),
+    )
 }
 
 async fn healthz() -> Json<Value> {
@@ -195,12 +216,14 @@ fn body_error(error: &axum::Error) -> Problem {
 }
 
 /// Reads `{"amount": N}`: a positive whole number of minor units.
-fn amount(
-    JsonBody {
-        bytes: body,
-        is_json,
-    }: &JsonBody,
-) -> Result<Amount, Problem> {
+fn amount(body: &JsonBody) -> Result<Amount, Problem> {
+    parse_amount(&body.bytes, body.is_json)
+}
+
+/// The parsing behind `/deposit` and `/withdraw`, apart from HTTP: `body` as sent, and whether it
+/// was sent as JSON. Public for the fuzz targets (`fuzz/`) only.
+#[doc(hidden)]
+pub fn parse_amount(body: &[u8], is_json: bool) -> Result<Amount, Problem> {
     if !is_json {
         return Err(unsupported_media_type("amount"));
     }
@@ -226,12 +249,14 @@ fn amount(
 }
 
 /// Reads `{"balance": N}` for a reset: a whole number of minor units, zero or more.
-fn reset_balance(
-    JsonBody {
-        bytes: body,
-        is_json,
-    }: &JsonBody,
-) -> Result<i64, Problem> {
+fn reset_balance(body: &JsonBody) -> Result<i64, Problem> {
+    parse_reset_balance(&body.bytes, body.is_json)
+}
+
+/// The parsing behind a `/reset` with a body, apart from HTTP. Public for the fuzz targets
+/// (`fuzz/`) only.
+#[doc(hidden)]
+pub fn parse_reset_balance(body: &[u8], is_json: bool) -> Result<i64, Problem> {
     if !is_json {
         return Err(unsupported_media_type("balance"));
     }

@@ -30,6 +30,7 @@ use crate::connection::Http;
 use crate::error::{AccountError, OpenError};
 use crate::ledger::Stats;
 use crate::live;
+use crate::metrics::Metrics;
 use crate::routes;
 
 /// How long cut-short requests get to send their 503 before the server stops regardless.
@@ -64,7 +65,13 @@ pub async fn serve(
 ) -> Result<Stats, ServeError> {
     let account = Arc::new(Account::open(&config.account).await?);
     let (closer, closing) = live::closing();
-    let app = routes::app(account.clone(), config.server.body_timeout, closing);
+    let metrics = Arc::new(Metrics::new());
+    let app = routes::app(
+        account.clone(),
+        metrics.clone(),
+        config.server.body_timeout,
+        closing,
+    );
     tracing::info!(
         store = config.account.store.name(),
         account = %config.account.id,
@@ -79,7 +86,7 @@ pub async fn serve(
         "racebank is listening"
     );
     let (draining, drain_started) = oneshot::channel::<()>();
-    let server = accept(listener, app, &config.server, async move {
+    let server = accept(listener, app, metrics, &config.server, async move {
         shutdown.await;
         // Live-page streams never end by themselves; end them so they do not hold the drain.
         closer.close();
@@ -125,10 +132,11 @@ pub async fn serve(
 async fn accept(
     listener: TcpListener,
     app: Router,
+    metrics: Arc<Metrics>,
     settings: &ServerConfig,
     shutdown: impl Future<Output = ()>,
 ) {
-    let http = Arc::new(Http::new(settings.header_timeout));
+    let http = Arc::new(Http::new(settings.header_timeout, metrics));
     // One permit per open connection; all of them back means every connection has ended.
     let slots = Arc::new(Semaphore::new(settings.max_connections));
     let (stop_connections, stopping) = watch::channel(false);

@@ -22,6 +22,8 @@ pub mod paths {
     pub const RESET: &str = "/reset";
     /// `GET`, answer `{"status": "ok"}`.
     pub const HEALTHZ: &str = "/healthz";
+    /// `GET`, answer Prometheus metrics (OpenMetrics text).
+    pub const METRICS: &str = "/metrics";
 }
 
 /// The body of a deposit or a withdrawal: `{"amount": N}`, nothing else.

@@ -20,7 +20,7 @@ use serde::Serialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::connection::Exchange;
+use crate::connection::{Exchange, MAX_BODY};
 use crate::load::Load;
 use crate::ops::{Op, Plan};
 use crate::probe::Probe;
@@ -237,7 +237,7 @@ async fn one_round(
         unchecked
     };
     let duplicates = Duplicates::from_seen(stats.seen.as_ref(), unchecked);
-    let verdict = Verdict::judge(initial, final_balance, &stats, duplicates);
+    let verdict = Verdict::judge(initial, Some(final_balance), &stats, duplicates);
     let (conclusion, _) = Conclusion::of(&verdict, None);
     let round = Round {
         round,
@@ -246,7 +246,8 @@ async fn one_round(
         final_balance,
         expected_min: verdict.expected_min,
         expected_max: verdict.expected_max,
-        lost_amount: verdict.lost_amount,
+        // Judged with the final balance read above, so the amount is known.
+        lost_amount: verdict.lost_amount.unwrap_or(0),
         duplicates: verdict.duplicates.count(),
         ok: stats.ok,
         refused: stats.refused,
@@ -268,13 +269,22 @@ async fn withhold(target: &Target, raw: &[u8], timeout: Duration) -> Option<TcpS
     tokio::time::timeout(timeout, connect).await.ok().flatten()
 }
 
-/// Reads the whole answer (the request asked the server to close after it).
+/// Reads the whole answer (the request asked the server to close after it), up to a head and
+/// [`MAX_BODY`]: a longer answer is an acknowledgement whose body is not read.
 async fn read_answer(stream: Option<TcpStream>, timeout: Duration) -> Exchange {
-    let Some(mut stream) = stream else {
+    let Some(stream) = stream else {
         return Exchange::NotSent;
     };
+    let cap = MAX_HEAD + MAX_BODY;
     let mut buffer = Vec::new();
-    match tokio::time::timeout(timeout, stream.read_to_end(&mut buffer)).await {
+    let mut capped = stream.take(cap as u64);
+    let read = tokio::time::timeout(timeout, capped.read_to_end(&mut buffer)).await;
+    if buffer.len() >= cap && parse_response(&buffer).is_none() {
+        if let Some(status) = parse_status(&buffer) {
+            return Exchange::Oversized { status };
+        }
+    }
+    match read {
         Err(_) => match parse_response(&buffer) {
             // Answered in full, but the server kept the connection open.
             Some((status, body)) => Exchange::Answer {
@@ -291,6 +301,19 @@ async fn read_answer(stream: Option<TcpStream>, timeout: Duration) -> Exchange {
             None => Exchange::Broken,
         },
     }
+}
+
+/// The most bytes of an answer's head read before its body.
+const MAX_HEAD: usize = 16 * 1024;
+
+/// The status of an answer whose head is complete.
+fn parse_status(bytes: &[u8]) -> Option<StatusCode> {
+    let mut headers = [httparse::EMPTY_HEADER; 64];
+    let mut response = httparse::Response::new(&mut headers);
+    let httparse::Status::Complete(_) = response.parse(bytes).ok()? else {
+        return None;
+    };
+    StatusCode::from_u16(response.code?).ok()
 }
 
 /// The status and body of a complete HTTP/1.1 answer (`Content-Length`, chunked, or up to the
@@ -363,6 +386,13 @@ fn reproduce(
                 let body = body.unwrap_or_default();
                 let shown = String::from_utf8_lossy(&body[..body.len().min(SHOWN)]).to_string();
                 format!("{} {shown}", status.as_u16())
+            }
+            Exchange::Oversized { status } => {
+                format!(
+                    "{} (a body over {} KiB, not read)",
+                    status.as_u16(),
+                    MAX_BODY / 1024
+                )
             }
             Exchange::NotSent => "not sent".to_string(),
             Exchange::TimedOut => "timed out".to_string(),

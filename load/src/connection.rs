@@ -15,7 +15,7 @@ use std::pin::{pin, Pin};
 use std::task::Poll;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper::{Request, StatusCode};
 use hyper_util::rt::TokioIo;
@@ -26,6 +26,11 @@ use tokio::time::{Instant as TokioInstant, Sleep};
 /// Connections one request may go through when the previous ones closed before it was sent.
 const ATTEMPTS: usize = 3;
 
+/// The longest answer body read, here and around the run. An account's answers are a few hundred
+/// bytes; past this the server is broken or hostile, and reading on would let it fill the
+/// client's memory (a 2 GB body once took 1.98 GB).
+pub const MAX_BODY: usize = 64 * 1024;
+
 /// What became of one request.
 #[derive(Debug, Clone)]
 pub enum Exchange {
@@ -35,6 +40,11 @@ pub enum Exchange {
         status: StatusCode,
         /// The whole body.
         body: Option<Bytes>,
+    },
+    /// An HTTP answer whose body was longer than [`MAX_BODY`]: the rest was never read.
+    Oversized {
+        /// The status.
+        status: StatusCode,
     },
     /// No connection could carry it (refused, failed or timed out before anything was sent).
     NotSent,
@@ -156,8 +166,15 @@ pub async fn exchange(
             }
         };
         let status = response.status();
-        let body = match within(timer.as_mut(), deadline, response.into_body().collect()).await {
+        let body = Limited::new(response.into_body(), MAX_BODY);
+        let body = match within(timer.as_mut(), deadline, body.collect()).await {
             Some(Ok(collected)) => Some(collected.to_bytes()),
+            // Too long, broken off or too slow: the rest of the body is never read, and dropping
+            // the connection closes its socket.
+            Some(Err(error)) if error.is::<LengthLimitError>() => {
+                *slot = None;
+                return Exchange::Oversized { status };
+            }
             _ => {
                 *slot = None;
                 None

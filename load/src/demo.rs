@@ -116,12 +116,20 @@ pub struct Row {
 }
 
 impl Row {
-    fn new(scenario: &Scenario, spec: &ServerSpec, report: &Report) -> Self {
+    fn new(scenario: &Scenario, spec: &ServerSpec, report: &Report) -> anyhow::Result<Self> {
+        // The demo's own server never stops mid-run unless something is badly wrong.
+        let (Some(final_balance), Some(lost_amount)) = (report.final_balance, report.lost_amount)
+        else {
+            anyhow::bail!(
+                "the server stopped answering: {}",
+                report.server_lost.as_deref().unwrap_or("no reason given")
+            );
+        };
         let leased = matches!(
             spec.mode,
             Mode::Lease | Mode::Fenced | Mode::FencedWriteOnly
         );
-        Row {
+        Ok(Row {
             scenario: scenario.name.to_string(),
             store: spec.store.name().to_string(),
             replicas: spec.replicas,
@@ -142,14 +150,14 @@ impl Row {
             expected_balance: report.expected_balance,
             expected_min: report.expected_min,
             expected_max: report.expected_max,
-            final_balance: report.final_balance,
-            lost_amount: report.lost_amount,
+            final_balance,
+            lost_amount,
             overdraft: report.overdraft,
             duplicates: report.duplicates,
             server_lost_updates: report.server_stats.as_ref().map(|s| s.lost_updates),
             retries: report.server_stats.as_ref().map(|s| s.retries),
             consistent: report.consistent,
-        }
+        })
     }
 
     /// The mode, with the lease and the work where a lease is involved: `lease (2ms < 10ms)`.
@@ -191,7 +199,7 @@ pub async fn demo(opts: DemoOpts) -> anyhow::Result<Vec<Row>> {
                         spec.store.name()
                     )
                 })?;
-            rows.push(Row::new(&scenario, &spec, &report));
+            rows.push(Row::new(&scenario, &spec, &report)?);
         }
     }
     Ok(rows)

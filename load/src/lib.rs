@@ -65,7 +65,7 @@ pub use ops::AmountSpec;
 pub use opts::{BurstOpts, Cli, Command, DemoOpts, Opts, ReportOpts, SweepOpts, TargetArgs};
 pub use report::{
     Ending, Latency, Report, Setup, Totals, EXIT_INCONCLUSIVE, EXIT_INTERRUPTED, EXIT_LOST,
-    EXIT_TOO_MANY_ERRORS, EXIT_USAGE,
+    EXIT_SERVER_LOST, EXIT_TOO_MANY_ERRORS, EXIT_USAGE,
 };
 pub use run::{run, run_until};
 pub use stats::Errors;

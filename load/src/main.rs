@@ -14,7 +14,7 @@ fn main() -> ExitCode {
     let args = match racebank_load::expand_config(std::env::args_os().collect()) {
         Ok(args) => args,
         Err(message) => {
-            eprintln!("racebank-load: {message}");
+            print_err(&format!("racebank-load: {message}"));
             return ExitCode::from(EXIT_USAGE);
         }
     };
@@ -142,7 +142,7 @@ fn interrupted() -> anyhow::Result<impl Future<Output = ()>> {
         if tokio::signal::ctrl_c().await.is_err() {
             std::future::pending::<()>().await;
         }
-        eprintln!("racebank-load: interrupted; reading the balance for the report (Ctrl-C again to quit now)");
+        print_err("racebank-load: interrupted; reading the balance for the report (Ctrl-C again to quit now)");
         tokio::spawn(async move {
             #[cfg(unix)]
             let _ = signals.recv().await;
@@ -165,7 +165,7 @@ fn usage_error(error: clap::Error) -> ExitCode {
     let rendered = error.render().to_string();
     let first = rendered.lines().next().unwrap_or("invalid arguments");
     let first = first.strip_prefix("error: ").unwrap_or(first);
-    eprintln!("racebank-load: {first} (see --help)");
+    print_err(&format!("racebank-load: {first} (see --help)"));
     ExitCode::from(EXIT_USAGE)
 }
 
@@ -179,7 +179,15 @@ fn print_out(text: &str) {
     let _ = stdout.flush();
 }
 
+/// Writes one line to stderr, ignoring a closed pipe (`2>&1 | head -0`) rather than panicking
+/// with exit 101 as `eprintln!` would: the exit status still says what happened.
+fn print_err(text: &str) {
+    let mut stderr = std::io::stderr().lock();
+    let _ = stderr.write_all(text.as_bytes());
+    let _ = stderr.write_all(b"\n");
+}
+
 fn fail(error: anyhow::Error) -> ExitCode {
-    eprintln!("racebank-load: {error:#}");
+    print_err(&format!("racebank-load: {error:#}"));
     ExitCode::from(EXIT_USAGE)
 }

@@ -1,8 +1,10 @@
 //! Reading the account around a run: the balance (required) and racebank's `/stats` (optional).
 //!
-//! These reads use their own client with a generous timeout, so that a tiny `--timeout` meant to
-//! provoke timeouts in the load does not make the run itself fail. Their failures are what a new
-//! user meets first (no server, wrong credentials, wrong route), so each is said in one line.
+//! These reads use their own client, with `--timeout` like every request: a server that hangs is
+//! given up on as soon as the load's requests would be. Their answers are read up to
+//! [`MAX_BODY`], like the load's, so a server cannot exhaust the client's memory. Their failures
+//! are what a new user meets first (no server, wrong credentials, wrong route), so each is said in
+//! one line.
 
 use std::time::Duration;
 
@@ -10,11 +12,9 @@ use anyhow::{bail, Context};
 use racebank::wire::paths;
 
 use crate::api::Api;
+use crate::connection::MAX_BODY;
 use crate::target::Target;
 use crate::verdict::ServerStats;
-
-/// The shortest timeout for the balance and stats reads.
-pub const CONTROL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Reads the balance and `/stats` of one replica.
 #[derive(Debug, Clone)]
@@ -22,21 +22,23 @@ pub struct Probe {
     client: reqwest::Client,
     target: Target,
     api: Api,
+    timeout: Duration,
 }
 
 impl Probe {
-    /// A probe of `target`, sending `api`'s headers, with at least [`CONTROL_TIMEOUT`].
+    /// A probe of `target`, sending `api`'s headers, giving up on each read after `timeout`.
     pub fn new(target: &Target, api: &Api, timeout: Duration) -> anyhow::Result<Self> {
         let client = reqwest::Client::builder()
             .no_proxy()
             .http1_only()
-            .timeout(timeout.max(CONTROL_TIMEOUT))
+            .timeout(timeout)
             .build()
             .context("cannot build the HTTP client")?;
         Ok(Probe {
             client,
             target: target.clone(),
             api: api.clone(),
+            timeout,
         })
     }
 
@@ -48,15 +50,26 @@ impl Probe {
         request
     }
 
-    /// The balance, read with `--balance` at `--balance-pointer`.
+    /// The balance, read with `--balance` at `--balance-pointer`. When no server answers, the
+    /// error says how to start one.
     pub async fn balance(&self) -> anyhow::Result<i64> {
+        self.read_balance(true).await
+    }
+
+    /// The balance after a run: the same read, but a server that stopped answering is no
+    /// beginner's mistake, so the error gives no hint about starting one.
+    pub async fn balance_after(&self) -> anyhow::Result<i64> {
+        self.read_balance(false).await
+    }
+
+    async fn read_balance(&self, hint: bool) -> anyhow::Result<i64> {
         let route = &self.api.balance;
         let url = self.target.url_of(&route.path)?;
         let response = self
             .get(route.method.clone(), url.clone())
             .send()
             .await
-            .map_err(|error| unreachable(&url, &error))?;
+            .map_err(|error| self.unreachable(&url, &error, hint))?;
         let status = response.status();
         match status.as_u16() {
             200..=299 => {}
@@ -81,9 +94,20 @@ impl Probe {
                 route.method
             ),
         }
-        let bytes = response.bytes().await.map_err(|error| {
-            anyhow::anyhow!("{url}: the answer broke off: {}", error_chain(&error))
-        })?;
+        let bytes = match read_capped(response).await {
+            Ok(bytes) => bytes,
+            Err(Unread::TooLarge) => bail!(
+                "{} {url} answered a body larger than {} KiB; a balance is a few bytes",
+                route.method,
+                MAX_BODY / 1024
+            ),
+            Err(Unread::Broken(error)) if error.is_timeout() => {
+                bail!("{url}: the answer did not arrive within {:?}", self.timeout)
+            }
+            Err(Unread::Broken(error)) => {
+                bail!("{url}: the answer broke off: {}", error_chain(&error))
+            }
+        };
         match self.api.pointer.read(&bytes) {
             Some(balance) => Ok(balance),
             None => bail!(
@@ -113,24 +137,54 @@ impl Probe {
         if !response.status().is_success() {
             return None;
         }
-        let bytes = response.bytes().await.ok()?;
+        let bytes = read_capped(response).await.ok()?;
         serde_json::from_slice(&bytes).ok()
+    }
+
+    /// The one line that says why `url` could not be reached.
+    fn unreachable(&self, url: &reqwest::Url, error: &reqwest::Error, hint: bool) -> anyhow::Error {
+        let origin = url.origin().ascii_serialization();
+        if error.is_connect() && hint {
+            anyhow::anyhow!(
+                "no server answers at {origin} ({}); start one with `racebank` (cargo run --release), or see the race without one: `racebank-load demo`",
+                root_cause(error)
+            )
+        } else if error.is_connect() {
+            anyhow::anyhow!("no server answers at {origin} ({})", root_cause(error))
+        } else if error.is_timeout() {
+            anyhow::anyhow!("{url} did not answer within {:?}", self.timeout)
+        } else {
+            anyhow::anyhow!("{url} failed: {}", error_chain(error))
+        }
     }
 }
 
-/// The one line that says why `url` could not be reached.
-fn unreachable(url: &reqwest::Url, error: &reqwest::Error) -> anyhow::Error {
-    let origin = url.origin().ascii_serialization();
-    if error.is_connect() {
-        anyhow::anyhow!(
-            "no server answers at {origin} ({}); start one with `racebank` (cargo run --release), or see the race without one: `racebank-load demo`",
-            root_cause(error)
-        )
-    } else if error.is_timeout() {
-        anyhow::anyhow!("{url} did not answer within {CONTROL_TIMEOUT:?}")
-    } else {
-        anyhow::anyhow!("{url} failed: {}", error_chain(error))
+/// Why an answer's body was not read.
+enum Unread {
+    /// Longer than [`MAX_BODY`]: the rest was not read, and the connection is dropped with the
+    /// response.
+    TooLarge,
+    /// It broke off or timed out.
+    Broken(reqwest::Error),
+}
+
+/// The whole body of `response`, read chunk by chunk so that no more than [`MAX_BODY`] bytes are
+/// ever held, whatever `Content-Length` claims.
+async fn read_capped(mut response: reqwest::Response) -> Result<Vec<u8>, Unread> {
+    if response
+        .content_length()
+        .is_some_and(|length| length > MAX_BODY as u64)
+    {
+        return Err(Unread::TooLarge);
     }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(Unread::Broken)? {
+        if body.len() + chunk.len() > MAX_BODY {
+            return Err(Unread::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 /// The innermost cause, which for a refused connection is the OS's "Connection refused".

@@ -2,6 +2,10 @@
 //!
 //! Nothing on the hot path touches the bar: workers only bump the counter they already need to
 //! claim requests, so the numbers are the same with and without the display.
+//!
+//! A terminal that goes away mid-run cannot take the run down: indicatif ignores the errors of
+//! the draws these calls make (`set_position`, `set_message`, `finish_and_clear`); only methods
+//! we do not call (`set_tab_width`, `MultiProgress::suspend`) unwrap theirs.
 
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -16,6 +16,9 @@ pub const EXIT_USAGE: u8 = 2;
 pub const EXIT_INCONCLUSIVE: u8 = 3;
 /// Exit status: more requests failed than `--max-error-rate` allows.
 pub const EXIT_TOO_MANY_ERRORS: u8 = 4;
+/// Exit status: the server stopped answering before the final balance could be read, and the
+/// answers alone prove nothing: what was acknowledged and what may have been is reported.
+pub const EXIT_SERVER_LOST: u8 = 5;
 /// Exit status: interrupted (Ctrl-C); the partial report is printed.
 pub const EXIT_INTERRUPTED: u8 = 130;
 
@@ -27,11 +30,13 @@ pub const EXIT_INTERRUPTED: u8 = 130;
 /// - `ok` (2xx), `refused` (409), `errors` {`timeout`, `connect`, `transport`, `status`, `body`},
 ///   `status_codes` {"200": n, ...}.
 /// - `latency_ms` {`min`, `p50`, `p90`, `p99`, `p99_9`, `max`} over answered requests.
-/// - `initial_balance`, `final_balance`: read with `GET /balance` before and after.
+/// - `initial_balance`, `final_balance`: read with `GET /balance` before and after
+///   (`final_balance` null when the server stopped answering; `server_lost` says why).
 /// - `expected_balance`: the exact expectation, or null when indeterminate requests make it a
 ///   range; `expected_min`, `expected_max`: the range (equal when exact).
 /// - `lost_amount`: 0 when the final balance is in the range, else expected - final measured
-///   from the nearest end (positive: money vanished; negative: money appeared).
+///   from the nearest end (positive: money vanished; negative: money appeared); null without a
+///   final balance.
 /// - `overdraft`: acknowledged withdrawals exceed all the account could have held.
 /// - `duplicates`: answers that repeated another answer's balance, or null when not checked;
 ///   `duplicates_note`: why not, or a remark; `unexpected_balances`: answers no correct server
@@ -39,7 +44,9 @@ pub const EXIT_INTERRUPTED: u8 = 130;
 /// - `acknowledged` and `indeterminate`: {`deposits`, `deposit_sum`, `withdrawals`,
 ///   `withdrawal_sum`}.
 /// - `consistent`: no lost amount, no overdraft, no duplicate, no other client.
-/// - `verdict`: `consistent`, `lost` or `inconclusive`; `inconclusive_reason`.
+/// - `verdict`: `consistent`, `lost`, `inconclusive` or `unknown` (the server stopped
+///   answering); `inconclusive_reason`; `server_lost`: null, or why the balance could not be read
+///   after the run.
 /// - `checks`: the checks the answers allowed (`expected range`, `overdraft`, `duplicate
 ///   answers`, `server /stats`); `answers_carry_balance`.
 /// - `error_rate`, `max_error_rate`, `too_many_errors`; `interrupted`.
@@ -76,10 +83,11 @@ pub struct Report {
     pub expected_min: i128,
     /// The high end of the expected range.
     pub expected_max: i128,
-    /// The balance after.
-    pub final_balance: i64,
-    /// Signed distance from the expected range to the final balance (expected - final).
-    pub lost_amount: i128,
+    /// The balance after, or `None` when the server stopped answering.
+    pub final_balance: Option<i64>,
+    /// Signed distance from the expected range to the final balance (expected - final), when
+    /// there is one.
+    pub lost_amount: Option<i128>,
     /// More paid out than ever held.
     pub overdraft: bool,
     /// Repeated balances, or `None` when not checked.
@@ -98,6 +106,8 @@ pub struct Report {
     pub verdict: Conclusion,
     /// Why the run proves nothing, when it does not.
     pub inconclusive_reason: Option<String>,
+    /// Why the balance could not be read after the run, when the server stopped answering.
+    pub server_lost: Option<String>,
     /// The checks the answers allowed.
     pub checks: Vec<String>,
     /// Whether the acknowledgements reported a balance.
@@ -175,7 +185,7 @@ pub struct Setup {
 }
 
 /// How a run ended, besides its stats and verdict.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Ending {
     /// The acknowledgements reported a balance.
     pub answers_carry_balance: bool,
@@ -183,6 +193,8 @@ pub struct Ending {
     pub max_error_rate: Option<f64>,
     /// Ctrl-C stopped it.
     pub interrupted: bool,
+    /// Why the balance could not be read after the run, if it could not.
+    pub server_lost: Option<String>,
 }
 
 impl Report {
@@ -196,7 +208,11 @@ impl Report {
         ending: Ending,
     ) -> Self {
         let (conclusion, inconclusive_reason) = Conclusion::of(verdict, server_stats.as_ref());
-        let mut checks = vec!["expected range".to_string(), "overdraft".to_string()];
+        let mut checks = Vec::new();
+        if verdict.final_balance.is_some() {
+            checks.push("expected range".to_string());
+        }
+        checks.push("overdraft".to_string());
         if verdict.duplicates.count().is_some() {
             checks.push("duplicate answers".to_string());
         }
@@ -257,6 +273,7 @@ impl Report {
             consistent: conclusion == Conclusion::Consistent,
             verdict: conclusion,
             inconclusive_reason,
+            server_lost: ending.server_lost,
             checks,
             answers_carry_balance: ending.answers_carry_balance,
             error_rate,
@@ -267,12 +284,17 @@ impl Report {
         }
     }
 
-    /// The exit status: 0 consistent, 1 lost, 3 inconclusive, 4 too many errors, 130 interrupted.
+    /// The exit status: 0 consistent, 1 lost, 3 inconclusive, 4 too many errors, 5 server lost,
+    /// 130 interrupted.
     pub fn exit_code(&self) -> u8 {
         if self.interrupted {
             EXIT_INTERRUPTED
         } else if self.verdict == Conclusion::Lost {
             EXIT_LOST
+        } else if self.verdict == Conclusion::Unknown {
+            // Before the error rate: a dead server fails every request after it, and that is the
+            // news, not the rate.
+            EXIT_SERVER_LOST
         } else if self.verdict == Conclusion::Inconclusive {
             EXIT_INCONCLUSIVE
         } else if self.too_many_errors {
@@ -332,6 +354,13 @@ impl Report {
                 ),
             );
         }
+        if let Some(reason) = &self.server_lost {
+            line(
+                &mut out,
+                "Server lost",
+                &format!("the server stopped answering: {reason}"),
+            );
+        }
         line(&mut out, "Duration", &format!("{:.4} s", self.duration_s));
         line(&mut out, "Requests/sec", &format!("{:.1}", self.rps));
         line(
@@ -377,7 +406,11 @@ impl Report {
                     e.status,
                     "4xx and known 503: not applied; other 5xx: may have been",
                 ),
-                ("bad body", e.body, "acknowledged, balance unreadable"),
+                (
+                    "bad body",
+                    e.body,
+                    "acknowledged, balance unreadable or body over 64 KiB",
+                ),
                 (
                     "interrupted",
                     e.interrupted,
@@ -425,11 +458,18 @@ impl Report {
             self.expected_text()
         };
         line(&mut out, "Expected balance", &expected);
-        line(&mut out, "Final balance", &self.final_balance.to_string());
+        let final_balance = match self.final_balance {
+            Some(balance) => balance.to_string(),
+            None => "unknown: the server stopped answering, so it could not be read".to_string(),
+        };
+        line(&mut out, "Final balance", &final_balance);
         let lost = match self.lost_amount {
-            0 => "0".to_string(),
-            amount if amount > 0 => format!("{amount} (vanished)"),
-            amount => format!("{amount} (appeared: paid out or credited more than acknowledged)"),
+            None => "unknown (no final balance)".to_string(),
+            Some(0) => "0".to_string(),
+            Some(amount) if amount > 0 => format!("{amount} (vanished)"),
+            Some(amount) => {
+                format!("{amount} (appeared: paid out or credited more than acknowledged)")
+            }
         };
         line(&mut out, "Lost amount", &lost);
         line(
@@ -445,6 +485,11 @@ impl Report {
         };
         line(&mut out, "Duplicate answers", &duplicates);
         match &self.server_stats {
+            None if self.server_lost.is_some() => line(
+                &mut out,
+                "Server /stats",
+                "not read: the server stopped answering",
+            ),
             None => line(&mut out, "Server /stats", "not available (skipped)"),
             Some(check) => {
                 line(
@@ -501,6 +546,10 @@ impl Report {
                 self.inconclusive_reason
                     .as_deref()
                     .unwrap_or("another client was active")
+            ),
+            Conclusion::Unknown => format!(
+                "UNKNOWN: the server stopped answering; a correct server would now hold {}",
+                self.expected_text()
             ),
         };
         line(&mut out, "Consistent", &consistent);

@@ -22,8 +22,10 @@ use crate::verdict::{CrossCheck, Duplicates, Verdict};
 
 /// Runs `load` and judges the result.
 ///
-/// Fails (exit 2 in the binary) when the server cannot be read before or after; a run that finds
-/// lost updates is not a failure but a [`Report`] whose verdict says so.
+/// Fails (exit 2 in the binary) when the server cannot be read before; a run that finds lost
+/// updates is not a failure but a [`Report`] whose verdict says so, and so is a server that
+/// stopped answering during the run (the verdict is then `unknown` unless the answers alone
+/// prove a loss).
 pub async fn run(load: Load) -> anyhow::Result<Report> {
     run_until(load, std::future::pending()).await
 }
@@ -93,11 +95,16 @@ pub async fn run_until(load: Load, interrupt: impl Future<Output = ()>) -> anyho
         history.finish()?;
     }
 
-    let final_balance = probe
-        .balance()
-        .await
-        .context("cannot read the balance after the run")?;
-    let stats_after = probe.stats().await;
+    // A server that died during the run (killed, crashed, stopped) cannot be read, but what it
+    // acknowledged stands: the report says what is known instead of discarding it.
+    let (final_balance, server_lost) = match probe.balance_after().await {
+        Ok(balance) => (Some(balance), None),
+        Err(error) => (None, Some(format!("{error:#}"))),
+    };
+    let stats_after = match final_balance {
+        Some(_) => probe.stats().await,
+        None => None,
+    };
 
     let answers_carry_balance = !stats.forgive_missing_balances();
     let unchecked_reason = if answers_carry_balance {
@@ -124,6 +131,7 @@ pub async fn run_until(load: Load, interrupt: impl Future<Output = ()>) -> anyho
         answers_carry_balance,
         max_error_rate: load.max_error_rate,
         interrupted,
+        server_lost,
     };
     Ok(Report::new(
         setup,

@@ -55,7 +55,8 @@ pub struct Errors {
     pub transport: u64,
     /// An HTTP answer other than 2xx and 409.
     pub status: u64,
-    /// A 2xx answer whose body had no readable balance (counted as acknowledged).
+    /// A 2xx answer whose body had no readable balance, or was longer than the client reads
+    /// (counted as acknowledged).
     pub body: u64,
     /// Still in flight when the run was interrupted: may have been applied.
     pub interrupted: u64,
@@ -179,6 +180,9 @@ pub struct Stats {
     pub indeterminate_withdrawals: Tally,
     /// Balances answered, when the run allows checking them for duplicates.
     pub seen: Option<Seen>,
+    /// Answers whose body was longer than the client reads (also counted in `errors.body` when
+    /// 2xx, in `errors.status` otherwise).
+    pub oversized: u64,
 }
 
 impl Stats {
@@ -197,6 +201,7 @@ impl Stats {
             indeterminate_deposits: Tally::default(),
             indeterminate_withdrawals: Tally::default(),
             seen: check_duplicates.then(Seen::new),
+            oversized: 0,
         }
     }
 
@@ -217,6 +222,11 @@ impl Stats {
             Exchange::Answer { status, body } => {
                 self.record_status(status.as_u16(), latency);
                 self.record_answer(reading, status, body, limit)
+            }
+            Exchange::Oversized { status } => {
+                self.record_status(status.as_u16(), latency);
+                self.oversized += 1;
+                self.record_answer(reading, status, None, limit)
             }
             Exchange::NotSent => {
                 // The request never reached the server.
@@ -332,6 +342,7 @@ impl Stats {
         // latencies would be incomplete, not wrong.
         let _ = self.latency.add(&other.latency);
         self.requests += other.requests;
+        self.oversized += other.oversized;
         self.ok += other.ok;
         self.refused += other.refused;
         self.errors.merge(other.errors);
@@ -353,8 +364,9 @@ impl Stats {
 
     /// When no acknowledgement carried a balance, the API simply does not send one: those are then
     /// not errors, and there is nothing to check for duplicates. Returns whether that is the case.
+    /// A body too long to read is never forgiven: that is a broken server, not an API's shape.
     pub fn forgive_missing_balances(&mut self) -> bool {
-        if self.ok == 0 || self.errors.body != self.ok {
+        if self.ok == 0 || self.errors.body != self.ok || self.oversized > 0 {
             return false;
         }
         self.errors.body = 0;

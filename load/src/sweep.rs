@@ -124,14 +124,20 @@ pub struct Point {
 }
 
 impl Point {
-    fn new(mode: String, work: String, report: &Report) -> Self {
+    fn new(mode: String, work: String, report: &Report) -> anyhow::Result<Self> {
+        let Some(lost_amount) = report.lost_amount else {
+            anyhow::bail!(
+                "the server stopped answering: {}",
+                report.server_lost.as_deref().unwrap_or("no reason given")
+            );
+        };
         let acked = report.acknowledged.deposit_sum;
         let lost_share = if acked > 0 {
-            report.lost_amount.max(0) as f64 / acked as f64
+            lost_amount.max(0) as f64 / acked as f64
         } else {
             0.0
         };
-        Point {
+        Ok(Point {
             mode,
             work,
             concurrency: report.setup.concurrency,
@@ -143,7 +149,7 @@ impl Point {
             p50_ms: report.latency_ms.p50,
             p99_ms: report.latency_ms.p99,
             acked_deposit_sum: acked,
-            lost_amount: report.lost_amount,
+            lost_amount,
             lost_share_of_acked_deposits: lost_share,
             duplicates: report.duplicates,
             server_lost_updates: report.server_stats.as_ref().map(|s| s.lost_updates),
@@ -151,9 +157,10 @@ impl Point {
                 Conclusion::Consistent => "consistent",
                 Conclusion::Lost => "lost",
                 Conclusion::Inconclusive => "inconclusive",
+                Conclusion::Unknown => "unknown",
             }
             .to_string(),
-        }
+        })
     }
 }
 
@@ -180,7 +187,10 @@ pub async fn sweep(sweep: &Sweep, mut each: impl FnMut(&Point)) -> anyhow::Resul
                                 "the point {mode}, work {work}, concurrency {concurrency} failed"
                             )
                         })?;
-                        let point = Point::new(mode.to_string(), work.to_string(), &report);
+                        let point = Point::new(mode.to_string(), work.to_string(), &report)
+                            .with_context(|| {
+                                format!("the point {mode}, work {work}, concurrency {concurrency}")
+                            })?;
                         each(&point);
                         points.push(point);
                     }
@@ -197,7 +207,8 @@ pub async fn sweep(sweep: &Sweep, mut each: impl FnMut(&Point)) -> anyhow::Resul
                 let report = run(sweep.load(urls, concurrency))
                     .await
                     .with_context(|| format!("the point at concurrency {concurrency} failed"))?;
-                let point = Point::new(label.clone(), "-".to_string(), &report);
+                let point = Point::new(label.clone(), "-".to_string(), &report)
+                    .with_context(|| format!("the point at concurrency {concurrency}"))?;
                 each(&point);
                 points.push(point);
             }

@@ -8,6 +8,11 @@
 //! an overdraft (more paid out than the account could ever have held) and duplicate answers (see
 //! [`crate::seen`]). The server's own `/stats`, when it has one, is compared but never trusted.
 //!
+//! A server that stops answering before the balance can be read again (killed, crashed, drained
+//! by SIGTERM) leaves the final balance unknown. The answers still stand, and so do the proofs that
+//! need no final balance (overdraft, duplicates); without one of those the [`Conclusion`] is
+//! `Unknown`, as Jepsen's checkers answer `:unknown` for a history they cannot decide.
+//!
 //! All of this assumes the run is the account's only client. When the answers show that another
 //! client changed the account (balances off the ladder, or a server that acknowledged changes this
 //! client never sent), no proof stands: the [`Conclusion`] is then `Inconclusive`, never "lost".
@@ -57,15 +62,16 @@ impl Duplicates {
 pub struct Verdict {
     /// The balance read before the run.
     pub initial: i64,
-    /// The balance read after the run.
-    pub final_balance: i64,
+    /// The balance read after the run; `None` when the server no longer answered.
+    pub final_balance: Option<i64>,
     /// The lowest balance consistent with the answers.
     pub expected_min: i128,
     /// The highest balance consistent with the answers.
     pub expected_max: i128,
     /// How far the final balance lies outside the range: positive when money vanished
-    /// (`expected - final`), negative when it appeared, 0 inside the range.
-    pub lost_amount: i128,
+    /// (`expected - final`), negative when it appeared, 0 inside the range; `None` without a
+    /// final balance.
+    pub lost_amount: Option<i128>,
     /// Acknowledged withdrawals exceed everything the account could have held.
     pub overdraft: bool,
     /// The duplicate check.
@@ -73,19 +79,27 @@ pub struct Verdict {
 }
 
 impl Verdict {
-    /// Judges a run from the balances read around it and the merged stats.
-    pub fn judge(initial: i64, final_balance: i64, stats: &Stats, duplicates: Duplicates) -> Self {
+    /// Judges a run from the balances read around it (`None` when the one after could not be
+    /// read) and the merged stats.
+    pub fn judge(
+        initial: i64,
+        final_balance: Option<i64>,
+        stats: &Stats,
+        duplicates: Duplicates,
+    ) -> Self {
         let exact = i128::from(initial) + stats.acknowledged_net();
         let expected_min = exact - stats.indeterminate_withdrawals.sum;
         let expected_max = exact + stats.indeterminate_deposits.sum;
-        let actual = i128::from(final_balance);
-        let lost_amount = if actual < expected_min {
-            expected_min - actual
-        } else if actual > expected_max {
-            expected_max - actual
-        } else {
-            0
-        };
+        let lost_amount = final_balance.map(|actual| {
+            let actual = i128::from(actual);
+            if actual < expected_min {
+                expected_min - actual
+            } else if actual > expected_max {
+                expected_max - actual
+            } else {
+                0
+            }
+        });
         Verdict {
             initial,
             final_balance,
@@ -103,9 +117,18 @@ impl Verdict {
         (self.expected_min == self.expected_max).then_some(self.expected_min)
     }
 
-    /// No lost update, no overdraft, no duplicate.
+    /// No lost update, no overdraft, no duplicate, and a final balance to say so.
     pub fn consistent(&self) -> bool {
-        self.lost_amount == 0 && !self.overdraft && self.duplicates.count().unwrap_or(0) == 0
+        self.lost_amount == Some(0) && !self.overdraft && self.duplicates.count().unwrap_or(0) == 0
+    }
+
+    /// The answers prove that updates were lost: money vanished or appeared, more was paid out
+    /// than ever held, or two answers reported the same balance. The last two need no final
+    /// balance, so they stand even when the server stopped answering.
+    pub fn proves_loss(&self) -> bool {
+        self.lost_amount.is_some_and(|amount| amount != 0)
+            || self.overdraft
+            || self.duplicates.count().unwrap_or(0) > 0
     }
 }
 
@@ -119,6 +142,9 @@ pub enum Conclusion {
     Lost,
     /// Another client changed the account during the run, so the answers prove nothing.
     Inconclusive,
+    /// The server stopped answering before the final balance could be read, and nothing that
+    /// needs no final balance proves a loss: the run cannot be decided.
+    Unknown,
 }
 
 impl Conclusion {
@@ -150,8 +176,10 @@ impl Conclusion {
         }
         if verdict.consistent() {
             (Conclusion::Consistent, None)
-        } else {
+        } else if verdict.proves_loss() {
             (Conclusion::Lost, None)
+        } else {
+            (Conclusion::Unknown, None)
         }
     }
 }
@@ -238,9 +266,9 @@ impl CrossCheck {
         let lost_net = after.lost_net - before.lost_net;
         // The server's expected balance moves by exactly what it acknowledged.
         let expected_moves = after.expected_balance - before.expected_balance == server_net;
-        let lost_matches = match verdict.expected_exact() {
-            Some(exact) => lost_net == exact - i128::from(verdict.final_balance),
-            None => true,
+        let lost_matches = match (verdict.expected_exact(), verdict.final_balance) {
+            (Some(exact), Some(actual)) => lost_net == exact - i128::from(actual),
+            _ => true,
         };
         CrossCheck {
             lost_updates: after.lost_updates.saturating_sub(before.lost_updates),
@@ -287,9 +315,9 @@ mod tests {
             (Withdraw, 3, Applied),
             (Withdraw, 50, NotApplied),
         ]);
-        let verdict = Verdict::judge(100, 107, &stats, UNCHECKED);
+        let verdict = Verdict::judge(100, Some(107), &stats, UNCHECKED);
         assert_eq!(verdict.expected_exact(), Some(107));
-        assert_eq!(verdict.lost_amount, 0);
+        assert_eq!(verdict.lost_amount, Some(0));
         assert!(!verdict.overdraft);
         assert!(verdict.consistent());
     }
@@ -297,11 +325,11 @@ mod tests {
     #[test]
     fn money_that_vanished_is_a_positive_lost_amount_and_money_that_appeared_negative() {
         let stats = stats(&[(Deposit, 10, Applied), (Deposit, 10, Applied)]);
-        let vanished = Verdict::judge(0, 10, &stats, UNCHECKED);
-        assert_eq!(vanished.lost_amount, 10);
+        let vanished = Verdict::judge(0, Some(10), &stats, UNCHECKED);
+        assert_eq!(vanished.lost_amount, Some(10));
         assert!(!vanished.consistent());
-        let appeared = Verdict::judge(0, 25, &stats, UNCHECKED);
-        assert_eq!(appeared.lost_amount, -5);
+        let appeared = Verdict::judge(0, Some(25), &stats, UNCHECKED);
+        assert_eq!(appeared.lost_amount, Some(-5));
         assert!(!appeared.consistent());
     }
 
@@ -312,12 +340,12 @@ mod tests {
             (Deposit, 7, Indeterminate),
             (Withdraw, 4, Indeterminate),
         ]);
-        let verdict = Verdict::judge(100, 113, &stats, UNCHECKED);
+        let verdict = Verdict::judge(100, Some(113), &stats, UNCHECKED);
         assert_eq!((verdict.expected_min, verdict.expected_max), (106, 117));
         assert_eq!(verdict.expected_exact(), None);
         for (final_balance, lost) in [(106, 0), (117, 0), (113, 0), (105, 1), (120, -3)] {
-            let verdict = Verdict::judge(100, final_balance, &stats, UNCHECKED);
-            assert_eq!(verdict.lost_amount, lost, "final {final_balance}");
+            let verdict = Verdict::judge(100, Some(final_balance), &stats, UNCHECKED);
+            assert_eq!(verdict.lost_amount, Some(lost), "final {final_balance}");
         }
     }
 
@@ -326,14 +354,14 @@ mod tests {
         // 100 held, 5 withdrawals of 30 acknowledged, one uncertain deposit of 20.
         let mut ops = vec![(Withdraw, 30, Applied); 5];
         ops.push((Deposit, 20, Indeterminate));
-        let verdict = Verdict::judge(100, 10, &stats(&ops), UNCHECKED);
+        let verdict = Verdict::judge(100, Some(10), &stats(&ops), UNCHECKED);
         assert!(verdict.overdraft, "150 paid out of at most 120");
         assert!(!verdict.consistent());
         // Exactly what could have been held is not an overdraft.
         let ops = vec![(Withdraw, 30, Applied), (Deposit, 20, Indeterminate)];
-        let verdict = Verdict::judge(10, 0, &stats(&ops), UNCHECKED);
+        let verdict = Verdict::judge(10, Some(0), &stats(&ops), UNCHECKED);
         assert!(!verdict.overdraft);
-        assert_eq!(verdict.lost_amount, 0);
+        assert_eq!(verdict.lost_amount, Some(0));
     }
 
     #[test]
@@ -343,14 +371,14 @@ mod tests {
             duplicates,
             unexpected: 0,
         };
-        assert!(Verdict::judge(0, 5, &stats, checked(0)).consistent());
-        assert!(!Verdict::judge(0, 5, &stats, checked(1)).consistent());
+        assert!(Verdict::judge(0, Some(5), &stats, checked(0)).consistent());
+        assert!(!Verdict::judge(0, Some(5), &stats, checked(1)).consistent());
     }
 
     #[test]
     fn the_cross_check_agrees_with_a_server_that_explains_its_drift() {
         let stats = stats(&[(Deposit, 5, Applied), (Deposit, 5, Applied)]);
-        let verdict = Verdict::judge(0, 5, &stats, UNCHECKED);
+        let verdict = Verdict::judge(0, Some(5), &stats, UNCHECKED);
         let before = ServerStats {
             balance: 0,
             deposit_sum: 0,
@@ -391,7 +419,7 @@ mod tests {
     fn another_client_makes_a_run_inconclusive_instead_of_lost() {
         // A correct server; this client deposited 10, another client 7 during the run.
         let stats = stats(&[(Deposit, 5, Applied), (Deposit, 5, Applied)]);
-        let verdict = Verdict::judge(0, 17, &stats, UNCHECKED);
+        let verdict = Verdict::judge(0, Some(17), &stats, UNCHECKED);
         assert!(!verdict.consistent(), "the balance alone looks wrong");
         let before = ServerStats {
             balance: 0,
@@ -420,10 +448,35 @@ mod tests {
             duplicates: 1,
             unexpected: 1,
         };
-        let verdict = Verdict::judge(0, 17, &stats, off_ladder);
+        let verdict = Verdict::judge(0, Some(17), &stats, off_ladder);
         assert_eq!(Conclusion::of(&verdict, None).0, Conclusion::Inconclusive);
         // Without either sign, a wrong balance is lost updates.
-        let verdict = Verdict::judge(0, 5, &stats, UNCHECKED);
+        let verdict = Verdict::judge(0, Some(5), &stats, UNCHECKED);
+        assert_eq!(Conclusion::of(&verdict, None).0, Conclusion::Lost);
+    }
+
+    #[test]
+    fn without_a_final_balance_a_run_is_unknown_unless_the_answers_alone_prove_a_loss() {
+        let stats = stats(&[
+            (Deposit, 5, Applied),
+            (Deposit, 5, Applied),
+            (Deposit, 7, Indeterminate),
+        ]);
+        let verdict = Verdict::judge(100, None, &stats, UNCHECKED);
+        assert_eq!((verdict.expected_min, verdict.expected_max), (110, 117));
+        assert_eq!(verdict.lost_amount, None);
+        assert!(!verdict.consistent() && !verdict.proves_loss());
+        assert_eq!(Conclusion::of(&verdict, None).0, Conclusion::Unknown);
+        // Two answers with the same balance prove a loss whatever the balance is now.
+        let duplicated = Duplicates::Checked {
+            duplicates: 1,
+            unexpected: 0,
+        };
+        let verdict = Verdict::judge(100, None, &stats, duplicated);
+        assert_eq!(Conclusion::of(&verdict, None).0, Conclusion::Lost);
+        // So does paying out more than was ever held.
+        let overdrawn = self::stats(&[(Withdraw, 30, Applied)]);
+        let verdict = Verdict::judge(10, None, &overdrawn, UNCHECKED);
         assert_eq!(Conclusion::of(&verdict, None).0, Conclusion::Lost);
     }
 

@@ -7,6 +7,7 @@ mod bad_input;
 mod browser;
 mod helpers;
 mod live;
+mod metrics;
 mod postgres;
 mod process;
 mod races;

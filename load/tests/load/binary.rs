@@ -4,7 +4,7 @@ use std::process::{Command, Output};
 
 use crate::helpers::spawn_server;
 
-const BIN: &str = env!("CARGO_BIN_EXE_racebank-load");
+pub const BIN: &str = env!("CARGO_BIN_EXE_racebank-load");
 
 /// Runs the built binary with `args` and collects what it printed.
 pub async fn racebank_load(args: &[&str]) -> Output {

@@ -58,3 +58,63 @@ pub fn opts(url: &str, args: &[&str]) -> Load {
         .to_load()
         .unwrap_or_else(|e| panic!("{args:?}: {e}"))
 }
+
+/// A server on a runtime of its own, so that [`KillableServer::kill`] can take it down the way
+/// SIGKILL would: every task dropped, every socket closed, nothing drained.
+pub struct KillableServer {
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl KillableServer {
+    /// Starts a server in `mode` with `work` from a zero balance.
+    pub fn start(mode: &str, work: &str) -> Self {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("the server's runtime");
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let url = format!("http://{}", listener.local_addr().expect("local addr"));
+        let config = Config {
+            account: AccountConfig::memory(
+                mode.parse::<Mode>().expect("mode"),
+                work.parse::<WorkSpec>().expect("work"),
+            ),
+            ..Config::default()
+        };
+        runtime.spawn(async move {
+            let listener = TcpListener::from_std(listener).expect("a tokio listener");
+            racebank::serve(listener, config, std::future::pending()).await
+        });
+        KillableServer { url, runtime }
+    }
+
+    /// Drops the runtime, and with it the listener, every connection and every request in
+    /// flight; returns once they are all gone.
+    pub async fn kill(self) {
+        let runtime = self.runtime;
+        tokio::task::spawn_blocking(move || drop(runtime))
+            .await
+            .expect("the runtime is dropped");
+    }
+}
+
+/// Waits until the server at `url` has acknowledged at least `count` deposits.
+pub async fn wait_for_deposits(url: &str, count: u64) {
+    let stats_url = format!("{url}/stats");
+    loop {
+        let stats: serde_json::Value = reqwest::get(&stats_url)
+            .await
+            .expect("stats")
+            .json()
+            .await
+            .expect("stats JSON");
+        if stats["deposit_count"].as_u64() >= Some(count) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}

@@ -81,3 +81,187 @@ impl Cell {
             .unwrap_or_else(|poison| poison.into_inner())
     }
 }
+
+/// The ledger identity under random interleavings of the section every strategy runs.
+///
+/// Each request is its section cut into the steps that touch the cell: a read and a write for
+/// `overwrite` (unguarded) and `compare_and_write` (optimistic, which reads again when the compare
+/// fails), one step for `update_in_place` (atomic). The work between them is where other requests'
+/// steps land, so a random schedule of steps is a random interleaving of the requests.
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::Cell;
+    use crate::money::{Amount, Op, Refusal};
+
+    /// How a request writes: the cell method its strategy calls.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    enum Writer {
+        Overwrite,
+        CompareAndWrite,
+        InPlace,
+    }
+
+    #[derive(Debug, Clone, Copy)]
+    struct Request {
+        op: Op,
+        write: Writer,
+    }
+
+    /// Where a request is in its section.
+    #[derive(Debug, Clone, Copy)]
+    enum Step {
+        Read,
+        Write { read: i64, new_balance: i64 },
+        Done,
+    }
+
+    /// Runs every request on one cell starting at `initial`. At each step the next pick of
+    /// `schedule`, modulo their number, chooses which unfinished request moves; once the schedule
+    /// runs out, the first unfinished one moves until all are done (alone, a compare-and-write
+    /// succeeds, so this ends).
+    fn run(initial: i64, requests: &[Request], schedule: &[usize]) -> Cell {
+        let cell = Cell::new(initial);
+        let mut steps = vec![Step::Read; requests.len()];
+        let mut schedule = schedule.iter();
+        loop {
+            let unfinished: Vec<usize> = (0..requests.len())
+                .filter(|&i| !matches!(steps[i], Step::Done))
+                .collect();
+            let Some(&first) = unfinished.first() else {
+                return cell;
+            };
+            let next = schedule
+                .next()
+                .map_or(first, |pick| unfinished[pick % unfinished.len()]);
+            steps[next] = advance(&cell, requests[next], steps[next]);
+        }
+    }
+
+    /// One step of `request`, as the memory store's strategies take it.
+    fn advance(cell: &Cell, request: Request, step: Step) -> Step {
+        let refused = |refusal: Refusal| {
+            // As `Memory::apply` does: only the funds check is counted as a refusal.
+            if matches!(refusal, Refusal::InsufficientFunds { .. }) {
+                cell.ledger().record_refusal();
+            }
+            Step::Done
+        };
+        match (request.write, step) {
+            (_, Step::Done) => Step::Done,
+            (Writer::InPlace, _) => match cell.update_in_place(request.op) {
+                Ok(_) => Step::Done,
+                Err(refusal) => refused(refusal),
+            },
+            (_, Step::Read) => {
+                let read = cell.read();
+                match request.op.apply_to(read) {
+                    Ok(new_balance) => Step::Write { read, new_balance },
+                    Err(refusal) => refused(refusal),
+                }
+            }
+            (Writer::Overwrite, Step::Write { read, new_balance }) => {
+                cell.overwrite(request.op, read, new_balance);
+                Step::Done
+            }
+            (Writer::CompareAndWrite, Step::Write { read, new_balance }) => {
+                if cell.compare_and_write(request.op, read, new_balance) {
+                    Step::Done
+                } else {
+                    cell.ledger().record_retries(1, false);
+                    Step::Read
+                }
+            }
+        }
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        (any::<bool>(), 1i64..=1_000).prop_map(|(deposit, amount)| {
+            let amount = Amount::new(amount).expect("positive");
+            if deposit {
+                Op::Deposit(amount)
+            } else {
+                Op::Withdraw(amount)
+            }
+        })
+    }
+
+    /// An opening balance: small, so withdrawals get refused, or at the top, so deposits overflow.
+    fn initial() -> impl Strategy<Value = i64> {
+        prop_oneof![0i64..=5_000, (i64::MAX - 5_000)..=i64::MAX]
+    }
+
+    fn requests(writes: &'static [Writer]) -> impl Strategy<Value = Vec<Request>> {
+        prop::collection::vec(
+            (op(), prop::sample::select(writes)).prop_map(|(op, write)| Request { op, write }),
+            1..=6,
+        )
+    }
+
+    fn schedule() -> impl Strategy<Value = Vec<usize>> {
+        prop::collection::vec(0usize..6, 0..=40)
+    }
+
+    fn stats(cell: &Cell) -> crate::ledger::Stats {
+        cell.ledger()
+            .stats(cell.read(), "test".into(), "none".into(), "memory")
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2_000))]
+
+        #[test]
+        fn the_ledger_explains_the_balance_under_any_interleaving_of_any_strategies(
+            initial in initial(),
+            requests in requests(&[Writer::Overwrite, Writer::CompareAndWrite, Writer::InPlace]),
+            schedule in schedule(),
+        ) {
+            let cell = run(initial, &requests, &schedule);
+
+            let stats = stats(&cell);
+            prop_assert_eq!(
+                i128::from(stats.balance),
+                stats.expected_balance - stats.lost_net
+            );
+            prop_assert_eq!(stats.lost_removed - stats.lost_added, stats.lost_net);
+            prop_assert!(stats.lost_removed >= 0 && stats.lost_added >= 0);
+            // Every request ended written or refused (an overflow is neither counted nor written).
+            let overflowed = requests.len() as u64
+                - stats.deposit_count
+                - stats.withdrawal_count
+                - stats.refused_count;
+            prop_assert!(overflowed == 0 || initial > i64::MAX - 6_000);
+        }
+
+        #[test]
+        fn compare_and_write_with_retry_and_update_in_place_lose_nothing_under_any_interleaving(
+            initial in initial(),
+            requests in requests(&[Writer::CompareAndWrite, Writer::InPlace]),
+            schedule in schedule(),
+        ) {
+            let cell = run(initial, &requests, &schedule);
+
+            let stats = stats(&cell);
+            prop_assert_eq!(stats.lost_updates, 0);
+            prop_assert_eq!(stats.lost_net, 0);
+            prop_assert_eq!(i128::from(stats.balance), stats.expected_balance);
+        }
+    }
+
+    #[test]
+    fn two_overwrites_that_read_the_same_balance_lose_the_first_in_the_model() {
+        // The model can fail: read, read, write, write is the lost update itself.
+        let deposit = |amount| Request {
+            op: Op::Deposit(Amount::new(amount).expect("positive")),
+            write: Writer::Overwrite,
+        };
+        let schedule = [0, 1, 0, 0];
+
+        let cell = run(100, &[deposit(5), deposit(7)], &schedule);
+
+        let stats = stats(&cell);
+        assert_eq!((stats.balance, stats.expected_balance), (107, 112));
+        assert_eq!((stats.lost_updates, stats.lost_net), (1, 5));
+    }
+}
