@@ -12,6 +12,7 @@
 //! The map, from the leaves up (each module uses only those above it in this list):
 //! - [`money`], [`duration`]: amounts as integer minor units with checked arithmetic; human durations.
 //! - [`number`]: a JSON number's text read exactly, so a refusal can say precisely what was wrong.
+//! - [`wire`]: the contract with the load generator: route paths, bodies, `/stats`, problem types.
 //! - [`error`]: why an operation was not applied, why an account could not be opened.
 //! - [`work`]: what happens between the read and the write (`none`, `yield`, `2ms`, `0ms..5ms`,
 //!   `rendezvous:N`), and where a stopping server cuts requests short.
@@ -22,10 +23,10 @@
 //! - `store`: where the balance lives, one folder per store and one file per strategy.
 //! - [`account`]: a store, the mode's guard and the work: what the HTTP layer calls.
 //! - [`problem`]: every client error as an RFC 9457 problem document.
-//! - [`routes`]: the HTTP API (`app()`), no socket needed.
 //! - [`lesson`]: what each mode teaches, one paragraph shared by the live page and README.
 //! - [`live`]: the live page at `GET /`, fed by a server-sent event stream.
 //! - [`metrics`]: Prometheus metrics at `GET /metrics`, a few atomic additions per request.
+//! - [`routes`]: the HTTP API (`app()`), no socket needed.
 //! - [`connection`]: one client connection over HTTP/1.1, with the limits that cut off slow,
 //!   idle and greedy clients.
 //! - [`server`]: `serve(listener, config, shutdown)`: the accept loop, the connection limit and
@@ -33,7 +34,6 @@
 //! - [`signal`]: the signals that stop the `racebank` binary.
 //! - `log`: logging that never takes the server down.
 //! - [`cli`]: the `racebank` command line, which only builds a [`Config`].
-//! - [`wire`]: the contract with the load generator: route paths, bodies, `/stats`, problem types.
 
 pub mod account;
 pub mod cli;
