@@ -87,9 +87,9 @@ pub struct Cli {
     #[arg(long, env = "RACEBANK_SHUTDOWN_GRACE", default_value = "10s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,
 
-    /// How long a connection may take to send a request's head, from when the server starts
-    /// waiting for it; so also how long an idle keep-alive connection stays open. Past it, the
-    /// connection is closed.
+    /// How long a connection may wait to complete a request's head, from when the server starts
+    /// waiting for it; so also how long an idle keep-alive connection stays open. Past it (checked
+    /// once per timeout, so between one and two timeouts), the connection is closed.
     #[arg(long, env = "RACEBANK_HEADER_TIMEOUT", default_value = "10s", value_parser = parse_timeout)]
     pub header_timeout: Duration,
 

@@ -31,7 +31,8 @@ pub struct ServerConfig {
     pub shutdown_grace: Duration,
     /// How long a connection may take to deliver a request's head, counted from when the server
     /// starts waiting for it: from the accept for the first request, from the end of the previous
-    /// answer for the next. So it is also how long an idle keep-alive connection stays open.
+    /// answer for the next. So it is also how long an idle keep-alive connection stays open. It is
+    /// checked once per timeout, so such a connection is closed after between one and two.
     pub header_timeout: Duration,
     /// How long a request's body may take to arrive once its head has; past it, 408.
     pub body_timeout: Duration,

@@ -1,9 +1,14 @@
 //! One client connection: hyper's HTTP/1.1 with the limits that stop a slow, idle or greedy client
 //! from holding more than its share, and the checks of a request's framing hyper leaves to us.
 //!
-//! - A request's head must arrive within the header timeout, counted from when the server starts
-//!   waiting for it (hyper's `header_read_timeout`). hyper runs one timer from the end of one answer
-//!   to the end of the next head, so the same timeout closes idle keep-alive connections.
+//! - A connection that is waiting for a request's head (a new one that has sent nothing, a slow
+//!   one that sends its head a line at a time, an idle keep-alive one) is closed once it has waited
+//!   between one and two header timeouts. A watchdog per connection looks every header timeout at
+//!   two counters the requests bump as they start and finish; if nothing started or finished since
+//!   its last look and nothing is in flight, the connection has been waiting for a head all that
+//!   time. hyper's own `header_read_timeout` does the same to the millisecond, but arms and
+//!   disarms a timer for every request, which measured 7 % of the server's instructions per request
+//!   (BENCHMARKS.md); the watchdog costs two uncontended atomic additions per request.
 //! - A head may hold [`MAX_HEAD_BYTES`]; past it hyper answers 431 and closes, so an unfinished
 //!   header holds at most that much memory.
 //! - The body timeout is the body extractor's ([`crate::routes`]): only the routes that read a
@@ -14,6 +19,7 @@
 //! add a body (`Server::on_error` in hyper's `proto/h1/role.rs`). Everything the router answers is
 //! a problem document.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -24,7 +30,7 @@ use axum::Router;
 use hyper::body::{Body, Incoming};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio::sync::{watch, OwnedSemaphorePermit};
 use tower_service::Service;
@@ -41,6 +47,7 @@ pub const MAX_HEAD_BYTES: usize = 16 * 1024;
 #[derive(Debug)]
 pub(crate) struct Http {
     builder: http1::Builder,
+    header_timeout: Duration,
     metrics: Arc<Metrics>,
 }
 
@@ -49,11 +56,15 @@ impl Http {
     /// counted in `metrics`.
     pub(crate) fn new(header_timeout: Duration, metrics: Arc<Metrics>) -> Self {
         let mut builder = http1::Builder::new();
+        // The header timeout is the watchdog's (see the module docs), not hyper's timer.
         builder
-            .timer(TokioTimer::new())
-            .header_read_timeout(header_timeout)
+            .header_read_timeout(None)
             .max_buf_size(MAX_HEAD_BYTES);
-        Self { builder, metrics }
+        Self {
+            builder,
+            header_timeout,
+            metrics,
+        }
     }
 
     /// Serves `tcp` until the client closes it, a limit cuts it off, or the server stops (then the
@@ -71,13 +82,17 @@ impl Http {
         // touched by this connection alone, where the server-wide one would be a cache line every
         // worker thread fights over on every request.
         let metrics = Arc::new(self.metrics.clone());
+        let progress = Arc::new(Progress::default());
+        let requests = progress.clone();
         let service = service_fn(move |request: Request<Incoming>| {
+            requests.started.fetch_add(1, Ordering::Relaxed);
             let problem = framing_problem(&request);
             let route = Route::of(request.uri().path());
             // Only deposits and withdrawals are timed: two clock reads, the rest a counter.
             let started = route.timed().map(|_| Instant::now());
             let mut router = router.clone();
             let metrics = metrics.clone();
+            let requests = requests.clone();
             async move {
                 let response = match problem {
                     Some(problem) => close_after(problem),
@@ -88,6 +103,7 @@ impl Http {
                 };
                 let elapsed = started.map(|started| started.elapsed());
                 metrics.record(route, response.status().as_u16(), elapsed);
+                requests.finished.fetch_add(1, Ordering::Relaxed);
                 Ok::<_, std::convert::Infallible>(response)
             }
         });
@@ -100,6 +116,10 @@ impl Http {
             biased;
             result = connection.as_mut() => Some(result),
             _ = stopping.wait_for(|stopping| *stopping) => None,
+            () = progress.stalled(self.header_timeout) => {
+                tracing::debug!("closing a connection that sent no request head in time");
+                return;
+            }
         };
         let result = match ended {
             Some(result) => result,
@@ -112,6 +132,38 @@ impl Http {
         if let Err(error) = result {
             // A client that timed out, sent garbage or went away: its business, not the server's.
             tracing::debug!(%error, "connection ended with an error");
+        }
+    }
+}
+
+/// How many of a connection's requests have started (their head arrived) and finished (their
+/// answer is ready), for the watchdog that closes a connection waiting too long for a head.
+#[derive(Debug, Default)]
+struct Progress {
+    started: AtomicU64,
+    finished: AtomicU64,
+}
+
+impl Progress {
+    fn now(&self) -> (u64, u64) {
+        (
+            self.started.load(Ordering::Relaxed),
+            self.finished.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Completes once the connection has been waiting for a request head for at least `timeout`
+    /// (and at most twice that): nothing started or finished over one whole period, and nothing
+    /// is in flight. A request that runs longer than the timeout is never cut here.
+    async fn stalled(&self, timeout: Duration) {
+        let mut seen = self.now();
+        loop {
+            tokio::time::sleep(timeout).await;
+            let now = self.now();
+            if now == seen && now.0 == now.1 {
+                return;
+            }
+            seen = now;
         }
     }
 }

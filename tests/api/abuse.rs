@@ -47,6 +47,32 @@ async fn a_request_head_that_never_ends_is_cut_off_after_the_header_timeout() {
 }
 
 #[tokio::test]
+async fn a_head_trickled_a_line_at_a_time_is_cut_off_though_bytes_keep_arriving() {
+    let app = impatient_app().await;
+    let mut trickle = Raw::connect(&app).await;
+    trickle
+        .send(b"POST /deposit HTTP/1.1\r\nHost: racebank\r\n")
+        .await;
+
+    // A header line every 100 ms, a third of the timeout: the head never completes, so the
+    // connection must be closed within two timeouts however steadily bytes arrive. 100 lines
+    // (10 s) is the bound against hanging, not the expectation.
+    let mut outcome = Outcome::Silent;
+    for line in 0..100 {
+        trickle
+            .send(format!("X-Slow-{line}: 1\r\n").as_bytes())
+            .await;
+        outcome = trickle.outcome(Duration::from_millis(100)).await;
+        if outcome != Outcome::Silent {
+            break;
+        }
+    }
+
+    assert_eq!(outcome, Outcome::Closed);
+    assert_eq!(app.get("/healthz").await.status(), StatusCode::OK);
+}
+
+#[tokio::test]
 async fn an_idle_keep_alive_connection_is_closed_after_the_header_timeout() {
     let app = impatient_app().await;
     let mut idle = Raw::connect(&app).await;
@@ -136,4 +162,24 @@ async fn connections_past_the_limit_wait_until_one_closes() {
     drop(held.pop());
 
     assert_eq!(third.outcome(PATIENCE).await.status(), Some(200));
+}
+
+#[tokio::test]
+async fn a_request_that_works_longer_than_the_header_timeout_is_not_cut_off() {
+    let app = spawn_with(Config {
+        account: AccountConfig::memory("mutex".parse().unwrap(), "800ms".parse().unwrap()),
+        server: ServerConfig {
+            header_timeout: SHORT,
+            body_timeout: SHORT,
+            ..ServerConfig::default()
+        },
+    })
+    .await;
+
+    // 800 ms of work spans two of the watchdog's 300 ms looks: a request in flight is never
+    // taken for a connection waiting for its head.
+    let answer = app.deposit(5).await;
+
+    assert_eq!(answer.status(), StatusCode::OK);
+    assert_eq!(app.balance().await, 5);
 }
