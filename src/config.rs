@@ -67,6 +67,8 @@ pub struct AccountConfig {
     pub max_retries: u32,
     /// How long a lease lasts (Redis `lease` and `fenced` modes).
     pub lease: Duration,
+    /// How long the answer to a request with an `Idempotency-Key` is kept for its repeats.
+    pub idempotency_ttl: Duration,
 }
 
 impl AccountConfig {
@@ -90,6 +92,7 @@ impl Default for AccountConfig {
             initial_balance: 0,
             max_retries: 1000,
             lease: Duration::from_millis(100),
+            idempotency_ttl: crate::idempotency::DEFAULT_TTL,
         }
     }
 }

@@ -16,6 +16,7 @@
 //! - [`work`]: what happens between the read and the write (`none`, `yield`, `2ms`, `0ms..5ms`,
 //!   `rendezvous:N`), and where a stopping server cuts requests short.
 //! - [`ledger`]: the counters behind `/stats`.
+//! - [`idempotency`]: `Idempotency-Key`: the key, the answer a store keeps for it, and the rules.
 //! - [`mode`]: the `--mode` names, for every store.
 //! - [`config`]: plain values describing an account and a server.
 //! - `guard`: the in-process `mutex` and `semaphore:N`, the same for every store.
@@ -41,6 +42,7 @@ pub mod connection;
 pub mod duration;
 pub mod error;
 mod guard;
+pub mod idempotency;
 pub mod ledger;
 pub mod lesson;
 pub mod live;
@@ -56,7 +58,7 @@ mod store;
 pub mod wire;
 pub mod work;
 
-pub use account::Account;
+pub use account::{Account, Keyed};
 pub use cli::Cli;
 pub use config::{AccountConfig, AccountId, Config, ServerConfig, StoreConfig};
 pub use error::{AccountError, OpenError};

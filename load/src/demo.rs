@@ -488,7 +488,12 @@ pub fn rows_to_text(rows: &[Row]) -> String {
             )
         };
         let _ = writeln!(out, "{header}\n");
-        let width = rows.iter().map(|row| row.label().len()).max().unwrap_or(0).max(12);
+        let width = rows
+            .iter()
+            .map(|row| row.label().len())
+            .max()
+            .unwrap_or(0)
+            .max(12);
         let _ = writeln!(
             out,
             "  {:<width$} {:>8} {:>4} {:>8} {:>8} {:>8} {:>5} {:>7} {:>6} {:>9} {:>7} {:>7} {:>9} {:>5} {:>8}  verdict",

@@ -6,6 +6,7 @@ mod abuse;
 mod bad_input;
 mod browser;
 mod helpers;
+mod idempotency;
 mod live;
 mod postgres;
 mod process;
