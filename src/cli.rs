@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 
+use crate::chaos::Chaos;
 use crate::config::{AccountConfig, AccountId, Config, ServerConfig, StoreConfig};
 use crate::duration::parse_duration;
 use crate::mode::Mode;
@@ -87,6 +88,12 @@ pub struct Cli {
     #[arg(long, env = "RACEBANK_IDEMPOTENCY_TTL", default_value = "24h", value_parser = parse_ttl)]
     pub idempotency_ttl: Duration,
 
+    /// Fault injection, for demonstrations and tests: `drop-after-apply=P` applies a share P of
+    /// the deposits and withdrawals, then drops their connection without answering (the lost
+    /// acknowledgement that makes clients retry). Off unless given.
+    #[arg(long, env = "RACEBANK_CHAOS")]
+    pub chaos: Option<Chaos>,
+
     /// On Ctrl-C or SIGTERM, how long requests in flight may take to finish before the server stops
     /// anyway (a request stopped this way has written nothing).
     #[arg(long, env = "RACEBANK_SHUTDOWN_GRACE", default_value = "10s", value_parser = parse_duration)]
@@ -148,6 +155,7 @@ impl Cli {
                 header_timeout: self.header_timeout,
                 body_timeout: self.body_timeout,
                 max_connections: self.max_connections,
+                chaos: self.chaos.unwrap_or_default(),
             },
         }
     }

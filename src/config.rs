@@ -37,6 +37,8 @@ pub struct ServerConfig {
     pub body_timeout: Duration,
     /// Connections open at once; further ones wait in the listen backlog until one closes.
     pub max_connections: usize,
+    /// Faults to inject (`--chaos`); none by default.
+    pub chaos: crate::chaos::Chaos,
 }
 
 impl Default for ServerConfig {
@@ -46,6 +48,7 @@ impl Default for ServerConfig {
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(10),
             max_connections: 512,
+            chaos: crate::chaos::Chaos::default(),
         }
     }
 }

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::header::{CONNECTION, HOST, TRANSFER_ENCODING};
-use axum::http::{HeaderValue, Request, Version};
+use axum::http::{HeaderValue, Method, Request, Version};
 use axum::response::IntoResponse;
 use axum::Router;
 use hyper::body::{Body, Incoming};
@@ -29,7 +29,10 @@ use tokio::net::TcpStream;
 use tokio::sync::{watch, OwnedSemaphorePermit};
 use tower_service::Service;
 
+use crate::chaos::Chaos;
+use crate::idempotency::REPLAYED_HEADER;
 use crate::problem::Problem;
+use crate::wire::paths;
 
 /// The largest request head (request line and headers) a connection may send, in bytes: nginx's
 /// 8 KiB per header line, twice, and a hundred times the heads the clients of this API send.
@@ -40,17 +43,31 @@ pub const MAX_HEAD_BYTES: usize = 16 * 1024;
 #[derive(Debug)]
 pub(crate) struct Http {
     builder: http1::Builder,
+    chaos: Chaos,
 }
+
+/// The error a connection ends with when chaos drops an answer: hyper closes the connection
+/// without writing anything when its service fails.
+#[derive(Debug)]
+struct DroppedByChaos;
+
+impl std::fmt::Display for DroppedByChaos {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("chaos dropped the answer of an applied request (--chaos drop-after-apply)")
+    }
+}
+
+impl std::error::Error for DroppedByChaos {}
 
 impl Http {
     /// HTTP/1.1 with keep-alive, the header timeout and the head size limit.
-    pub(crate) fn new(header_timeout: Duration) -> Self {
+    pub(crate) fn new(header_timeout: Duration, chaos: Chaos) -> Self {
         let mut builder = http1::Builder::new();
         builder
             .timer(TokioTimer::new())
             .header_read_timeout(header_timeout)
             .max_buf_size(MAX_HEAD_BYTES);
-        Self { builder }
+        Self { builder, chaos }
     }
 
     /// Serves `tcp` until the client closes it, a limit cuts it off, or the server stops (then the
@@ -64,13 +81,22 @@ impl Http {
     ) {
         // Small requests and answers: send each at once rather than waiting to batch (Nagle).
         let _ = tcp.set_nodelay(true);
+        let chaos = self.chaos;
         let service = service_fn(move |request: Request<Incoming>| {
             let problem = framing_problem(&request);
             let mut router = router.clone();
+            let changes = chaos.is_on() && changes_balance(&request);
             async move {
-                match problem {
-                    Some(problem) => Ok(close_after(problem)),
+                let response = match problem {
+                    Some(problem) => return Ok(close_after(problem)),
                     None => router.call(request).await,
+                };
+                match response {
+                    Ok(response) if changes && applied(&response) && chaos.drops_answer() => {
+                        Err(DroppedByChaos)
+                    }
+                    Ok(response) => Ok(response),
+                    Err(infallible) => match infallible {},
                 }
             }
         });
@@ -97,6 +123,17 @@ impl Http {
             tracing::debug!(%error, "connection ended with an error");
         }
     }
+}
+
+/// Whether the request is a deposit or a withdrawal.
+fn changes_balance<B>(request: &Request<B>) -> bool {
+    request.method() == Method::POST
+        && matches!(request.uri().path(), paths::DEPOSIT | paths::WITHDRAW)
+}
+
+/// Whether the answer says this request applied something (a replay applied nothing).
+fn applied(response: &axum::response::Response) -> bool {
+    response.status().is_success() && !response.headers().contains_key(REPLAYED_HEADER)
 }
 
 /// What is wrong with how a request is framed, beyond what hyper checks.

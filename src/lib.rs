@@ -32,10 +32,12 @@
 //!   the graceful shutdown.
 //! - [`signal`]: the signals that stop the `racebank` binary.
 //! - `log`: logging that never takes the server down.
+//! - [`chaos`]: fault injection (`--chaos drop-after-apply=P`), off unless named.
 //! - [`cli`]: the `racebank` command line, which only builds a [`Config`].
 //! - [`wire`]: the contract with the load generator: route paths, bodies, `/stats`, problem types.
 
 pub mod account;
+pub mod chaos;
 pub mod cli;
 pub mod config;
 pub mod connection;

@@ -92,6 +92,11 @@ pub struct Report {
     pub acknowledged: Totals,
     /// Operations that may or may not have been applied.
     pub indeterminate: Totals,
+    /// Attempts sent again (`--retry`).
+    pub retries: u64,
+    /// Operations sent again without an idempotency key after an attempt that may have been
+    /// applied: each may have paid twice.
+    pub resent_without_key: Totals,
     /// No lost amount, no overdraft, no duplicate, no other client.
     pub consistent: bool,
     /// What the run concludes.
@@ -254,6 +259,8 @@ impl Report {
                 stats.indeterminate_deposits,
                 stats.indeterminate_withdrawals,
             ),
+            retries: stats.retries,
+            resent_without_key: Totals::new(stats.resent_deposits, stats.resent_withdrawals),
             consistent: conclusion == Conclusion::Consistent,
             verdict: conclusion,
             inconclusive_reason,
@@ -342,6 +349,19 @@ impl Report {
                 self.ok, self.refused, errors
             ),
         );
+        if self.retries > 0 {
+            let resent = self.resent_without_key.deposits + self.resent_without_key.withdrawals;
+            let note = if resent > 0 {
+                format!(", {resent} of them without an idempotency key after an attempt that may have been applied: each may have paid twice")
+            } else {
+                String::new()
+            };
+            line(
+                &mut out,
+                "Retries",
+                &format!("{} attempts sent again{note}", self.retries),
+            );
+        }
         let _ = writeln!(out, "\nLatency:");
         let l = &self.latency_ms;
         for (name, value) in [
@@ -429,6 +449,11 @@ impl Report {
         let lost = match self.lost_amount {
             0 => "0".to_string(),
             amount if amount > 0 => format!("{amount} (vanished)"),
+            amount
+                if self.resent_without_key.deposits + self.resent_without_key.withdrawals > 0 =>
+            {
+                format!("{amount} (appeared: retries without an idempotency key paid twice)")
+            }
             amount => format!("{amount} (appeared: paid out or credited more than acknowledged)"),
         };
         line(&mut out, "Lost amount", &lost);

@@ -179,6 +179,13 @@ pub struct Stats {
     pub indeterminate_withdrawals: Tally,
     /// Balances answered, when the run allows checking them for duplicates.
     pub seen: Option<Seen>,
+    /// Attempts sent again (`--retry`).
+    pub retries: u64,
+    /// Deposits sent again without an idempotency key after an attempt that may have been
+    /// applied: each may have been applied once more.
+    pub resent_deposits: Tally,
+    /// The same for withdrawals.
+    pub resent_withdrawals: Tally,
 }
 
 impl Stats {
@@ -197,6 +204,9 @@ impl Stats {
             indeterminate_deposits: Tally::default(),
             indeterminate_withdrawals: Tally::default(),
             seen: check_duplicates.then(Seen::new),
+            retries: 0,
+            resent_deposits: Tally::default(),
+            resent_withdrawals: Tally::default(),
         }
     }
 
@@ -326,6 +336,18 @@ impl Stats {
         tally.add(amount);
     }
 
+    /// Records that `op` is sent again; `may_pay_twice` when it carries no idempotency key and
+    /// the attempt before may have been applied.
+    pub(crate) fn record_retry(&mut self, kind: Kind, amount: i64, may_pay_twice: bool) {
+        self.retries += 1;
+        if may_pay_twice {
+            match kind {
+                Kind::Deposit => self.resent_deposits.add(amount),
+                Kind::Withdraw => self.resent_withdrawals.add(amount),
+            }
+        }
+    }
+
     /// Adds another worker's observations.
     pub fn merge(&mut self, other: &Stats) {
         // Both histograms have the same bounds, so adding cannot fail; if it ever did, the
@@ -344,6 +366,9 @@ impl Stats {
             .merge(other.indeterminate_deposits);
         self.indeterminate_withdrawals
             .merge(other.indeterminate_withdrawals);
+        self.retries += other.retries;
+        self.resent_deposits.merge(other.resent_deposits);
+        self.resent_withdrawals.merge(other.resent_withdrawals);
         match (&mut self.seen, &other.seen) {
             (Some(mine), Some(theirs)) => mine.merge(theirs),
             (None, Some(theirs)) => self.seen = Some(theirs.clone()),

@@ -240,3 +240,57 @@ async fn redis_keys_apply_once_across_replicas_in_every_mode() {
         keys_apply_once(&replicas).await;
     }
 }
+
+/// A deposit whose answer chaos drops: the client sees a broken connection, not an answer.
+async fn dropped(app: &TestApp, key: Option<&str>) {
+    let mut request = app
+        .client
+        .post(format!("{}/deposit", app.address))
+        .header("content-type", "application/json")
+        .body(amount_body(5));
+    if let Some(key) = key {
+        request = request.header("idempotency-key", key);
+    }
+    let answer = request.send().await;
+    assert!(answer.is_err(), "chaos should have dropped it: {answer:?}");
+}
+
+/// Every applied deposit's answer dropped (`drop-after-apply=1`): deterministic.
+fn dropping(mut config: Config) -> Config {
+    config.server.chaos = "drop-after-apply=1".parse().expect("a valid fault");
+    config
+}
+
+#[tokio::test]
+async fn a_retry_with_the_key_of_a_dropped_answer_gets_that_answer_and_pays_once() {
+    let app = spawn_with(dropping(memory("atomic", "none"))).await;
+    dropped(&app, Some("lost-ack")).await;
+    let retry = keyed(&app, "/deposit", 5, "lost-ack").await;
+    assert_eq!(retry.status, StatusCode::OK);
+    assert!(retry.replayed, "the retry is answered with the kept answer");
+    assert_eq!(retry.body["balance"], 5);
+    assert_eq!(app.balance().await, 5, "applied once");
+}
+
+#[tokio::test]
+async fn a_retry_without_a_key_after_a_dropped_answer_pays_twice() {
+    let app = spawn_with(dropping(memory("atomic", "none"))).await;
+    dropped(&app, None).await;
+    dropped(&app, None).await;
+    assert_eq!(app.balance().await, 10, "the deposit was applied twice");
+}
+
+#[tokio::test]
+async fn a_postgres_retry_with_the_key_of_a_dropped_answer_pays_once_on_another_replica() {
+    let (account, replicas) =
+        crate::postgres::spawn_replicas("lost-ack", 1, "atomic", "none", 0).await;
+    let dropping_replica = spawn_with(dropping(crate::postgres::replica_config(
+        &account, "atomic", "none",
+    )))
+    .await;
+    dropped(&dropping_replica, Some("lost-ack")).await;
+    let retry = keyed(&replicas[0], "/deposit", 5, "lost-ack").await;
+    assert_eq!(retry.status, StatusCode::OK);
+    assert!(retry.replayed);
+    assert_eq!(crate::postgres::row_balance(account.as_str()).await, 5);
+}

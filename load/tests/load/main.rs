@@ -6,6 +6,7 @@ mod closing;
 mod demo;
 mod helpers;
 mod other_api;
+mod retries;
 mod run;
 mod sweep;
 mod timeline;
