@@ -5,6 +5,7 @@
 mod abuse;
 mod bad_input;
 mod browser;
+mod crash;
 mod helpers;
 mod idempotency;
 mod live;
