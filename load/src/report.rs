@@ -38,6 +38,9 @@ pub const EXIT_INTERRUPTED: u8 = 130;
 ///   could give in this run (null when not checked).
 /// - `acknowledged` and `indeterminate`: {`deposits`, `deposit_sum`, `withdrawals`,
 ///   `withdrawal_sum`}.
+/// - `retries`: attempts sent again (`--retry`); `resent_without_key`: the operations among them
+///   sent again without an idempotency key after an attempt that may have been applied (the same
+///   fields as `acknowledged`): each may have been applied twice.
 /// - `consistent`: no lost amount, no overdraft, no duplicate, no other client.
 /// - `verdict`: `consistent`, `lost` or `inconclusive`; `inconclusive_reason`.
 /// - `checks`: the checks the answers allowed (`expected range`, `overdraft`, `duplicate
@@ -520,6 +523,14 @@ impl Report {
         line(&mut out, "Checks run", &checks);
         let consistent = match self.verdict {
             Conclusion::Consistent => "yes".to_string(),
+            Conclusion::Lost
+                if self.lost_amount < 0
+                    && self.resent_without_key.deposits + self.resent_without_key.withdrawals
+                        > 0 =>
+            {
+                "NO: money appeared: retries without an idempotency key applied operations twice"
+                    .to_string()
+            }
             Conclusion::Lost => "NO: the answers prove that updates were lost".to_string(),
             Conclusion::Inconclusive => format!(
                 "INCONCLUSIVE: {}",
