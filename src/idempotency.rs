@@ -24,6 +24,7 @@
 //! most [`MEMORY_CAPACITY`], dropping the oldest first. A request without a key costs nothing more
 //! than before.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::money::{Amount, Op, Refusal};
@@ -42,8 +43,11 @@ pub const MEMORY_CAPACITY: usize = 100_000;
 
 /// A valid `Idempotency-Key`: 1 to 255 printable ASCII characters (the draft's recommendation,
 /// and safe in a log line, a Redis key and a SQL parameter).
+///
+/// Shared rather than owned: the memory store keeps each key twice (its table and its expiry
+/// queue), and a clone is then a reference count, not a copy.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct IdempotencyKey(String);
+pub struct IdempotencyKey(Arc<str>);
 
 impl IdempotencyKey {
     /// The longest key accepted.
@@ -65,8 +69,8 @@ impl IdempotencyKey {
                 "an Idempotency-Key holds printable ASCII only, not byte 0x{bad:02x}"
             ));
         }
-        // Every byte is printable ASCII, so this is valid UTF-8.
-        Ok(Self(String::from_utf8_lossy(value).into_owned()))
+        // Every byte is printable ASCII, so this is valid UTF-8 and nothing is replaced.
+        Ok(Self(Arc::from(String::from_utf8_lossy(value).as_ref())))
     }
 
     /// The key as sent.

@@ -283,7 +283,10 @@ impl Stats {
             };
         }
         let problem = body.as_deref().and_then(ProblemType::of_document);
-        if status == StatusCode::CONFLICT
+        // racebank's 409 `idempotency-key-in-use`: this attempt wrote nothing, but the key's
+        // other request (an earlier attempt of the same operation) may have.
+        let key_in_use = problem == Some(ProblemType::IdempotencyKeyInUse);
+        if (status == StatusCode::CONFLICT && !key_in_use)
             || problem.map(ProblemType::effect) == Some(Effect::Refused)
         {
             self.refused += 1;
@@ -298,8 +301,9 @@ impl Stats {
         // A 5xx may have been applied before it failed, unless it is one of racebank's problems
         // answered before anything was written. A 4xx (408 included: racebank drops a timed-out
         // request before it writes) and a redirect, which is not followed, were not.
-        let outcome = if status.is_server_error()
-            && problem.map(ProblemType::effect) != Some(Effect::NotApplied)
+        let outcome = if key_in_use
+            || (status.is_server_error()
+                && problem.map(ProblemType::effect) != Some(Effect::NotApplied))
         {
             Outcome::Indeterminate
         } else {
@@ -476,6 +480,18 @@ mod tests {
         assert_eq!((ok.outcome_name(), ok.balance), ("ok", Some(5)));
         assert_eq!(stats.indeterminate_deposits, Tally { count: 2, sum: 10 });
         assert_eq!(stats.deposits, Tally { count: 1, sum: 5 });
+    }
+
+    #[test]
+    fn a_key_in_use_leaves_the_operation_indeterminate_and_is_no_refusal() {
+        // Its key's other request, an earlier attempt of the same operation, may have applied it.
+        let mut stats = Stats::new(false);
+        let document = Problem::IdempotencyKeyInUse("x".into())
+            .to_json()
+            .to_string();
+        let recorded = answer(&mut stats, 409, &document);
+        assert_eq!(recorded.outcome, Outcome::Indeterminate);
+        assert_eq!((stats.refused, stats.errors.status), (0, 1));
     }
 
     #[test]

@@ -95,8 +95,10 @@ pub async fn keys_apply_once(apps: &[TestApp]) {
     assert_eq!(refused_again.body, refused.body);
     assert_eq!(app(2).balance().await, 1100);
 
-    // Twenty copies of one request at once, over every replica: one applies, all get its answer.
-    let copies = (0..20).map(|i| keyed(app(i), "/deposit", 7, "pay-3"));
+    // Twelve copies of one request at once, over every replica: one applies, all get its answer.
+    // (Twelve: with three PostgreSQL replicas of four pooled connections each, no copy waits for
+    // a connection, which on a loaded machine could outlast the pool's 5 s wait and answer 503.)
+    let copies = (0..12).map(|i| keyed(app(i), "/deposit", 7, "pay-3"));
     let answers = join_all(copies).await;
     for answer in &answers {
         assert_eq!(answer.status, StatusCode::OK, "{answer:?}");
