@@ -7,6 +7,7 @@
 use crate::config::AccountConfig;
 use crate::error::{AccountError, OpenError};
 use crate::guard::Guard;
+use crate::idempotency::{Claim, IdempotencyKey, Remembered};
 use crate::ledger::Stats;
 use crate::mode::Mode;
 use crate::money::Op;
@@ -22,6 +23,17 @@ pub struct Account {
     guard: Guard,
     store: Store,
     work: Work,
+    key_ttl: std::time::Duration,
+}
+
+/// The answer to a request with an idempotency key: its own, or the one its key kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Keyed {
+    /// The balance written, or why not: exactly what a request without a key would get.
+    pub outcome: Result<i64, AccountError>,
+    /// True when the answer is the one kept from an earlier request with the same key: this
+    /// request changed nothing.
+    pub replayed: bool,
 }
 
 impl Account {
@@ -34,13 +46,75 @@ impl Account {
             guard: Guard::new(config.mode.in_process_permits()),
             store: Store::open(config).await?,
             work: Work::new(config.work),
+            key_ttl: config.idempotency_ttl,
         })
     }
 
     /// Applies a deposit or withdrawal and returns the balance this request wrote.
     pub async fn apply(&self, op: Op) -> Result<i64, AccountError> {
         let _permit = self.guard.enter(&self.work).await?;
-        self.store.apply(&self.work, op).await
+        self.store.apply(&self.work, op, None).await
+    }
+
+    /// Applies `op` at most once per `key` ([`crate::idempotency`]): the first request with the key
+    /// is applied (or refused) and its answer kept with the change; a repeat of the same request
+    /// replays that answer; the key sent with another request is refused.
+    pub async fn apply_keyed(&self, op: Op, key: &IdempotencyKey) -> Keyed {
+        let fresh = |outcome| Keyed {
+            outcome,
+            replayed: false,
+        };
+        match self.store.lookup(key).await {
+            Ok(Some(kept)) => return replay(kept, op, key),
+            Ok(None) => {}
+            Err(error) => return fresh(Err(error)),
+        }
+        let claim = Claim {
+            key,
+            op,
+            ttl: self.key_ttl,
+        };
+        let outcome = async {
+            let _permit = self.guard.enter(&self.work).await?;
+            self.store.apply(&self.work, op, Some(&claim)).await
+        }
+        .await;
+        match outcome {
+            Err(AccountError::Refused(refusal)) => {
+                match self
+                    .store
+                    .remember(&claim, claim.answer(Err(refusal)))
+                    .await
+                {
+                    Ok(true) => fresh(Err(refusal.into())),
+                    Ok(false) => self.replay_kept(op, key).await,
+                    Err(error) => {
+                        // The refusal stands; a repeat will be judged afresh.
+                        tracing::warn!(%error, "a refusal's answer was not kept for its key");
+                        fresh(Err(refusal.into()))
+                    }
+                }
+            }
+            // Another request with the key was answered first: its answer is this one's too.
+            Err(AccountError::KeyInUse) => self.replay_kept(op, key).await,
+            other => fresh(other),
+        }
+    }
+
+    /// The kept answer of a key another request just answered.
+    async fn replay_kept(&self, op: Op, key: &IdempotencyKey) -> Keyed {
+        match self.store.lookup(key).await {
+            Ok(Some(kept)) => replay(kept, op, key),
+            Ok(None) | Err(_) => Keyed {
+                outcome: Err(AccountError::KeyInUse),
+                replayed: false,
+            },
+        }
+    }
+
+    /// How long a key's answer is kept.
+    pub fn key_ttl(&self) -> std::time::Duration {
+        self.key_ttl
     }
 
     /// Cuts short every request still waiting or working: each answers 503 and writes nothing.
@@ -78,5 +152,27 @@ impl Account {
         self.store.reset(balance).await?;
         // Still alone: the stats are those of the reset, not of a request that came after it.
         self.stats().await
+    }
+}
+
+/// The answer `kept` for `key`, replayed to a request asking for `op`: the same request gets the
+/// same answer; another request is refused, its key being taken.
+fn replay(kept: Remembered, op: Op, key: &IdempotencyKey) -> Keyed {
+    if kept.op != op {
+        let first = match kept.op {
+            Op::Deposit(amount) => format!("deposit of {amount}"),
+            Op::Withdraw(amount) => format!("withdrawal of {amount}"),
+        };
+        return Keyed {
+            outcome: Err(AccountError::KeyReused {
+                key: key.as_str().to_string(),
+                first,
+            }),
+            replayed: false,
+        };
+    }
+    Keyed {
+        outcome: kept.outcome.map_err(AccountError::from),
+        replayed: true,
     }
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 
+use crate::chaos::Chaos;
 use crate::config::{AccountConfig, AccountId, Config, ServerConfig, StoreConfig};
 use crate::duration::parse_duration;
 use crate::mode::Mode;
@@ -82,6 +83,17 @@ pub struct Cli {
     #[arg(long, env = "RACEBANK_LEASE", default_value = "100ms", value_parser = parse_lease)]
     pub lease: Duration,
 
+    /// How long the answer to a request with an `Idempotency-Key` is kept, so that a repeat
+    /// replays it rather than applying again (README, "Retries that never pay twice").
+    #[arg(long, env = "RACEBANK_IDEMPOTENCY_TTL", default_value = "24h", value_parser = parse_ttl)]
+    pub idempotency_ttl: Duration,
+
+    /// Fault injection, for demonstrations and tests: `drop-after-apply=P` applies a share P of
+    /// the deposits and withdrawals, then drops their connection without answering (the lost
+    /// acknowledgement that makes clients retry). Off unless given.
+    #[arg(long, env = "RACEBANK_CHAOS")]
+    pub chaos: Option<Chaos>,
+
     /// On Ctrl-C or SIGTERM, how long requests in flight may take to finish before the server stops
     /// anyway (a request stopped this way has written nothing).
     #[arg(long, env = "RACEBANK_SHUTDOWN_GRACE", default_value = "10s", value_parser = parse_duration)]
@@ -136,12 +148,14 @@ impl Cli {
                 initial_balance: self.initial_balance,
                 max_retries: self.max_retries,
                 lease: self.lease,
+                idempotency_ttl: self.idempotency_ttl,
             },
             server: ServerConfig {
                 shutdown_grace: self.shutdown_grace,
                 header_timeout: self.header_timeout,
                 body_timeout: self.body_timeout,
                 max_connections: self.max_connections,
+                chaos: self.chaos.unwrap_or_default(),
             },
         }
     }
@@ -168,6 +182,22 @@ fn parse_timeout(text: &str) -> Result<Duration, String> {
         return Err(format!("`{text}`: a timeout lasts at least 1ms"));
     }
     Ok(timeout)
+}
+
+/// A key's time to live: a duration as everywhere (`90s`, `30m`), or whole hours (`24h`), up to a
+/// week.
+fn parse_ttl(text: &str) -> Result<Duration, String> {
+    let ttl = match text.trim().strip_suffix('h') {
+        Some(hours) => match hours.parse::<u64>() {
+            Ok(hours) if hours <= 7 * 24 => Duration::from_secs(hours * 3600),
+            _ => return Err(format!("`{text}`: use whole hours, at most 168h (a week)")),
+        },
+        None => parse_duration(text)?,
+    };
+    if ttl < Duration::from_millis(1) {
+        return Err(format!("`{text}`: a key is kept at least 1ms"));
+    }
+    Ok(ttl)
 }
 
 fn parse_max_connections(text: &str) -> Result<usize, String> {

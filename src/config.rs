@@ -38,6 +38,8 @@ pub struct ServerConfig {
     pub body_timeout: Duration,
     /// Connections open at once; further ones wait in the listen backlog until one closes.
     pub max_connections: usize,
+    /// Faults to inject (`--chaos`); none by default.
+    pub chaos: crate::chaos::Chaos,
 }
 
 impl Default for ServerConfig {
@@ -47,6 +49,7 @@ impl Default for ServerConfig {
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(10),
             max_connections: 512,
+            chaos: crate::chaos::Chaos::default(),
         }
     }
 }
@@ -68,6 +71,8 @@ pub struct AccountConfig {
     pub max_retries: u32,
     /// How long a lease lasts (Redis `lease` and `fenced` modes).
     pub lease: Duration,
+    /// How long the answer to a request with an `Idempotency-Key` is kept for its repeats.
+    pub idempotency_ttl: Duration,
 }
 
 impl AccountConfig {
@@ -91,6 +96,7 @@ impl Default for AccountConfig {
             initial_balance: 0,
             max_retries: 1000,
             lease: Duration::from_millis(100),
+            idempotency_ttl: crate::idempotency::DEFAULT_TTL,
         }
     }
 }

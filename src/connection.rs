@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::http::header::{CONNECTION, HOST, TRANSFER_ENCODING};
-use axum::http::{HeaderValue, Request, Version};
+use axum::http::{HeaderValue, Method, Request, Version};
 use axum::response::IntoResponse;
 use axum::Router;
 use hyper::body::{Body, Incoming};
@@ -35,8 +35,11 @@ use tokio::net::TcpStream;
 use tokio::sync::{watch, OwnedSemaphorePermit};
 use tower_service::Service;
 
+use crate::chaos::Chaos;
+use crate::idempotency::REPLAYED_HEADER;
 use crate::metrics::{Metrics, Route};
 use crate::problem::Problem;
+use crate::wire::paths;
 
 /// The largest request head (request line and headers) a connection may send, in bytes: nginx's
 /// 8 KiB per header line, twice, and a hundred times the heads the clients of this API send.
@@ -49,12 +52,26 @@ pub(crate) struct Http {
     builder: http1::Builder,
     header_timeout: Duration,
     metrics: Arc<Metrics>,
+    chaos: Chaos,
 }
+
+/// The error a connection ends with when chaos drops an answer: hyper closes the connection
+/// without writing anything when its service fails.
+#[derive(Debug)]
+struct DroppedByChaos;
+
+impl std::fmt::Display for DroppedByChaos {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("chaos dropped the answer of an applied request (--chaos drop-after-apply)")
+    }
+}
+
+impl std::error::Error for DroppedByChaos {}
 
 impl Http {
     /// HTTP/1.1 with keep-alive, the header timeout and the head size limit; every answer is
-    /// counted in `metrics`.
-    pub(crate) fn new(header_timeout: Duration, metrics: Arc<Metrics>) -> Self {
+    /// counted in `metrics`, and `chaos` may drop some.
+    pub(crate) fn new(header_timeout: Duration, metrics: Arc<Metrics>, chaos: Chaos) -> Self {
         let mut builder = http1::Builder::new();
         // The header timeout is the watchdog's (see the module docs), not hyper's timer.
         builder
@@ -64,6 +81,7 @@ impl Http {
             builder,
             header_timeout,
             metrics,
+            chaos,
         }
     }
 
@@ -84,9 +102,11 @@ impl Http {
         let metrics = Arc::new(self.metrics.clone());
         let progress = Arc::new(Progress::default());
         let requests = progress.clone();
+        let chaos = self.chaos;
         let service = service_fn(move |request: Request<Incoming>| {
             requests.started.fetch_add(1, Ordering::Relaxed);
             let problem = framing_problem(&request);
+            let changes = chaos.is_on() && changes_balance(&request);
             let route = Route::of(request.uri().path());
             // Only deposits and withdrawals are timed: two clock reads, the rest a counter.
             let started = route.timed().map(|_| Instant::now());
@@ -101,10 +121,13 @@ impl Http {
                         Err(infallible) => match infallible {},
                     },
                 };
+                requests.finished.fetch_add(1, Ordering::Relaxed);
+                if changes && applied(&response) && chaos.drops_answer() {
+                    return Err(DroppedByChaos);
+                }
                 let elapsed = started.map(|started| started.elapsed());
                 metrics.record(route, response.status().as_u16(), elapsed);
-                requests.finished.fetch_add(1, Ordering::Relaxed);
-                Ok::<_, std::convert::Infallible>(response)
+                Ok(response)
             }
         });
         let connection = self
@@ -166,6 +189,17 @@ impl Progress {
             seen = now;
         }
     }
+}
+
+/// Whether the request is a deposit or a withdrawal.
+fn changes_balance<B>(request: &Request<B>) -> bool {
+    request.method() == Method::POST
+        && matches!(request.uri().path(), paths::DEPOSIT | paths::WITHDRAW)
+}
+
+/// Whether the answer says this request applied something (a replay applied nothing).
+fn applied(response: &axum::response::Response) -> bool {
+    response.status().is_success() && !response.headers().contains_key(REPLAYED_HEADER)
 }
 
 /// What is wrong with how a request is framed, beyond what hyper checks.

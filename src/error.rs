@@ -28,6 +28,13 @@ pub enum AccountError {
     /// A lease or fencing token ran out before the write: a newer holder owns the account now.
     #[error("{0}")]
     Fenced(String),
+    /// The `Idempotency-Key` was first used for another request (operation or amount).
+    #[error("the Idempotency-Key `{key}` was first used for a {first}; a repeat must send the same request, or use a new key")]
+    KeyReused { key: String, first: String },
+    /// Another request with the same `Idempotency-Key` was answered at the same moment, and its
+    /// answer could not be read back (it expired, or the store failed): this request wrote nothing.
+    #[error("another request with the same Idempotency-Key was answered at the same moment, and this one wrote nothing; send it again to get that answer")]
+    KeyInUse,
 }
 
 /// Why an account could not be opened: a server that cannot open its account does not start.

@@ -17,6 +17,7 @@
 //! - [`work`]: what happens between the read and the write (`none`, `yield`, `2ms`, `0ms..5ms`,
 //!   `rendezvous:N`), and where a stopping server cuts requests short.
 //! - [`ledger`]: the counters behind `/stats`.
+//! - [`idempotency`]: `Idempotency-Key`: the key, the answer a store keeps for it, and the rules.
 //! - [`mode`]: the `--mode` names, for every store.
 //! - [`config`]: plain values describing an account and a server.
 //! - `guard`: the in-process `mutex` and `semaphore:N`, the same for every store.
@@ -33,15 +34,18 @@
 //!   the graceful shutdown.
 //! - [`signal`]: the signals that stop the `racebank` binary.
 //! - `log`: logging that never takes the server down.
+//! - [`chaos`]: fault injection (`--chaos drop-after-apply=P`), off unless named.
 //! - [`cli`]: the `racebank` command line, which only builds a [`Config`].
 
 pub mod account;
+pub mod chaos;
 pub mod cli;
 pub mod config;
 pub mod connection;
 pub mod duration;
 pub mod error;
 mod guard;
+pub mod idempotency;
 pub mod ledger;
 pub mod lesson;
 pub mod live;
@@ -58,7 +62,7 @@ mod store;
 pub mod wire;
 pub mod work;
 
-pub use account::Account;
+pub use account::{Account, Keyed};
 pub use cli::Cli;
 pub use config::{AccountConfig, AccountId, Config, ServerConfig, StoreConfig};
 pub use error::{AccountError, OpenError};

@@ -51,6 +51,13 @@ pub enum Refusal {
 }
 
 impl Op {
+    /// The amount, in minor units.
+    pub fn amount(self) -> i64 {
+        match self {
+            Op::Deposit(amount) | Op::Withdraw(amount) => amount.get(),
+        }
+    }
+
     /// The balance to write, given the balance read: the funds check and the overflow check.
     pub fn apply_to(self, balance: i64) -> Result<i64, Refusal> {
         match self {

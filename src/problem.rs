@@ -73,6 +73,15 @@ pub enum Problem {
     /// The request's lease ran out, and a newer holder's fencing token refused its write.
     #[error("{0}; nothing was changed, try again")]
     LeaseLost(String),
+    /// The `Idempotency-Key` header is not a valid key.
+    #[error("{0}")]
+    InvalidIdempotencyKey(String),
+    /// The `Idempotency-Key` was first used for a different request; nothing was changed.
+    #[error("{0}; nothing was changed")]
+    IdempotencyKeyReused(String),
+    /// Another request with the same key was answered at the same moment; this one wrote nothing.
+    #[error("{0}")]
+    IdempotencyKeyInUse(String),
 }
 
 impl Problem {
@@ -101,6 +110,9 @@ impl Problem {
             Problem::StoreUnavailable(_) => ProblemType::StoreUnavailable,
             Problem::OutcomeUnknown(_) => ProblemType::OutcomeUnknown,
             Problem::LeaseLost(_) => ProblemType::LeaseLost,
+            Problem::InvalidIdempotencyKey(_) => ProblemType::InvalidIdempotencyKey,
+            Problem::IdempotencyKeyReused(_) => ProblemType::IdempotencyKeyReused,
+            Problem::IdempotencyKeyInUse(_) => ProblemType::IdempotencyKeyInUse,
         }
     }
 
@@ -128,6 +140,9 @@ impl Problem {
             Problem::StoreUnavailable(_) => "The store is unavailable",
             Problem::OutcomeUnknown(_) => "The outcome of the write is unknown",
             Problem::LeaseLost(_) => "The lease ran out before the write",
+            Problem::InvalidIdempotencyKey(_) => "Invalid Idempotency-Key",
+            Problem::IdempotencyKeyReused(_) => "Idempotency-Key reused for another request",
+            Problem::IdempotencyKeyInUse(_) => "Idempotency-Key in use",
         }
     }
 
@@ -189,6 +204,9 @@ impl Problem {
             Problem::StoreUnavailable("x".into()),
             Problem::OutcomeUnknown("x".into()),
             Problem::LeaseLost("x".into()),
+            Problem::InvalidIdempotencyKey("x".into()),
+            Problem::IdempotencyKeyReused("x".into()),
+            Problem::IdempotencyKeyInUse("x".into()),
         ]
     }
 
@@ -239,6 +257,10 @@ impl From<AccountError> for Problem {
                 Problem::OutcomeUnknown(error.to_string())
             }
             AccountError::Fenced(detail) => Problem::LeaseLost(detail),
+            error @ AccountError::KeyReused { .. } => {
+                Problem::IdempotencyKeyReused(error.to_string())
+            }
+            error @ AccountError::KeyInUse => Problem::IdempotencyKeyInUse(error.to_string()),
         }
     }
 }

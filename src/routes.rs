@@ -4,6 +4,8 @@
 //! |------------------|-----------------------|------------------------------------------|
 //! | `POST /deposit`  | `{"amount": N}`       | 200 `{"balance": B}`, B the balance written |
 //! | `POST /withdraw` | `{"amount": N}`       | 200 `{"balance": B}`, or 409 with the balance seen |
+//!
+//! `/deposit` and `/withdraw` take an optional `Idempotency-Key` header ([`crate::idempotency`]).
 //! | `GET /balance`   |                       | 200 `{"balance": B}`                     |
 //! | `GET /stats`     |                       | 200 [`Stats`]                            |
 //! | `POST /reset`    | optional `{"balance": N}` | 200 [`Stats`] after the reset        |
@@ -30,13 +32,14 @@ use std::time::Duration;
 use axum::body::{Bytes, HttpBody};
 use axum::extract::{FromRef, FromRequest, Request, State};
 use axum::http::{header, HeaderMap};
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::value::RawValue;
 use serde_json::Value;
 
 use crate::account::Account;
+use crate::idempotency::{self, IdempotencyKey};
 use crate::ledger::Stats;
 use crate::live;
 use crate::metrics::{self, Metrics};
@@ -100,20 +103,40 @@ impl FromRef<AppState> for BodyTimeout {
     }
 }
 
-async fn deposit(
-    State(account): State<Arc<Account>>,
-    body: JsonBody,
-) -> Result<Json<BalanceBody>, Problem> {
-    let balance = account.apply(Op::Deposit(amount(&body)?)).await?;
-    Ok(Json(BalanceBody { balance }))
+async fn deposit(State(account): State<Arc<Account>>, body: JsonBody) -> Response {
+    change(&account, body, Op::Deposit).await
 }
 
-async fn withdraw(
-    State(account): State<Arc<Account>>,
-    body: JsonBody,
-) -> Result<Json<BalanceBody>, Problem> {
-    let balance = account.apply(Op::Withdraw(amount(&body)?)).await?;
-    Ok(Json(BalanceBody { balance }))
+async fn withdraw(State(account): State<Arc<Account>>, body: JsonBody) -> Response {
+    change(&account, body, Op::Withdraw).await
+}
+
+/// A deposit or a withdrawal, once per `Idempotency-Key` when the request carries one. The key is
+/// checked after the body: a request wrong in both is told about its body first, as without a key.
+async fn change(account: &Account, body: JsonBody, op: fn(Amount) -> Op) -> Response {
+    let op = match amount(&body) {
+        Ok(amount) => op(amount),
+        Err(problem) => return problem.into_response(),
+    };
+    let (outcome, replayed) = match body.key {
+        None => (account.apply(op).await, false),
+        Some(Err(problem)) => return problem.into_response(),
+        Some(Ok(key)) => {
+            let keyed = account.apply_keyed(op, &key).await;
+            (keyed.outcome, keyed.replayed)
+        }
+    };
+    let mut response = match outcome {
+        Ok(balance) => Json(BalanceBody { balance }).into_response(),
+        Err(error) => Problem::from(error).into_response(),
+    };
+    if replayed {
+        response.headers_mut().insert(
+            idempotency::REPLAYED_HEADER,
+            axum::http::HeaderValue::from_static("true"),
+        );
+    }
+    response
 }
 
 async fn balance(State(account): State<Arc<Account>>) -> Result<Json<BalanceBody>, Problem> {
@@ -158,13 +181,14 @@ async fn not_found(uri: axum::http::Uri) -> Problem {
     }
 }
 
-/// A request body and whether it was sent as JSON.
+/// A request body, whether it was sent as JSON, and its `Idempotency-Key`, if any.
 ///
 /// Handlers take this instead of `HeaderMap` + `Bytes`, which would copy every header of every
-/// request just to look at one.
+/// request just to look at two.
 struct JsonBody {
     bytes: Bytes,
     is_json: bool,
+    key: Option<Result<IdempotencyKey, Problem>>,
 }
 
 impl<S: Send + Sync> FromRequest<S> for JsonBody
@@ -175,6 +199,7 @@ where
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Problem> {
         let is_json = is_json(request.headers());
+        let key = idempotency_key(request.headers());
         // A declared length over the limit is refused before the body is polled: polling is what
         // makes hyper send `100 Continue`, inviting a client to send a body that will be refused.
         if request.body().size_hint().lower() > BODY_LIMIT as u64 {
@@ -186,8 +211,25 @@ where
         let bytes = within(BodyTimeout::from_ref(state).0, read)
             .await?
             .map_err(|error| body_error(&error))?;
-        Ok(JsonBody { bytes, is_json })
+        Ok(JsonBody {
+            bytes,
+            is_json,
+            key,
+        })
     }
+}
+
+/// The `Idempotency-Key` header, checked: absent, valid, or a problem (sent twice, or not 1 to 255
+/// printable ASCII characters).
+fn idempotency_key(headers: &HeaderMap) -> Option<Result<IdempotencyKey, Problem>> {
+    let mut values = headers.get_all(idempotency::KEY_HEADER).iter();
+    let first = values.next()?;
+    if values.next().is_some() {
+        return Some(Err(Problem::InvalidIdempotencyKey(
+            "send one Idempotency-Key header, not several".to_string(),
+        )));
+    }
+    Some(IdempotencyKey::parse(first.as_bytes()).map_err(Problem::InvalidIdempotencyKey))
 }
 
 /// Runs `future` for at most `timeout`. A body usually arrives with its head, so the future is

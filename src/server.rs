@@ -85,6 +85,12 @@ pub async fn serve(
         body_timeout = ?config.server.body_timeout,
         "racebank is listening"
     );
+    if config.server.chaos.is_on() {
+        tracing::warn!(
+            chaos = %config.server.chaos,
+            "CHAOS IS ON: this server drops answers on purpose; never run it for real clients"
+        );
+    }
     let (draining, drain_started) = oneshot::channel::<()>();
     let server = accept(listener, app, metrics, &config.server, async move {
         shutdown.await;
@@ -136,7 +142,7 @@ async fn accept(
     settings: &ServerConfig,
     shutdown: impl Future<Output = ()>,
 ) {
-    let http = Arc::new(Http::new(settings.header_timeout, metrics));
+    let http = Arc::new(Http::new(settings.header_timeout, metrics, settings.chaos));
     // One permit per open connection; all of them back means every connection has ended.
     let slots = Arc::new(Semaphore::new(settings.max_connections));
     let (stop_connections, stopping) = watch::channel(false);

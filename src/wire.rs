@@ -140,11 +140,17 @@ pub enum ProblemType {
     OutcomeUnknown,
     /// The request's lease ran out and a newer holder's fencing token refused its write.
     LeaseLost,
+    /// The `Idempotency-Key` header is not 1 to 255 printable ASCII characters.
+    InvalidIdempotencyKey,
+    /// The `Idempotency-Key` was first used for a different request.
+    IdempotencyKeyReused,
+    /// Another request with the same key was answered at the same moment; this one wrote nothing.
+    IdempotencyKeyInUse,
 }
 
 impl ProblemType {
     /// Every problem type.
-    pub const ALL: [ProblemType; 16] = [
+    pub const ALL: [ProblemType; 19] = [
         ProblemType::MalformedBody,
         ProblemType::UnsupportedMediaType,
         ProblemType::InvalidField,
@@ -161,6 +167,9 @@ impl ProblemType {
         ProblemType::StoreUnavailable,
         ProblemType::OutcomeUnknown,
         ProblemType::LeaseLost,
+        ProblemType::InvalidIdempotencyKey,
+        ProblemType::IdempotencyKeyReused,
+        ProblemType::IdempotencyKeyInUse,
     ];
 
     /// The full `type` member: `urn:racebank:problem:<slug>`.
@@ -184,6 +193,9 @@ impl ProblemType {
             ProblemType::StoreUnavailable => "urn:racebank:problem:store-unavailable",
             ProblemType::OutcomeUnknown => "urn:racebank:problem:outcome-unknown",
             ProblemType::LeaseLost => "urn:racebank:problem:lease-lost",
+            ProblemType::InvalidIdempotencyKey => "urn:racebank:problem:invalid-idempotency-key",
+            ProblemType::IdempotencyKeyReused => "urn:racebank:problem:idempotency-key-reused",
+            ProblemType::IdempotencyKeyInUse => "urn:racebank:problem:idempotency-key-in-use",
         }
     }
 
@@ -195,13 +207,17 @@ impl ProblemType {
     /// The HTTP status answered with it.
     pub fn status(self) -> u16 {
         match self {
-            ProblemType::MalformedBody | ProblemType::BadHost => 400,
+            ProblemType::MalformedBody
+            | ProblemType::BadHost
+            | ProblemType::InvalidIdempotencyKey => 400,
             ProblemType::BodyTimeout => 408,
             ProblemType::UnsupportedTransferCoding => 501,
             ProblemType::UnsupportedMediaType => 415,
-            ProblemType::InvalidField | ProblemType::BalanceOverflow => 422,
+            ProblemType::InvalidField
+            | ProblemType::BalanceOverflow
+            | ProblemType::IdempotencyKeyReused => 422,
             ProblemType::BodyTooLarge => 413,
-            ProblemType::InsufficientFunds => 409,
+            ProblemType::InsufficientFunds | ProblemType::IdempotencyKeyInUse => 409,
             ProblemType::TooMuchContention
             | ProblemType::ShuttingDown
             | ProblemType::StoreUnavailable
@@ -231,7 +247,10 @@ impl ProblemType {
             | ProblemType::MethodNotAllowed
             | ProblemType::ShuttingDown
             | ProblemType::StoreUnavailable
-            | ProblemType::LeaseLost => Effect::NotApplied,
+            | ProblemType::LeaseLost
+            | ProblemType::InvalidIdempotencyKey
+            | ProblemType::IdempotencyKeyReused
+            | ProblemType::IdempotencyKeyInUse => Effect::NotApplied,
             ProblemType::OutcomeUnknown => Effect::Unknown,
         }
     }

@@ -59,7 +59,7 @@ fn hot_path(c: &mut Criterion) {
         c.bench_function(&format!("Requests::build ({name})"), |b| {
             b.iter(|| {
                 index = index.wrapping_add(1);
-                black_box(job.requests.build(job.plan.op(index), 0))
+                black_box(job.requests.build(job.plan.op(index), 0, None))
             })
         });
     }

@@ -369,7 +369,7 @@ fn reproduce(
     let ops = ops(burst, plan, round.round, requests.replicas());
     let mut sent = BTreeMap::new();
     for &(op, replica) in &ops {
-        let request = requests.build(op, replica);
+        let request = requests.build(op, replica, None);
         let body = String::from_utf8_lossy(&requests.raw(op, replica))
             .rsplit("\r\n\r\n")
             .next()

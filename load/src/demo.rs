@@ -15,9 +15,10 @@ use std::fmt::Write as _;
 use anyhow::Context;
 use std::time::Duration;
 
+use racebank::chaos::Chaos;
 use racebank::cli::StoreKind;
 use racebank::duration::format_duration;
-use racebank::{AccountConfig, AccountId, Config, Mode, StoreConfig, WorkSpec};
+use racebank::{AccountConfig, AccountId, Config, Mode, ServerConfig, StoreConfig, WorkSpec};
 use reqwest::Url;
 use serde::Serialize;
 use tokio::net::TcpListener;
@@ -180,11 +181,7 @@ impl Row {
 /// Runs both scenarios against every row [`plan`] lays out for `opts`.
 pub async fn demo(opts: DemoOpts) -> anyhow::Result<Vec<Row>> {
     let store = store_config(&opts);
-    // One account for the whole demo, reset before every row: rows never inherit a balance, and a
-    // second demo on the same database (a test running beside this one) never meets this one.
-    let account: AccountId = format!("demo-{}-{}", std::process::id(), unique())
-        .parse()
-        .map_err(anyhow::Error::msg)?;
+    let account = demo_account()?;
     let mut rows = Vec::new();
     for scenario in [DEPOSITS, WITHDRAWALS] {
         for spec in plan(&opts, &store, &account) {
@@ -205,8 +202,16 @@ pub async fn demo(opts: DemoOpts) -> anyhow::Result<Vec<Row>> {
     Ok(rows)
 }
 
+/// One account for the whole demo, reset before every row: rows never inherit a balance, and a
+/// second demo on the same database (a test running beside this one) never meets this one.
+pub(crate) fn demo_account() -> anyhow::Result<AccountId> {
+    format!("demo-{}-{}", std::process::id(), unique())
+        .parse()
+        .map_err(anyhow::Error::msg)
+}
+
 /// The store the demo's servers use.
-fn store_config(opts: &DemoOpts) -> StoreConfig {
+pub(crate) fn store_config(opts: &DemoOpts) -> StoreConfig {
     match opts.store {
         StoreKind::Memory => StoreConfig::Memory,
         StoreKind::Postgres => StoreConfig::Postgres {
@@ -269,6 +274,7 @@ fn plan(opts: &DemoOpts, store: &StoreConfig, account: &AccountId) -> Vec<Server
                 work: opts.work,
                 lease: opts.lease,
                 initial_balance: 0,
+                chaos: Chaos::default(),
             };
             let leased = matches!(mode, Mode::Lease | Mode::Fenced | Mode::FencedWriteOnly);
             if leased && opts.work.longest() < opts.lease {
@@ -319,6 +325,8 @@ pub struct ServerSpec {
     pub lease: Duration,
     /// The balance the row starts from.
     pub initial_balance: i64,
+    /// Faults the servers inject (`--chaos`); none but in the retries scenario.
+    pub chaos: Chaos,
 }
 
 impl ServerSpec {
@@ -332,6 +340,7 @@ impl ServerSpec {
             work,
             lease: AccountConfig::default().lease,
             initial_balance,
+            chaos: Chaos::default(),
         }
     }
 }
@@ -382,7 +391,10 @@ pub async fn start_server(spec: &ServerSpec) -> anyhow::Result<Server> {
                 lease: spec.lease,
                 ..AccountConfig::default()
             },
-            ..Config::default()
+            server: ServerConfig {
+                chaos: spec.chaos,
+                ..ServerConfig::default()
+            },
         };
         let mut stopped = stopped.clone();
         tasks.push(tokio::spawn(racebank::serve(

@@ -29,6 +29,7 @@
 //! - [`run`](mod@run): one run from start to verdict.
 //! - [`burst`](mod@burst): synchronised rounds, each judged.
 //! - [`demo`](mod@demo): the server in-process, once per mode, the same load against each.
+//! - [`retries`]: `demo --scenario retries`, lost acknowledgements with and without keys.
 //! - [`sweep`](mod@sweep): one run per mode, work window and concurrency, as CSV, JSON and
 //!   charts ([`chart`]: SVG and PNG).
 //! - [`timeline`](mod@timeline): `report`, a `--history` file drawn as a timeline on one HTML page.
@@ -48,6 +49,7 @@ pub(crate) mod probe;
 pub(crate) mod progress;
 pub(crate) mod report;
 pub(crate) mod requests;
+pub(crate) mod retries;
 pub(crate) mod run;
 pub(crate) mod seen;
 pub(crate) mod stats;
@@ -62,11 +64,14 @@ pub use config_file::expand as expand_config;
 pub use demo::{demo, rows_to_json, rows_to_text, start_server, Row, Server, ServerSpec};
 pub use load::{Limit, Load, DEFAULT_SEED};
 pub use ops::AmountSpec;
-pub use opts::{BurstOpts, Cli, Command, DemoOpts, Opts, ReportOpts, SweepOpts, TargetArgs};
+pub use opts::{
+    BurstOpts, Cli, Command, DemoOpts, DemoScenario, Opts, ReportOpts, SweepOpts, TargetArgs,
+};
 pub use report::{
     Ending, Latency, Report, Setup, Totals, EXIT_INCONCLUSIVE, EXIT_INTERRUPTED, EXIT_LOST,
     EXIT_SERVER_LOST, EXIT_TOO_MANY_ERRORS, EXIT_USAGE,
 };
+pub use retries::{retries_demo, retry_rows_to_json, retry_rows_to_text, RetryRow};
 pub use run::{run, run_until};
 pub use stats::Errors;
 pub use sweep::{

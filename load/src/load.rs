@@ -50,9 +50,21 @@ pub struct Load {
     pub history: Option<PathBuf>,
     /// The share of requests that may fail before the run fails, if any.
     pub max_error_rate: Option<f64>,
+    /// How often an operation is sent again after a transport failure, a timeout or an answer
+    /// that says its outcome is unknown (README, "Retries that never pay twice").
+    pub retries: u32,
+    /// Whether a retried run sends an `Idempotency-Key` with each operation (`rb-<run>-<index>`,
+    /// the same on every attempt), so that a retry cannot apply twice. Only sent when `retries`
+    /// is above 0.
+    pub idempotency_keys: bool,
 }
 
 impl Load {
+    /// Whether each operation carries an idempotency key.
+    pub fn sends_keys(&self) -> bool {
+        self.retries > 0 && self.idempotency_keys
+    }
+
     /// 2000 deposits of 5, 64 at a time, against racebank's API at `url`.
     pub fn new(url: Url) -> Self {
         Load {
@@ -68,6 +80,8 @@ impl Load {
             progress: false,
             history: None,
             max_error_rate: None,
+            retries: 0,
+            idempotency_keys: true,
         }
     }
 

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use clap::error::ErrorKind;
 use clap::Parser;
-use racebank_load::{Cli, Command, EXIT_INTERRUPTED, EXIT_USAGE};
+use racebank_load::{Cli, Command, DemoScenario, EXIT_INTERRUPTED, EXIT_USAGE};
 
 fn main() -> ExitCode {
     let args = match racebank_load::expand_config(std::env::args_os().collect()) {
@@ -41,6 +41,19 @@ fn main() -> ExitCode {
         Err(error) => return fail(anyhow::Error::new(error).context("cannot start the runtime")),
     };
     match command {
+        Command::Demo(opts) if opts.scenario == DemoScenario::Retries => {
+            match runtime.block_on(racebank_load::retries_demo(&opts)) {
+                Ok(rows) if opts.json => {
+                    print_out(&racebank_load::retry_rows_to_json(&rows));
+                    ExitCode::SUCCESS
+                }
+                Ok(rows) => {
+                    print_out(&racebank_load::retry_rows_to_text(&rows));
+                    ExitCode::SUCCESS
+                }
+                Err(error) => fail(error),
+            }
+        }
         Command::Demo(opts) => match runtime.block_on(racebank_load::demo(opts.clone())) {
             Ok(rows) if opts.json => {
                 print_out(&racebank_load::rows_to_json(&rows));

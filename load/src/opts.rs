@@ -164,6 +164,19 @@ pub struct Opts {
     #[arg(long, value_name = "FILE")]
     pub history: Option<PathBuf>,
 
+    /// Send an operation again, up to N times, after a transport failure, a timeout or an answer
+    /// saying its outcome is unknown; each retry goes to the next replica. With an idempotency key
+    /// (`Idempotency-Key: rb-<run>-<index>`, the same on every attempt) unless
+    /// --no-idempotency-key.
+    #[arg(long, value_name = "N", default_value_t = 0,
+          value_parser = clap::value_parser!(u32).range(0..=100))]
+    pub retry: u32,
+
+    /// Retry without idempotency keys: a retry of a request that was applied but not answered
+    /// pays twice, and the verdict says so (money appeared).
+    #[arg(long, requires = "retry")]
+    pub no_idempotency_key: bool,
+
     /// Print one JSON document instead of the text summary.
     #[arg(long)]
     pub json: bool,
@@ -202,6 +215,8 @@ impl Opts {
             progress: !self.no_progress,
             history: self.history.clone(),
             max_error_rate: self.max_error_rate,
+            retries: self.retry,
+            idempotency_keys: !self.no_idempotency_key,
         })
     }
 }
@@ -263,6 +278,11 @@ impl BurstOpts {
 /// The flags of `demo`.
 #[derive(Debug, Clone, Args)]
 pub struct DemoOpts {
+    /// What to show: `races` (concurrent deposits and withdrawals, every mode) or `retries`
+    /// (lost acknowledgements: no retry, retry without keys, retry with keys).
+    #[arg(long, value_enum, default_value_t = DemoScenario::Races)]
+    pub scenario: DemoScenario,
+
     /// Requests per mode and scenario [default: 500 deposits, 200 withdrawals].
     #[arg(short = 'n', long, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub requests: Option<u64>,
@@ -311,6 +331,15 @@ pub struct DemoOpts {
     /// Print the rows as a JSON array instead of tables.
     #[arg(long)]
     pub json: bool,
+}
+
+/// The demo's scenarios.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DemoScenario {
+    /// Concurrent deposits and withdrawals against every mode.
+    Races,
+    /// Lost acknowledgements (`--chaos drop-after-apply`) and three ways of retrying.
+    Retries,
 }
 
 /// The flags of `sweep`.

@@ -21,11 +21,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use hyper::header::HeaderValue;
+use racebank::wire::ProblemType;
 use tokio::sync::{oneshot, watch};
 use tokio::time::Instant as TokioInstant;
 
 use crate::api::Api;
-use crate::connection::{exchange, Connection};
+use crate::connection::{exchange, Connection, Exchange};
 use crate::history::{Batch, Entry, History};
 use crate::ops::{Op, Plan};
 use crate::requests::Requests;
@@ -60,6 +62,10 @@ pub struct Job {
     pub claimed: Arc<AtomicU64>,
     /// When the run started: the zero of the history's times.
     pub started: Instant,
+    /// How often an operation is sent again after a failure that leaves its outcome unknown.
+    pub retries: u32,
+    /// With idempotency keys: the run's id, the middle of every key (`rb-<run>-<index>`).
+    pub keys: Option<u64>,
 }
 
 impl Job {
@@ -201,6 +207,33 @@ fn worker_thread(
     Ok(stats)
 }
 
+/// The idempotency key of operation `index` of run `run`: the same on every attempt.
+fn idempotency_key(run: u64, index: u64) -> HeaderValue {
+    HeaderValue::from_str(&format!("rb-{run:016x}-{index}"))
+        .expect("a key of ASCII letters, digits and dashes is a valid header value")
+}
+
+/// Whether an attempt is worth sending again, and if so whether it may have been applied: no
+/// connection (not applied), a timeout or a broken connection (may have been), an answer that
+/// broke off or says the outcome is unknown (may have been), or racebank's "another request
+/// with this key was answered at the same moment" (this one was not, its twin may have been).
+fn retry(exchange: &Exchange) -> Option<bool> {
+    match exchange {
+        Exchange::NotSent => Some(false),
+        Exchange::TimedOut | Exchange::Broken => Some(true),
+        Exchange::Answer { body: None, .. } => Some(true),
+        // An answer came, if an overlong one: the server decided; resending would not help.
+        Exchange::Oversized { .. } => None,
+        Exchange::Answer {
+            body: Some(body), ..
+        } => match ProblemType::of_document(body) {
+            Some(ProblemType::OutcomeUnknown) => Some(true),
+            Some(ProblemType::IdempotencyKeyInUse) => Some(true),
+            _ => None,
+        },
+    }
+}
+
 /// The loop of one in-flight slot: claim an index, send its operation on the slot's connection to
 /// its replica, record the answer.
 async fn slot_loop(thread: Rc<Thread>, slot: usize) {
@@ -239,15 +272,30 @@ async fn slot_loop(thread: Rc<Thread>, slot: usize) {
             started,
         };
         thread.in_flight.borrow_mut()[slot] = Some(request);
-        let deadline = TokioInstant::from_std(started + job.timeout);
-        let exchange = exchange(
-            &mut connections[replica],
-            &job.targets[replica].addrs,
-            thread.requests.build(op, replica),
-            timer.as_mut(),
-            deadline,
-        )
-        .await;
+        let key = job.keys.map(|run| idempotency_key(run, index));
+        let mut attempt = 0;
+        let mut to = replica;
+        let exchange = loop {
+            let deadline = TokioInstant::from_std(Instant::now() + job.timeout);
+            let exchange = exchange(
+                &mut connections[to],
+                &job.targets[to].addrs,
+                thread.requests.build(op, to, key.as_ref()),
+                timer.as_mut(),
+                deadline,
+            )
+            .await;
+            let Some(may_have_applied) = retry(&exchange).filter(|_| attempt < job.retries) else {
+                break exchange;
+            };
+            thread.stats.borrow_mut().record_retry(
+                op.kind,
+                op.amount,
+                key.is_none() && may_have_applied,
+            );
+            attempt += 1;
+            to = (to + 1) % replicas;
+        };
         let ended = Instant::now();
         thread.in_flight.borrow_mut()[slot] = None;
         let recorded =

@@ -43,6 +43,9 @@ pub const EXIT_INTERRUPTED: u8 = 130;
 ///   could give in this run (null when not checked).
 /// - `acknowledged` and `indeterminate`: {`deposits`, `deposit_sum`, `withdrawals`,
 ///   `withdrawal_sum`}.
+/// - `retries`: attempts sent again (`--retry`); `resent_without_key`: the operations among them
+///   sent again without an idempotency key after an attempt that may have been applied (the same
+///   fields as `acknowledged`): each may have been applied twice.
 /// - `consistent`: no lost amount, no overdraft, no duplicate, no other client.
 /// - `verdict`: `consistent`, `lost`, `inconclusive` or `unknown` (the server stopped
 ///   answering); `inconclusive_reason`; `server_lost`: null, or why the balance could not be read
@@ -100,6 +103,11 @@ pub struct Report {
     pub acknowledged: Totals,
     /// Operations that may or may not have been applied.
     pub indeterminate: Totals,
+    /// Attempts sent again (`--retry`).
+    pub retries: u64,
+    /// Operations sent again without an idempotency key after an attempt that may have been
+    /// applied: each may have paid twice.
+    pub resent_without_key: Totals,
     /// No lost amount, no overdraft, no duplicate, no other client.
     pub consistent: bool,
     /// What the run concludes.
@@ -270,6 +278,8 @@ impl Report {
                 stats.indeterminate_deposits,
                 stats.indeterminate_withdrawals,
             ),
+            retries: stats.retries,
+            resent_without_key: Totals::new(stats.resent_deposits, stats.resent_withdrawals),
             consistent: conclusion == Conclusion::Consistent,
             verdict: conclusion,
             inconclusive_reason,
@@ -371,6 +381,19 @@ impl Report {
                 self.ok, self.refused, errors
             ),
         );
+        if self.retries > 0 {
+            let resent = self.resent_without_key.deposits + self.resent_without_key.withdrawals;
+            let note = if resent > 0 {
+                format!(", {resent} of them without an idempotency key after an attempt that may have been applied: each may have paid twice")
+            } else {
+                String::new()
+            };
+            line(
+                &mut out,
+                "Retries",
+                &format!("{} attempts sent again{note}", self.retries),
+            );
+        }
         let _ = writeln!(out, "\nLatency:");
         let l = &self.latency_ms;
         for (name, value) in [
@@ -467,6 +490,11 @@ impl Report {
             None => "unknown (no final balance)".to_string(),
             Some(0) => "0".to_string(),
             Some(amount) if amount > 0 => format!("{amount} (vanished)"),
+            Some(amount)
+                if self.resent_without_key.deposits + self.resent_without_key.withdrawals > 0 =>
+            {
+                format!("{amount} (appeared: retries without an idempotency key paid twice)")
+            }
             Some(amount) => {
                 format!("{amount} (appeared: paid out or credited more than acknowledged)")
             }
@@ -540,6 +568,14 @@ impl Report {
         line(&mut out, "Checks run", &checks);
         let consistent = match self.verdict {
             Conclusion::Consistent => "yes".to_string(),
+            Conclusion::Lost
+                if self.lost_amount.is_some_and(|lost| lost < 0)
+                    && self.resent_without_key.deposits + self.resent_without_key.withdrawals
+                        > 0 =>
+            {
+                "NO: money appeared: retries without an idempotency key applied operations twice"
+                    .to_string()
+            }
             Conclusion::Lost => "NO: the answers prove that updates were lost".to_string(),
             Conclusion::Inconclusive => format!(
                 "INCONCLUSIVE: {}",

@@ -69,9 +69,9 @@ impl Requests {
         self.replicas.len()
     }
 
-    /// The request of `op` to replica `replica`.
+    /// The request of `op` to replica `replica`, with its idempotency key if it has one.
     #[inline]
-    pub fn build(&self, op: Op, replica: usize) -> Request<Full<Bytes>> {
+    pub fn build(&self, op: Op, replica: usize, key: Option<&HeaderValue>) -> Request<Full<Bytes>> {
         let target = &self.replicas[replica];
         let (method, uri) = match op.kind {
             Kind::Deposit => (&self.deposit, &target.deposit),
@@ -85,13 +85,16 @@ impl Requests {
         for header in &self.headers {
             headers.append(header.name.clone(), header.value.clone());
         }
+        if let Some(key) = key {
+            headers.insert(racebank::idempotency::KEY_HEADER, key.clone());
+        }
         request
     }
 
     /// The request of `op` to `replica` as HTTP/1.1 bytes, asking the server to close the
     /// connection after answering.
     pub fn raw(&self, op: Op, replica: usize) -> Vec<u8> {
-        let request = self.build(op, replica);
+        let request = self.build(op, replica, None);
         let body = self.bodies.get(op.amount);
         let mut raw = format!("{} {} HTTP/1.1\r\n", request.method(), request.uri()).into_bytes();
         for (name, value) in request.headers() {
@@ -199,7 +202,7 @@ mod tests {
             kind: Kind::Deposit,
             amount: 5,
         };
-        let request = requests.build(deposit, 1);
+        let request = requests.build(deposit, 1, None);
         assert_eq!(request.uri(), "/bank/deposit");
         assert_eq!(request.headers()[HOST], "127.0.0.1:3001");
         assert_eq!(request.headers()["authorization"], "Bearer t");

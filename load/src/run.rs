@@ -49,7 +49,15 @@ pub async fn run_until(load: Load, interrupt: impl Future<Output = ()>) -> anyho
         .context("cannot read the balance before the run")?;
 
     let plan = Plan::new(load.seed, load.withdraw_ratio, load.amount);
-    let (ladder, unchecked_reason) = ladder(&plan, initial);
+    let (ladder, unchecked_reason) = match ladder(&plan, initial) {
+        // A retry without a key may apply an operation twice: a correct answer can then sit
+        // past the ladder's top, and the final balance is what judges the run.
+        _ if load.retries > 0 && !load.sends_keys() => (
+            None,
+            "retries without idempotency keys may apply an operation twice",
+        ),
+        checked => checked,
+    };
     let history = load.history.as_deref().map(History::create).transpose()?;
     let claimed = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
@@ -69,6 +77,9 @@ pub async fn run_until(load: Load, interrupt: impl Future<Output = ()>) -> anyho
         },
         claimed: claimed.clone(),
         started,
+        retries: load.retries,
+        // A key names the run too, so a second run against the same server is not a replay.
+        keys: load.sends_keys().then(run_id),
     });
     let threads = load.thread_count();
     let progress = Progress::start(load.limit, claimed, load.progress);
@@ -173,4 +184,13 @@ pub(crate) fn ladder(plan: &Plan, initial: i64) -> (Option<Ladder>, &'static str
             "deposits and withdrawals are mixed, so balances can legitimately repeat",
         )
     }
+}
+
+/// An id for this run, different from any earlier run's: the clock in nanoseconds, and this
+/// process's id for two runs started in the same nanosecond by different processes.
+fn run_id() -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_nanos() as u64);
+    nanos ^ (u64::from(std::process::id()) << 48)
 }

@@ -183,6 +183,13 @@ pub struct Stats {
     /// Answers whose body was longer than the client reads (also counted in `errors.body` when
     /// 2xx, in `errors.status` otherwise).
     pub oversized: u64,
+    /// Attempts sent again (`--retry`).
+    pub retries: u64,
+    /// Deposits sent again without an idempotency key after an attempt that may have been
+    /// applied: each may have been applied once more.
+    pub resent_deposits: Tally,
+    /// The same for withdrawals.
+    pub resent_withdrawals: Tally,
 }
 
 impl Stats {
@@ -202,6 +209,9 @@ impl Stats {
             indeterminate_withdrawals: Tally::default(),
             seen: check_duplicates.then(Seen::new),
             oversized: 0,
+            retries: 0,
+            resent_deposits: Tally::default(),
+            resent_withdrawals: Tally::default(),
         }
     }
 
@@ -283,7 +293,10 @@ impl Stats {
             };
         }
         let problem = body.as_deref().and_then(ProblemType::of_document);
-        if status == StatusCode::CONFLICT
+        // racebank's 409 `idempotency-key-in-use`: this attempt wrote nothing, but the key's
+        // other request (an earlier attempt of the same operation) may have.
+        let key_in_use = problem == Some(ProblemType::IdempotencyKeyInUse);
+        if (status == StatusCode::CONFLICT && !key_in_use)
             || problem.map(ProblemType::effect) == Some(Effect::Refused)
         {
             self.refused += 1;
@@ -298,8 +311,9 @@ impl Stats {
         // A 5xx may have been applied before it failed, unless it is one of racebank's problems
         // answered before anything was written. A 4xx (408 included: racebank drops a timed-out
         // request before it writes) and a redirect, which is not followed, were not.
-        let outcome = if status.is_server_error()
-            && problem.map(ProblemType::effect) != Some(Effect::NotApplied)
+        let outcome = if key_in_use
+            || (status.is_server_error()
+                && problem.map(ProblemType::effect) != Some(Effect::NotApplied))
         {
             Outcome::Indeterminate
         } else {
@@ -336,6 +350,18 @@ impl Stats {
         tally.add(amount);
     }
 
+    /// Records that `op` is sent again; `may_pay_twice` when it carries no idempotency key and
+    /// the attempt before may have been applied.
+    pub(crate) fn record_retry(&mut self, kind: Kind, amount: i64, may_pay_twice: bool) {
+        self.retries += 1;
+        if may_pay_twice {
+            match kind {
+                Kind::Deposit => self.resent_deposits.add(amount),
+                Kind::Withdraw => self.resent_withdrawals.add(amount),
+            }
+        }
+    }
+
     /// Adds another worker's observations.
     pub fn merge(&mut self, other: &Stats) {
         // Both histograms have the same bounds, so adding cannot fail; if it ever did, the
@@ -355,6 +381,9 @@ impl Stats {
             .merge(other.indeterminate_deposits);
         self.indeterminate_withdrawals
             .merge(other.indeterminate_withdrawals);
+        self.retries += other.retries;
+        self.resent_deposits.merge(other.resent_deposits);
+        self.resent_withdrawals.merge(other.resent_withdrawals);
         match (&mut self.seen, &other.seen) {
             (Some(mine), Some(theirs)) => mine.merge(theirs),
             (None, Some(theirs)) => self.seen = Some(theirs.clone()),
@@ -426,15 +455,19 @@ mod tests {
             let status = problem.status().as_u16();
             let recorded = answer(&mut stats, status, &problem.to_json().to_string());
             let effect = problem.problem_type().effect();
+            // A key in use: this request wrote nothing, but its operation, under the same key,
+            // may have been applied by the key's other request (its test is below).
+            let key_in_use = problem.problem_type() == ProblemType::IdempotencyKeyInUse;
             let expected = match effect {
                 Effect::Unknown => Outcome::Indeterminate,
+                Effect::NotApplied if key_in_use => Outcome::Indeterminate,
                 Effect::Refused | Effect::NotApplied => Outcome::NotApplied,
             };
             assert_eq!(recorded.outcome, expected, "{problem:?}");
             let refused = effect == Effect::Refused;
             assert_eq!(stats.refused, u64::from(refused), "{problem:?}");
             assert_eq!(stats.errors.status, u64::from(!refused), "{problem:?}");
-            let unknown = effect == Effect::Unknown;
+            let unknown = effect == Effect::Unknown || key_in_use;
             assert_eq!(stats.indeterminate(), u64::from(unknown), "{problem:?}");
         }
     }
@@ -453,6 +486,18 @@ mod tests {
         assert_eq!((ok.outcome_name(), ok.balance), ("ok", Some(5)));
         assert_eq!(stats.indeterminate_deposits, Tally { count: 2, sum: 10 });
         assert_eq!(stats.deposits, Tally { count: 1, sum: 5 });
+    }
+
+    #[test]
+    fn a_key_in_use_leaves_the_operation_indeterminate_and_is_no_refusal() {
+        // Its key's other request, an earlier attempt of the same operation, may have applied it.
+        let mut stats = Stats::new(false);
+        let document = Problem::IdempotencyKeyInUse("x".into())
+            .to_json()
+            .to_string();
+        let recorded = answer(&mut stats, 409, &document);
+        assert_eq!(recorded.outcome, Outcome::Indeterminate);
+        assert_eq!((stats.refused, stats.errors.status), (0, 1));
     }
 
     #[test]

@@ -261,13 +261,20 @@ impl CrossCheck {
         let server_net = (after.deposit_sum - after.withdrawal_sum)
             - (before.deposit_sum - before.withdrawal_sum);
         let client_net = stats.acknowledged_net();
-        let net_min = client_net - stats.indeterminate_withdrawals.sum;
-        let net_max = client_net + stats.indeterminate_deposits.sum;
+        // A retry without an idempotency key may have applied its operation a second time: the
+        // server then acknowledged more than the client saw, and that is this client's doing, not
+        // another's. The final balance, judged against the range, is what convicts it.
+        let net_min =
+            client_net - stats.indeterminate_withdrawals.sum - stats.resent_withdrawals.sum;
+        let net_max = client_net + stats.indeterminate_deposits.sum + stats.resent_deposits.sum;
         let lost_net = after.lost_net - before.lost_net;
         // The server's expected balance moves by exactly what it acknowledged.
         let expected_moves = after.expected_balance - before.expected_balance == server_net;
+        let resent = stats.resent_deposits.count + stats.resent_withdrawals.count;
         let lost_matches = match (verdict.expected_exact(), verdict.final_balance) {
-            (Some(exact), Some(actual)) => lost_net == exact - i128::from(actual),
+            // Money a keyless retry paid twice is missing from the client's expectation, not
+            // erased by the server: the server's lost_net cannot explain it, and need not.
+            (Some(exact), Some(actual)) if resent == 0 => lost_net == exact - i128::from(actual),
             _ => true,
         };
         CrossCheck {

@@ -14,6 +14,7 @@ mod redis;
 
 use crate::config::{AccountConfig, StoreConfig};
 use crate::error::{AccountError, OpenError};
+use crate::idempotency::{Claim, IdempotencyKey, Remembered};
 use crate::ledger::Ledger;
 use crate::money::Op;
 use crate::work::Work;
@@ -45,11 +46,46 @@ impl Store {
     }
 
     /// Applies `op` through the mode's section and returns the balance this request wrote.
-    pub(crate) async fn apply(&self, work: &Work, op: Op) -> Result<i64, AccountError> {
+    ///
+    /// With a `claim`, the balance written is kept as the key's answer in the same step as the
+    /// write; if the key was answered meanwhile, nothing is written and the answer is
+    /// [`AccountError::KeyInUse`].
+    pub(crate) async fn apply(
+        &self,
+        work: &Work,
+        op: Op,
+        claim: Option<&Claim<'_>>,
+    ) -> Result<i64, AccountError> {
         match self {
-            Store::Memory(memory) => memory.apply(work, op).await,
-            Store::Postgres(postgres) => postgres.apply(work, op).await,
-            Store::Redis(redis) => redis.apply(work, op).await,
+            Store::Memory(memory) => memory.apply(work, op, claim).await,
+            Store::Postgres(postgres) => postgres.apply(work, op, claim).await,
+            Store::Redis(redis) => redis.apply(work, op, claim).await,
+        }
+    }
+
+    /// The answer kept for `key`, unless it expired.
+    pub(crate) async fn lookup(
+        &self,
+        key: &IdempotencyKey,
+    ) -> Result<Option<Remembered>, AccountError> {
+        match self {
+            Store::Memory(memory) => Ok(memory.lookup(key)),
+            Store::Postgres(postgres) => postgres.lookup(key).await,
+            Store::Redis(redis) => redis.lookup(key).await,
+        }
+    }
+
+    /// Keeps `answer` (a refusal: it changed no balance) for the claim's key unless the key has one
+    /// already; says whether it did.
+    pub(crate) async fn remember(
+        &self,
+        claim: &Claim<'_>,
+        answer: Remembered,
+    ) -> Result<bool, AccountError> {
+        match self {
+            Store::Memory(memory) => Ok(memory.remember(claim, answer)),
+            Store::Postgres(postgres) => postgres.remember(claim, answer).await,
+            Store::Redis(redis) => redis.remember(claim, answer).await,
         }
     }
 

@@ -5,7 +5,9 @@
 mod abuse;
 mod bad_input;
 mod browser;
+mod crash;
 mod helpers;
+mod idempotency;
 mod live;
 mod metrics;
 mod postgres;

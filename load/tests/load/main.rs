@@ -7,6 +7,7 @@ mod demo;
 mod helpers;
 mod hostile;
 mod other_api;
+mod retries;
 mod run;
 mod server_lost;
 mod sweep;

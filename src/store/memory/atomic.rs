@@ -7,10 +7,16 @@
 
 use super::cell::Cell;
 use crate::error::AccountError;
+use crate::idempotency::Claim;
 use crate::money::Op;
 use crate::work::Work;
 
-pub(super) async fn apply(cell: &Cell, work: &Work, op: Op) -> Result<i64, AccountError> {
+pub(super) async fn apply(
+    cell: &Cell,
+    work: &Work,
+    op: Op,
+    claim: Option<&Claim<'_>>,
+) -> Result<i64, AccountError> {
     work.run().await?;
-    Ok(cell.update_in_place(op)?)
+    cell.update_in_place(op, claim)
 }

@@ -4,18 +4,26 @@
 //! a `load` to read, a `swap` to write. The swap returns the balance it replaced, which is how every
 //! write knows whether it erased someone else's update. Each write and its ledger entry happen with no
 //! await between them, so a client that disconnects can never leave the two out of step.
+//!
+//! A write with an idempotency key holds the key table's lock around the write: the key is checked
+//! free, the balance written, the ledger entry and the key's answer recorded, in one step. Writes
+//! without a key never touch that lock.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
+use super::keys::Keys;
+use crate::error::AccountError;
+use crate::idempotency::Claim;
 use crate::ledger::Ledger;
-use crate::money::{Op, Refusal};
+use crate::money::Op;
 
-/// The balance and its ledger.
+/// The balance, its ledger and the idempotency keys.
 #[derive(Debug)]
 pub(super) struct Cell {
     balance: AtomicI64,
     ledger: Mutex<Ledger>,
+    keys: Mutex<Keys>,
 }
 
 impl Cell {
@@ -23,6 +31,7 @@ impl Cell {
         Self {
             balance: AtomicI64::new(balance),
             ledger: Mutex::new(Ledger::new(balance)),
+            keys: Mutex::new(Keys::default()),
         }
     }
 
@@ -33,42 +42,101 @@ impl Cell {
 
     /// Writes `new_balance` blindly, computed from `read`, and records whether it erased another
     /// write (the swap hands back what was there).
-    pub(super) fn overwrite(&self, op: Op, read: i64, new_balance: i64) {
-        let overwritten = self.balance.swap(new_balance, Ordering::SeqCst);
-        self.ledger().record_write(op, read, overwritten);
+    pub(super) fn overwrite(
+        &self,
+        op: Op,
+        read: i64,
+        new_balance: i64,
+        claim: Option<&Claim<'_>>,
+    ) -> Result<(), AccountError> {
+        self.keyed(claim, || {
+            let overwritten = self.balance.swap(new_balance, Ordering::SeqCst);
+            self.ledger().record_write(op, read, overwritten);
+            ((), Some(new_balance))
+        })
     }
 
     /// Writes `new_balance` only if the balance is still `read`; records the write if it happened.
-    pub(super) fn compare_and_write(&self, op: Op, read: i64, new_balance: i64) -> bool {
-        let written = self
-            .balance
-            .compare_exchange(read, new_balance, Ordering::SeqCst, Ordering::SeqCst)
-            .is_ok();
-        if written {
-            self.ledger().record_write(op, read, read);
-        }
-        written
+    pub(super) fn compare_and_write(
+        &self,
+        op: Op,
+        read: i64,
+        new_balance: i64,
+        claim: Option<&Claim<'_>>,
+    ) -> Result<bool, AccountError> {
+        self.keyed(claim, || {
+            let written = self
+                .balance
+                .compare_exchange(read, new_balance, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok();
+            if written {
+                self.ledger().record_write(op, read, read);
+            }
+            (written, written.then_some(new_balance))
+        })
     }
 
     /// Applies `op` to the current balance in one indivisible step and records it.
-    pub(super) fn update_in_place(&self, op: Op) -> Result<i64, Refusal> {
-        // The closure's last answer is the outcome: the balance written, or the refusal.
-        let mut outcome = None;
-        let updated = self
-            .balance
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |balance| {
-                let attempt = op.apply_to(balance);
-                outcome = Some(attempt);
-                attempt.ok()
-            });
-        if let Ok(read) = updated {
-            self.ledger().record_write(op, read, read);
+    pub(super) fn update_in_place(
+        &self,
+        op: Op,
+        claim: Option<&Claim<'_>>,
+    ) -> Result<i64, AccountError> {
+        let outcome = self.keyed(claim, || {
+            // The closure's last answer is the outcome: the balance written, or the refusal.
+            let mut outcome = None;
+            let updated =
+                self.balance
+                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |balance| {
+                        let attempt = op.apply_to(balance);
+                        outcome = Some(attempt);
+                        attempt.ok()
+                    });
+            if let Ok(read) = updated {
+                self.ledger().record_write(op, read, read);
+            }
+            let outcome = outcome.expect("fetch_update calls the closure at least once");
+            (outcome, outcome.ok())
+        })?;
+        Ok(outcome?)
+    }
+
+    /// Runs `write`, which answers its result and the balance it wrote (if it wrote). With a key,
+    /// under the key table's lock: the key must still be free, and the balance written becomes the
+    /// key's answer in the same step. A key answered meanwhile writes nothing: `KeyInUse`.
+    fn keyed<T>(
+        &self,
+        claim: Option<&Claim<'_>>,
+        write: impl FnOnce() -> (T, Option<i64>),
+    ) -> Result<T, AccountError> {
+        let Some(claim) = claim else {
+            return Ok(write().0);
+        };
+        let mut keys = self.keys();
+        if keys.get(claim.key).is_some() {
+            return Err(AccountError::KeyInUse);
         }
-        outcome.expect("fetch_update calls the closure at least once")
+        let (result, written) = write();
+        if let Some(balance) = written {
+            keys.insert(claim, claim.answer(Ok(balance)));
+        }
+        Ok(result)
+    }
+
+    /// The idempotency keys.
+    pub(super) fn keys(&self) -> MutexGuard<'_, Keys> {
+        // As for the ledger: nothing panics while holding it, and poisoning must not stop the server.
+        self.keys
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
     }
 
     /// Sets the balance and starts a new ledger, as one step for anyone reading the stats.
     pub(super) fn reset(&self, balance: i64) {
+        // The keys first, as every keyed write takes them: answers of the old run must not replay
+        // into the new one.
+        let mut keys = self.keys();
+        keys.clear();
         let mut ledger = self.ledger();
         self.balance.store(balance, Ordering::SeqCst);
         *ledger = Ledger::new(balance);
@@ -93,6 +161,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::Cell;
+    use crate::error::AccountError;
     use crate::money::{Amount, Op, Refusal};
 
     /// How a request writes: the cell method its strategy calls.
@@ -150,9 +219,10 @@ mod tests {
         };
         match (request.write, step) {
             (_, Step::Done) => Step::Done,
-            (Writer::InPlace, _) => match cell.update_in_place(request.op) {
+            (Writer::InPlace, _) => match cell.update_in_place(request.op, None) {
                 Ok(_) => Step::Done,
-                Err(refusal) => refused(refusal),
+                Err(AccountError::Refused(refusal)) => refused(refusal),
+                Err(other) => panic!("without a key only the checks can refuse: {other}"),
             },
             (_, Step::Read) => {
                 let read = cell.read();
@@ -162,11 +232,15 @@ mod tests {
                 }
             }
             (Writer::Overwrite, Step::Write { read, new_balance }) => {
-                cell.overwrite(request.op, read, new_balance);
+                cell.overwrite(request.op, read, new_balance, None)
+                    .expect("without a key a blind write always writes");
                 Step::Done
             }
             (Writer::CompareAndWrite, Step::Write { read, new_balance }) => {
-                if cell.compare_and_write(request.op, read, new_balance) {
+                let written = cell
+                    .compare_and_write(request.op, read, new_balance, None)
+                    .expect("without a key a compare-and-swap only succeeds or conflicts");
+                if written {
                     Step::Done
                 } else {
                     cell.ledger().record_retries(1, false);

@@ -11,12 +11,14 @@
 
 mod atomic;
 mod cell;
+mod keys;
 mod optimistic;
 mod unguarded;
 
 use cell::Cell;
 
 use crate::error::{AccountError, OpenError};
+use crate::idempotency::{Claim, IdempotencyKey, Remembered};
 use crate::ledger::Ledger;
 use crate::mode::Mode;
 use crate::money::{Op, Refusal};
@@ -59,18 +61,38 @@ impl Memory {
     }
 
     /// Applies `op` and returns the balance this request wrote.
-    pub(crate) async fn apply(&self, work: &Work, op: Op) -> Result<i64, AccountError> {
+    pub(crate) async fn apply(
+        &self,
+        work: &Work,
+        op: Op,
+        claim: Option<&Claim<'_>>,
+    ) -> Result<i64, AccountError> {
         let outcome = match self.strategy {
-            Strategy::Unguarded => unguarded::apply(&self.cell, work, op).await,
+            Strategy::Unguarded => unguarded::apply(&self.cell, work, op, claim).await,
             Strategy::Optimistic { max_retries } => {
-                optimistic::apply(&self.cell, work, op, max_retries).await
+                optimistic::apply(&self.cell, work, op, max_retries, claim).await
             }
-            Strategy::Atomic => atomic::apply(&self.cell, work, op).await,
+            Strategy::Atomic => atomic::apply(&self.cell, work, op, claim).await,
         };
         if let Err(AccountError::Refused(Refusal::InsufficientFunds { .. })) = outcome {
             self.cell.ledger().record_refusal();
         }
         outcome
+    }
+
+    /// The answer kept for `key`, if any.
+    pub(crate) fn lookup(&self, key: &IdempotencyKey) -> Option<Remembered> {
+        self.cell.keys().get(key)
+    }
+
+    /// Keeps `answer` for the claim's key unless the key has one already; says whether it did.
+    pub(crate) fn remember(&self, claim: &Claim<'_>, answer: Remembered) -> bool {
+        let mut keys = self.cell.keys();
+        let free = keys.get(claim.key).is_none();
+        if free {
+            keys.insert(claim, answer);
+        }
+        free
     }
 
     /// The balance now.

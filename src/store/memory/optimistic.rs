@@ -10,6 +10,7 @@
 
 use super::cell::Cell;
 use crate::error::AccountError;
+use crate::idempotency::Claim;
 use crate::money::Op;
 use crate::work::Work;
 
@@ -18,6 +19,7 @@ pub(super) async fn apply(
     work: &Work,
     op: Op,
     max_retries: u32,
+    claim: Option<&Claim<'_>>,
 ) -> Result<i64, AccountError> {
     let mut retries = 0;
     let outcome = loop {
@@ -29,8 +31,10 @@ pub(super) async fn apply(
         if let Err(stopped) = work.run().await {
             break Err(stopped);
         }
-        if cell.compare_and_write(op, read, new_balance) {
-            break Ok(new_balance);
+        match cell.compare_and_write(op, read, new_balance, claim) {
+            Ok(true) => break Ok(new_balance),
+            Ok(false) => {}
+            Err(taken) => break Err(taken),
         }
         if retries == max_retries {
             break Err(AccountError::Contention { retries });

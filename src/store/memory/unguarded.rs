@@ -9,13 +9,19 @@
 
 use super::cell::Cell;
 use crate::error::AccountError;
+use crate::idempotency::Claim;
 use crate::money::Op;
 use crate::work::Work;
 
-pub(super) async fn apply(cell: &Cell, work: &Work, op: Op) -> Result<i64, AccountError> {
+pub(super) async fn apply(
+    cell: &Cell,
+    work: &Work,
+    op: Op,
+    claim: Option<&Claim<'_>>,
+) -> Result<i64, AccountError> {
     let read = cell.read();
     let new_balance = op.apply_to(read)?;
     work.run().await?;
-    cell.overwrite(op, read, new_balance);
+    cell.overwrite(op, read, new_balance, claim)?;
     Ok(new_balance)
 }

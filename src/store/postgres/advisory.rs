@@ -14,6 +14,7 @@ use super::failure;
 use super::unguarded::{read, write, READ};
 use super::Database;
 use crate::error::AccountError;
+use crate::idempotency::Claim;
 use crate::money::Op;
 use crate::work::Work;
 
@@ -21,7 +22,12 @@ use crate::work::Work;
 /// The first number is "rb" (racebank), so other applications' advisory locks do not collide.
 const LOCK: &str = "SELECT pg_advisory_xact_lock(29282, hashtext($1))";
 
-pub(super) async fn apply(database: &Database, work: &Work, op: Op) -> Result<i64, AccountError> {
+pub(super) async fn apply(
+    database: &Database,
+    work: &Work,
+    op: Op,
+    claim: Option<&Claim<'_>>,
+) -> Result<i64, AccountError> {
     let mut client = database.client().await?;
     let transaction = client
         .transaction()
@@ -38,7 +44,7 @@ pub(super) async fn apply(database: &Database, work: &Work, op: Op) -> Result<i6
     let read = read(&transaction, database, READ).await?;
     let new_balance = op.apply_to(read)?;
     work.run().await?;
-    let written = write(&transaction, database, op, read, new_balance, 0)
+    let written = write(&transaction, database, op, claim, read, new_balance, 0)
         .await
         .map_err(|e| failure::before_write("writing the balance", e))?;
     transaction

@@ -17,6 +17,7 @@ use super::failure;
 use super::ledger::{write_and_record, Entry};
 use super::Database;
 use crate::error::AccountError;
+use crate::idempotency::Claim;
 use crate::money::Op;
 use crate::work::Work;
 
@@ -36,6 +37,7 @@ pub(super) async fn apply(
     work: &Work,
     op: Op,
     max_retries: u32,
+    claim: Option<&Claim<'_>>,
 ) -> Result<i64, AccountError> {
     work.run().await?;
     let client = database.client().await?;
@@ -45,7 +47,7 @@ pub(super) async fn apply(
         .map_err(|e| failure::before_write("preparing the update", e))?;
     let mut retries: u32 = 0;
     loop {
-        let entry = Entry::new(op);
+        let entry = Entry::new(op, claim);
         let row = client
             .query_one(
                 &statement,
@@ -55,6 +57,8 @@ pub(super) async fn apply(
                     &entry.deposit,
                     &entry.withdrawal,
                     &i64::from(retries),
+                    &entry.key,
+                    &entry.ttl_millis,
                 ],
             )
             .await

@@ -55,6 +55,9 @@ pub(super) fn no_connection(error: PoolError) -> AccountError {
 
 /// `error` happened before any write of this request was sent (or committed): nothing was written.
 pub(super) fn before_write(doing: &str, error: tokio_postgres::Error) -> AccountError {
+    if is_key_taken(&error) {
+        return AccountError::KeyInUse;
+    }
     tracing::warn!(%error, doing, "postgres: failed before writing");
     AccountError::Unavailable {
         store: STORE,
@@ -73,6 +76,14 @@ pub(super) fn during_write(doing: &str, error: tokio_postgres::Error) -> Account
         store: STORE,
         detail: format!("{doing}: {}", describe(&error)),
     }
+}
+
+/// Whether the statement failed because its idempotency key is already kept: another request with
+/// the key wrote first, and this statement, write included, was rolled back.
+fn is_key_taken(error: &tokio_postgres::Error) -> bool {
+    error.as_db_error().is_some_and(|db| {
+        db.code() == &SqlState::UNIQUE_VIOLATION && db.constraint() == Some("idempotency_pkey")
+    })
 }
 
 /// The account's row is missing: someone deleted it under a running server.

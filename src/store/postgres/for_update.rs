@@ -12,13 +12,19 @@ use super::failure;
 use super::unguarded::{read, write};
 use super::Database;
 use crate::error::AccountError;
+use crate::idempotency::Claim;
 use crate::money::Op;
 use crate::work::Work;
 
 /// The balance, with the row locked until the transaction ends: `$1` account.
 const READ_FOR_UPDATE: &str = "SELECT balance FROM racebank.accounts WHERE id = $1 FOR UPDATE";
 
-pub(super) async fn apply(database: &Database, work: &Work, op: Op) -> Result<i64, AccountError> {
+pub(super) async fn apply(
+    database: &Database,
+    work: &Work,
+    op: Op,
+    claim: Option<&Claim<'_>>,
+) -> Result<i64, AccountError> {
     let mut client = database.client().await?;
     let transaction = client
         .transaction()
@@ -27,7 +33,7 @@ pub(super) async fn apply(database: &Database, work: &Work, op: Op) -> Result<i6
     let read = read(&transaction, database, READ_FOR_UPDATE).await?;
     let new_balance = op.apply_to(read)?;
     work.run().await?;
-    let written = write(&transaction, database, op, read, new_balance, 0)
+    let written = write(&transaction, database, op, claim, read, new_balance, 0)
         .await
         .map_err(|e| failure::before_write("writing the balance", e))?;
     transaction

@@ -16,6 +16,7 @@ use super::failure;
 use super::unguarded::{self, READ};
 use super::Database;
 use crate::error::AccountError;
+use crate::idempotency::Claim;
 use crate::money::Op;
 use crate::work::Work;
 
@@ -25,11 +26,12 @@ pub(super) async fn apply(
     op: Op,
     level: IsolationLevel,
     max_retries: u32,
+    claim: Option<&Claim<'_>>,
 ) -> Result<i64, AccountError> {
     let mut client = database.client().await?;
     let mut retries: u32 = 0;
     let outcome = loop {
-        match attempt(&mut client, database, work, op, level, retries).await {
+        match attempt(&mut client, database, work, op, claim, level, retries).await {
             Err(Attempt::Conflict) if retries == max_retries => {
                 break Err(AccountError::Contention { retries })
             }
@@ -59,6 +61,7 @@ async fn attempt(
     database: &Database,
     work: &Work,
     op: Op,
+    claim: Option<&Claim<'_>>,
     level: IsolationLevel,
     retries: u32,
 ) -> Result<i64, Attempt> {
@@ -100,6 +103,7 @@ async fn attempt(
         &transaction,
         database,
         op,
+        claim,
         read,
         new_balance,
         i64::from(retries),

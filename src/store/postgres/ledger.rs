@@ -12,6 +12,7 @@
 
 use tokio_postgres::Row;
 
+use crate::idempotency::Claim;
 use crate::ledger::Ledger;
 use crate::money::Op;
 
@@ -28,8 +29,13 @@ pub(super) const SHARDS: i16 = 16;
 /// if the UPDATE matched nothing (then nothing is recorded either). A second argument replaces the
 /// answer (`atomic` also wants the balance it did not write).
 ///
+/// With an idempotency key, the same statement keeps the key's answer (200 and the balance
+/// written) in `racebank.idempotency`. A key already there fails the insert, and with it the whole
+/// statement, write included: [`super::failure`] reads that as "answered by another request".
+///
 /// Parameters: `$1` account id, `$2` shard, `$3` the deposit or 0, `$4` the withdrawal or 0,
-/// `$5` the redos this request needed; the write's own start at `$6`.
+/// `$5` the redos this request needed, `$6` the idempotency key or NULL, `$7` how long its answer is
+/// kept in milliseconds; the write's own start at `$8`.
 macro_rules! write_and_record {
     ($write:literal) => {
         write_and_record!($write, "SELECT balance FROM written")
@@ -56,6 +62,13 @@ macro_rules! write_and_record {
                     lost_removed = l.lost_removed + excluded.lost_removed,
                     lost_added = l.lost_added + excluded.lost_added,
                     retries = l.retries + excluded.retries
+             ), remembered AS (
+                INSERT INTO racebank.idempotency (account, key, kind, amount, status, balance,
+                    expires_at)
+                SELECT $1, $6::text, CASE WHEN $3::int8 > 0 THEN 'deposit' ELSE 'withdrawal' END,
+                    $3::int8 + $4::int8, 200, balance, now() + $7::int8 * interval '1 millisecond'
+                FROM written
+                WHERE $6::text IS NOT NULL
              ) ",
             $answer
         )
@@ -93,17 +106,20 @@ pub(super) const READ: &str = "
     WHERE a.id = $1
     GROUP BY a.id";
 
-/// What one write adds to the ledger, as the parameters `$2` to `$4` of [`write_and_record!`].
+/// What one write adds to the ledger, as the parameters `$2` to `$4`, `$6` and `$7` of
+/// [`write_and_record!`].
 #[derive(Debug, Clone, Copy)]
-pub(super) struct Entry {
+pub(super) struct Entry<'a> {
     pub(super) shard: i16,
     pub(super) deposit: i64,
     pub(super) withdrawal: i64,
+    pub(super) key: Option<&'a str>,
+    pub(super) ttl_millis: i64,
 }
 
-impl Entry {
-    /// The entry for `op`, on a shard picked at random.
-    pub(super) fn new(op: Op) -> Self {
+impl<'a> Entry<'a> {
+    /// The entry for `op`, on a shard picked at random, keeping its answer for `claim`'s key.
+    pub(super) fn new(op: Op, claim: Option<&Claim<'a>>) -> Self {
         let (deposit, withdrawal) = match op {
             Op::Deposit(amount) => (amount.get(), 0),
             Op::Withdraw(amount) => (0, amount.get()),
@@ -112,6 +128,8 @@ impl Entry {
             shard: random_shard(),
             deposit,
             withdrawal,
+            key: claim.map(|claim| claim.key.as_str()),
+            ttl_millis: claim.map_or(0, Claim::ttl_millis),
         }
     }
 }

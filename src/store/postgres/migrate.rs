@@ -18,6 +18,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "lost_by_sign",
         include_str!("migrations/0002_lost_by_sign.sql"),
     ),
+    (
+        3,
+        "idempotency",
+        include_str!("migrations/0003_idempotency.sql"),
+    ),
 ];
 
 /// The advisory lock every starting replica queues on (the one-number key space; account locks use

@@ -28,6 +28,7 @@ mod atomic;
 mod failure;
 mod for_update;
 mod isolation;
+mod keys;
 mod ledger;
 mod migrate;
 mod optimistic;
@@ -40,6 +41,7 @@ use tokio_postgres::{IsolationLevel, NoTls};
 
 use crate::config::AccountConfig;
 use crate::error::{AccountError, OpenError};
+use crate::idempotency::{Claim, IdempotencyKey, Remembered};
 use crate::ledger::Ledger;
 use crate::mode::Mode;
 use crate::money::{Op, Refusal};
@@ -48,6 +50,9 @@ use crate::work::Work;
 /// How long a request waits for a pooled connection before it answers 503: long enough to ride
 /// out a burst, short enough that a client is not left hanging on a saturated pool.
 const POOL_WAIT: Duration = Duration::from_secs(5);
+
+/// One key lookup in this many also deletes the account's expired keys.
+const PURGE_EVERY: u32 = 1000;
 
 /// How long opening a connection may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -159,26 +164,90 @@ impl Postgres {
     }
 
     /// Applies `op` through the mode's section and returns the balance this request wrote.
-    pub(crate) async fn apply(&self, work: &Work, op: Op) -> Result<i64, AccountError> {
+    pub(crate) async fn apply(
+        &self,
+        work: &Work,
+        op: Op,
+        claim: Option<&Claim<'_>>,
+    ) -> Result<i64, AccountError> {
         let database = &self.database;
         let outcome = match self.strategy {
-            Strategy::Unguarded => unguarded::apply(database, work, op).await,
-            Strategy::ForUpdate => for_update::apply(database, work, op).await,
-            Strategy::Advisory => advisory::apply(database, work, op).await,
+            Strategy::Unguarded => unguarded::apply(database, work, op, claim).await,
+            Strategy::ForUpdate => for_update::apply(database, work, op, claim).await,
+            Strategy::Advisory => advisory::apply(database, work, op, claim).await,
             Strategy::Optimistic { max_retries } => {
-                optimistic::apply(database, work, op, max_retries).await
+                optimistic::apply(database, work, op, max_retries, claim).await
             }
             Strategy::Isolation { level, max_retries } => {
-                isolation::apply(database, work, op, level, max_retries).await
+                isolation::apply(database, work, op, level, max_retries, claim).await
             }
             Strategy::Atomic { max_retries } => {
-                atomic::apply(database, work, op, max_retries).await
+                atomic::apply(database, work, op, max_retries, claim).await
             }
         };
         if let Err(AccountError::Refused(Refusal::InsufficientFunds { .. })) = outcome {
             database.record(1, 0, false).await;
         }
         outcome
+    }
+
+    /// The answer kept for `key`, unless it expired. An expired row of this key is deleted on the
+    /// way, so the key is free for a new request; now and then, every expired key of the account.
+    pub(crate) async fn lookup(
+        &self,
+        key: &IdempotencyKey,
+    ) -> Result<Option<Remembered>, AccountError> {
+        let client = self.database.client().await?;
+        if rand::random_ratio(1, PURGE_EVERY) {
+            purge_expired(&client, &self.database.account).await;
+        }
+        let statement = client
+            .prepare_cached(keys::LOOKUP)
+            .await
+            .map_err(|e| failure::before_write("preparing the key lookup", e))?;
+        let row = client
+            .query_opt(&statement, &[&self.database.account, &key.as_str()])
+            .await
+            .map_err(|e| failure::before_write("looking up the Idempotency-Key", e))?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        keys::from_row(&row).map(Some).map_err(|detail| {
+            tracing::warn!(%detail, "postgres: a kept answer does not decode");
+            AccountError::Unavailable {
+                store: "postgres",
+                detail: format!("the answer kept for the key does not decode: {detail}"),
+            }
+        })
+    }
+
+    /// Keeps a refusal's `answer` for the claim's key unless the key has one; says whether it did.
+    pub(crate) async fn remember(
+        &self,
+        claim: &Claim<'_>,
+        answer: Remembered,
+    ) -> Result<bool, AccountError> {
+        let client = self.database.client().await?;
+        let statement = client
+            .prepare_cached(keys::REMEMBER)
+            .await
+            .map_err(|e| failure::before_write("preparing to keep the answer", e))?;
+        let inserted = client
+            .execute(
+                &statement,
+                &[
+                    &self.database.account,
+                    &claim.key.as_str(),
+                    &answer.kind(),
+                    &answer.op.amount(),
+                    &answer.status(),
+                    &answer.balance(),
+                    &claim.ttl_millis(),
+                ],
+            )
+            .await
+            .map_err(|e| failure::before_write("keeping the answer for the key", e))?;
+        Ok(inserted == 1)
     }
 
     /// The balance now.
@@ -230,6 +299,14 @@ impl Postgres {
             .execute("DELETE FROM racebank.ledger WHERE account = $1", &[account])
             .await
             .map_err(|e| failure::before_write("clearing the ledger", e))?;
+        // Answers of the old run must not replay into the new one.
+        transaction
+            .execute(
+                "DELETE FROM racebank.idempotency WHERE account = $1",
+                &[account],
+            )
+            .await
+            .map_err(|e| failure::before_write("clearing the idempotency keys", e))?;
         transaction
             .commit()
             .await
@@ -270,6 +347,13 @@ impl Database {
         if let Err(error) = recorded.await {
             tracing::warn!(%error, refused, retries, exhausted, "postgres: a ledger count was not recorded");
         }
+    }
+}
+
+/// Deletes some of the account's expired keys. Best effort: a lookup ignores expired keys anyway.
+async fn purge_expired(client: &Object, account: &str) {
+    if let Err(error) = client.execute(keys::PURGE, &[&account]).await {
+        tracing::warn!(%error, "postgres: expired idempotency keys were not purged");
     }
 }
 

@@ -11,18 +11,19 @@ use super::failure;
 use super::ledger::{write_and_record, Entry};
 use super::Database;
 use crate::error::AccountError;
+use crate::idempotency::Claim;
 use crate::money::Op;
 use crate::work::Work;
 
 /// The balance and its version: `$1` account.
 const READ: &str = "SELECT balance, version FROM racebank.accounts WHERE id = $1";
 
-/// The compare-and-set and its ledger entry: `$6` the new balance, `$7` the version read, `$8` the
+/// The compare-and-set and its ledger entry: `$8` the new balance, `$9` the version read, `$10` the
 /// balance read. `replaced` always equals `read` here, and the ledger checks it rather than assume it.
 const WRITE: &str = write_and_record!(
-    "UPDATE racebank.accounts SET balance = $6, replaced = balance, version = version + 1
-     WHERE id = $1 AND version = $7
-     RETURNING balance, replaced, $8::int8 AS read"
+    "UPDATE racebank.accounts SET balance = $8, replaced = balance, version = version + 1
+     WHERE id = $1 AND version = $9
+     RETURNING balance, replaced, $10::int8 AS read"
 );
 
 pub(super) async fn apply(
@@ -30,6 +31,7 @@ pub(super) async fn apply(
     work: &Work,
     op: Op,
     max_retries: u32,
+    claim: Option<&Claim<'_>>,
 ) -> Result<i64, AccountError> {
     let client = database.client().await?;
     let (read, write) = tokio::try_join!(client.prepare_cached(READ), client.prepare_cached(WRITE))
@@ -54,7 +56,7 @@ pub(super) async fn apply(
         if let Err(stopped) = work.run().await {
             break Err(stopped);
         }
-        let entry = Entry::new(op);
+        let entry = Entry::new(op, claim);
         let written = client
             .query_opt(
                 &write,
@@ -64,6 +66,8 @@ pub(super) async fn apply(
                     &entry.deposit,
                     &entry.withdrawal,
                     &i64::from(retries),
+                    &entry.key,
+                    &entry.ttl_millis,
                     &new_balance,
                     &version,
                     &balance,

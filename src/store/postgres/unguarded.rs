@@ -13,26 +13,32 @@ use super::failure;
 use super::ledger::{write_and_record, Entry};
 use super::Database;
 use crate::error::AccountError;
+use crate::idempotency::Claim;
 use crate::money::Op;
 use crate::work::Work;
 
 /// The balance: `$1` account.
 pub(super) const READ: &str = "SELECT balance FROM racebank.accounts WHERE id = $1";
 
-/// The blind write and its ledger entry: `$6` the new balance, `$7` the balance it was computed from.
+/// The blind write and its ledger entry: `$8` the new balance, `$9` the balance it was computed from.
 pub(super) const WRITE: &str = write_and_record!(
-    "UPDATE racebank.accounts SET balance = $6, replaced = balance, version = version + 1
+    "UPDATE racebank.accounts SET balance = $8, replaced = balance, version = version + 1
      WHERE id = $1
-     RETURNING balance, replaced, $7::int8 AS read"
+     RETURNING balance, replaced, $9::int8 AS read"
 );
 
-pub(super) async fn apply(database: &Database, work: &Work, op: Op) -> Result<i64, AccountError> {
+pub(super) async fn apply(
+    database: &Database,
+    work: &Work,
+    op: Op,
+    claim: Option<&Claim<'_>>,
+) -> Result<i64, AccountError> {
     let client = database.client().await?;
     let read = read(&client, database, READ).await?;
     let new_balance = op.apply_to(read)?;
     work.run().await?;
     // Outside a transaction the UPDATE commits on its own: once sent, it may have been applied.
-    write(&client, database, op, read, new_balance, 0)
+    write(&client, database, op, claim, read, new_balance, 0)
         .await
         .map_err(|e| failure::during_write("writing the balance", e))
 }
@@ -63,11 +69,12 @@ pub(super) async fn write(
     client: &impl GenericClient,
     database: &Database,
     op: Op,
+    claim: Option<&Claim<'_>>,
     read: i64,
     new_balance: i64,
     retries: i64,
 ) -> Result<i64, tokio_postgres::Error> {
-    let entry = Entry::new(op);
+    let entry = Entry::new(op, claim);
     let statement = client.prepare_cached(WRITE).await?;
     let row = client
         .query_one(
@@ -78,6 +85,8 @@ pub(super) async fn write(
                 &entry.deposit,
                 &entry.withdrawal,
                 &retries,
+                &entry.key,
+                &entry.ttl_millis,
                 &new_balance,
                 &read,
             ],

@@ -13,16 +13,16 @@ use crate::money::{Op, Refusal};
 pub(super) async fn apply(mut section: Section<'_>) -> Result<i64, AccountError> {
     section.work.run().await?;
     let (kind, amount) = kind_and_amount(section.op);
-    let (outcome, balance): (String, i64) = scripts::ATOMIC_SCRIPT
-        .key(&section.keys.balance)
-        .key(&section.keys.ledger)
-        .arg(kind)
-        .arg(amount)
+    let mut invocation = scripts::ATOMIC_SCRIPT.key(&section.keys.balance);
+    invocation.key(&section.keys.ledger).arg(kind).arg(amount);
+    section.keyed(&mut invocation);
+    let (outcome, balance): (String, i64) = invocation
         .invoke_async(&mut section.connection)
         .await
         .map_err(after_write)?;
     match (outcome.as_str(), section.op) {
         ("ok", _) => Ok(balance),
+        ("taken", _) => Err(AccountError::KeyInUse),
         ("insufficient", Op::Withdraw(_)) => {
             Err(Refusal::InsufficientFunds { balance, amount }.into())
         }

@@ -68,8 +68,8 @@ async fn fenced_section(
     let new_balance = section.op.apply_to(read)?;
     section.work.run().await?;
     let (kind, amount) = kind_and_amount(section.op);
-    let (outcome, value): (String, i64) = scripts::FENCED_WRITE_SCRIPT
-        .key(&section.keys.balance)
+    let mut invocation = scripts::FENCED_WRITE_SCRIPT.key(&section.keys.balance);
+    invocation
         .key(&section.keys.ledger)
         .key(&section.keys.seen)
         .arg(token)
@@ -77,14 +77,17 @@ async fn fenced_section(
         .arg(read)
         .arg(-read)
         .arg(kind)
-        .arg(amount)
+        .arg(amount);
+    section.keyed(&mut invocation);
+    let (outcome, value): (String, i64) = invocation
         .invoke_async(&mut section.connection)
         .await
         .map_err(after_write)?;
-    if outcome != "ok" {
-        return Err(fenced(token, value, "write"));
+    match outcome.as_str() {
+        "ok" => Ok(new_balance),
+        "taken" => Err(AccountError::KeyInUse),
+        _ => Err(fenced(token, value, "write")),
     }
-    Ok(new_balance)
 }
 
 fn fenced(token: &str, seen: i64, step: &str) -> AccountError {

@@ -39,6 +39,7 @@ use redis::{AsyncCommands, Client, RedisError};
 
 use crate::config::{AccountConfig, START_REDIS};
 use crate::error::{AccountError, OpenError};
+use crate::idempotency::{Claim, IdempotencyKey, Remembered};
 use crate::ledger::Ledger;
 use crate::mode::Mode;
 use crate::money::{Op, Refusal};
@@ -101,6 +102,8 @@ pub(super) struct Keys {
     lock: String,
     fence: String,
     seen: String,
+    /// The prefix of the idempotency keys' answers.
+    idempotency: String,
 }
 
 impl Keys {
@@ -112,7 +115,13 @@ impl Keys {
             lock: key("lock"),
             fence: key("fence"),
             seen: key("seen"),
+            idempotency: key("idempotency:"),
         }
+    }
+
+    /// The string keeping the answer for an idempotency key: `racebank:{<id>}:idempotency:<key>`.
+    fn answer(&self, key: &IdempotencyKey) -> String {
+        format!("{}{}", self.idempotency, key.as_str())
     }
 }
 
@@ -189,12 +198,18 @@ impl Redis {
     }
 
     /// Applies `op` through the mode's section and returns the balance this request wrote.
-    pub(crate) async fn apply(&self, work: &Work, op: Op) -> Result<i64, AccountError> {
+    pub(crate) async fn apply(
+        &self,
+        work: &Work,
+        op: Op,
+        claim: Option<&Claim<'_>>,
+    ) -> Result<i64, AccountError> {
         let section = Section {
             keys: &self.keys,
             connection: self.connection.clone(),
             work,
             op,
+            claim: claim.map(|claim| (self.keys.answer(claim.key), claim.ttl_millis())),
         };
         let outcome = match &self.strategy {
             Strategy::Unguarded => unguarded::apply(section).await,
@@ -211,6 +226,55 @@ impl Redis {
             self.count("refused_count", 1).await;
         }
         outcome
+    }
+
+    /// The answer kept for `key`, unless it expired (Redis drops it then).
+    pub(crate) async fn lookup(
+        &self,
+        key: &IdempotencyKey,
+    ) -> Result<Option<Remembered>, AccountError> {
+        let kept: Option<String> = self
+            .connection
+            .clone()
+            .get(self.keys.answer(key))
+            .await
+            .map_err(unavailable)?;
+        let Some(kept) = kept else {
+            return Ok(None);
+        };
+        parse_answer(&kept).map(Some).ok_or_else(|| {
+            tracing::warn!(%kept, "redis: a kept answer does not decode");
+            AccountError::Unavailable {
+                store: "redis",
+                detail: format!("the answer kept for the key does not decode: {kept:?}"),
+            }
+        })
+    }
+
+    /// Keeps a refusal's `answer` for the claim's key unless the key has one (`SET NX`); says
+    /// whether it did.
+    pub(crate) async fn remember(
+        &self,
+        claim: &Claim<'_>,
+        answer: Remembered,
+    ) -> Result<bool, AccountError> {
+        let value = format!(
+            "{} {} {} {}",
+            answer.kind(),
+            answer.op.amount(),
+            answer.status(),
+            answer.balance()
+        );
+        let set: Option<String> = redis::cmd("SET")
+            .arg(self.keys.answer(claim.key))
+            .arg(value)
+            .arg("PX")
+            .arg(claim.ttl_millis())
+            .arg("NX")
+            .query_async(&mut self.connection.clone())
+            .await
+            .map_err(unavailable)?;
+        Ok(set.is_some())
     }
 
     /// The balance now.
@@ -271,6 +335,8 @@ pub(super) struct Section<'a> {
     connection: ConnectionManager,
     work: &'a Work,
     op: Op,
+    /// With an idempotency key: the string keeping its answer, and its time to live in ms.
+    claim: Option<(String, i64)>,
 }
 
 impl Section<'_> {
@@ -285,20 +351,31 @@ impl Section<'_> {
     }
 
     /// The blind write with its ledger entry ([`scripts`]' `OVERWRITE`); returns the balance it
-    /// replaced.
+    /// replaced, or `KeyInUse` if its idempotency key was answered meanwhile (nothing written).
     async fn overwrite(&mut self, read: i64, new_balance: i64) -> Result<i64, AccountError> {
         let (kind, amount) = kind_and_amount(self.op);
-        scripts::OVERWRITE_SCRIPT
-            .key(&self.keys.balance)
+        let mut invocation = scripts::OVERWRITE_SCRIPT.key(&self.keys.balance);
+        invocation
             .key(&self.keys.ledger)
             .arg(new_balance)
             .arg(read)
             .arg(-read)
             .arg(kind)
-            .arg(amount)
+            .arg(amount);
+        self.keyed(&mut invocation);
+        let replaced: Option<i64> = invocation
             .invoke_async(&mut self.connection)
             .await
-            .map_err(after_write)
+            .map_err(after_write)?;
+        replaced.ok_or(AccountError::KeyInUse)
+    }
+
+    /// Adds the idempotency key, if any, as a script's last key and its time to live as its last
+    /// argument.
+    fn keyed(&self, invocation: &mut redis::ScriptInvocation<'_>) {
+        if let Some((key, ttl)) = &self.claim {
+            invocation.key(key).arg(ttl);
+        }
     }
 }
 
@@ -352,6 +429,17 @@ fn after_write(error: RedisError) -> AccountError {
         store: "redis",
         detail: error.to_string(),
     }
+}
+
+/// An answer as [`Redis::remember`] and the write scripts keep it: `<kind> <amount> <status>
+/// <balance>`.
+fn parse_answer(kept: &str) -> Option<Remembered> {
+    let mut parts = kept.split(' ');
+    let kind = parts.next()?;
+    let amount = parts.next()?.parse().ok()?;
+    let status = parts.next()?.parse().ok()?;
+    let balance = parts.next()?.parse().ok()?;
+    Remembered::from_parts(kind, amount, status, balance)
 }
 
 /// The balance key is gone (deleted by hand): nothing to compute from.

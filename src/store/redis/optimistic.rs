@@ -33,9 +33,10 @@ pub(super) async fn apply(
     };
     match &outcome {
         // `EXEC` (or `UNWATCH` after a refusal) left the connection watching nothing.
-        Ok(_) | Err(AccountError::Refused(_) | AccountError::Contention { .. }) => {
-            taken.give_back()
-        }
+        Ok(_)
+        | Err(
+            AccountError::Refused(_) | AccountError::Contention { .. } | AccountError::KeyInUse,
+        ) => taken.give_back(),
         // Stopped mid-section or failed: the connection may still watch; let it close.
         Err(_) => drop(taken),
     }
@@ -87,23 +88,29 @@ async fn attempt(
     };
     section.work.run().await?;
     let (kind, amount) = kind_and_amount(section.op);
-    let written: Option<(i64,)> = redis::pipe()
+    let mut pipe = redis::pipe();
+    let eval = pipe
         .atomic()
         .cmd("EVAL")
-        .arg(scripts::OVERWRITE_SOURCE.as_str())
-        .arg(2)
-        .arg(&keys.balance)
-        .arg(&keys.ledger)
-        .arg(new_balance)
+        .arg(scripts::OVERWRITE_SOURCE.as_str());
+    match &section.claim {
+        None => eval.arg(2).arg(&keys.balance).arg(&keys.ledger),
+        Some((key, _)) => eval.arg(3).arg(&keys.balance).arg(&keys.ledger).arg(key),
+    };
+    eval.arg(new_balance)
         .arg(read)
         .arg(-read)
         .arg(kind)
-        .arg(amount)
-        .query_async(connection)
-        .await
-        .map_err(after_write)?;
-    Ok(match written {
-        Some(_) => Attempt::Written(new_balance),
-        None => Attempt::Conflict,
-    })
+        .arg(amount);
+    if let Some((_, ttl)) = &section.claim {
+        eval.arg(ttl);
+    }
+    // nil from EXEC: a conflict; nil from the script: the idempotency key was answered meanwhile.
+    let written: Option<(Option<i64>,)> =
+        pipe.query_async(connection).await.map_err(after_write)?;
+    match written {
+        Some((Some(_),)) => Ok(Attempt::Written(new_balance)),
+        Some((None,)) => Err(AccountError::KeyInUse),
+        None => Ok(Attempt::Conflict),
+    }
 }

@@ -46,6 +46,18 @@ local function add(ledger, field, increment)
   redis.call('HINCRBY', ledger, field, increment)
 end
 
+-- Whether the idempotency key `key` (nil for a request without one) already keeps an answer.
+local function taken(key)
+  return key ~= nil and redis.call('EXISTS', key) == 1
+end
+
+-- Keeps the answer to a keyed write, `<kind> <amount> 200 <balance written>`, for `ttl` ms.
+local function keep(key, kind, amount, balance, ttl)
+  if key ~= nil then
+    redis.call('SET', key, kind .. ' ' .. amount .. ' 200 ' .. balance, 'PX', ttl)
+  end
+end
+
 -- Records an acknowledged operation: `kind` is `deposit` or `withdrawal`.
 local function record(ledger, kind, amount)
   redis.call('HINCRBY', ledger, kind .. '_count', '1')
@@ -92,18 +104,25 @@ return 1
 /// other, and the write learns exactly what it replaced. `optimistic` sends it inside its
 /// `MULTI`/`EXEC`.
 ///
-/// KEYS: balance, ledger. ARGV: new, read, -read, kind, amount. Returns the balance replaced.
+/// KEYS: balance, ledger, and the idempotency key if any. ARGV: new, read, -read, kind, amount,
+/// and the key's time to live in ms if any. Returns the balance replaced, or nil (nothing written)
+/// if the idempotency key already keeps an answer.
 const OVERWRITE: &str = r#"
-return write(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5])
+if taken(KEYS[3]) then return false end
+local replaced = write(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5])
+keep(KEYS[3], ARGV[4], ARGV[5], ARGV[1], ARGV[6])
+return replaced
 "#;
 
 /// `atomic`: the funds check, the overflow check and the change in one step, so no other write can
 /// come between the check and the change. `INCRBY`/`DECRBY` do the arithmetic in 64 bits.
 ///
-/// KEYS: balance, ledger. ARGV: kind, amount. Returns `{outcome, balance}`: outcome `ok` (balance
-/// is the one written), `insufficient` or `overflow` (balance is the one that refused, and nothing
-/// but the refusal count was written).
+/// KEYS: balance, ledger, and the idempotency key if any. ARGV: kind, amount, and the key's time
+/// to live in ms if any. Returns `{outcome, balance}`: outcome `ok` (balance is the one written),
+/// `insufficient` or `overflow` (balance is the one that refused, and nothing but the refusal
+/// count was written), or `taken` (the idempotency key already keeps an answer; nothing written).
 const ATOMIC: &str = r#"
+if taken(KEYS[3]) then return {'taken', '0'} end
 local balance = redis.call('GET', KEYS[1])
 if not balance then return redis.error_reply('the balance key is missing') end
 if ARGV[1] == 'withdrawal' then
@@ -118,7 +137,9 @@ else
   if type(added) == 'table' then return {'overflow', balance} end
 end
 record(KEYS[2], ARGV[1], ARGV[2])
-return {'ok', redis.call('GET', KEYS[1])}
+local written = redis.call('GET', KEYS[1])
+keep(KEYS[3], ARGV[1], ARGV[2], written, ARGV[3])
+return {'ok', written}
 "#;
 
 /// The fenced lease's grant: take the lock only if it is free, and hand out the next fencing token
@@ -160,13 +181,17 @@ return {'ok', balance}
 /// The fenced write: check the token against the highest the storage has seen, remember it, and
 /// write with the ledger entry, in one step, so no newer holder can come between check and write.
 ///
-/// KEYS: balance, ledger, seen. ARGV: token, new, read, -read, kind, amount. Returns
-/// `{'ok', replaced}` or `{'fenced', highest seen}` (nothing written).
+/// KEYS: balance, ledger, seen, and the idempotency key if any. ARGV: token, new, read, -read,
+/// kind, amount, and the key's time to live in ms if any. Returns `{'ok', replaced}`,
+/// `{'fenced', highest seen}` or `{'taken', 0}` (nothing written).
 const FENCED_WRITE: &str = r#"
 local seen = redis.call('GET', KEYS[3]) or '0'
 if below(ARGV[1], seen) then return {'fenced', seen} end
+if taken(KEYS[4]) then return {'taken', '0'} end
 redis.call('SET', KEYS[3], ARGV[1])
-return {'ok', write(KEYS[1], KEYS[2], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6])}
+local replaced = write(KEYS[1], KEYS[2], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6])
+keep(KEYS[4], ARGV[5], ARGV[6], ARGV[2], ARGV[7])
+return {'ok', replaced}
 "#;
 
 /// `/reset`, for every replica at once: the balance, a fresh ledger, and a fence bumped past every
