@@ -259,7 +259,23 @@ async fn a_connection_lost_before_the_write_answers_503_and_writes_nothing() {
         before,
         "the cut-off request wrote nothing"
     );
-    // The pool noticed the dead connection and opens a new one for the next request.
-    assert_eq!(app.deposit(5).await.status(), StatusCode::OK);
+    // The pool recovers by itself. It drops a connection it knows is closed before handing it
+    // out; one whose end it has not yet seen fails the next request that uses it (503, nothing
+    // written, seen once in many runs on a loaded machine), and the request after gets a new one.
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        let status = app.deposit(5).await.status();
+        statuses.push(status);
+        if status == StatusCode::OK {
+            break;
+        }
+    }
+    assert_eq!(statuses.last(), Some(&StatusCode::OK), "{statuses:?}");
+    assert!(
+        statuses[..statuses.len() - 1]
+            .iter()
+            .all(|status| *status == StatusCode::SERVICE_UNAVAILABLE),
+        "{statuses:?}"
+    );
     assert_eq!(app.balance().await, 105);
 }
