@@ -110,10 +110,11 @@ pub const LESSONS: &[Lesson] = &[
         mode: "fenced",
         text:
             "Each lease comes with a fencing token, a number that grows with every lease granted, \
-               and Redis checks it in the same atomic step as the write: a write whose token is \
-               older than the newest lease is refused. A request whose lease expired mid-work can \
-               no longer write over its successor, so nothing is lost even when the work outlasts \
-               the lease; the late request is refused instead.",
+               and Redis checks it twice, each time in one atomic step: when the holder reads, \
+               which records the token as the newest seen, and when it writes. Once a newer holder \
+               has read, every write with an older token is refused. A request whose lease expired \
+               mid-work can no longer write over its successor, so nothing is lost even when the \
+               work outlasts the lease; the late request is refused instead (503 lease-lost).",
     },
     Lesson {
         mode: "fenced-write-only",
