@@ -199,7 +199,7 @@ fn changes_balance<B>(request: &Request<B>) -> bool {
 
 /// Whether the answer says this request applied something (a replay applied nothing).
 fn applied(response: &axum::response::Response) -> bool {
-    response.status().is_success() && !response.headers().contains_key(REPLAYED_HEADER)
+    response.status().is_success() && !response.headers().contains_key(&REPLAYED_HEADER)
 }
 
 /// What is wrong with how a request is framed, beyond what hyper checks.

@@ -27,13 +27,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::http::HeaderName;
+
 use crate::money::{Amount, Op, Refusal};
 
-/// The request header carrying the key.
-pub const KEY_HEADER: &str = "idempotency-key";
+/// The request header carrying the key. A `HeaderName` rather than a string, so that looking it
+/// up in every request's headers does not parse the name first.
+pub const KEY_HEADER: HeaderName = HeaderName::from_static("idempotency-key");
 
 /// The answer header marking a replayed answer.
-pub const REPLAYED_HEADER: &str = "idempotent-replayed";
+pub const REPLAYED_HEADER: HeaderName = HeaderName::from_static("idempotent-replayed");
 
 /// How long a key's answer is kept by default: a day, as Stripe keeps them.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(24 * 60 * 60);

@@ -222,7 +222,7 @@ where
 /// The `Idempotency-Key` header, checked: absent, valid, or a problem (sent twice, or not 1 to 255
 /// printable ASCII characters).
 fn idempotency_key(headers: &HeaderMap) -> Option<Result<IdempotencyKey, Problem>> {
-    let mut values = headers.get_all(idempotency::KEY_HEADER).iter();
+    let mut values = headers.get_all(&idempotency::KEY_HEADER).iter();
     let first = values.next()?;
     if values.next().is_some() {
         return Some(Err(Problem::InvalidIdempotencyKey(
