@@ -42,29 +42,23 @@ fn main() -> ExitCode {
     };
     match command {
         Command::Demo(opts) if opts.scenario == DemoScenario::Retries => {
-            match runtime.block_on(racebank_load::retries_demo(&opts)) {
-                Ok(rows) if opts.json => {
-                    print_out(&racebank_load::retry_rows_to_json(&rows));
-                    ExitCode::SUCCESS
-                }
-                Ok(rows) => {
-                    print_out(&racebank_load::retry_rows_to_text(&rows));
-                    ExitCode::SUCCESS
-                }
-                Err(error) => fail(error),
-            }
+            let rows = runtime.block_on(racebank_load::retries_demo(&opts));
+            print_rows(
+                rows,
+                opts.json,
+                racebank_load::retry_rows_to_json,
+                racebank_load::retry_rows_to_text,
+            )
         }
-        Command::Demo(opts) => match runtime.block_on(racebank_load::demo(opts.clone())) {
-            Ok(rows) if opts.json => {
-                print_out(&racebank_load::rows_to_json(&rows));
-                ExitCode::SUCCESS
-            }
-            Ok(rows) => {
-                print_out(&racebank_load::rows_to_text(&rows));
-                ExitCode::SUCCESS
-            }
-            Err(error) => fail(error),
-        },
+        Command::Demo(opts) => {
+            let rows = runtime.block_on(racebank_load::demo(opts.clone()));
+            print_rows(
+                rows,
+                opts.json,
+                racebank_load::rows_to_json,
+                racebank_load::rows_to_text,
+            )
+        }
         Command::Sweep(opts) => sweep(&runtime, &opts),
         Command::Report(opts) => {
             match racebank_load::write_timeline(&opts.history, &opts.output, opts.limit) {
@@ -180,6 +174,22 @@ fn usage_error(error: clap::Error) -> ExitCode {
     let first = first.strip_prefix("error: ").unwrap_or(first);
     print_err(&format!("racebank-load: {first} (see --help)"));
     ExitCode::from(EXIT_USAGE)
+}
+
+/// Prints a demo's rows as JSON or as text, and exits 0 whenever the demo ran.
+fn print_rows<R>(
+    rows: anyhow::Result<Vec<R>>,
+    json: bool,
+    to_json: fn(&[R]) -> String,
+    to_text: fn(&[R]) -> String,
+) -> ExitCode {
+    match rows {
+        Ok(rows) => {
+            print_out(&if json { to_json(&rows) } else { to_text(&rows) });
+            ExitCode::SUCCESS
+        }
+        Err(error) => fail(error),
+    }
 }
 
 /// Writes to stdout, ignoring a closed pipe (`| head`) rather than panicking as `println!` would.

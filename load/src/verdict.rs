@@ -185,7 +185,7 @@ impl Conclusion {
 }
 
 /// The subset of the server's `/stats` ([`racebank::wire::Stats`]) that the cross-check reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
 pub struct ServerStats {
     /// The balance now.
     pub balance: i64,
@@ -386,17 +386,8 @@ mod tests {
     fn the_cross_check_agrees_with_a_server_that_explains_its_drift() {
         let stats = stats(&[(Deposit, 5, Applied), (Deposit, 5, Applied)]);
         let verdict = Verdict::judge(0, Some(5), &stats, UNCHECKED);
-        let before = ServerStats {
-            balance: 0,
-            deposit_sum: 0,
-            withdrawal_sum: 0,
-            expected_balance: 0,
-            lost_updates: 0,
-            lost_net: 0,
-            lost_removed: 0,
-            lost_added: 0,
-            retries: 0,
-        };
+        // A fresh account: every counter zero.
+        let before = ServerStats::default();
         let after = ServerStats {
             balance: 5,
             deposit_sum: 10,
@@ -428,17 +419,8 @@ mod tests {
         let stats = stats(&[(Deposit, 5, Applied), (Deposit, 5, Applied)]);
         let verdict = Verdict::judge(0, Some(17), &stats, UNCHECKED);
         assert!(!verdict.consistent(), "the balance alone looks wrong");
-        let before = ServerStats {
-            balance: 0,
-            deposit_sum: 0,
-            withdrawal_sum: 0,
-            expected_balance: 0,
-            lost_updates: 0,
-            lost_net: 0,
-            lost_removed: 0,
-            lost_added: 0,
-            retries: 0,
-        };
+        // A fresh account: every counter zero.
+        let before = ServerStats::default();
         let after = ServerStats {
             balance: 17,
             deposit_sum: 17,
