@@ -47,6 +47,7 @@ pub(super) async fn apply(
         .map_err(|e| failure::before_write("preparing the update", e))?;
     let mut retries: u32 = 0;
     loop {
+        failure::still_open(&client, "updating the balance")?;
         let entry = Entry::new(op, claim);
         let row = client
             .query_one(

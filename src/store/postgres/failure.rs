@@ -5,6 +5,9 @@
 //! - A serialization failure (40001) or a detected deadlock (40P01) is the same, and worth redoing.
 //! - A connection lost or a pool that has no connection to give before the write was sent: nothing
 //!   was written, 503.
+//! - A connection that closed while the request held it (during the work, when PostgreSQL shuts
+//!   down or restarts) has sent nothing since: the write is checked against that before it goes,
+//!   so it answers 503, not "outcome unknown".
 //! - A connection lost after the write (or the COMMIT) was sent: the write may have been applied or
 //!   not, and only the database knows. That is 500 `outcome-unknown`, never a guess.
 //!
@@ -46,7 +49,7 @@ pub(super) fn no_connection(error: PoolError) -> AccountError {
         PoolError::Backend(error) => format!("cannot connect: {}; {START_HINT}", chain(error)),
         other => other.to_string(),
     };
-    tracing::warn!(%error, "postgres: no connection");
+    tracing::warn!(error = pool_error(&error), "postgres: no connection");
     AccountError::Unavailable {
         store: STORE,
         detail,
@@ -58,11 +61,35 @@ pub(super) fn before_write(doing: &str, error: tokio_postgres::Error) -> Account
     if is_key_taken(&error) {
         return AccountError::KeyInUse;
     }
-    tracing::warn!(%error, doing, "postgres: failed before writing");
+    tracing::warn!(
+        error = describe(&error),
+        doing,
+        "postgres: failed before writing"
+    );
     AccountError::Unavailable {
         store: STORE,
         detail: format!("{doing}: {}", describe(&error)),
     }
+}
+
+/// Whether the connection is still open just before a write outside a transaction is sent. One
+/// that closed during the work (PostgreSQL stopped or restarted) never sent the write: 503. Without
+/// this check the write would fail as "connection closed", like one lost on its way, and answer
+/// that its outcome is unknown.
+pub(super) fn still_open(client: &tokio_postgres::Client, doing: &str) -> Result<(), AccountError> {
+    if !client.is_closed() {
+        return Ok(());
+    }
+    tracing::warn!(
+        doing,
+        "postgres: the connection closed before the write was sent"
+    );
+    Err(AccountError::Unavailable {
+        store: STORE,
+        detail: format!(
+            "{doing}: the connection closed before the write was sent; nothing was written"
+        ),
+    })
 }
 
 /// `error` happened while the write (or its COMMIT) was on its way: it was applied only if the
@@ -71,7 +98,11 @@ pub(super) fn during_write(doing: &str, error: tokio_postgres::Error) -> Account
     if error.as_db_error().is_some() {
         return before_write(doing, error);
     }
-    tracing::warn!(%error, doing, "postgres: failed while writing; the write may have been applied");
+    tracing::warn!(
+        error = describe(&error),
+        doing,
+        "postgres: failed while writing; the write may have been applied"
+    );
     AccountError::OutcomeUnknown {
         store: STORE,
         detail: format!("{doing}: {}", describe(&error)),

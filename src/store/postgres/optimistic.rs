@@ -56,6 +56,9 @@ pub(super) async fn apply(
         if let Err(stopped) = work.run().await {
             break Err(stopped);
         }
+        if let Err(closed) = failure::still_open(&client, "writing the balance") {
+            break Err(closed);
+        }
         let entry = Entry::new(op, claim);
         let written = client
             .query_opt(

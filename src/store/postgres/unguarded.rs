@@ -37,6 +37,7 @@ pub(super) async fn apply(
     let read = read(&client, database, READ).await?;
     let new_balance = op.apply_to(read)?;
     work.run().await?;
+    failure::still_open(&client, "writing the balance")?;
     // Outside a transaction the UPDATE commits on its own: once sent, it may have been applied.
     write(&client, database, op, claim, read, new_balance, 0)
         .await

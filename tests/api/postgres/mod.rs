@@ -7,10 +7,14 @@
 //! The database is `RACEBANK_TEST_DATABASE_URL`, by default the local server's `test` database.
 //! If it cannot be reached every test here FAILS with one line saying how to start it: a test of
 //! the PostgreSQL store that passes without PostgreSQL would prove nothing.
+//!
+//! The restart tests (`restart.rs`) are the exception: stopping the shared server would fail every
+//! test beside them, so each starts a PostgreSQL server of its own with `initdb` and `pg_ctl`.
 
 mod database;
 mod one_replica;
 mod replicas;
+mod restart;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
