@@ -12,11 +12,16 @@
 //!
 //! An interruption (Ctrl-C) stops every thread at once: what is in flight is abandoned and counted
 //! as indeterminate, since the server may or may not apply it.
+//!
+//! A server that is gone (every connection refused) is not hammered until the run's count or
+//! deadline: a slot waits [`REFUSED_PAUSE`] after each refused connection, and stops once it has
+//! been refused for [`GIVE_UP_AFTER`] without a single connection accepted on any replica. The run
+//! then ends early and says so ([`Job::gave_up`]).
 
 use std::cell::RefCell;
 use std::pin::pin;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -33,6 +38,14 @@ use crate::ops::{Op, Plan};
 use crate::requests::Requests;
 use crate::stats::{Reading, Recorded, Stats};
 use crate::target::Target;
+
+/// How long a slot pauses after a refused connection: a port nobody listens on refuses at once,
+/// and trying it again at full speed would only pile up errors.
+pub const REFUSED_PAUSE: Duration = Duration::from_millis(10);
+
+/// How long a slot goes on while every connection it tries is refused: past that, the server is
+/// gone and the slot stops.
+pub const GIVE_UP_AFTER: Duration = Duration::from_secs(1);
 
 /// When the workers stop.
 #[derive(Debug, Clone, Copy)]
@@ -66,6 +79,9 @@ pub struct Job {
     pub retries: u32,
     /// With idempotency keys: the run's id, the middle of every key (`rb-<run>-<index>`).
     pub keys: Option<u64>,
+    /// Set when a slot stopped because every connection was refused for [`GIVE_UP_AFTER`]; then
+    /// every slot stops, and the run ends before its count or deadline.
+    pub gave_up: AtomicBool,
 }
 
 impl Job {
@@ -242,7 +258,12 @@ async fn slot_loop(thread: Rc<Thread>, slot: usize) {
     let mut connections: Vec<Option<Connection>> = (0..replicas).map(|_| None).collect();
     // One timer per slot, re-armed lazily (see `connection::within`).
     let mut timer = pin!(tokio::time::sleep(job.timeout));
+    // Since when every connection this slot tried was refused.
+    let mut refused_since: Option<Instant> = None;
     loop {
+        if job.gave_up.load(Ordering::Relaxed) {
+            break;
+        }
         let index = match job.stop {
             Stop::After(count) => {
                 let index = job.claimed.fetch_add(1, Ordering::Relaxed);
@@ -298,6 +319,7 @@ async fn slot_loop(thread: Rc<Thread>, slot: usize) {
         };
         let ended = Instant::now();
         thread.in_flight.borrow_mut()[slot] = None;
+        let refused = matches!(exchange, Exchange::NotSent);
         let recorded =
             thread
                 .stats
@@ -306,5 +328,13 @@ async fn slot_loop(thread: Rc<Thread>, slot: usize) {
                     job.claimed.load(Ordering::Relaxed)
                 });
         thread.record(slot, request, recorded, ended);
+        if !refused {
+            refused_since = None;
+        } else if ended - *refused_since.get_or_insert(started) >= GIVE_UP_AFTER {
+            job.gave_up.store(true, Ordering::Relaxed);
+            break;
+        } else {
+            tokio::time::sleep(REFUSED_PAUSE).await;
+        }
     }
 }

@@ -52,7 +52,8 @@ pub const EXIT_INTERRUPTED: u8 = 130;
 ///   after the run.
 /// - `checks`: the checks the answers allowed (`expected range`, `overdraft`, `duplicate
 ///   answers`, `server /stats`); `answers_carry_balance`.
-/// - `error_rate`, `max_error_rate`, `too_many_errors`; `interrupted`.
+/// - `error_rate`, `max_error_rate`, `too_many_errors`; `interrupted`; `stopped_early`: null, or
+///   why the run ended before its count or duration (every connection refused: the server is gone).
 /// - `server_stats`: null when the server has no `/stats`, else {`lost_updates`, `lost_net`,
 ///   `lost_removed`, `lost_added`, `server_net`, `client_net`, `client_net_min`, `client_net_max`,
 ///   `interference`, `server_expected_balance`, `client_expected_min`, `client_expected_max`,
@@ -128,6 +129,8 @@ pub struct Report {
     pub too_many_errors: bool,
     /// The run was interrupted; requests in flight were counted as indeterminate.
     pub interrupted: bool,
+    /// Why the run ended before its count or duration, if it did.
+    pub stopped_early: Option<String>,
     /// The server's `/stats` compared with the client, if the server has it.
     pub server_stats: Option<CrossCheck>,
 }
@@ -203,6 +206,8 @@ pub struct Ending {
     pub interrupted: bool,
     /// Why the balance could not be read after the run, if it could not.
     pub server_lost: Option<String>,
+    /// Why the workers stopped before the run's count or duration, if they did.
+    pub stopped_early: Option<String>,
 }
 
 impl Report {
@@ -290,6 +295,7 @@ impl Report {
             max_error_rate: ending.max_error_rate,
             too_many_errors,
             interrupted: ending.interrupted,
+            stopped_early: ending.stopped_early,
             server_stats,
         }
     }
@@ -370,6 +376,9 @@ impl Report {
                 "Server lost",
                 &format!("the server stopped answering: {reason}"),
             );
+        }
+        if let Some(reason) = &self.stopped_early {
+            line(&mut out, "Stopped early", reason);
         }
         line(&mut out, "Duration", &format!("{:.4} s", self.duration_s));
         line(&mut out, "Requests/sec", &format!("{:.1}", self.rps));

@@ -1,7 +1,7 @@
 //! One run: read the account, send the load, read it again, judge.
 
 use std::future::Future;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -80,13 +80,20 @@ pub async fn run_until(load: Load, interrupt: impl Future<Output = ()>) -> anyho
         retries: load.retries,
         // A key names the run too, so a second run against the same server is not a replay.
         keys: load.sends_keys().then(run_id),
+        gave_up: AtomicBool::new(false),
     });
     let threads = load.thread_count();
     let progress = Progress::start(load.limit, claimed, load.progress);
     let (stop_workers, stopped) = watch::channel(false);
     let mut interrupted = false;
     let outcome = {
-        let workers = pool::run(job, threads, load.concurrency, history.as_ref(), stopped);
+        let workers = pool::run(
+            job.clone(),
+            threads,
+            load.concurrency,
+            history.as_ref(),
+            stopped,
+        );
         tokio::pin!(workers);
         tokio::select! {
             outcome = &mut workers => outcome,
@@ -138,11 +145,19 @@ pub async fn run_until(load: Load, interrupt: impl Future<Output = ()>) -> anyho
         withdraw_ratio: load.withdraw_ratio,
         amount: load.amount.to_string(),
     };
+    let stopped_early = job.gave_up.load(Ordering::Relaxed).then(|| {
+        format!(
+            "every connection was refused for {} s on end: no server listens any more, so the \
+             remaining requests were not sent",
+            pool::GIVE_UP_AFTER.as_secs()
+        )
+    });
     let ending = Ending {
         answers_carry_balance,
         max_error_rate: load.max_error_rate,
         interrupted,
         server_lost,
+        stopped_early,
     };
     Ok(Report::new(
         setup,

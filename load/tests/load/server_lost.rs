@@ -44,7 +44,16 @@ async fn a_server_killed_mid_run_gives_a_report_with_the_acknowledged_sums_and_e
             .is_some_and(|reason| reason.contains("no server answers")),
         "{json}"
     );
-    assert_eq!(json["requests"], 1000, "{json}");
+    // Once every connection is refused, each slot tries at most every 10 ms and gives up after 1 s:
+    // the ~990 requests left would need 2.5 s at that pace, so the run ends early, and says why.
+    assert!(
+        json["stopped_early"]
+            .as_str()
+            .is_some_and(|reason| reason.contains("every connection was refused")),
+        "{json}"
+    );
+    let requests = json["requests"].as_i64().unwrap();
+    assert!(requests < 1000, "{json}");
     let deposits = json["acknowledged"]["deposits"].as_i64().unwrap();
     assert!(deposits >= 3, "{json}");
     assert_eq!(json["acknowledged"]["deposit_sum"], deposits * 5, "{json}");
@@ -59,7 +68,7 @@ async fn a_server_killed_mid_run_gives_a_report_with_the_acknowledged_sums_and_e
         deposits
             + json["errors"]["transport"].as_i64().unwrap()
             + json["errors"]["connect"].as_i64().unwrap(),
-        1000,
+        requests,
         "{json}"
     );
     assert_eq!(json["expected_min"], deposits * 5, "{json}");
@@ -99,4 +108,34 @@ async fn a_server_stopped_mid_run_is_reported_in_text_with_the_range_it_should_h
         assert!(text.contains(expected), "missing {expected:?} in\n{text}");
     }
     assert!(!text.contains("start one with"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timed_run_whose_server_dies_stops_soon_after_instead_of_hammering_it_until_the_deadline()
+{
+    let server = KillableServer::start("mutex", "20ms");
+    let child = Command::new(BIN)
+        .args(["--url", &server.url, "-z", "60s", "-c", "4", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary starts");
+    wait_for_deposits(&server.url, 3).await;
+
+    server.kill().await;
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .expect("join")
+        .expect("the binary ends");
+
+    assert_eq!(output.status.code(), Some(i32::from(EXIT_SERVER_LOST)));
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("the report");
+    assert!(json["stopped_early"].is_string(), "{json}");
+    // It gives up one second after the last connection it had; the deadline was a minute away.
+    assert!(json["duration_s"].as_f64().unwrap() < 30.0, "{json}");
+    // At most one attempt per slot every 10 ms once refused: a few hundred, not a flood.
+    assert!(
+        json["errors"]["connect"].as_i64().unwrap() < 4 * 150,
+        "{json}"
+    );
 }
