@@ -180,7 +180,7 @@ impl Row {
 
 /// Runs both scenarios against every row [`plan`] lays out for `opts`.
 pub async fn demo(opts: DemoOpts) -> anyhow::Result<Vec<Row>> {
-    let store = store_config(&opts);
+    let store = opts.store.config();
     let account = demo_account()?;
     let mut rows = Vec::new();
     for scenario in [DEPOSITS, WITHDRAWALS] {
@@ -208,20 +208,6 @@ pub(crate) fn demo_account() -> anyhow::Result<AccountId> {
     format!("demo-{}-{}", std::process::id(), unique())
         .parse()
         .map_err(anyhow::Error::msg)
-}
-
-/// The store the demo's servers use.
-pub(crate) fn store_config(opts: &DemoOpts) -> StoreConfig {
-    match opts.store {
-        StoreKind::Memory => StoreConfig::Memory,
-        StoreKind::Postgres => StoreConfig::Postgres {
-            url: opts.database_url.clone(),
-            pool_size: opts.pool_size as usize,
-        },
-        StoreKind::Redis => StoreConfig::Redis {
-            url: opts.redis_url.clone(),
-        },
-    }
 }
 
 /// The modes each store shows by default.
@@ -257,8 +243,8 @@ fn plan(opts: &DemoOpts, store: &StoreConfig, account: &AccountId) -> Vec<Server
     let modes = opts
         .modes
         .clone()
-        .unwrap_or_else(|| default_modes(opts.store));
-    let replica_counts = match opts.store {
+        .unwrap_or_else(|| default_modes(opts.store.kind));
+    let replica_counts = match opts.store.kind {
         StoreKind::Memory => vec![1],
         _ if opts.replicas == 1 => vec![1],
         _ => vec![1, opts.replicas as usize],

@@ -116,7 +116,10 @@ fn main() -> ExitCode {
 
 /// Runs a sweep, one line per point on stderr as it goes, then writes its files.
 fn sweep(runtime: &tokio::runtime::Runtime, opts: &racebank_load::SweepOpts) -> ExitCode {
-    let sweep = opts.to_sweep();
+    let sweep = match opts.to_sweep() {
+        Ok(sweep) => sweep,
+        Err(error) => return fail(error),
+    };
     let points = match runtime.block_on(racebank_load::sweep(&sweep, |point| {
         eprintln!("{}", racebank_load::point_line(point));
     })) {

@@ -11,12 +11,12 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use racebank::cli::StoreKind;
 use racebank::duration::parse_duration;
-use racebank::{Mode, WorkSpec};
+use racebank::{Mode, StoreConfig, WorkSpec};
 use reqwest::Url;
 
 use crate::api::{ApiSpec, Header, RouteTemplate, DEFAULT_BODY};
 use crate::burst::Burst;
-use crate::demo::ServerSpec;
+use crate::demo::{demo_account, ServerSpec};
 use crate::load::{Limit, Load, DEFAULT_SEED};
 use crate::ops::AmountSpec;
 use crate::sweep::{Servers, Sweep, DEFAULT_POINT_REQUESTS};
@@ -301,14 +301,30 @@ pub struct DemoOpts {
     #[arg(long, value_delimiter = ',')]
     pub modes: Option<Vec<Mode>>,
 
-    /// Where the account lives: memory (this process), or postgres or redis shared by replicas.
-    #[arg(long, value_enum, default_value_t = StoreKind::Memory)]
-    pub store: StoreKind,
+    #[command(flatten)]
+    pub store: StoreArgs,
 
     /// With a shared store, every mode runs on one replica and on this many (in-process servers
     /// sharing one account).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=16))]
     pub replicas: u64,
+
+    /// The Redis lease (`lease`, `fenced`, `fenced-write-only`); those modes also run once with a
+    /// 2ms lease and 10ms of work, where the work outlasts the lease.
+    #[arg(long, default_value = "100ms", value_parser = parse_positive_duration)]
+    pub lease: Duration,
+
+    /// Print the rows as a JSON array instead of tables.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Where the in-process servers of `demo` and `sweep` keep the account.
+#[derive(Debug, Clone, Args)]
+pub struct StoreArgs {
+    /// Where the account lives: memory (this process), or postgres or redis shared by replicas.
+    #[arg(long = "store", value_enum, default_value_t = StoreKind::Memory)]
+    pub kind: StoreKind,
 
     /// PostgreSQL for `--store postgres`.
     #[arg(long, env = "DATABASE_URL", default_value = racebank::cli::DEFAULT_DATABASE_URL)]
@@ -322,15 +338,22 @@ pub struct DemoOpts {
     /// Redis for `--store redis`.
     #[arg(long, env = "REDIS_URL", default_value = racebank::cli::DEFAULT_REDIS_URL)]
     pub redis_url: String,
+}
 
-    /// The Redis lease (`lease`, `fenced`, `fenced-write-only`); those modes also run once with a
-    /// 2ms lease and 10ms of work, where the work outlasts the lease.
-    #[arg(long, default_value = "100ms", value_parser = parse_positive_duration)]
-    pub lease: Duration,
-
-    /// Print the rows as a JSON array instead of tables.
-    #[arg(long)]
-    pub json: bool,
+impl StoreArgs {
+    /// The store these flags name.
+    pub fn config(&self) -> StoreConfig {
+        match self.kind {
+            StoreKind::Memory => StoreConfig::Memory,
+            StoreKind::Postgres => StoreConfig::Postgres {
+                url: self.database_url.clone(),
+                pool_size: self.pool_size as usize,
+            },
+            StoreKind::Redis => StoreConfig::Redis {
+                url: self.redis_url.clone(),
+            },
+        }
+    }
 }
 
 /// The demo's scenarios.
@@ -387,6 +410,14 @@ pub struct SweepOpts {
     #[arg(long, default_value_t = DEFAULT_SEED)]
     pub seed: u64,
 
+    #[command(flatten)]
+    pub store: StoreArgs,
+
+    /// With a shared store, the servers (in-process, sharing one account) of every point.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=16),
+          conflicts_with = "url")]
+    pub replicas: u64,
+
     /// Sweep a server already running here instead (racebank's API; repeat for replicas). It is
     /// sent `POST /reset` before each point when it has that route.
     #[arg(long, value_parser = parse_url)]
@@ -418,22 +449,38 @@ pub struct SweepOpts {
 }
 
 impl SweepOpts {
-    /// The sweep these flags describe.
-    pub fn to_sweep(&self) -> Sweep {
+    /// The sweep these flags describe; fails when `--url` comes with a store of our own.
+    pub fn to_sweep(&self) -> anyhow::Result<Sweep> {
         let servers = if self.url.is_empty() {
+            let store = self.store.config();
+            let shared = !matches!(store, StoreConfig::Memory);
+            anyhow::ensure!(
+                shared || self.replicas == 1,
+                "--replicas needs a shared store: --store postgres or --store redis"
+            );
             Servers::InProcess {
                 // Its mode and work are replaced at each point by the modes and works below.
-                base: ServerSpec::memory(Mode::Unguarded, WorkSpec::None, 0),
+                base: ServerSpec {
+                    store,
+                    account: demo_account()?,
+                    replicas: self.replicas as usize,
+                    ..ServerSpec::memory(Mode::Unguarded, WorkSpec::None, 0)
+                },
                 modes: self.modes.clone(),
                 works: self.work.clone(),
             }
         } else {
+            anyhow::ensure!(
+                self.store.kind == StoreKind::Memory,
+                "--store starts servers of the sweep's own; with --url the sweep loads the servers \
+                 named there"
+            );
             Servers::Running {
                 urls: self.url.clone(),
                 label: self.label.clone(),
             }
         };
-        Sweep {
+        Ok(Sweep {
             servers,
             concurrency: self.concurrency.clone(),
             limit: match (self.requests, self.duration) {
@@ -445,7 +492,7 @@ impl SweepOpts {
             seed: self.seed,
             timeout: self.timeout,
             threads: self.threads.map(|threads| threads as usize),
-        }
+        })
     }
 }
 

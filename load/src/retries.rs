@@ -18,7 +18,7 @@ use std::fmt::Write as _;
 use anyhow::Context;
 use serde::Serialize;
 
-use crate::demo::{demo_account, start_server, store_config, ServerSpec};
+use crate::demo::{demo_account, start_server, ServerSpec};
 use crate::load::{Limit, Load};
 use crate::ops::AmountSpec;
 use crate::opts::DemoOpts;
@@ -94,7 +94,7 @@ pub async fn retries_demo(opts: &DemoOpts) -> anyhow::Result<Vec<RetryRow>> {
         .and_then(|modes| modes.first().copied())
         .unwrap_or(Mode::Atomic);
     let spec = ServerSpec {
-        store: store_config(opts),
+        store: opts.store.config(),
         account: demo_account()?,
         replicas: 1,
         mode,

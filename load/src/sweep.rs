@@ -30,7 +30,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
-use racebank::{Mode, WorkSpec};
+use racebank::{Mode, StoreConfig, WorkSpec};
 use reqwest::{StatusCode, Url};
 use serde::Serialize;
 
@@ -377,7 +377,14 @@ pub(crate) fn charts(sweep: &Sweep, points: &[Point]) -> Vec<(&'static str, Char
         _ => String::new(),
     };
     let place = match &sweep.servers {
-        Servers::InProcess { .. } => "a fresh in-process server per point".to_string(),
+        Servers::InProcess { base, .. } => match (&base.store, base.replicas) {
+            (StoreConfig::Memory, _) => "a fresh in-process server per point".to_string(),
+            (store, 1) => format!("a fresh in-process server per point, on {}", store.name()),
+            (store, replicas) => format!(
+                "{replicas} in-process replicas per point sharing one account in {}",
+                store.name()
+            ),
+        },
         Servers::Running { urls, .. } => format!("the server at {}", urls[0]),
     };
     let subtitle = format!("{what}{fixed}; {place}");

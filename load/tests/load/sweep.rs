@@ -46,7 +46,7 @@ async fn a_small_sweep_writes_the_numbers_its_runs_measured_as_csv_json_svg_and_
         "-n",
         "200",
     ]);
-    let sweep = opts.to_sweep();
+    let sweep = opts.to_sweep().expect("a valid sweep");
     let mut seen = 0;
 
     let points = racebank_load::sweep(&sweep, |_| seen += 1)
@@ -209,7 +209,7 @@ async fn a_running_server_is_reset_before_each_point() {
         "100",
     ]);
 
-    let points = racebank_load::sweep(&opts.to_sweep(), |_| {})
+    let points = racebank_load::sweep(&opts.to_sweep().expect("a valid sweep"), |_| {})
         .await
         .expect("sweep");
     let stats = server.stop().await;
@@ -287,7 +287,63 @@ fn sweep_flags_are_checked() {
     assert_eq!(opts.concurrency, [1, 2, 4, 8, 16, 32, 64]);
     assert_eq!(opts.modes.len(), 3);
     assert_eq!(
-        opts.to_sweep().limit,
+        opts.to_sweep().expect("a valid sweep").limit,
         racebank_load::Limit::Count(racebank_load::DEFAULT_POINT_REQUESTS)
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sweep_on_postgres_measures_the_same_exact_loss_as_in_memory() {
+    let database_url = std::env::var("RACEBANK_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string());
+    let opts = sweep_opts(&[
+        "--store",
+        "postgres",
+        "--database-url",
+        &database_url,
+        "--pool-size",
+        "4",
+        "--modes",
+        "unguarded,atomic",
+        "--work",
+        "rendezvous:2",
+        "-c",
+        "2",
+        "-n",
+        "100",
+    ]);
+
+    let points = racebank_load::sweep(&opts.to_sweep().expect("a valid sweep"), |_| {})
+        .await
+        .unwrap_or_else(|error| {
+            panic!("the PostgreSQL sweep failed (is PostgreSQL running?): {error:#}")
+        });
+
+    // Each pair reads the same row before either writes: one deposit of two is lost, exactly, and
+    // PostgreSQL's ledger counts the same 50 erasing writes.
+    let pair = point(&points, "unguarded", 2);
+    assert_eq!(
+        (pair.requests, pair.ok, pair.lost_amount),
+        (100, 100, 250),
+        "{pair:?}"
+    );
+    assert_eq!(pair.server_lost_updates, Some(50), "{pair:?}");
+    let atomic = point(&points, "atomic", 2);
+    assert_eq!(
+        (atomic.requests, atomic.ok, atomic.lost_amount),
+        (100, 100, 0),
+        "{atomic:?}"
+    );
+    assert_eq!(atomic.server_lost_updates, Some(0), "{atomic:?}");
+}
+
+#[test]
+fn a_sweep_refuses_a_store_of_its_own_beside_a_running_server_and_replicas_without_a_shared_store()
+{
+    let both = sweep_opts(&["--url", "http://127.0.0.1:1", "--store", "redis"]);
+    let error = both.to_sweep().expect_err("--url and --store");
+    assert!(error.to_string().contains("--store"), "{error}");
+    let alone = sweep_opts(&["--replicas", "2"]);
+    let error = alone.to_sweep().expect_err("--replicas in memory");
+    assert!(error.to_string().contains("shared store"), "{error}");
 }
