@@ -98,8 +98,9 @@ const DESCRIPTION: &str = "A bank account over HTTP that loses updates on purpos
 strategies that stop it.\n\n\
 Money is an integer number of minor units (cents), written without a decimal point or an \
 exponent. Every error is an RFC 9457 problem document (`application/problem+json`) whose `type` \
-is a `urn:racebank:problem:` URN, and an error changes nothing: not the balance, not a counter. \
-The one exception is `outcome-unknown` (500): the store failed after the write was sent.\n\n\
+is a `urn:racebank:problem:` URN. Bad input changes nothing, not even a counter, and no error \
+answer moves the balance, except perhaps `outcome-unknown` (500): the store failed after the \
+write was sent, so it may or may not have been applied.\n\n\
 A path not listed here answers 404 `not-found`, and a listed path with another method 405 \
 `method-not-allowed` with an `Allow` header (`components.responses`). hyper answers a malformed \
 request head (400), a too long URI (414) and a head over 16 KiB (431) itself, with an empty body, \
@@ -245,6 +246,7 @@ enum Change {
     Withdraw,
 }
 
+/// `POST /deposit` or `POST /withdraw`, with its `Idempotency-Key`.
 fn change_item(change: Change) -> PathItem {
     let (id, summary, description, refusal) = match change {
         Change::Deposit => (
@@ -298,6 +300,7 @@ fn change_item(change: Change) -> PathItem {
     PathItem::new(HttpMethod::Post, operation)
 }
 
+/// `POST /reset`, with or without a body.
 fn reset_item() -> PathItem {
     let mut operation = OperationBuilder::new()
         .operation_id(Some("reset"))
