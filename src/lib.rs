@@ -27,6 +27,8 @@
 //! - [`lesson`]: what each mode teaches, one paragraph shared by the live page and README.
 //! - [`live`]: the live page at `GET /`, fed by a server-sent event stream.
 //! - [`metrics`]: Prometheus metrics at `GET /metrics`, a few atomic additions per request.
+//! - `openapi`: the OpenAPI 3.1 description at `GET /openapi.json`, built from the wire types and
+//!   the problems each route can answer.
 //! - [`routes`]: the HTTP API (`app()`), no socket needed.
 //! - [`connection`]: one client connection over HTTP/1.1, with the limits that cut off slow,
 //!   idle and greedy clients.
@@ -54,6 +56,7 @@ pub mod metrics;
 pub mod mode;
 pub mod money;
 pub mod number;
+mod openapi;
 pub mod problem;
 pub mod routes;
 pub mod server;

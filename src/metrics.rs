@@ -49,6 +49,8 @@ pub enum Route {
     Healthz,
     /// `/metrics`.
     Metrics,
+    /// `/openapi.json`.
+    OpenApi,
     /// The live page: `/` and `/live/...`.
     Live,
     /// Any other path (answered 404).
@@ -56,7 +58,7 @@ pub enum Route {
 }
 
 impl Route {
-    const ALL: [Route; 9] = [
+    const ALL: [Route; 10] = [
         Route::Deposit,
         Route::Withdraw,
         Route::Balance,
@@ -64,6 +66,7 @@ impl Route {
         Route::Reset,
         Route::Healthz,
         Route::Metrics,
+        Route::OpenApi,
         Route::Live,
         Route::Other,
     ];
@@ -79,6 +82,7 @@ impl Route {
             paths::RESET => Route::Reset,
             paths::HEALTHZ => Route::Healthz,
             paths::METRICS => Route::Metrics,
+            paths::OPENAPI => Route::OpenApi,
             "/" => Route::Live,
             _ if path.starts_with("/live/") => Route::Live,
             _ => Route::Other,
@@ -95,6 +99,7 @@ impl Route {
             Route::Reset => "reset",
             Route::Healthz => "healthz",
             Route::Metrics => "metrics",
+            Route::OpenApi => "openapi",
             Route::Live => "live",
             Route::Other => "other",
         }
@@ -474,6 +479,7 @@ mod tests {
             ("/reset", Route::Reset),
             ("/healthz", Route::Healthz),
             ("/metrics", Route::Metrics),
+            ("/openapi.json", Route::OpenApi),
             ("/", Route::Live),
             ("/live/events", Route::Live),
             ("/deposit/", Route::Other),

@@ -9,12 +9,12 @@ use std::time::Duration;
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use crate::duration::format_duration;
 use crate::error::AccountError;
 use crate::money::Refusal;
-use crate::wire::ProblemType;
+use crate::wire::{ProblemDocument, ProblemType};
 
 /// The media type of a problem document.
 pub const PROBLEM_JSON: &str = "application/problem+json";
@@ -123,57 +123,37 @@ impl Problem {
 
     /// A short, fixed summary of the kind of problem.
     pub fn title(&self) -> &'static str {
-        match self {
-            Problem::MalformedBody(_) => "The body is not valid JSON",
-            Problem::UnsupportedMediaType(_) => "The body must be sent as application/json",
-            Problem::InvalidField { .. } => "A field of the body is missing or invalid",
-            Problem::TooLarge { .. } => "The body is too large",
-            Problem::BodyTimeout { .. } => "The body took too long to arrive",
-            Problem::BadHost => "Missing or repeated Host header",
-            Problem::UnsupportedTransferCoding(_) => "Unsupported transfer coding",
-            Problem::InsufficientFunds { .. } => "Insufficient funds",
-            Problem::WouldOverflow { .. } => "The balance would overflow",
-            Problem::Contention { .. } => "Too many conflicting writes",
-            Problem::NotFound { .. } => "Not found",
-            Problem::MethodNotAllowed => "Method not allowed",
-            Problem::ShuttingDown => "Shutting down",
-            Problem::StoreUnavailable(_) => "The store is unavailable",
-            Problem::OutcomeUnknown(_) => "The outcome of the write is unknown",
-            Problem::LeaseLost(_) => "The lease ran out before the write",
-            Problem::InvalidIdempotencyKey(_) => "Invalid Idempotency-Key",
-            Problem::IdempotencyKeyReused(_) => "Idempotency-Key reused for another request",
-            Problem::IdempotencyKeyInUse(_) => "Idempotency-Key in use",
-        }
+        self.problem_type().title()
     }
 
-    fn extensions(&self) -> Map<String, Value> {
-        let mut extra = Map::new();
+    /// The problem document: the standard members, and the extension members where they help.
+    fn document(&self) -> ProblemDocument {
+        let mut document = ProblemDocument {
+            kind: self.problem_type().urn().to_string(),
+            title: self.title().to_string(),
+            status: self.status().as_u16(),
+            detail: self.to_string(),
+            field: None,
+            balance: None,
+            amount: None,
+            retries: None,
+        };
         match self {
-            Problem::InvalidField { field, .. } => {
-                extra.insert("field".into(), json!(field));
-            }
+            Problem::InvalidField { field, .. } => document.field = Some(field.clone()),
             Problem::InsufficientFunds { balance, amount }
             | Problem::WouldOverflow { balance, amount } => {
-                extra.insert("balance".into(), json!(balance));
-                extra.insert("amount".into(), json!(amount));
+                document.balance = Some(*balance);
+                document.amount = Some(*amount);
             }
-            Problem::Contention { retries } => {
-                extra.insert("retries".into(), json!(retries));
-            }
+            Problem::Contention { retries } => document.retries = Some(*retries),
             _ => {}
         }
-        extra
+        document
     }
 
-    /// The problem document as JSON.
+    /// The problem document as JSON, its members in alphabetical order.
     pub fn to_json(&self) -> Value {
-        let mut document = Map::new();
-        document.insert("type".into(), json!(self.problem_type().urn()));
-        document.insert("title".into(), json!(self.title()));
-        document.insert("status".into(), json!(self.status().as_u16()));
-        document.insert("detail".into(), json!(self.to_string()));
-        document.extend(self.extensions());
-        Value::Object(document)
+        json!(self.document())
     }
 
     /// One problem of every kind, for the tests on both sides of the wire contract.

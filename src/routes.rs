@@ -11,6 +11,7 @@
 //! | `POST /reset`    | optional `{"balance": N}` | 200 [`Stats`] after the reset        |
 //! | `GET /healthz`   |                       | 200 `{"status": "ok"}`                   |
 //! | `GET /metrics`   |                       | 200 Prometheus metrics ([`crate::metrics`]) |
+//! | `GET /openapi.json` |                    | 200 the OpenAPI 3.1 description of all of these (`openapi`) |
 //!
 //! Plus the live page at `GET /` and its stream ([`crate::live`]).
 //!
@@ -45,6 +46,7 @@ use crate::live;
 use crate::metrics::{self, Metrics};
 use crate::money::{Amount, Op};
 use crate::number;
+use crate::openapi;
 use crate::problem::Problem;
 use crate::wire::{paths, AmountBody};
 
@@ -69,6 +71,7 @@ pub fn app(
         .route(paths::RESET, post(reset))
         .route(paths::HEALTHZ, get(healthz))
         .route(paths::METRICS, get(scrape))
+        .route(paths::OPENAPI, get(openapi::serve))
         .merge(live::routes(closing))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -5,8 +5,12 @@
 //! request and answer bodies, the `/stats` document, and the problem types with what each says
 //! about the request that got it. The one judgement the load generator cannot make from a status
 //! code alone, whether a 503 changed anything, is [`ProblemType::effect`].
+//!
+//! The bodies derive `ToSchema` too: `/openapi.json` (module `openapi`) describes them from these
+//! same types, so the description cannot drift from them either.
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 /// The route paths of the account.
 pub mod paths {
@@ -18,42 +22,77 @@ pub mod paths {
     pub const BALANCE: &str = "/balance";
     /// `GET`, answer [`Stats`](super::Stats).
     pub const STATS: &str = "/stats";
-    /// `POST`, optional body `{"balance": N}`, answer [`Stats`](super::Stats).
+    /// `POST`, optional body [`ResetBody`](super::ResetBody), answer [`Stats`](super::Stats).
     pub const RESET: &str = "/reset";
     /// `GET`, answer `{"status": "ok"}`.
     pub const HEALTHZ: &str = "/healthz";
     /// `GET`, answer Prometheus metrics (OpenMetrics text).
     pub const METRICS: &str = "/metrics";
+    /// `GET`, answer the OpenAPI 3.1 description of every route.
+    pub const OPENAPI: &str = "/openapi.json";
 }
 
 /// The body of a deposit or a withdrawal: `{"amount": N}`, nothing else.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AmountBody {
-    /// The amount, in minor units.
+    /// The amount, in minor units: positive.
+    #[schema(schema_with = positive_minor_units)]
     pub amount: i64,
 }
 
-/// The answer to a deposit, a withdrawal or a balance read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BalanceBody {
-    /// The balance, in minor units.
+/// The body of a reset that names the balance to start from: `{"balance": N}`, nothing else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResetBody {
+    /// The new balance, in minor units (cents): zero or more, written as an integer.
+    #[schema(minimum = 0)]
     pub balance: i64,
 }
 
+/// The answer to a deposit, a withdrawal or a balance read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct BalanceBody {
+    /// The balance, in minor units; never below zero.
+    #[schema(minimum = 0)]
+    pub balance: i64,
+}
+
+/// `amount`'s schema: an `i64` above zero. A function because the attribute's `maximum` takes
+/// only a literal, and `i64::MAX` reads better than its digits.
+fn positive_minor_units() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .description(Some(
+            "The amount, in minor units (cents): a positive integer, written without a decimal \
+             point or an exponent (`5`, not `5.0` or `5e0`).",
+        ))
+        .schema_type(utoipa::openapi::Type::Integer)
+        .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
+            utoipa::openapi::KnownFormat::Int64,
+        )))
+        .minimum(Some(1))
+        .maximum(Some(i64::MAX))
+        .build()
+}
+
 /// The `/stats` document.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Stats {
     /// Where the balance lives (`memory`, `postgres`, `redis`).
+    // `default` lets the load generator read a server that predates the field; racebank always
+    // sends it.
     #[serde(default)]
+    #[schema(required = true)]
     pub store: String,
     /// The strategy guarding the account (`unguarded`, `mutex`, ...).
     pub mode: String,
     /// The work done between read and write (`1ms`, `rendezvous:2`, ...).
     pub work: String,
     /// The balance now.
+    #[schema(minimum = 0)]
     pub balance: i64,
     /// The balance at start or at the last reset.
+    #[schema(minimum = 0)]
     pub initial_balance: i64,
     /// Deposits acknowledged with 200.
     pub deposit_count: u64,
@@ -75,10 +114,12 @@ pub struct Stats {
     /// erased deposits, mostly. `lost_net = lost_removed - lost_added`, and with mixed deposits
     /// and withdrawals the net can hide both.
     #[serde(default)]
+    #[schema(required = true)]
     pub lost_removed: i128,
     /// The erasures that added money (a write over a lower balance than it read), summed as a
     /// positive amount: erased withdrawals, or a write putting back what a staler write erased.
     #[serde(default)]
+    #[schema(required = true)]
     pub lost_added: i128,
     /// `balance - expected_balance`; equals `-lost_net` at any quiet moment.
     pub drift: i128,
@@ -92,6 +133,50 @@ pub struct Stats {
 
 /// The prefix of every racebank problem `type`.
 pub const PROBLEM_URN_PREFIX: &str = "urn:racebank:problem:";
+
+/// An RFC 9457 problem document: the body of every error racebank answers, sent as
+/// `application/problem+json`.
+// [`crate::problem::Problem`] writes it; the load generator needs only `type`
+// ([`ProblemType::of_document`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ProblemDocument {
+    /// What kind of problem: `urn:racebank:problem:<slug>`, one of [`ProblemType`]'s.
+    #[serde(rename = "type")]
+    #[schema(schema_with = problem_urns)]
+    pub kind: String,
+    /// A short, fixed summary of the kind of problem.
+    pub title: String,
+    /// The HTTP status of the answer.
+    #[schema(minimum = 400, maximum = 599)]
+    pub status: u16,
+    /// What was wrong with this request, in a sentence.
+    pub detail: String,
+    /// `invalid-field`: the member of the body that is missing or wrong.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub field: Option<String>,
+    /// `insufficient-funds`, `balance-overflow`: the balance the request read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub balance: Option<i64>,
+    /// `insufficient-funds`, `balance-overflow`: the amount the request asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub amount: Option<i64>,
+    /// `too-much-contention`: how many times the request redid its work before giving up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub retries: Option<u32>,
+}
+
+/// The `type` member's schema: one of the URNs of [`ProblemType::ALL`].
+fn problem_urns() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .description(Some("What kind of problem: `urn:racebank:problem:<slug>`."))
+        .schema_type(utoipa::openapi::Type::String)
+        .enum_values(Some(ProblemType::ALL.map(ProblemType::urn)))
+        .build()
+}
 
 /// What a problem answer says about the request that got it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -202,6 +287,31 @@ impl ProblemType {
     /// The stable last part of the URN (`insufficient-funds`).
     pub fn slug(self) -> &'static str {
         &self.urn()[PROBLEM_URN_PREFIX.len()..]
+    }
+
+    /// The problem document's `title`: a short, fixed summary of the kind of problem.
+    pub fn title(self) -> &'static str {
+        match self {
+            ProblemType::MalformedBody => "The body is not valid JSON",
+            ProblemType::UnsupportedMediaType => "The body must be sent as application/json",
+            ProblemType::InvalidField => "A field of the body is missing or invalid",
+            ProblemType::BodyTooLarge => "The body is too large",
+            ProblemType::BodyTimeout => "The body took too long to arrive",
+            ProblemType::BadHost => "Missing or repeated Host header",
+            ProblemType::UnsupportedTransferCoding => "Unsupported transfer coding",
+            ProblemType::InsufficientFunds => "Insufficient funds",
+            ProblemType::BalanceOverflow => "The balance would overflow",
+            ProblemType::TooMuchContention => "Too many conflicting writes",
+            ProblemType::NotFound => "Not found",
+            ProblemType::MethodNotAllowed => "Method not allowed",
+            ProblemType::ShuttingDown => "Shutting down",
+            ProblemType::StoreUnavailable => "The store is unavailable",
+            ProblemType::OutcomeUnknown => "The outcome of the write is unknown",
+            ProblemType::LeaseLost => "The lease ran out before the write",
+            ProblemType::InvalidIdempotencyKey => "Invalid Idempotency-Key",
+            ProblemType::IdempotencyKeyReused => "Idempotency-Key reused for another request",
+            ProblemType::IdempotencyKeyInUse => "Idempotency-Key in use",
+        }
     }
 
     /// The HTTP status answered with it.

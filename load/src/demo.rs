@@ -418,7 +418,7 @@ async fn reset(url: &Url, balance: i64) -> anyhow::Result<()> {
     for _ in 0..100 {
         match client
             .post(reset.clone())
-            .json(&serde_json::json!({ "balance": balance }))
+            .json(&racebank::wire::ResetBody { balance })
             .send()
             .await
         {

@@ -10,6 +10,7 @@ mod helpers;
 mod idempotency;
 mod live;
 mod metrics;
+mod openapi;
 mod postgres;
 mod process;
 mod races;
