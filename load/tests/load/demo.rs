@@ -3,6 +3,8 @@
 use clap::Parser;
 use racebank_load::{Cli, Command, Row};
 
+use crate::helpers::test_database_url;
+
 fn demo_opts(args: &[&str]) -> racebank_load::DemoOpts {
     let mut argv = vec!["racebank-load", "demo"];
     argv.extend_from_slice(args);
@@ -90,12 +92,6 @@ async fn the_demo_binary_prints_json_rows_and_exits_0() {
         }
         assert_eq!(row["consistent"], row["mode"] == "atomic", "{row}");
     }
-}
-
-/// The `test` database, as the server's PostgreSQL tests use it.
-fn test_database_url() -> String {
-    std::env::var("RACEBANK_TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -118,3 +118,9 @@ pub async fn wait_for_deposits(url: &str, count: u64) {
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
 }
+
+/// The `test` database, as the server's PostgreSQL tests use it.
+pub fn test_database_url() -> String {
+    std::env::var("RACEBANK_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string())
+}

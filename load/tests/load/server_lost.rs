@@ -1,20 +1,20 @@
 //! A server that stops answering during the run: what was acknowledged is reported, the final
 //! balance is said to be unknown, and the verdict is `unknown` with its own exit status.
 
-use std::process::{Command, Stdio};
+use std::process::{Command, Output, Stdio};
 
 use racebank_load::{Conclusion, EXIT_SERVER_LOST};
 
 use crate::binary::BIN;
 use crate::helpers::{opts, spawn_server, wait_for_deposits, KillableServer};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_server_killed_mid_run_gives_a_report_with_the_acknowledged_sums_and_exit_5() {
-    // Each deposit holds the lock for 20 ms: 1000 of them would take 20 s, so the kill lands
-    // mid-run; after it, every request is refused a connection at once.
+/// `racebank-load ARGS -c 4 --json` against a `mutex` server with 20 ms of work, killed with
+/// SIGKILL once it has acknowledged three deposits; what the binary printed and its exit status.
+async fn killed_after_three_deposits(args: &[&str]) -> Output {
     let server = KillableServer::start("mutex", "20ms");
     let child = Command::new(BIN)
-        .args(["--url", &server.url, "-n", "1000", "-c", "4", "--json"])
+        .args(["--url", &server.url, "-c", "4", "--json"])
+        .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -22,10 +22,17 @@ async fn a_server_killed_mid_run_gives_a_report_with_the_acknowledged_sums_and_e
     wait_for_deposits(&server.url, 3).await;
 
     server.kill().await;
-    let output = tokio::task::spawn_blocking(move || child.wait_with_output())
+    tokio::task::spawn_blocking(move || child.wait_with_output())
         .await
         .expect("join")
-        .expect("the binary ends");
+        .expect("the binary ends")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_killed_mid_run_gives_a_report_with_the_acknowledged_sums_and_exit_5() {
+    // Each deposit holds the lock for 20 ms: 1000 of them would take 20 s, so the kill lands
+    // mid-run; after it, every request is refused a connection at once.
+    let output = killed_after_three_deposits(&["-n", "1000"]).await;
 
     assert_eq!(
         output.status.code(),
@@ -113,20 +120,7 @@ async fn a_server_stopped_mid_run_is_reported_in_text_with_the_range_it_should_h
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_timed_run_whose_server_dies_stops_soon_after_instead_of_hammering_it_until_the_deadline()
 {
-    let server = KillableServer::start("mutex", "20ms");
-    let child = Command::new(BIN)
-        .args(["--url", &server.url, "-z", "60s", "-c", "4", "--json"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the binary starts");
-    wait_for_deposits(&server.url, 3).await;
-
-    server.kill().await;
-    let output = tokio::task::spawn_blocking(move || child.wait_with_output())
-        .await
-        .expect("join")
-        .expect("the binary ends");
+    let output = killed_after_three_deposits(&["-z", "60s"]).await;
 
     assert_eq!(output.status.code(), Some(i32::from(EXIT_SERVER_LOST)));
     let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("the report");

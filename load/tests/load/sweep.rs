@@ -4,7 +4,7 @@ use clap::Parser;
 use racebank_load::{Cli, Command, Point, SweepOpts, CSV_HEADER};
 
 use crate::binary::racebank_load;
-use crate::helpers::spawn_server;
+use crate::helpers::{spawn_server, test_database_url};
 
 /// The `SweepOpts` of `racebank-load sweep ARGS`.
 fn sweep_opts(args: &[&str]) -> SweepOpts {
@@ -294,8 +294,7 @@ fn sweep_flags_are_checked() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sweep_on_postgres_measures_the_same_exact_loss_as_in_memory() {
-    let database_url = std::env::var("RACEBANK_TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string());
+    let database_url = test_database_url();
     let opts = sweep_opts(&[
         "--store",
         "postgres",

@@ -166,8 +166,12 @@ pub async fn account_rows(client: &tokio_postgres::Client, account: &str) -> (St
 
 /// The balance in the account's row, read directly.
 pub async fn row_balance(account: &str) -> i64 {
-    sql()
-        .await
+    row_balance_on(&sql().await, account).await
+}
+
+/// The balance in the account's row, read directly on `client`.
+pub async fn row_balance_on(client: &tokio_postgres::Client, account: &str) -> i64 {
+    client
         .query_one(
             "SELECT balance FROM racebank.accounts WHERE id = $1",
             &[&account],

@@ -16,7 +16,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures::future::join_all;
 use racebank::wire::ProblemType;
-use racebank::{AccountConfig, Config, Mode, StoreConfig, WorkSpec};
+use racebank::StoreConfig;
 use reqwest::{Response, StatusCode};
 use serde_json::Value;
 use tokio::sync::Semaphore;
@@ -145,14 +145,7 @@ impl Cluster {
             .await
             .expect("connect to the test's own PostgreSQL");
         tokio::spawn(connection);
-        client
-            .query_one(
-                "SELECT balance FROM racebank.accounts WHERE id = $1",
-                &[&account],
-            )
-            .await
-            .expect("the account's row exists")
-            .get(0)
+        super::row_balance_on(&client, account).await
     }
 }
 
@@ -209,20 +202,12 @@ fn run(command: &mut Command) {
 /// connection: what fails during the restart fails because of the restart.
 async fn spawn_on(cluster: &Cluster, mode: &str, work: &str) -> (TestApp, String) {
     let account = super::unique_account(mode);
-    let app = spawn_with(Config {
-        account: AccountConfig {
-            store: StoreConfig::Postgres {
-                url: cluster.url(),
-                pool_size: CONCURRENCY,
-            },
-            id: account.clone(),
-            mode: mode.parse::<Mode>().expect("a test names a valid mode"),
-            work: work.parse::<WorkSpec>().expect("a test names valid work"),
-            ..AccountConfig::default()
-        },
-        ..Config::default()
-    })
-    .await;
+    let mut config = super::replica_config(&account, mode, work);
+    config.account.store = StoreConfig::Postgres {
+        url: cluster.url(),
+        pool_size: CONCURRENCY,
+    };
+    let app = spawn_with(config).await;
     app.reset(0).await;
     (app, account.as_str().to_string())
 }
