@@ -98,9 +98,10 @@ const DESCRIPTION: &str = "A bank account over HTTP that loses updates on purpos
 strategies that stop it.\n\n\
 Money is an integer number of minor units (cents), written without a decimal point or an \
 exponent. Every error is an RFC 9457 problem document (`application/problem+json`) whose `type` \
-is a `urn:racebank:problem:` URN. Bad input changes nothing, not even a counter, and no error \
-answer moves the balance, except perhaps `outcome-unknown` (500): the store failed after the \
-write was sent, so it may or may not have been applied.\n\n\
+is a `urn:racebank:problem:` URN. Bad input changes nothing in the account, not even a ledger \
+counter (`/metrics` counts it as a request), and no error answer moves the balance, except \
+perhaps `outcome-unknown` (500): the store failed after the write was sent, so it may or may not \
+have been applied.\n\n\
 A path not listed here answers 404 `not-found`, and a listed path with another method 405 \
 `method-not-allowed` with an `Allow` header (`components.responses`). hyper answers a malformed \
 request head (400), a too long URI (414) and a head over 16 KiB (431) itself, with an empty body, \
