@@ -156,13 +156,47 @@ async fn a_key_is_free_again_once_it_expired() {
     assert_eq!(app.balance().await, 10);
 }
 
+/// After a reset every key is free: a deposit's and a refusal's keys apply anew, and their new
+/// answers are kept in turn. Each step goes to the next replica where there are several.
+async fn a_reset_forgets_every_key(apps: &[TestApp]) {
+    let app = |i: usize| &apps[i % apps.len()];
+    app(0).reset(0).await;
+    assert_eq!(
+        keyed(app(0), "/deposit", 5, "paid").await.status,
+        StatusCode::OK
+    );
+    let refused = keyed(app(1), "/withdraw", 50, "refused").await;
+    assert_eq!(refused.status, StatusCode::CONFLICT);
+
+    app(0).reset(100).await;
+    let paid = keyed(app(1), "/deposit", 5, "paid").await;
+    assert_eq!((paid.status, paid.replayed), (StatusCode::OK, false));
+    assert_eq!(paid.body["balance"], 105);
+    let withdrawn = keyed(app(0), "/withdraw", 50, "refused").await;
+    assert_eq!(
+        (withdrawn.status, withdrawn.replayed),
+        (StatusCode::OK, false)
+    );
+    assert_eq!(withdrawn.body["balance"], 55);
+    let replay = keyed(app(1), "/deposit", 5, "paid").await;
+    assert_eq!((replay.replayed, &replay.body), (true, &paid.body));
+    assert_eq!(app(0).balance().await, 55);
+}
+
 #[tokio::test]
-async fn a_reset_forgets_every_key() {
-    let app = spawn_with(memory("atomic", "none")).await;
-    assert!(!keyed(&app, "/deposit", 5, "k").await.replayed);
-    app.reset(0).await;
-    assert!(!keyed(&app, "/deposit", 5, "k").await.replayed);
-    assert_eq!(app.balance().await, 5);
+async fn a_reset_forgets_every_key_in_memory() {
+    a_reset_forgets_every_key(&[spawn_with(memory("atomic", "none")).await]).await;
+}
+
+#[tokio::test]
+async fn a_reset_forgets_every_key_in_postgres() {
+    let (_, replicas) = crate::postgres::spawn_replicas("reset-keys", 2, "atomic", "none", 0).await;
+    a_reset_forgets_every_key(&replicas).await;
+}
+
+#[tokio::test]
+async fn a_reset_forgets_every_key_in_redis() {
+    a_reset_forgets_every_key(&redis_replicas("reset-keys", "atomic", 2).await).await;
 }
 
 #[tokio::test]
@@ -209,38 +243,44 @@ async fn postgres_keys_apply_once_across_replicas_in_every_mode() {
 #[tokio::test]
 async fn redis_keys_apply_once_across_replicas_in_every_mode() {
     for mode in ["unguarded", "atomic", "optimistic", "fenced"] {
-        let id: racebank::AccountId = format!("test-keys-{mode}-{}", std::process::id())
-            .parse()
-            .expect("a valid id");
-        let url = std::env::var("REDIS_URL")
-            .unwrap_or_else(|_| racebank::cli::DEFAULT_REDIS_URL.to_string());
-        let mut replicas = Vec::new();
-        for _ in 0..2 {
-            let config = Config {
-                account: AccountConfig {
-                    store: racebank::StoreConfig::Redis { url: url.clone() },
-                    id: id.clone(),
-                    mode: mode.parse().expect("a valid mode"),
-                    work: "1ms".parse().expect("valid work"),
-                    lease: Duration::from_secs(1),
-                    // Long enough for the test, short enough to leave nothing behind for long.
-                    idempotency_ttl: Duration::from_secs(60),
-                    ..AccountConfig::default()
-                },
-                ..Config::default()
-            };
-            let app = spawn_with(config).await;
-            assert_eq!(
-                app.get("/healthz").await.status(),
-                StatusCode::OK,
-                "Redis is not reachable at {url}; start it with: {}",
-                racebank::config::START_REDIS
-            );
-            replicas.push(app);
-        }
-        replicas[0].reset(0).await;
+        let replicas = redis_replicas(&format!("keys-{mode}"), mode, 2).await;
         keys_apply_once(&replicas).await;
     }
+}
+
+/// `count` replicas of a new Redis account `test-<name>-<pid>` in `mode`, reset to 0.
+async fn redis_replicas(name: &str, mode: &str, count: usize) -> Vec<TestApp> {
+    let id: racebank::AccountId = format!("test-{name}-{}", std::process::id())
+        .parse()
+        .expect("a valid id");
+    let url =
+        std::env::var("REDIS_URL").unwrap_or_else(|_| racebank::cli::DEFAULT_REDIS_URL.to_string());
+    let mut replicas = Vec::new();
+    for _ in 0..count {
+        let config = Config {
+            account: AccountConfig {
+                store: racebank::StoreConfig::Redis { url: url.clone() },
+                id: id.clone(),
+                mode: mode.parse().expect("a valid mode"),
+                work: "1ms".parse().expect("valid work"),
+                lease: Duration::from_secs(1),
+                // Long enough for the test, short enough to leave nothing behind for long.
+                idempotency_ttl: Duration::from_secs(60),
+                ..AccountConfig::default()
+            },
+            ..Config::default()
+        };
+        let app = spawn_with(config).await;
+        assert_eq!(
+            app.get("/healthz").await.status(),
+            StatusCode::OK,
+            "Redis is not reachable at {url}; start it with: {}",
+            racebank::config::START_REDIS
+        );
+        replicas.push(app);
+    }
+    replicas[0].reset(0).await;
+    replicas
 }
 
 /// A deposit whose answer chaos drops: the client sees a broken connection, not an answer.

@@ -102,6 +102,8 @@ pub(super) struct Keys {
     lock: String,
     fence: String,
     seen: String,
+    /// The account's resets, counted: an idempotency key's answer of an older generation is void.
+    generation: String,
     /// The prefix of the idempotency keys' answers.
     idempotency: String,
 }
@@ -115,6 +117,7 @@ impl Keys {
             lock: key("lock"),
             fence: key("fence"),
             seen: key("seen"),
+            generation: key("generation"),
             idempotency: key("idempotency:"),
         }
     }
@@ -228,21 +231,30 @@ impl Redis {
         outcome
     }
 
-    /// The answer kept for `key`, unless it expired (Redis drops it then).
+    /// The answer kept for `key`, unless it expired (Redis drops it then) or was kept before the
+    /// last reset. The generation and the answer are read together (`MGET`).
     pub(crate) async fn lookup(
         &self,
         key: &IdempotencyKey,
     ) -> Result<Option<Remembered>, AccountError> {
-        let kept: Option<String> = self
+        let (generation, kept): (Option<String>, Option<String>) = self
             .connection
             .clone()
-            .get(self.keys.answer(key))
+            .mget(&[&self.keys.generation, &self.keys.answer(key)])
             .await
             .map_err(unavailable)?;
         let Some(kept) = kept else {
             return Ok(None);
         };
-        parse_answer(&kept).map(Some).ok_or_else(|| {
+        // `<generation> <answer>`: an answer of another generation was kept before a reset.
+        let generation = generation.as_deref().unwrap_or("0");
+        let Some(answer) = kept
+            .strip_prefix(generation)
+            .and_then(|rest| rest.strip_prefix(' '))
+        else {
+            return Ok(None);
+        };
+        parse_answer(answer).map(Some).ok_or_else(|| {
             tracing::warn!(%kept, "redis: a kept answer does not decode");
             AccountError::Unavailable {
                 store: "redis",
@@ -251,8 +263,8 @@ impl Redis {
         })
     }
 
-    /// Keeps a refusal's `answer` for the claim's key unless the key has one (`SET NX`); says
-    /// whether it did.
+    /// Keeps a refusal's `answer` for the claim's key unless the key has one of this generation;
+    /// says whether it did.
     pub(crate) async fn remember(
         &self,
         claim: &Claim<'_>,
@@ -265,16 +277,15 @@ impl Redis {
             answer.status(),
             answer.balance()
         );
-        let set: Option<String> = redis::cmd("SET")
-            .arg(self.keys.answer(claim.key))
+        let kept: i64 = scripts::REMEMBER_SCRIPT
+            .key(self.keys.answer(claim.key))
+            .key(&self.keys.generation)
             .arg(value)
-            .arg("PX")
             .arg(claim.ttl_millis())
-            .arg("NX")
-            .query_async(&mut self.connection.clone())
+            .invoke_async(&mut self.connection.clone())
             .await
             .map_err(unavailable)?;
-        Ok(set.is_some())
+        Ok(kept == 1)
     }
 
     /// The balance now.
@@ -308,6 +319,7 @@ impl Redis {
             .key(&self.keys.ledger)
             .key(&self.keys.fence)
             .key(&self.keys.seen)
+            .key(&self.keys.generation)
             .arg(balance)
             .invoke_async(&mut self.connection.clone())
             .await
@@ -370,11 +382,11 @@ impl Section<'_> {
         replaced.ok_or(AccountError::KeyInUse)
     }
 
-    /// Adds the idempotency key, if any, as a script's last key and its time to live as its last
-    /// argument.
+    /// Adds the idempotency key and the account's generation, if keyed, as a script's last keys,
+    /// and the key's time to live as its last argument.
     fn keyed(&self, invocation: &mut redis::ScriptInvocation<'_>) {
         if let Some((key, ttl)) = &self.claim {
-            invocation.key(key).arg(ttl);
+            invocation.key(key).key(&self.keys.generation).arg(ttl);
         }
     }
 }
@@ -463,6 +475,7 @@ mod tests {
         assert_eq!(keys.balance, "racebank:{main}:balance");
         assert_eq!(keys.ledger, "racebank:{main}:ledger");
         assert_eq!(keys.seen, "racebank:{main}:seen");
+        assert_eq!(keys.generation, "racebank:{main}:generation");
     }
 
     #[test]

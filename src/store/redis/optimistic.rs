@@ -95,7 +95,12 @@ async fn attempt(
         .arg(scripts::OVERWRITE_SOURCE.as_str());
     match &section.claim {
         None => eval.arg(2).arg(&keys.balance).arg(&keys.ledger),
-        Some((key, _)) => eval.arg(3).arg(&keys.balance).arg(&keys.ledger).arg(key),
+        Some((key, _)) => eval
+            .arg(4)
+            .arg(&keys.balance)
+            .arg(&keys.ledger)
+            .arg(key)
+            .arg(&keys.generation),
     };
     eval.arg(new_balance)
         .arg(read)

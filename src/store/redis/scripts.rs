@@ -10,6 +10,11 @@
 //! - Everything that can refuse (funds, overflow, a stale token) is checked before the script
 //!   writes anything, so a refusal leaves no trace but its count.
 //!
+//! An idempotency key's answer is a string, `<generation> <kind> <amount> <status> <balance>`,
+//! that expires by itself. `/reset` cannot find and delete every key of the account in one step,
+//! so it bumps the account's generation instead, and an answer kept in an older generation counts
+//! as none: after a reset every key is free again, as in the other stores.
+//!
 //! The ledger is a hash of the [`crate::ledger::Ledger`] fields. Counts are `HINCRBY` by one (2^63
 //! operations would take longer than Redis lives). Sums of amounts can pass 2^63 in theory (deposit
 //! and withdraw `i64::MAX / 2` back and forth), so each sum is two fields, `<sum>` and
@@ -46,15 +51,20 @@ local function add(ledger, field, increment)
   redis.call('HINCRBY', ledger, field, increment)
 end
 
--- Whether the idempotency key `key` (nil for a request without one) already keeps an answer.
-local function taken(key)
-  return key ~= nil and redis.call('EXISTS', key) == 1
+-- Whether the idempotency key `key` (nil for a request without one) already keeps an answer of
+-- this generation (`generation`: the key counting the account's resets).
+local function taken(key, generation)
+  if key == nil then return false end
+  local kept = redis.call('GET', key)
+  if not kept then return false end
+  return string.match(kept, '^(%d+) ') == (redis.call('GET', generation) or '0')
 end
 
--- Keeps the answer to a keyed write, `<kind> <amount> 200 <balance written>`, for `ttl` ms.
-local function keep(key, kind, amount, balance, ttl)
+-- Keeps `answer` (`<kind> <amount> <status> <balance>`) for `key`, in this generation, for `ttl` ms.
+local function keep(key, generation, answer, ttl)
   if key ~= nil then
-    redis.call('SET', key, kind .. ' ' .. amount .. ' 200 ' .. balance, 'PX', ttl)
+    local now = redis.call('GET', generation) or '0'
+    redis.call('SET', key, now .. ' ' .. answer, 'PX', ttl)
   end
 end
 
@@ -104,25 +114,25 @@ return 1
 /// other, and the write learns exactly what it replaced. `optimistic` sends it inside its
 /// `MULTI`/`EXEC`.
 ///
-/// KEYS: balance, ledger, and the idempotency key if any. ARGV: new, read, -read, kind, amount,
-/// and the key's time to live in ms if any. Returns the balance replaced, or nil (nothing written)
-/// if the idempotency key already keeps an answer.
+/// KEYS: balance, ledger, and the idempotency key and the generation if keyed. ARGV: new, read,
+/// -read, kind, amount, and the key's time to live in ms if keyed. Returns the balance replaced,
+/// or nil (nothing written) if the idempotency key already keeps an answer.
 const OVERWRITE: &str = r#"
-if taken(KEYS[3]) then return false end
+if taken(KEYS[3], KEYS[4]) then return false end
 local replaced = write(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5])
-keep(KEYS[3], ARGV[4], ARGV[5], ARGV[1], ARGV[6])
+keep(KEYS[3], KEYS[4], ARGV[4] .. ' ' .. ARGV[5] .. ' 200 ' .. ARGV[1], ARGV[6])
 return replaced
 "#;
 
 /// `atomic`: the funds check, the overflow check and the change in one step, so no other write can
 /// come between the check and the change. `INCRBY`/`DECRBY` do the arithmetic in 64 bits.
 ///
-/// KEYS: balance, ledger, and the idempotency key if any. ARGV: kind, amount, and the key's time
-/// to live in ms if any. Returns `{outcome, balance}`: outcome `ok` (balance is the one written),
+/// KEYS: balance, ledger, and the idempotency key and the generation if keyed. ARGV: kind, amount,
+/// and the key's time to live in ms if keyed. Returns `{outcome, balance}`: outcome `ok` (balance is the one written),
 /// `insufficient` or `overflow` (balance is the one that refused, and nothing but the refusal
 /// count was written), or `taken` (the idempotency key already keeps an answer; nothing written).
 const ATOMIC: &str = r#"
-if taken(KEYS[3]) then return {'taken', '0'} end
+if taken(KEYS[3], KEYS[4]) then return {'taken', '0'} end
 local balance = redis.call('GET', KEYS[1])
 if not balance then return redis.error_reply('the balance key is missing') end
 if ARGV[1] == 'withdrawal' then
@@ -138,7 +148,7 @@ else
 end
 record(KEYS[2], ARGV[1], ARGV[2])
 local written = redis.call('GET', KEYS[1])
-keep(KEYS[3], ARGV[1], ARGV[2], written, ARGV[3])
+keep(KEYS[3], KEYS[4], ARGV[1] .. ' ' .. ARGV[2] .. ' 200 ' .. written, ARGV[3])
 return {'ok', written}
 "#;
 
@@ -181,30 +191,42 @@ return {'ok', balance}
 /// The fenced write: check the token against the highest the storage has seen, remember it, and
 /// write with the ledger entry, in one step, so no newer holder can come between check and write.
 ///
-/// KEYS: balance, ledger, seen, and the idempotency key if any. ARGV: token, new, read, -read,
-/// kind, amount, and the key's time to live in ms if any. Returns `{'ok', replaced}`,
+/// KEYS: balance, ledger, seen, and the idempotency key and the generation if keyed. ARGV: token,
+/// new, read, -read, kind, amount, and the key's time to live in ms if keyed. Returns `{'ok', replaced}`,
 /// `{'fenced', highest seen}` or `{'taken', 0}` (nothing written).
 const FENCED_WRITE: &str = r#"
 local seen = redis.call('GET', KEYS[3]) or '0'
 if below(ARGV[1], seen) then return {'fenced', seen} end
-if taken(KEYS[4]) then return {'taken', '0'} end
+if taken(KEYS[4], KEYS[5]) then return {'taken', '0'} end
 redis.call('SET', KEYS[3], ARGV[1])
 local replaced = write(KEYS[1], KEYS[2], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6])
-keep(KEYS[4], ARGV[5], ARGV[6], ARGV[2], ARGV[7])
+keep(KEYS[4], KEYS[5], ARGV[5] .. ' ' .. ARGV[6] .. ' 200 ' .. ARGV[2], ARGV[7])
 return {'ok', replaced}
 "#;
 
-/// `/reset`, for every replica at once: the balance, a fresh ledger, and a fence bumped past every
-/// token handed out so far, so a request still holding an old lease cannot write into the new run.
-/// One step, so no replica's `/stats` sees a new balance with an old ledger.
+/// `/reset`, for every replica at once: the balance, a fresh ledger, a fence bumped past every
+/// token handed out so far, so a request still holding an old lease cannot write into the new run,
+/// and a new generation, so every idempotency key is free again. One step, so no replica's
+/// `/stats` sees a new balance with an old ledger.
 ///
-/// KEYS: balance, ledger, fence, seen. ARGV: balance.
+/// KEYS: balance, ledger, fence, seen, generation. ARGV: balance.
 const RESET: &str = r#"
 redis.call('SET', KEYS[1], ARGV[1])
 redis.call('DEL', KEYS[2])
 redis.call('HSET', KEYS[2], 'initial_balance', ARGV[1])
 redis.call('INCR', KEYS[3])
 redis.call('SET', KEYS[4], redis.call('GET', KEYS[3]))
+redis.call('INCR', KEYS[5])
+return 1
+"#;
+
+/// Keeps a refusal's answer for an idempotency key, unless the key keeps one of this generation.
+///
+/// KEYS: the idempotency key, the generation. ARGV: the answer (`<kind> <amount> <status>
+/// <balance>`), its time to live in ms. Returns 1 if it kept the answer.
+const REMEMBER: &str = r#"
+if taken(KEYS[1], KEYS[2]) then return 0 end
+keep(KEYS[1], KEYS[2], ARGV[1], ARGV[2])
 return 1
 "#;
 
@@ -227,3 +249,5 @@ pub(super) static FENCED_READ_SCRIPT: LazyLock<Script> =
 pub(super) static FENCED_WRITE_SCRIPT: LazyLock<Script> =
     LazyLock::new(|| Script::new(&with_prelude(FENCED_WRITE)));
 pub(super) static RESET_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(RESET));
+pub(super) static REMEMBER_SCRIPT: LazyLock<Script> =
+    LazyLock::new(|| Script::new(&with_prelude(REMEMBER)));
