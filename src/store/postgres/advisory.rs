@@ -10,9 +10,9 @@
 //! The key is the pair (a constant for racebank accounts, `hashtext(account id)`): the two-number
 //! key space, apart from the migration lock. Two ids that hash alike merely take turns.
 
-use super::failure;
-use super::unguarded::{read, write, READ};
+use super::unguarded::READ;
 use super::Database;
+use super::{failure, for_update};
 use crate::error::AccountError;
 use crate::idempotency::Claim;
 use crate::money::Op;
@@ -41,15 +41,5 @@ pub(super) async fn apply(
         .execute(&lock, &[&database.account])
         .await
         .map_err(|e| failure::before_write("taking the advisory lock", e))?;
-    let read = read(&transaction, database, READ).await?;
-    let new_balance = op.apply_to(read)?;
-    work.run().await?;
-    let written = write(&transaction, database, op, claim, read, new_balance, 0)
-        .await
-        .map_err(|e| failure::before_write("writing the balance", e))?;
-    transaction
-        .commit()
-        .await
-        .map_err(|e| failure::during_write("committing", e))?;
-    Ok(written)
+    for_update::section(transaction, database, work, op, claim, READ).await
 }

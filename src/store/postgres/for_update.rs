@@ -8,6 +8,8 @@
 //! A request dropped or stopped before the COMMIT drops the transaction, which rolls back: nothing
 //! is written and the lock is released.
 
+use deadpool_postgres::Transaction;
+
 use super::failure;
 use super::unguarded::{read, write};
 use super::Database;
@@ -30,7 +32,20 @@ pub(super) async fn apply(
         .transaction()
         .await
         .map_err(|e| failure::before_write("starting the transaction", e))?;
-    let read = read(&transaction, database, READ_FOR_UPDATE).await?;
+    section(transaction, database, work, op, claim, READ_FOR_UPDATE).await
+}
+
+/// Read with `read_sql`, work, write, COMMIT, all in `transaction`: this mode's section, and
+/// `advisory`'s once its lock is taken. Nothing is written before the COMMIT.
+pub(super) async fn section(
+    transaction: Transaction<'_>,
+    database: &Database,
+    work: &Work,
+    op: Op,
+    claim: Option<&Claim<'_>>,
+    read_sql: &str,
+) -> Result<i64, AccountError> {
+    let read = read(&transaction, database, read_sql).await?;
     let new_balance = op.apply_to(read)?;
     work.run().await?;
     let written = write(&transaction, database, op, claim, read, new_balance, 0)
