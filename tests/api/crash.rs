@@ -5,8 +5,7 @@
 //! the requests the kill left without an answer are counted as what they were: indeterminate until
 //! their retry.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::io::BufRead;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,58 +17,31 @@ use tokio::sync::Semaphore;
 
 use crate::helpers::amount_body;
 use crate::postgres::{database_url, row_balance, sql, unique_account};
-
-/// A `racebank` process, killed when dropped.
-struct Replica {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Replica {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use crate::process::{self, Process};
 
 /// Starts `racebank --store postgres` on a free port for `account`, doing `work` per request.
-fn start_replica(account: &str, work: &str) -> Replica {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_racebank"))
-        .args([
-            "--addr",
-            "127.0.0.1:0",
+fn start_replica(account: &str, work: &str) -> Process {
+    let database_url = database_url();
+    let (replica, stderr) = process::start(
+        "",
+        &[
             "--store",
             "postgres",
             "--mode",
             "atomic",
-        ])
-        .args(["--account", account, "--work", work, "--pool-size", "4"])
-        .args(["--database-url", &database_url()])
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start racebank");
-    let mut lines = BufReader::new(child.stderr.take().expect("piped stderr")).lines();
-    let address = loop {
-        let line = lines
-            .next()
-            .expect("racebank logged its address before exiting")
-            .expect("read a log line");
-        if let Some(address) = line
-            .split_whitespace()
-            .find_map(|field| field.strip_prefix("addr="))
-        {
-            break address.to_string();
-        }
-    };
+            "--account",
+            account,
+            "--work",
+            work,
+            "--pool-size",
+            "4",
+            "--database-url",
+            &database_url,
+        ],
+    );
     // Keep reading, so a full pipe never blocks the server's logging.
-    std::thread::spawn(move || lines.map_while(Result::ok).for_each(drop));
-    Replica {
-        child,
-        url: format!("http://{address}"),
-    }
+    std::thread::spawn(move || stderr.lines().map_while(Result::ok).for_each(drop));
+    replica
 }
 
 /// Deposits sent; deposit `i` is of `i + 1`, so every sum names its deposits.
@@ -82,7 +54,7 @@ const VICTIM_WORK: &str = "100ms";
 async fn a_replica_killed_mid_run_loses_nothing_acknowledged_and_retries_with_keys_pay_once() {
     let database = sql().await;
     let account = unique_account("crash");
-    let mut replicas: Vec<Replica> = (0..3)
+    let mut replicas: Vec<Process> = (0..3)
         .map(|i| {
             start_replica(
                 account.as_str(),
@@ -90,7 +62,12 @@ async fn a_replica_killed_mid_run_loses_nothing_acknowledged_and_retries_with_ke
             )
         })
         .collect();
-    let urls: Arc<Vec<String>> = Arc::new(replicas.iter().map(|r| r.url.clone()).collect());
+    let urls: Arc<Vec<String>> = Arc::new(
+        replicas
+            .iter()
+            .map(|r| format!("http://{}", r.address))
+            .collect(),
+    );
     let client = reqwest::Client::builder()
         .no_proxy()
         .timeout(Duration::from_secs(10))

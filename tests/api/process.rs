@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 use crate::raw::PATIENCE;
 
 /// A running `racebank` process, killed if a test fails before it stops.
-struct Process {
-    child: Child,
-    address: String,
+pub(crate) struct Process {
+    pub(crate) child: Child,
+    pub(crate) address: String,
 }
 
 impl Drop for Process {
@@ -23,8 +23,9 @@ impl Drop for Process {
     }
 }
 
-/// Starts `racebank args..` under `sh -c "<setup>; exec racebank args.."`, with stderr piped.
-fn start(setup: &str, args: &[&str]) -> (Process, BufReader<ChildStderr>) {
+/// Starts `racebank args..` under `sh -c "<setup>; exec racebank args.."`, with stderr piped, and
+/// reads its log up to the line that gives its address.
+pub(crate) fn start(setup: &str, args: &[&str]) -> (Process, BufReader<ChildStderr>) {
     let mut child = Command::new("sh")
         .arg("-c")
         .arg(format!("{setup}\nexec \"$0\" \"$@\""))
@@ -38,15 +39,17 @@ fn start(setup: &str, args: &[&str]) -> (Process, BufReader<ChildStderr>) {
         .spawn()
         .expect("start racebank");
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    stderr
-        .read_line(&mut line)
-        .expect("read the first log line");
-    let address = line
-        .split_whitespace()
-        .find_map(|field| field.strip_prefix("addr="))
-        .unwrap_or_else(|| panic!("no address in the first log line: {line:?}"))
-        .to_string();
+    let address = loop {
+        let mut line = String::new();
+        let read = stderr.read_line(&mut line).expect("read a log line");
+        assert!(read > 0, "racebank exited before it logged its address");
+        if let Some(address) = line
+            .split_whitespace()
+            .find_map(|field| field.strip_prefix("addr="))
+        {
+            break address.to_string();
+        }
+    };
     (Process { child, address }, stderr)
 }
 
