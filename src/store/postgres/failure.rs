@@ -128,6 +128,16 @@ pub(super) fn missing_account(account: &str) -> AccountError {
     }
 }
 
+/// What the database holds (`what`: a kept answer, the ledger) does not decode, so it cannot be
+/// answered from: 503, nothing written.
+pub(super) fn undecodable(what: &str, detail: &str) -> AccountError {
+    tracing::warn!(%detail, "postgres: {what} does not decode");
+    AccountError::Unavailable {
+        store: STORE,
+        detail: format!("{what} does not decode: {detail}"),
+    }
+}
+
 /// One line: the server's message if it sent one, else the client's with its causes.
 fn describe(error: &tokio_postgres::Error) -> String {
     match error.as_db_error() {

@@ -212,13 +212,9 @@ impl Postgres {
         let Some(row) = row else {
             return Ok(None);
         };
-        keys::from_row(&row).map(Some).map_err(|detail| {
-            tracing::warn!(%detail, "postgres: a kept answer does not decode");
-            AccountError::Unavailable {
-                store: "postgres",
-                detail: format!("the answer kept for the key does not decode: {detail}"),
-            }
-        })
+        keys::from_row(&row)
+            .map(Some)
+            .map_err(|detail| failure::undecodable("the answer kept for the key", &detail))
     }
 
     /// Keeps a refusal's `answer` for the claim's key unless the key has one; says whether it did.
@@ -268,13 +264,7 @@ impl Postgres {
             .await
             .map_err(|e| failure::before_write("reading the ledger", e))?
             .ok_or_else(|| failure::missing_account(&self.database.account))?;
-        ledger::from_row(&row).map_err(|detail| {
-            tracing::warn!(%detail, "postgres: the ledger does not decode");
-            AccountError::Unavailable {
-                store: "postgres",
-                detail: format!("the ledger does not decode: {detail}"),
-            }
-        })
+        ledger::from_row(&row).map_err(|detail| failure::undecodable("the ledger", &detail))
     }
 
     /// Sets the balance and clears the ledger for every replica, in one transaction.
