@@ -248,37 +248,10 @@ async fn redis_keys_apply_once_across_replicas_in_every_mode() {
     }
 }
 
-/// `count` replicas of a new Redis account `test-<name>-<pid>` in `mode`, reset to 0.
+/// `count` replicas of a new Redis account in `mode` (1 ms of work, a 1 s lease), reset to 0.
 async fn redis_replicas(name: &str, mode: &str, count: usize) -> Vec<TestApp> {
-    let id: racebank::AccountId = format!("test-{name}-{}", std::process::id())
-        .parse()
-        .expect("a valid id");
-    let url =
-        std::env::var("REDIS_URL").unwrap_or_else(|_| racebank::cli::DEFAULT_REDIS_URL.to_string());
-    let mut replicas = Vec::new();
-    for _ in 0..count {
-        let config = Config {
-            account: AccountConfig {
-                store: racebank::StoreConfig::Redis { url: url.clone() },
-                id: id.clone(),
-                mode: mode.parse().expect("a valid mode"),
-                work: "1ms".parse().expect("valid work"),
-                lease: Duration::from_secs(1),
-                // Long enough for the test, short enough to leave nothing behind for long.
-                idempotency_ttl: Duration::from_secs(60),
-                ..AccountConfig::default()
-            },
-            ..Config::default()
-        };
-        let app = spawn_with(config).await;
-        assert_eq!(
-            app.get("/healthz").await.status(),
-            StatusCode::OK,
-            "Redis is not reachable at {url}; start it with: {}",
-            racebank::config::START_REDIS
-        );
-        replicas.push(app);
-    }
+    let account = crate::redis::TestAccount::new(name).await;
+    let replicas = account.replicas(count, mode, "1ms", 1000).await;
     replicas[0].reset(0).await;
     replicas
 }

@@ -26,14 +26,14 @@ fn redis_url() -> String {
 
 /// One test's account: its id, its servers' configuration, and a direct connection to look at
 /// its keys.
-struct TestAccount {
+pub(crate) struct TestAccount {
     id: AccountId,
     redis: MultiplexedConnection,
 }
 
 impl TestAccount {
     /// A fresh account for the test `name` (keep it short: ids are at most 64 characters).
-    async fn new(name: &str) -> Self {
+    pub(crate) async fn new(name: &str) -> Self {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let id = format!(
             "test-{name}-{}-{}",
@@ -69,6 +69,9 @@ impl TestAccount {
                 work: work.parse().expect("a test names valid work"),
                 initial_balance: 0,
                 lease: Duration::from_millis(lease_ms),
+                // Long enough for any test, short enough that the idempotency keys a test leaves
+                // behind (`delete` removes only the account's own keys) do not stay for long.
+                idempotency_ttl: Duration::from_secs(60),
                 ..AccountConfig::default()
             },
             ..Config::default()
@@ -76,7 +79,13 @@ impl TestAccount {
     }
 
     /// `replicas` servers sharing this account.
-    async fn replicas(&self, count: usize, mode: &str, work: &str, lease_ms: u64) -> Vec<TestApp> {
+    pub(crate) async fn replicas(
+        &self,
+        count: usize,
+        mode: &str,
+        work: &str,
+        lease_ms: u64,
+    ) -> Vec<TestApp> {
         let mut apps = Vec::new();
         for _ in 0..count {
             let app = spawn_with(self.config(mode, work, lease_ms)).await;
@@ -88,7 +97,7 @@ impl TestAccount {
     }
 
     fn keys(&self) -> Vec<String> {
-        ["balance", "ledger", "lock", "fence", "seen"]
+        ["balance", "ledger", "lock", "fence", "seen", "generation"]
             .iter()
             .map(|name| format!("racebank:{{{}}}:{name}", self.id))
             .collect()
