@@ -2,7 +2,7 @@
 
 use std::process::{Command, Output};
 
-use crate::helpers::spawn_server;
+use crate::helpers::{spawn_server, wait_for_deposits};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_racebank-load");
 
@@ -112,19 +112,7 @@ async fn ctrl_c_prints_the_report_of_what_was_sent_with_requests_in_flight_indet
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("the binary starts");
-    let stats_url = format!("{}/stats", server.url);
-    loop {
-        let stats: serde_json::Value = reqwest::get(&stats_url)
-            .await
-            .expect("stats")
-            .json()
-            .await
-            .expect("stats JSON");
-        if stats["deposit_count"].as_u64() >= Some(3) {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+    wait_for_deposits(&server.url, 3).await;
 
     let interrupted = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
