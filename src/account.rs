@@ -52,8 +52,13 @@ impl Account {
 
     /// Applies a deposit or withdrawal and returns the balance this request wrote.
     pub async fn apply(&self, op: Op) -> Result<i64, AccountError> {
+        self.section(op, None).await
+    }
+
+    /// The mode's in-process guard around the store's section, with or without a key's claim.
+    async fn section(&self, op: Op, claim: Option<&Claim<'_>>) -> Result<i64, AccountError> {
         let _permit = self.guard.enter(&self.work).await?;
-        self.store.apply(&self.work, op, None).await
+        self.store.apply(&self.work, op, claim).await
     }
 
     /// Applies `op` at most once per `key` ([`crate::idempotency`]): the first request with the key
@@ -74,12 +79,7 @@ impl Account {
             op,
             ttl: self.key_ttl,
         };
-        let outcome = async {
-            let _permit = self.guard.enter(&self.work).await?;
-            self.store.apply(&self.work, op, Some(&claim)).await
-        }
-        .await;
-        match outcome {
+        match self.section(op, Some(&claim)).await {
             Err(AccountError::Refused(refusal)) => {
                 match self
                     .store
@@ -159,14 +159,10 @@ impl Account {
 /// same answer; another request is refused, its key being taken.
 fn replay(kept: Remembered, op: Op, key: &IdempotencyKey) -> Keyed {
     if kept.op != op {
-        let first = match kept.op {
-            Op::Deposit(amount) => format!("deposit of {amount}"),
-            Op::Withdraw(amount) => format!("withdrawal of {amount}"),
-        };
         return Keyed {
             outcome: Err(AccountError::KeyReused {
                 key: key.as_str().to_string(),
-                first,
+                first: format!("{} of {}", kept.op.kind(), kept.op.amount()),
             }),
             replayed: false,
         };

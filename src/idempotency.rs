@@ -110,14 +110,6 @@ impl Remembered {
         }
     }
 
-    /// The ledger's name for the operation (`deposit`, `withdrawal`), as shared stores keep it.
-    pub(crate) fn kind(&self) -> &'static str {
-        match self.op {
-            Op::Deposit(_) => "deposit",
-            Op::Withdraw(_) => "withdrawal",
-        }
-    }
-
     /// Rebuilds the answer from what a shared store keeps: the operation's kind and amount, the
     /// status and the balance. `None` if they do not describe an answer a key keeps.
     pub(crate) fn from_parts(kind: &str, amount: i64, status: i64, balance: i64) -> Option<Self> {
@@ -199,7 +191,7 @@ mod tests {
         ] {
             let kept = Remembered { op, outcome };
             let rebuilt =
-                Remembered::from_parts(kept.kind(), 7, kept.status().into(), kept.balance());
+                Remembered::from_parts(kept.op.kind(), 7, kept.status().into(), kept.balance());
             assert_eq!(rebuilt, Some(kept));
         }
         assert_eq!(Remembered::from_parts("withdrawal", 7, 503, 0), None);

@@ -51,6 +51,14 @@ pub enum Refusal {
 }
 
 impl Op {
+    /// Its name in the ledger, in kept answers and in messages: `deposit` or `withdrawal`.
+    pub fn kind(self) -> &'static str {
+        match self {
+            Op::Deposit(_) => "deposit",
+            Op::Withdraw(_) => "withdrawal",
+        }
+    }
+
     /// The amount, in minor units.
     pub fn amount(self) -> i64 {
         match self {

@@ -234,7 +234,7 @@ impl Postgres {
                 &[
                     &self.database.account,
                     &claim.key.as_str(),
-                    &answer.kind(),
+                    &answer.op.kind(),
                     &answer.op.amount(),
                     &answer.status(),
                     &answer.balance(),

@@ -272,7 +272,7 @@ impl Redis {
     ) -> Result<bool, AccountError> {
         let value = format!(
             "{} {} {} {}",
-            answer.kind(),
+            answer.op.kind(),
             answer.op.amount(),
             answer.status(),
             answer.balance()
@@ -393,10 +393,7 @@ impl Section<'_> {
 
 /// The ledger's name for an operation, and its amount.
 fn kind_and_amount(op: Op) -> (&'static str, i64) {
-    match op {
-        Op::Deposit(amount) => ("deposit", amount.get()),
-        Op::Withdraw(amount) => ("withdrawal", amount.get()),
-    }
+    (op.kind(), op.amount())
 }
 
 /// Builds the ledger from its hash; a field never written is zero.
