@@ -9,7 +9,7 @@
 //!   time. hyper's own `header_read_timeout` does the same to the millisecond, but arms and
 //!   disarms a timer for every request, which measured 7 % of the server's instructions per request
 //!   (BENCHMARKS.md); the watchdog costs two uncontended atomic additions per request.
-//! - A head may hold [`MAX_HEAD_BYTES`]; past it hyper answers 431 and closes, so an unfinished
+//! - A head may hold [`MAX_HEAD_BYTES`](crate::wire::MAX_HEAD_BYTES); past it hyper answers 431 and closes, so an unfinished
 //!   header holds at most that much memory.
 //! - The body timeout is the body extractor's ([`crate::routes`]): only the routes that read a
 //!   body pay for it.
@@ -39,12 +39,7 @@ use crate::chaos::Chaos;
 use crate::idempotency::REPLAYED_HEADER;
 use crate::metrics::{Metrics, Route};
 use crate::problem::Problem;
-use crate::wire::paths;
-
-/// The largest request head (request line and headers) a connection may send, in bytes: nginx's
-/// 8 KiB per header line, twice, and a hundred times the heads the clients of this API send.
-/// (hyper's buffer limit, which this is, takes no less than 8 KiB.)
-pub const MAX_HEAD_BYTES: usize = 16 * 1024;
+use crate::wire::{paths, MAX_HEAD_BYTES};
 
 /// How every connection of one server is served.
 #[derive(Debug)]

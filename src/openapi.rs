@@ -32,8 +32,9 @@ use utoipa::ToSchema;
 use crate::idempotency::{IdempotencyKey, KEY_HEADER, REPLAYED_HEADER};
 use crate::metrics;
 use crate::problem::PROBLEM_JSON;
-use crate::routes::BODY_LIMIT;
-use crate::wire::{paths, AmountBody, BalanceBody, ProblemDocument, ProblemType, ResetBody, Stats};
+use crate::wire::{
+    paths, AmountBody, BalanceBody, ProblemDocument, ProblemType, ResetBody, Stats, BODY_LIMIT,
+};
 
 /// The document, serialized on first use.
 static DOCUMENT: LazyLock<String> = LazyLock::new(|| {

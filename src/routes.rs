@@ -48,10 +48,7 @@ use crate::money::{Amount, Op};
 use crate::number;
 use crate::openapi;
 use crate::problem::Problem;
-use crate::wire::{paths, AmountBody};
-
-/// The largest request body accepted, in bytes. `{"amount": 9223372036854775807}` needs 31.
-pub const BODY_LIMIT: usize = 1024;
+use crate::wire::{paths, AmountBody, BODY_LIMIT};
 
 pub use crate::wire::BalanceBody;
 

@@ -12,6 +12,14 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+/// The largest request body accepted, in bytes. `{"amount": 9223372036854775807}` needs 31.
+pub const BODY_LIMIT: usize = 1024;
+
+/// The largest request head (request line and headers) a connection may send, in bytes: nginx's
+/// 8 KiB per header line, twice, and a hundred times the heads the clients of this API send.
+/// (hyper's buffer limit, which this is, takes no less than 8 KiB.)
+pub const MAX_HEAD_BYTES: usize = 16 * 1024;
+
 /// The route paths of the account.
 pub mod paths {
     /// `POST`, body [`AmountBody`](super::AmountBody), answer [`BalanceBody`](super::BalanceBody).
