@@ -1,14 +1,25 @@
 //! What an account and a server are made of, as plain values: no command line here.
 //!
-//! The `racebank` binary builds these from flags ([`crate::cli`]); tests, benchmarks and the load
+//! The `racebank` binary builds these from flags (`src/bin/racebank/cli.rs`); tests, benchmarks and the load
 //! generator's demo build them directly.
 
 use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-use crate::mode::Mode;
-use crate::work::WorkSpec;
+use crate::account::mode::Mode;
+use crate::account::work::WorkSpec;
+
+/// The local PostgreSQL server, as the machines this project runs on have it.
+pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+/// The local Redis server.
+pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
+
+/// Connections per server to PostgreSQL by default. The load generator's default concurrency is
+/// 64, so 32 connections leave the race wide open (32 requests in the window at once) while three
+/// replicas stay under PostgreSQL's default of 100 connections.
+pub const DEFAULT_POOL_SIZE: usize = 32;
 
 /// How to start the local Redis the way CI does: the one line an unreachable Redis is answered with.
 pub const START_REDIS: &str = "redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 \
@@ -96,7 +107,7 @@ impl Default for AccountConfig {
             initial_balance: 0,
             max_retries: 1000,
             lease: Duration::from_millis(100),
-            idempotency_ttl: crate::idempotency::DEFAULT_TTL,
+            idempotency_ttl: crate::account::idempotency::DEFAULT_TTL,
         }
     }
 }

@@ -1,6 +1,6 @@
 //! The wire contract: what racebank and racebank-load both read and write over HTTP.
 //!
-//! The server ([`crate::routes`], [`crate::problem`]) and the load generator (`racebank-load`) each
+//! The server ([`crate::http::routes`], [`crate::http::problem`]) and the load generator (`racebank-load`) each
 //! own one direction of every message here, so they cannot drift apart: the route paths, the
 //! request and answer bodies, the `/stats` document, and the problem types with what each says
 //! about the request that got it. The one judgement the load generator cannot make from a status
@@ -144,7 +144,7 @@ pub const PROBLEM_URN_PREFIX: &str = "urn:racebank:problem:";
 
 /// An RFC 9457 problem document: the body of every error racebank answers, sent as
 /// `application/problem+json`.
-// [`crate::problem::Problem`] writes it; the load generator needs only `type`
+// [`crate::http::problem::Problem`] writes it; the load generator needs only `type`
 // ([`ProblemType::of_document`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ProblemDocument {

@@ -6,7 +6,7 @@
 //! | `optimistic`  | read, work, compare-and-swap, else redo   | no             | no         |
 //! | `atomic`      | work, then one indivisible update         | no             | no         |
 //!
-//! (`mutex` and `semaphore:N` are the unguarded section inside [`crate::guard`].) Fast, and gone
+//! (`mutex` and `semaphore:N` are the unguarded section inside [`crate::account::guard`].) Fast, and gone
 //! when the process stops: a crash loses the account. The PostgreSQL store is the durable one.
 
 mod atomic;
@@ -17,12 +17,12 @@ mod unguarded;
 
 use cell::Cell;
 
-use crate::error::{AccountError, OpenError};
-use crate::idempotency::{Claim, IdempotencyKey, Remembered};
-use crate::ledger::Ledger;
-use crate::mode::Mode;
-use crate::money::{Op, Refusal};
-use crate::work::Work;
+use crate::account::error::{AccountError, OpenError};
+use crate::account::idempotency::{Claim, IdempotencyKey, Remembered};
+use crate::account::ledger::Ledger;
+use crate::account::mode::Mode;
+use crate::account::money::{Op, Refusal};
+use crate::account::work::Work;
 
 /// The account in this process.
 #[derive(Debug)]

@@ -15,10 +15,10 @@ use tokio_postgres::IsolationLevel;
 use super::failure;
 use super::unguarded::{self, READ};
 use super::Database;
-use crate::error::AccountError;
-use crate::idempotency::Claim;
-use crate::money::Op;
-use crate::work::Work;
+use crate::account::error::AccountError;
+use crate::account::idempotency::Claim;
+use crate::account::money::Op;
+use crate::account::work::Work;
 
 pub(super) async fn apply(
     database: &Database,

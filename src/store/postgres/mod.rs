@@ -12,7 +12,7 @@
 //! | `repeatable-read`, `serializable` | the section in that isolation level; redo on 40001 / 40P01        | `isolation.rs` |
 //! | `atomic`                          | work; one `UPDATE ... SET balance = balance + $d WHERE ... RETURNING` | `atomic.rs`  |
 //!
-//! (`mutex` and `semaphore:N` are the unguarded section inside [`crate::guard`]: safe in one
+//! (`mutex` and `semaphore:N` are the unguarded section inside [`crate::account::guard`]: safe in one
 //! process, and no help at all across replicas.)
 //!
 //! Every request holds one pooled connection for its whole section, work included, as a handler
@@ -39,13 +39,13 @@ use std::time::Duration;
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::{IsolationLevel, NoTls};
 
+use crate::account::error::{AccountError, OpenError};
+use crate::account::idempotency::{Claim, IdempotencyKey, Remembered};
+use crate::account::ledger::Ledger;
+use crate::account::mode::Mode;
+use crate::account::money::{Op, Refusal};
+use crate::account::work::Work;
 use crate::config::AccountConfig;
-use crate::error::{AccountError, OpenError};
-use crate::idempotency::{Claim, IdempotencyKey, Remembered};
-use crate::ledger::Ledger;
-use crate::mode::Mode;
-use crate::money::{Op, Refusal};
-use crate::work::Work;
 
 /// How long a request waits for a pooled connection before it answers 503: long enough to ride
 /// out a burst, short enough that a client is not left hanging on a saturated pool.

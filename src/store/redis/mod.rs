@@ -37,13 +37,13 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Client, RedisError};
 
+use crate::account::error::{AccountError, OpenError};
+use crate::account::idempotency::{Claim, IdempotencyKey, Remembered};
+use crate::account::ledger::Ledger;
+use crate::account::mode::Mode;
+use crate::account::money::{Op, Refusal};
+use crate::account::work::Work;
 use crate::config::{AccountConfig, START_REDIS};
-use crate::error::{AccountError, OpenError};
-use crate::idempotency::{Claim, IdempotencyKey, Remembered};
-use crate::ledger::Ledger;
-use crate::mode::Mode;
-use crate::money::{Op, Refusal};
-use crate::work::Work;
 
 use dedicated::Dedicated;
 use fenced::Check;

@@ -29,9 +29,9 @@ use utoipa::openapi::{
 };
 use utoipa::ToSchema;
 
-use crate::idempotency::{IdempotencyKey, KEY_HEADER, REPLAYED_HEADER};
-use crate::metrics;
-use crate::problem::PROBLEM_JSON;
+use crate::account::idempotency::{IdempotencyKey, KEY_HEADER, REPLAYED_HEADER};
+use crate::http::metrics;
+use crate::http::problem::PROBLEM_JSON;
 use crate::wire::{
     paths, AmountBody, BalanceBody, ProblemDocument, ProblemType, ResetBody, Stats, BODY_LIMIT,
 };
@@ -57,7 +57,7 @@ const OPERATIONS: &str = "operations";
 const LIVE: &str = "live page";
 
 /// What every route can answer: the framing checks run before the router
-/// (`crate::connection`).
+/// (`crate::http::connection`).
 const FRAMING: &[ProblemType] = &[ProblemType::BadHost, ProblemType::UnsupportedTransferCoding];
 
 /// A body that cannot be read or is not the JSON the route takes (`routes::JsonBody`).

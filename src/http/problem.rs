@@ -11,9 +11,9 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
+use crate::account::error::AccountError;
+use crate::account::money::Refusal;
 use crate::duration::format_duration;
-use crate::error::AccountError;
-use crate::money::Refusal;
 use crate::wire::{ProblemDocument, ProblemType};
 
 /// The media type of a problem document.

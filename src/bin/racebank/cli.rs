@@ -4,24 +4,11 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use clap::{Parser, ValueEnum};
-
-use crate::chaos::Chaos;
-use crate::config::{AccountConfig, AccountId, Config, ServerConfig, StoreConfig};
-use crate::duration::parse_duration;
-use crate::mode::Mode;
-use crate::work::WorkSpec;
-
-/// The local PostgreSQL server, as the machines this project runs on have it.
-pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
-
-/// The local Redis server.
-pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
-
-/// Connections per server to PostgreSQL by default. The load generator's default concurrency is
-/// 64, so 32 connections leave the race wide open (32 requests in the window at once) while three
-/// replicas stay under PostgreSQL's default of 100 connections.
-pub const DEFAULT_POOL_SIZE: usize = 32;
+use clap::Parser;
+use racebank::{
+    parse_duration, AccountConfig, AccountId, Chaos, Config, Mode, ServerConfig, StoreConfig,
+    StoreKind, WorkSpec, DEFAULT_DATABASE_URL, DEFAULT_POOL_SIZE, DEFAULT_REDIS_URL,
+};
 
 /// The command line of the `racebank` binary.
 #[derive(Debug, Clone, Parser)]
@@ -113,17 +100,6 @@ pub struct Cli {
     #[arg(long, env = "RACEBANK_MAX_CONNECTIONS", default_value_t = 512,
           value_parser = parse_max_connections)]
     pub max_connections: usize,
-}
-
-/// The `--store` choices.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum StoreKind {
-    /// In this process.
-    Memory,
-    /// PostgreSQL, shared by replicas.
-    Postgres,
-    /// Redis, shared by replicas.
-    Redis,
 }
 
 impl Cli {

@@ -145,7 +145,7 @@ pub fn lesson(mode: &str) -> Option<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mode::Mode;
+    use crate::account::mode::Mode;
 
     /// Collapses every run of whitespace to one space, so wrapped lines compare equal.
     fn words(text: &str) -> String {
@@ -154,7 +154,7 @@ mod tests {
 
     /// README from `## Strategies` up to the next top-level section.
     fn readme_strategies() -> &'static str {
-        let readme = include_str!("../README.md");
+        let readme = include_str!("../../../README.md");
         let start = readme
             .find("\n## Strategies\n")
             .expect("README has a `## Strategies` section");

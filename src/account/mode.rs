@@ -3,7 +3,7 @@
 //! Modes are named once, here, for every store; each store says which of them it can run
 //! (`memory` the in-process ones, `postgres` the database's own tools, `redis` leases and scripts).
 //! `mutex` and `semaphore:N` are the same in every store: an in-process guard around the store's
-//! unguarded section ([`crate::guard`]), which is exactly why they stop working across replicas.
+//! unguarded section ([`crate::account::guard`]), which is exactly why they stop working across replicas.
 //!
 //! | mode                | section                                                       | store             |
 //! |---------------------|---------------------------------------------------------------|-------------------|
@@ -24,7 +24,18 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-use crate::work::WorkSpec;
+use crate::account::work::WorkSpec;
+
+/// The `--store` choices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]
+pub enum StoreKind {
+    /// In this process.
+    Memory,
+    /// PostgreSQL, shared by replicas.
+    Postgres,
+    /// Redis, shared by replicas.
+    Redis,
+}
 
 /// How (or whether) the account's read -> work -> write section is guarded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -27,8 +27,8 @@ use std::time::Duration;
 use rand::Rng;
 use tokio::sync::{watch, Notify};
 
+use crate::account::error::AccountError;
 use crate::duration::{format_duration, parse_duration};
-use crate::error::AccountError;
 
 /// How long a request waits at a rendezvous for the others before it goes on alone.
 pub const RENDEZVOUS_TIMEOUT: Duration = Duration::from_secs(1);

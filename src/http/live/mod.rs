@@ -19,6 +19,8 @@
 //! server hands the routes a [`Closing`] signal, and each stream ends as soon as shutdown begins:
 //! an open page does not hold the server up.
 
+pub(crate) mod lesson;
+
 use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -35,9 +37,9 @@ use serde::Serialize;
 use tokio::sync::watch;
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 
+use crate::account::ledger::Stats;
 use crate::account::Account;
-use crate::ledger::Stats;
-use crate::lesson::lesson;
+use crate::http::live::lesson::lesson;
 
 /// How often an open stream samples the stats: often enough for a smooth chart, rare enough that a
 /// room full of viewers costs the account nothing it would notice.
@@ -49,9 +51,9 @@ const RATE_WINDOW: Duration = Duration::from_secs(1);
 /// How long a browser waits before reconnecting a dropped stream.
 const RECONNECT: Duration = Duration::from_secs(1);
 
-const PAGE: &str = include_str!("live/page.html");
-const CSS: &str = include_str!("live/page.css");
-const JS: &str = include_str!("live/page.js");
+const PAGE: &str = include_str!("page.html");
+const CSS: &str = include_str!("page.css");
+const JS: &str = include_str!("page.js");
 
 /// Everything the page loads comes from this server; nothing else may be fetched or run.
 const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
@@ -166,7 +168,7 @@ struct Feed {
 struct Hello<'a> {
     mode: &'a str,
     work: &'a str,
-    /// The mode's paragraph from [`crate::lesson`], with `code` in backticks.
+    /// The mode's paragraph from [`crate::http::live::lesson`], with `code` in backticks.
     lesson: Option<&'static str>,
     tick_ms: u128,
 }

@@ -11,7 +11,7 @@
 //!   (BENCHMARKS.md); the watchdog costs two uncontended atomic additions per request.
 //! - A head may hold [`MAX_HEAD_BYTES`](crate::wire::MAX_HEAD_BYTES); past it hyper answers 431 and closes, so an unfinished
 //!   header holds at most that much memory.
-//! - The body timeout is the body extractor's ([`crate::routes`]): only the routes that read a
+//! - The body timeout is the body extractor's ([`crate::http::routes`]): only the routes that read a
 //!   body pay for it.
 //!
 //! The errors hyper answers by itself before a request reaches the router (400 for a malformed
@@ -35,10 +35,10 @@ use tokio::net::TcpStream;
 use tokio::sync::{watch, OwnedSemaphorePermit};
 use tower_service::Service;
 
+use crate::account::idempotency::REPLAYED_HEADER;
 use crate::chaos::Chaos;
-use crate::idempotency::REPLAYED_HEADER;
-use crate::metrics::{Metrics, Route};
-use crate::problem::Problem;
+use crate::http::metrics::{Metrics, Route};
+use crate::http::problem::Problem;
 use crate::wire::{paths, MAX_HEAD_BYTES};
 
 /// How every connection of one server is served.
