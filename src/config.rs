@@ -142,7 +142,7 @@ impl StoreConfig {
     }
 
     /// The most connections this server opens to its store, where it keeps a pool.
-    pub fn pool_size(&self) -> Option<usize> {
+    pub(crate) fn pool_size(&self) -> Option<usize> {
         match self {
             StoreConfig::Postgres { pool_size, .. } => Some(*pool_size),
             StoreConfig::Memory | StoreConfig::Redis { .. } => None,

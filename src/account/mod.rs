@@ -47,12 +47,12 @@ pub struct Account {
 
 /// The answer to a request with an idempotency key: its own, or the one its key kept.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Keyed {
+pub(crate) struct Keyed {
     /// The balance written, or why not: exactly what a request without a key would get.
-    pub outcome: Result<i64, AccountError>,
+    pub(crate) outcome: Result<i64, AccountError>,
     /// True when the answer is the one kept from an earlier request with the same key: this
     /// request changed nothing.
-    pub replayed: bool,
+    pub(crate) replayed: bool,
 }
 
 impl Account {
@@ -83,7 +83,7 @@ impl Account {
     /// Applies `op` at most once per `key` ([`crate::account::idempotency`]): the first request with the key
     /// is applied (or refused) and its answer kept with the change; a repeat of the same request
     /// replays that answer; the key sent with another request is refused.
-    pub async fn apply_keyed(&self, op: Op, key: &IdempotencyKey) -> Keyed {
+    pub(crate) async fn apply_keyed(&self, op: Op, key: &IdempotencyKey) -> Keyed {
         let fresh = |outcome| Keyed {
             outcome,
             replayed: false,
@@ -131,24 +131,19 @@ impl Account {
         }
     }
 
-    /// How long a key's answer is kept.
-    pub fn key_ttl(&self) -> std::time::Duration {
-        self.key_ttl
-    }
-
     /// Cuts short every request still waiting or working: each answers 503 and writes nothing.
-    pub fn stop(&self) {
+    pub(crate) fn stop(&self) {
         self.work.stop();
     }
 
     /// The balance now.
-    pub async fn balance(&self) -> Result<i64, AccountError> {
+    pub(crate) async fn balance(&self) -> Result<i64, AccountError> {
         self.store.balance().await
     }
 
     /// The account-wide counters and the balance; consistent with each other whenever no request is
     /// in flight.
-    pub async fn stats(&self) -> Result<Stats, AccountError> {
+    pub(crate) async fn stats(&self) -> Result<Stats, AccountError> {
         let (ledger, balance) = self.store.ledger().await?;
         Ok(ledger.stats(
             balance,
@@ -159,14 +154,14 @@ impl Account {
     }
 
     /// The balance the account was opened with (`--initial-balance`).
-    pub fn opening_balance(&self) -> i64 {
+    pub(crate) fn opening_balance(&self) -> i64 {
         self.opening_balance
     }
 
     /// Sets the balance and zeroes every counter, so runs can repeat without a restart. Under an
     /// in-process guard it waits for the requests in their section, as they wait for each other:
     /// a reset that landed inside a request's window would be erased by that request's write.
-    pub async fn reset(&self, balance: i64) -> Result<Stats, AccountError> {
+    pub(crate) async fn reset(&self, balance: i64) -> Result<Stats, AccountError> {
         let _alone = self.guard.enter_alone(&self.work).await?;
         self.store.reset(balance).await?;
         // Still alone: the stats are those of the reset, not of a request that came after it.

@@ -94,7 +94,7 @@ impl Mode {
     }
 
     /// Every mode, with `semaphore:4` standing for the semaphores.
-    pub fn all() -> impl Iterator<Item = Mode> {
+    pub(crate) fn all() -> impl Iterator<Item = Mode> {
         NAMED
             .iter()
             .map(|(_, mode)| *mode)

@@ -30,11 +30,11 @@ use crate::account::ledger::Stats;
 use crate::wire::paths;
 
 /// The content type of the scrape: OpenMetrics text, which Prometheus reads.
-pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+pub(crate) const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// The routes requests are counted by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Route {
+pub(crate) enum Route {
     /// `/deposit`.
     Deposit,
     /// `/withdraw`.
@@ -73,7 +73,7 @@ impl Route {
 
     /// The route of a request path. A handful of string comparisons.
     #[inline]
-    pub fn of(path: &str) -> Route {
+    pub(crate) fn of(path: &str) -> Route {
         match path {
             paths::DEPOSIT => Route::Deposit,
             paths::WITHDRAW => Route::Withdraw,
@@ -90,7 +90,7 @@ impl Route {
     }
 
     /// The `route` label.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Route::Deposit => "deposit",
             Route::Withdraw => "withdraw",
@@ -108,7 +108,7 @@ impl Route {
     /// The index of a deposit's or withdrawal's latency histogram; `None` for the other routes,
     /// which are not timed.
     #[inline]
-    pub fn timed(self) -> Option<usize> {
+    pub(crate) fn timed(self) -> Option<usize> {
         match self {
             Route::Deposit => Some(0),
             Route::Withdraw => Some(1),
@@ -223,7 +223,7 @@ impl Shard {
 
 /// Every count the request path keeps, shared by all connections of one server.
 #[derive(Debug)]
-pub struct Metrics {
+pub(crate) struct Metrics {
     shards: Box<[Shard; SHARDS]>,
 }
 
@@ -235,7 +235,7 @@ impl Default for Metrics {
 
 impl Metrics {
     /// All counts at zero.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Metrics {
             shards: Box::new(std::array::from_fn(|_| Shard::new())),
         }
@@ -244,7 +244,7 @@ impl Metrics {
     /// Counts one answer on `route` with `status`, and for a deposit or withdrawal how long it
     /// took.
     #[inline]
-    pub fn record(&self, route: Route, status: u16, elapsed: Option<Duration>) {
+    pub(crate) fn record(&self, route: Route, status: u16, elapsed: Option<Duration>) {
         let shard = &self.shards[shard_index()];
         shard.requests[route as usize][status_slot(status)].fetch_add(1, Ordering::Relaxed);
         if let (Some(histogram), Some(elapsed)) = (route.timed(), elapsed) {
@@ -254,7 +254,8 @@ impl Metrics {
 
     /// The answers counted on `route` with `status` (statuses racebank never answers are counted
     /// together).
-    pub fn requests(&self, route: Route, status: u16) -> u64 {
+    #[cfg(test)]
+    pub(crate) fn requests(&self, route: Route, status: u16) -> u64 {
         self.shards
             .iter()
             .map(|shard| {
@@ -265,7 +266,7 @@ impl Metrics {
 
     /// The scrape: every metric in OpenMetrics text, with the ledger's counters when `stats` could
     /// be read.
-    pub fn render(&self, stats: Option<&Stats>) -> String {
+    pub(crate) fn render(&self, stats: Option<&Stats>) -> String {
         let mut registry = Registry::default();
         registry.register_collector(Box::new(Snapshot::take(self, stats)));
         let mut text = String::new();

@@ -43,11 +43,11 @@ use crate::http::openapi;
 use crate::http::problem::Problem;
 use crate::wire::paths;
 
-pub use crate::wire::BalanceBody;
+pub(crate) use crate::wire::BalanceBody;
 
 /// The router for one account: a body must arrive within `body_timeout` of its head, `metrics`
 /// is what `/metrics` shows, and `closing` ends the live page's streams when shutdown begins.
-pub fn app(
+pub(crate) fn app(
     account: Arc<Account>,
     metrics: Arc<Metrics>,
     body_timeout: Duration,

@@ -18,7 +18,7 @@ use racebank::{
     about = "A bank account over HTTP that loses updates on purpose (--mode unguarded) and the strategies that stop it",
     after_help = "Try: racebank --mode unguarded --work rendezvous:2, then send two deposits at once."
 )]
-pub struct Cli {
+pub(crate) struct Cli {
     /// Address to listen on. Loopback by default: this server is for experiments, not the internet.
     #[arg(long, env = "RACEBANK_ADDR", default_value = "127.0.0.1:3000")]
     pub addr: SocketAddr,
@@ -104,7 +104,7 @@ pub struct Cli {
 
 impl Cli {
     /// The configuration these flags describe.
-    pub fn config(&self) -> Config {
+    pub(crate) fn config(&self) -> Config {
         let store = match self.store {
             StoreKind::Memory => StoreConfig::Memory,
             StoreKind::Postgres => StoreConfig::Postgres {

@@ -10,7 +10,7 @@
 
 /// One mode's paragraph.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Lesson {
+pub(crate) struct Lesson {
     /// The mode as `--mode` spells it (`semaphore:N` for every permit count).
     pub mode: &'static str,
     /// What a user watching that mode sees, and why.
@@ -18,7 +18,7 @@ pub struct Lesson {
 }
 
 /// Every mode's paragraph, in the order README lists them.
-pub const LESSONS: &[Lesson] = &[
+pub(crate) const LESSONS: &[Lesson] = &[
     Lesson {
         mode: "unguarded",
         text: "Every request reads the balance, does its work, then writes back what it computed \

@@ -43,7 +43,7 @@ use crate::http::live::lesson::lesson;
 
 /// How often an open stream samples the stats: often enough for a smooth chart, rare enough that a
 /// room full of viewers costs the account nothing it would notice.
-pub const TICK: Duration = Duration::from_millis(250);
+pub(crate) const TICK: Duration = Duration::from_millis(250);
 
 /// req/s is averaged over about this long, so that a quiet tick does not make it flicker to zero.
 const RATE_WINDOW: Duration = Duration::from_secs(1);
@@ -62,21 +62,21 @@ const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; st
 
 /// Tells open streams that the server is shutting down.
 #[derive(Debug)]
-pub struct Closer(watch::Sender<bool>);
+pub(crate) struct Closer(watch::Sender<bool>);
 
 /// What each stream watches to know when to end (see [`Closer`]).
 #[derive(Debug, Clone)]
-pub struct Closing(watch::Receiver<bool>);
+pub(crate) struct Closing(watch::Receiver<bool>);
 
 /// A closing signal and the handle that fires it.
-pub fn closing() -> (Closer, Closing) {
+pub(crate) fn closing() -> (Closer, Closing) {
     let (sender, receiver) = watch::channel(false);
     (Closer(sender), Closing(receiver))
 }
 
 impl Closer {
     /// Ends every open stream, now and for streams opened later.
-    pub fn close(&self) {
+    pub(crate) fn close(&self) {
         self.0.send_replace(true);
     }
 }
@@ -89,7 +89,7 @@ impl Closing {
 }
 
 /// The page's routes, for `routes::app` to merge.
-pub fn routes<S>(closing: Closing) -> Router<S>
+pub(crate) fn routes<S>(closing: Closing) -> Router<S>
 where
     Arc<Account>: FromRef<S>,
     S: Clone + Send + Sync + 'static,
