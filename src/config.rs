@@ -7,7 +7,8 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-use crate::account::mode::Mode;
+use crate::account::error::OpenError;
+use crate::account::mode::{Mode, StoreKind};
 use crate::account::work::WorkSpec;
 
 /// The local PostgreSQL server, as the machines this project runs on have it.
@@ -32,6 +33,15 @@ pub struct Config {
     pub account: AccountConfig,
     /// Server-wide settings.
     pub server: ServerConfig,
+}
+
+impl Config {
+    /// Refuses a configuration that cannot run (a mode its store does not run) before anything is
+    /// opened or bound: the binary calls it before it binds its port, and [`serve`](crate::serve)
+    /// before it opens the account.
+    pub fn validate(&self) -> Result<(), OpenError> {
+        self.account.mode.check_store(self.account.store.kind())
+    }
 }
 
 /// Settings of the server around the account: how long it waits for a stopping server, and how
@@ -132,13 +142,18 @@ pub enum StoreConfig {
 }
 
 impl StoreConfig {
+    /// Which store this is.
+    pub fn kind(&self) -> StoreKind {
+        match self {
+            StoreConfig::Memory => StoreKind::Memory,
+            StoreConfig::Postgres { .. } => StoreKind::Postgres,
+            StoreConfig::Redis { .. } => StoreKind::Redis,
+        }
+    }
+
     /// The store's name, as `--store` takes it.
     pub fn name(&self) -> &'static str {
-        match self {
-            StoreConfig::Memory => "memory",
-            StoreConfig::Postgres { .. } => "postgres",
-            StoreConfig::Redis { .. } => "redis",
-        }
+        self.kind().name()
     }
 
     /// The most connections this server opens to its store, where it keeps a pool.

@@ -45,7 +45,7 @@ pub enum OpenError {
     UnsupportedMode {
         mode: String,
         store: &'static str,
-        hint: &'static str,
+        hint: String,
     },
     /// The store could not be reached or prepared.
     #[error("{0}")]

@@ -63,6 +63,7 @@ pub async fn serve(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<Stats, ServeError> {
+    config.validate()?;
     let account = Arc::new(Account::open(&config.account).await?);
     let (closer, closing) = live::closing();
     let metrics = Arc::new(Metrics::new());

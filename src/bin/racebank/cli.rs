@@ -31,10 +31,8 @@ pub(crate) struct Cli {
     #[arg(long, env = "RACEBANK_ACCOUNT", default_value = "main")]
     pub account: AccountId,
 
-    /// How the read -> work -> write section is guarded: unguarded, mutex, semaphore:N, optimistic
-    /// or atomic (any store); for-update, advisory, repeatable-read or serializable (postgres);
-    /// lease, fenced or fenced-write-only (redis).
-    #[arg(long, env = "RACEBANK_MODE", default_value = "unguarded")]
+    // The help lists the modes from the mode table, grouped by the stores that run them.
+    #[arg(long, env = "RACEBANK_MODE", default_value = "unguarded", help = Mode::help())]
     pub mode: Mode,
 
     /// What each request does between reading and writing the balance: none, yield, a duration
@@ -232,6 +230,22 @@ mod tests {
                 pool_size: 8
             }
         );
+    }
+
+    #[test]
+    fn the_mode_help_lists_every_mode_and_the_store_choices() {
+        use clap::CommandFactory;
+        let help = Cli::command().render_long_help().to_string();
+        for mode in [
+            "unguarded",
+            "semaphore:N",
+            "for-update",
+            "fenced-write-only",
+        ] {
+            assert!(help.contains(mode), "{mode} missing from:\n{help}");
+        }
+        assert!(help.contains(&Mode::help()), "{help}");
+        assert!(help.contains("memory"), "{help}");
     }
 
     #[test]

@@ -24,9 +24,12 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: cli::Cli) -> anyhow::Result<()> {
+    let config = cli.config();
+    // A configuration that cannot run is refused before the port is taken.
+    config.validate()?;
     let listener = tokio::net::TcpListener::bind(cli.addr)
         .await
         .with_context(|| format!("cannot listen on {}", cli.addr))?;
-    racebank::serve(listener, cli.config(), signal::shutdown_signal()).await?;
+    racebank::serve(listener, config, signal::shutdown_signal()).await?;
     Ok(())
 }

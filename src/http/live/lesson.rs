@@ -145,7 +145,7 @@ pub fn lesson(mode: &str) -> Option<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::account::mode::Mode;
+    use crate::account::mode::{Mode, MATRIX};
 
     /// Collapses every run of whitespace to one space, so wrapped lines compare equal.
     fn words(text: &str) -> String {
@@ -181,7 +181,11 @@ mod tests {
 
     #[test]
     fn every_mode_the_server_runs_has_a_paragraph() {
-        for mode in Mode::all().chain([Mode::Semaphore(1), Mode::Semaphore(64)]) {
+        for mode in MATRIX
+            .iter()
+            .map(|row| row.mode)
+            .chain([Mode::Semaphore(1), Mode::Semaphore(64)])
+        {
             assert!(
                 lesson(&mode.to_string()).is_some(),
                 "no paragraph for {mode}"

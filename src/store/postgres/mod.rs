@@ -42,7 +42,7 @@ use tokio_postgres::{IsolationLevel, NoTls};
 use crate::account::error::{AccountError, OpenError};
 use crate::account::idempotency::{Claim, IdempotencyKey, Remembered};
 use crate::account::ledger::Ledger;
-use crate::account::mode::Mode;
+use crate::account::mode::{Mode, StoreKind};
 use crate::account::money::{Op, Refusal};
 use crate::account::work::Work;
 use crate::config::AccountConfig;
@@ -96,6 +96,29 @@ enum Strategy {
     },
 }
 
+impl Strategy {
+    /// The strategy that runs `mode`; none for a mode this store does not run ([`Mode::runs_on`]
+    /// says which, and a test checks that the two agree).
+    fn of(mode: Mode, max_retries: u32) -> Option<Self> {
+        match mode {
+            Mode::Unguarded | Mode::Mutex | Mode::Semaphore(_) => Some(Strategy::Unguarded),
+            Mode::ForUpdate => Some(Strategy::ForUpdate),
+            Mode::Advisory => Some(Strategy::Advisory),
+            Mode::Optimistic => Some(Strategy::Optimistic { max_retries }),
+            Mode::RepeatableRead => Some(Strategy::Isolation {
+                level: IsolationLevel::RepeatableRead,
+                max_retries,
+            }),
+            Mode::Serializable => Some(Strategy::Isolation {
+                level: IsolationLevel::Serializable,
+                max_retries,
+            }),
+            Mode::Atomic => Some(Strategy::Atomic { max_retries }),
+            Mode::Lease | Mode::Fenced | Mode::FencedWriteOnly => None,
+        }
+    }
+}
+
 impl Postgres {
     /// Connects with a pool of `pool_size`, migrates the schema, and creates the account if it
     /// does not exist yet.
@@ -104,30 +127,10 @@ impl Postgres {
         url: &str,
         pool_size: usize,
     ) -> Result<Self, OpenError> {
-        let max_retries = config.max_retries;
-        let strategy = match config.mode {
-            Mode::Unguarded | Mode::Mutex | Mode::Semaphore(_) => Strategy::Unguarded,
-            Mode::ForUpdate => Strategy::ForUpdate,
-            Mode::Advisory => Strategy::Advisory,
-            Mode::Optimistic => Strategy::Optimistic { max_retries },
-            Mode::RepeatableRead => Strategy::Isolation {
-                level: IsolationLevel::RepeatableRead,
-                max_retries,
-            },
-            Mode::Serializable => Strategy::Isolation {
-                level: IsolationLevel::Serializable,
-                max_retries,
-            },
-            Mode::Atomic => Strategy::Atomic { max_retries },
-            other => {
-                return Err(OpenError::UnsupportedMode {
-                    mode: other.to_string(),
-                    store: "postgres",
-                    hint: "the postgres store runs unguarded, mutex, semaphore:N, optimistic, \
-                           atomic, for-update, advisory, repeatable-read and serializable",
-                })
-            }
-        };
+        config.mode.check_store(StoreKind::Postgres)?;
+        let strategy = Strategy::of(config.mode, config.max_retries).ok_or_else(|| {
+            OpenError::Store(format!("no PostgreSQL strategy runs `{}`", config.mode))
+        })?;
         let pool = pool(url, pool_size)?;
         let mut client = pool.get().await.map_err(|error| {
             OpenError::Store(format!(
@@ -389,7 +392,16 @@ fn redacted(url: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::redacted;
+    use super::{redacted, Strategy};
+    use crate::account::mode::{StoreKind, MATRIX};
+
+    #[test]
+    fn the_postgres_store_runs_exactly_the_modes_the_matrix_gives_it() {
+        for row in &MATRIX {
+            let runs = row.mode.runs_on(StoreKind::Postgres);
+            assert_eq!(Strategy::of(row.mode, 1).is_some(), runs, "{}", row.name);
+        }
+    }
 
     #[test]
     fn passwords_stay_out_of_messages() {
