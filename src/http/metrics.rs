@@ -373,6 +373,19 @@ fn gauge(
 
 impl Collector for Snapshot {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        self.encode_requests(&mut encoder)?;
+        self.encode_outcomes(&mut encoder)?;
+        self.encode_latency(&mut encoder)?;
+        match &self.ledger {
+            Some(ledger) => encode_ledger(ledger, &mut encoder),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Snapshot {
+    /// `racebank_http_requests`: answers by route and status.
+    fn encode_requests(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let mut family = encoder.encode_descriptor(
             "racebank_http_requests",
             "Answers by route and HTTP status.",
@@ -384,7 +397,11 @@ impl Collector for Snapshot {
             let labels = [("route", route.name()), ("status", &status)];
             ConstCounter::new(count).encode(family.encode_family(&labels)?)?;
         }
+        Ok(())
+    }
 
+    /// `racebank_operations`: deposits and withdrawals by outcome.
+    fn encode_outcomes(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let mut family = encoder.encode_descriptor(
             "racebank_operations",
             "Deposits and withdrawals by outcome: applied (2xx), refused by the funds check (409), \
@@ -398,7 +415,11 @@ impl Collector for Snapshot {
                 ConstCounter::new(count).encode(family.encode_family(&labels)?)?;
             }
         }
+        Ok(())
+    }
 
+    /// `racebank_operation_duration_seconds`: the histograms of deposits and withdrawals.
+    fn encode_latency(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let mut family = encoder.encode_descriptor(
             "racebank_operation_duration_seconds",
             "How long deposits and withdrawals took, from the request's head to its answer.",
@@ -417,53 +438,54 @@ impl Collector for Snapshot {
                 .encode_family(&labels)?
                 .encode_histogram::<NoLabelSet>(*sum, count, &buckets, None)?;
         }
-
-        let Some(ledger) = &self.ledger else {
-            return Ok(());
-        };
-        counter(
-            &mut encoder,
-            "racebank_lost_updates",
-            "Writes that replaced a balance other than the one they read.",
-            ledger.lost_updates,
-        )?;
-        counter(
-            &mut encoder,
-            "racebank_lost_removed_minor_units",
-            "Money removed by erasing writes (erased deposits), in minor units.",
-            u64::try_from(ledger.lost_removed).unwrap_or(u64::MAX),
-        )?;
-        counter(
-            &mut encoder,
-            "racebank_lost_added_minor_units",
-            "Money added by erasing writes (erased withdrawals), in minor units.",
-            u64::try_from(ledger.lost_added).unwrap_or(u64::MAX),
-        )?;
-        counter(
-            &mut encoder,
-            "racebank_retries",
-            "Optimistic conflicts redone.",
-            ledger.retries,
-        )?;
-        counter(
-            &mut encoder,
-            "racebank_retries_exhausted",
-            "Requests that gave up after --max-retries conflicts.",
-            ledger.retries_exhausted,
-        )?;
-        gauge(
-            &mut encoder,
-            "racebank_balance_minor_units",
-            "The balance now.",
-            ledger.balance as f64,
-        )?;
-        gauge(
-            &mut encoder,
-            "racebank_expected_balance_minor_units",
-            "The balance if nothing had been lost.",
-            ledger.expected_balance as f64,
-        )
+        Ok(())
     }
+}
+
+/// The ledger's counters and the balances, when the store answered.
+fn encode_ledger(ledger: &Stats, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+    counter(
+        encoder,
+        "racebank_lost_updates",
+        "Writes that replaced a balance other than the one they read.",
+        ledger.lost_updates,
+    )?;
+    counter(
+        encoder,
+        "racebank_lost_removed_minor_units",
+        "Money removed by erasing writes (erased deposits), in minor units.",
+        u64::try_from(ledger.lost_removed).unwrap_or(u64::MAX),
+    )?;
+    counter(
+        encoder,
+        "racebank_lost_added_minor_units",
+        "Money added by erasing writes (erased withdrawals), in minor units.",
+        u64::try_from(ledger.lost_added).unwrap_or(u64::MAX),
+    )?;
+    counter(
+        encoder,
+        "racebank_retries",
+        "Optimistic conflicts redone.",
+        ledger.retries,
+    )?;
+    counter(
+        encoder,
+        "racebank_retries_exhausted",
+        "Requests that gave up after --max-retries conflicts.",
+        ledger.retries_exhausted,
+    )?;
+    gauge(
+        encoder,
+        "racebank_balance_minor_units",
+        "The balance now.",
+        ledger.balance as f64,
+    )?;
+    gauge(
+        encoder,
+        "racebank_expected_balance_minor_units",
+        "The balance if nothing had been lost.",
+        ledger.expected_balance as f64,
+    )
 }
 
 #[cfg(test)]
