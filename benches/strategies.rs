@@ -45,7 +45,7 @@ fn contended_deposits(c: &mut Criterion) {
                         for task in tasks {
                             task.await.unwrap();
                         }
-                    })
+                    });
                 },
             );
         }

@@ -25,7 +25,7 @@ impl Chaos {
 
     /// Whether to drop this applied request's answer: a draw with probability `drop_after_apply`
     /// (always at 1, never at 0).
-    pub(crate) fn drops_answer(&self) -> bool {
+    pub(crate) fn drops_answer(self) -> bool {
         self.drop_after_apply >= 1.0
             || (self.drop_after_apply > 0.0 && rand::random_bool(self.drop_after_apply))
     }

@@ -29,7 +29,14 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     if !nanos.is_finite() || nanos > 3_600e9 {
         return Err(format!("`{text}` is longer than an hour"));
     }
-    Ok(Duration::from_nanos(nanos.round() as u64))
+    // Finite, not negative (the text has no sign) and at most an hour: the cast is exact.
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "checked above: a whole number of nanoseconds from 0 to an hour's"
+    )]
+    let nanos = nanos.round() as u64;
+    Ok(Duration::from_nanos(nanos))
 }
 
 /// Formats a duration the way [`parse_duration`] reads it, in the largest unit that keeps it whole.

@@ -105,8 +105,9 @@ impl Remembered {
     pub(crate) fn balance(&self) -> i64 {
         match self.outcome {
             Ok(balance)
-            | Err(Refusal::InsufficientFunds { balance, .. })
-            | Err(Refusal::WouldOverflow { balance, .. }) => balance,
+            | Err(
+                Refusal::InsufficientFunds { balance, .. } | Refusal::WouldOverflow { balance, .. },
+            ) => balance,
         }
     }
 

@@ -168,7 +168,9 @@ impl Work {
             WorkSpec::Sleep(duration) => tokio::time::sleep(duration).await,
             WorkSpec::Random { min, max } => {
                 let nanos = rand::rng().random_range(min.as_nanos()..=max.as_nanos());
-                tokio::time::sleep(Duration::from_nanos(nanos as u64)).await;
+                // Both ends are durations `--work` accepted (at most an hour), so the draw fits a u64.
+                let nanos = u64::try_from(nanos).unwrap_or(u64::MAX);
+                tokio::time::sleep(Duration::from_nanos(nanos)).await;
             }
             WorkSpec::Rendezvous { .. } => {
                 if let Some(rendezvous) = &self.rendezvous {
@@ -235,7 +237,7 @@ impl Rendezvous {
         // Nothing panics while holding this lock, but a poisoned lock must not take the server down.
         self.state
             .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 

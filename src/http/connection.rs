@@ -139,13 +139,12 @@ impl Http {
                 return;
             }
         };
-        let result = match ended {
-            Some(result) => result,
-            None => {
-                // Finish the request in flight, if any, then close.
-                connection.as_mut().graceful_shutdown();
-                connection.await
-            }
+        let result = if let Some(result) = ended {
+            result
+        } else {
+            // Finish the request in flight, if any, then close.
+            connection.as_mut().graceful_shutdown();
+            connection.await
         };
         if let Err(error) = result {
             // A client that timed out, sent garbage or went away: its business, not the server's.

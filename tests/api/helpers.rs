@@ -170,7 +170,7 @@ pub(crate) fn assert_ledger_explains_balance(stats: &Stats) {
 
 /// A deterministic mix of `count` deposits and withdrawals with varied amounts.
 pub(crate) fn mixed_changes(count: usize) -> Vec<i64> {
-    (0..count as i64)
+    (0..i64::try_from(count).expect("a count that fits an i64"))
         .map(|i| {
             let amount = 1 + (i * 37) % 50;
             if i % 3 == 2 {

@@ -544,7 +544,7 @@ async fn redis_store_refuses_the_postgres_modes_at_start() {
 
     match outcome {
         Err(ServeError::Open(OpenError::UnsupportedMode { store, .. })) => {
-            assert_eq!(store, "redis")
+            assert_eq!(store, "redis");
         }
         other => panic!("expected the mode to be refused, got {other:?}"),
     }

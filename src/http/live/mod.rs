@@ -134,6 +134,10 @@ async fn js() -> impl IntoResponse {
     )
 }
 
+#[allow(
+    clippy::unused_async,
+    reason = "an axum handler; the stream it returns does the awaiting"
+)]
 async fn events(
     account: Arc<Account>,
     closing: Closing,

@@ -128,7 +128,7 @@ impl Cell {
         // As for the ledger: nothing panics while holding it, and poisoning must not stop the server.
         self.keys
             .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Sets the balance and starts a new ledger, as one step for anyone reading the stats.
@@ -146,7 +146,7 @@ impl Cell {
         // Nothing panics while holding the ledger, but a poisoned lock must not take the server down.
         self.ledger
             .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 

@@ -32,14 +32,14 @@ pub(super) async fn apply(
     let transaction = client
         .transaction()
         .await
-        .map_err(|e| failure::before_write("starting the transaction", e))?;
+        .map_err(|e| failure::before_write("starting the transaction", &e))?;
     let lock = transaction
         .prepare_cached(LOCK)
         .await
-        .map_err(|e| failure::before_write("preparing the lock", e))?;
+        .map_err(|e| failure::before_write("preparing the lock", &e))?;
     transaction
         .execute(&lock, &[&database.account])
         .await
-        .map_err(|e| failure::before_write("taking the advisory lock", e))?;
+        .map_err(|e| failure::before_write("taking the advisory lock", &e))?;
     for_update::section(transaction, database, work, op, claim, READ).await
 }

@@ -31,7 +31,7 @@ pub(super) async fn apply(
     let transaction = client
         .transaction()
         .await
-        .map_err(|e| failure::before_write("starting the transaction", e))?;
+        .map_err(|e| failure::before_write("starting the transaction", &e))?;
     section(transaction, database, work, op, claim, READ_FOR_UPDATE).await
 }
 
@@ -50,10 +50,10 @@ pub(super) async fn section(
     work.run().await?;
     let written = write(&transaction, database, op, claim, read, new_balance, 0)
         .await
-        .map_err(|e| failure::before_write("writing the balance", e))?;
+        .map_err(|e| failure::before_write("writing the balance", &e))?;
     transaction
         .commit()
         .await
-        .map_err(|e| failure::during_write("committing", e))?;
+        .map_err(|e| failure::during_write("committing", &e))?;
     Ok(written)
 }

@@ -70,9 +70,9 @@ async fn attempt(
             if failure::is_conflict(&error) {
                 Attempt::Conflict
             } else if during_write {
-                Attempt::Failed(failure::during_write(doing, error))
+                Attempt::Failed(failure::during_write(doing, &error))
             } else {
-                Attempt::Failed(failure::before_write(doing, error))
+                Attempt::Failed(failure::before_write(doing, &error))
             }
         }
     };

@@ -207,11 +207,11 @@ impl Postgres {
         let statement = client
             .prepare_cached(keys::LOOKUP)
             .await
-            .map_err(|e| failure::before_write("preparing the key lookup", e))?;
+            .map_err(|e| failure::before_write("preparing the key lookup", &e))?;
         let row = client
             .query_opt(&statement, &[&self.database.account, &key.as_str()])
             .await
-            .map_err(|e| failure::before_write("looking up the Idempotency-Key", e))?;
+            .map_err(|e| failure::before_write("looking up the Idempotency-Key", &e))?;
         let Some(row) = row else {
             return Ok(None);
         };
@@ -230,7 +230,7 @@ impl Postgres {
         let statement = client
             .prepare_cached(keys::REMEMBER)
             .await
-            .map_err(|e| failure::before_write("preparing to keep the answer", e))?;
+            .map_err(|e| failure::before_write("preparing to keep the answer", &e))?;
         let inserted = client
             .execute(
                 &statement,
@@ -245,7 +245,7 @@ impl Postgres {
                 ],
             )
             .await
-            .map_err(|e| failure::before_write("keeping the answer for the key", e))?;
+            .map_err(|e| failure::before_write("keeping the answer for the key", &e))?;
         Ok(inserted == 1)
     }
 
@@ -261,11 +261,11 @@ impl Postgres {
         let statement = client
             .prepare_cached(ledger::READ)
             .await
-            .map_err(|e| failure::before_write("preparing the ledger read", e))?;
+            .map_err(|e| failure::before_write("preparing the ledger read", &e))?;
         let row = client
             .query_opt(&statement, &[&self.database.account])
             .await
-            .map_err(|e| failure::before_write("reading the ledger", e))?
+            .map_err(|e| failure::before_write("reading the ledger", &e))?
             .ok_or_else(|| failure::missing_account(&self.database.account))?;
         ledger::from_row(&row).map_err(|detail| failure::undecodable("the ledger", &detail))
     }
@@ -277,7 +277,7 @@ impl Postgres {
         let transaction = client
             .transaction()
             .await
-            .map_err(|e| failure::before_write("starting the reset", e))?;
+            .map_err(|e| failure::before_write("starting the reset", &e))?;
         transaction
             .execute(
                 "INSERT INTO racebank.accounts (id, balance, initial_balance) VALUES ($1, $2, $2)
@@ -287,11 +287,11 @@ impl Postgres {
                 &[account, &balance],
             )
             .await
-            .map_err(|e| failure::before_write("resetting the balance", e))?;
+            .map_err(|e| failure::before_write("resetting the balance", &e))?;
         transaction
             .execute("DELETE FROM racebank.ledger WHERE account = $1", &[account])
             .await
-            .map_err(|e| failure::before_write("clearing the ledger", e))?;
+            .map_err(|e| failure::before_write("clearing the ledger", &e))?;
         // Answers of the old run must not replay into the new one.
         transaction
             .execute(
@@ -299,11 +299,11 @@ impl Postgres {
                 &[account],
             )
             .await
-            .map_err(|e| failure::before_write("clearing the idempotency keys", e))?;
+            .map_err(|e| failure::before_write("clearing the idempotency keys", &e))?;
         transaction
             .commit()
             .await
-            .map_err(|e| failure::during_write("committing the reset", e))
+            .map_err(|e| failure::during_write("committing the reset", &e))
     }
 }
 

@@ -80,7 +80,7 @@ impl Dedicated {
         // Nothing panics while holding this lock, but a poisoned lock must not take the server down.
         self.idle
             .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 

@@ -420,6 +420,10 @@ fn ledger_from(fields: &HashMap<String, i64>) -> Ledger {
 }
 
 /// A failure before anything was written.
+#[allow(
+    clippy::needless_pass_by_value,
+    reason = "called as `map_err(unavailable)`, which hands the error over"
+)]
 fn unavailable(error: RedisError) -> AccountError {
     tracing::warn!(%error, "redis failed before the write");
     AccountError::Unavailable {

@@ -68,7 +68,7 @@ async fn attempt(
     connection: &mut MultiplexedConnection,
 ) -> Result<Attempt, AccountError> {
     let keys = section.keys;
-    let (_, read): ((), Option<i64>) = redis::pipe()
+    let ((), read): ((), Option<i64>) = redis::pipe()
         .cmd("WATCH")
         .arg(&keys.balance)
         .get(&keys.balance)

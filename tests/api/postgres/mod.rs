@@ -47,7 +47,7 @@ async fn require_postgres() {
                 Ok(_) => Ok(()),
                 Err(error) => {
                     let reason = std::error::Error::source(&error)
-                        .map_or_else(|| error.to_string(), |cause| cause.to_string());
+                        .map_or_else(|| error.to_string(), std::string::ToString::to_string);
                     Err(format!(
                         "PostgreSQL is not reachable at {url} ({reason}): start it with \
                          `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`"
