@@ -47,6 +47,9 @@ pub use http::server::{serve, ServeError};
 /// an API.
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing {
-    pub use crate::http::body::number;
+    /// A JSON number's text, read exactly.
+    pub mod number {
+        pub use crate::http::body::number::{read, Number};
+    }
     pub use crate::http::body::parse::{parse_amount, parse_reset_balance};
 }
