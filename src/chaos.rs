@@ -6,6 +6,9 @@
 //! exist for ([`crate::account::idempotency`]). A replayed answer is never dropped: it applied nothing.
 //!
 //! Meant for demonstrations and tests; the server logs a warning at start when it is on.
+//!
+//! A leaf at the top: the configuration names it ([`ServerConfig`](crate::ServerConfig)) and the
+//! HTTP layer's connections apply it, while it knows nothing of either.
 
 use std::fmt;
 use std::str::FromStr;

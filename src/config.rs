@@ -1,7 +1,10 @@
 //! What an account and a server are made of, as plain values: no command line here.
 //!
-//! The `racebank` binary builds these from flags (`src/bin/racebank/cli.rs`); tests, benchmarks and the load
-//! generator's demo build them directly.
+//! The `racebank` binary builds these from flags (`src/bin/racebank/cli.rs`); tests, benchmarks and
+//! the load generator's demo build them directly. The values are made of the account's parts (a
+//! [`Mode`], a [`WorkSpec`]) and nothing above them, so the stores, the [`Account`](crate::Account)
+//! and the HTTP layer all read the same plain configuration. The defaults other crates share (the
+//! local PostgreSQL and Redis, the pool size) are here too.
 
 use std::fmt;
 use std::str::FromStr;

@@ -1,6 +1,8 @@
 //! Human durations for flags: `500us`, `2ms`, `1.5s`, `0`.
 //!
 //! Small enough to write here rather than pull in a crate; used by `--work` and the timeouts.
+//! A leaf at the top because every layer reads or prints durations: the account's work, the
+//! HTTP layer's problem documents, the binary's flags and the load generator.
 
 use std::time::Duration;
 

@@ -6,17 +6,21 @@
 //! acknowledged and of every write that destroyed another's, so it explains its own drift: at any
 //! quiet moment `balance == expected_balance - lost_net`.
 //!
-//! The map, from the leaves up; each layer uses only those before it:
-//! - leaves: [`wire`] (the HTTP contract shared with `racebank-load`), `config` (plain values),
-//!   `duration` and `chaos` (small parsers the configuration is made of).
-//! - `account`: the account's parts (money, modes and which store runs which, work, guards,
-//!   ledger, idempotency, errors), and the [`Account`] that puts a store behind them.
-//! - `store`: where the balance lives, one folder per store, one file per strategy.
-//! - `http`: the server, connections, routes, request bodies, problem documents, metrics, the
-//!   OpenAPI description and the live page.
+//! The map, from the leaves up; each part uses only those above it:
+//! - leaves: [`wire`], the HTTP contract shared with `racebank-load`; `duration` and `chaos`
+//!   ([`parse_duration`], [`Chaos`]), small parsers every layer uses.
+//! - `account/`, the account's parts, which know nothing of stores or HTTP: [`Amount`] and [`Op`],
+//!   the [`Mode`]s and which [`StoreKind`] runs which, the [`WorkSpec`], the in-process guards, the
+//!   ledger behind [`Stats`], idempotency keys, the errors.
+//! - `config`: plain values made of those parts ([`Config`], [`Config::validate`]).
+//! - `store/`: where the balance lives, one folder per store, one file per strategy.
+//! - [`Account`] (`account/mod.rs`): a store behind the mode's guard and the work; what the HTTP
+//!   layer calls.
+//! - `http/`: [`serve`], connections, routes, request bodies, [`Problem`] documents, metrics, the
+//!   OpenAPI description and the live page (with each mode's [`lesson`]).
 //!
-//! The `racebank` binary (`src/bin/racebank/`) only parses flags into a [`Config`] and calls
-//! [`serve`].
+//! The `racebank` binary (`src/bin/racebank/`) only parses flags into a [`Config`], validates it,
+//! binds and calls [`serve`].
 
 mod account;
 mod chaos;

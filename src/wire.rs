@@ -1,6 +1,6 @@
 //! The wire contract: what racebank and racebank-load both read and write over HTTP.
 //!
-//! The server ([`crate::http::routes`], [`crate::http::problem`]) and the load generator (`racebank-load`) each
+//! The server (`http::routes`, `http::problem`) and the load generator (`racebank-load`) each
 //! own one direction of every message here, so they cannot drift apart: the route paths, the
 //! request and answer bodies, the `/stats` document, and the problem types with what each says
 //! about the request that got it. The one judgement the load generator cannot make from a status

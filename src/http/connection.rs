@@ -9,7 +9,7 @@
 //!   time. hyper's own `header_read_timeout` does the same to the millisecond, but arms and
 //!   disarms a timer for every request, which measured 7 % of the server's instructions per request
 //!   (BENCHMARKS.md); the watchdog costs two uncontended atomic additions per request.
-//! - A head may hold [`MAX_HEAD_BYTES`](crate::wire::MAX_HEAD_BYTES); past it hyper answers 431 and closes, so an unfinished
+//! - A head may hold [`MAX_HEAD_BYTES`]; past it hyper answers 431 and closes, so an unfinished
 //!   header holds at most that much memory.
 //! - The body timeout is the body extractor's ([`crate::http::routes`]): only the routes that read a
 //!   body pay for it.

@@ -1,19 +1,19 @@
 //! The HTTP API. [`app`] builds the router without a socket, so tests can call it directly.
 //!
-//! | route            | body                  | answer                                   |
-//! |------------------|-----------------------|------------------------------------------|
-//! | `POST /deposit`  | `{"amount": N}`       | 200 `{"balance": B}`, B the balance written |
-//! | `POST /withdraw` | `{"amount": N}`       | 200 `{"balance": B}`, or 409 with the balance seen |
+//! | route               | body                      | answer                                               |
+//! |---------------------|---------------------------|------------------------------------------------------|
+//! | `POST /deposit`     | `{"amount": N}`           | 200 `{"balance": B}`, B the balance written          |
+//! | `POST /withdraw`    | `{"amount": N}`           | 200 `{"balance": B}`, or 409 with the balance seen   |
+//! | `GET /balance`      |                           | 200 `{"balance": B}`                                 |
+//! | `GET /stats`        |                           | 200 [`Stats`]                                        |
+//! | `POST /reset`       | optional `{"balance": N}` | 200 [`Stats`] after the reset                        |
+//! | `GET /healthz`      |                           | 200 `{"status": "ok"}`                               |
+//! | `GET /metrics`      |                           | 200 Prometheus metrics ([`metrics`])                 |
+//! | `GET /openapi.json` |                           | 200 the OpenAPI 3.1 description of all of these ([`openapi`]) |
 //!
-//! `/deposit` and `/withdraw` take an optional `Idempotency-Key` header ([`crate::account::idempotency`]).
-//! | `GET /balance`   |                       | 200 `{"balance": B}`                     |
-//! | `GET /stats`     |                       | 200 [`Stats`]                            |
-//! | `POST /reset`    | optional `{"balance": N}` | 200 [`Stats`] after the reset        |
-//! | `GET /healthz`   |                       | 200 `{"status": "ok"}`                   |
-//! | `GET /metrics`   |                       | 200 Prometheus metrics ([`crate::http::metrics`]) |
-//! | `GET /openapi.json` |                    | 200 the OpenAPI 3.1 description of all of these (`openapi`) |
+//! `/deposit` and `/withdraw` take an optional `Idempotency-Key` header ([`idempotency`]).
 //!
-//! Plus the live page at `GET /` and its stream ([`crate::http::live`]).
+//! Plus the live page at `GET /` and its stream ([`live`]).
 //!
 //! The bodies are read and parsed in [`crate::http::body`].
 //!

@@ -4,6 +4,8 @@
 //! client needs to hear: `-9223372036854775809` becomes `-9.223372036854776e18`, `-0` becomes
 //! `-0.0`, and `1e400` is refused as if it were not JSON at all. So a field the account refuses is
 //! read here from its text, digit by digit, without floating point, and the answer quotes the text.
+//!
+//! It lives beside the body parser, its only user.
 
 /// What a JSON number's text says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

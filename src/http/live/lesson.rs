@@ -5,6 +5,8 @@
 //! (whitespace aside, since README wraps its lines). Backticks mark code, as in Markdown; the page
 //! renders them the same way.
 //!
+//! It lives with the live page, which shows the paragraph of the mode it is watching.
+//!
 //! The PostgreSQL and Redis paragraphs describe modes that live behind the store seam: they are
 //! here so that a mode has its paragraph from the day it exists.
 

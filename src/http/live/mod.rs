@@ -172,7 +172,7 @@ struct Feed {
 struct Hello<'a> {
     mode: &'a str,
     work: &'a str,
-    /// The mode's paragraph from [`crate::http::live::lesson`], with `code` in backticks.
+    /// The mode's paragraph from [`lesson`](mod@crate::http::live::lesson), with `code` in backticks.
     lesson: Option<&'static str>,
     tick_ms: u128,
 }
