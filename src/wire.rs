@@ -6,7 +6,7 @@
 //! about the request that got it. The one judgement the load generator cannot make from a status
 //! code alone, whether a 503 changed anything, is [`ProblemType::effect`].
 //!
-//! The bodies derive `ToSchema` too: `/openapi.json` (module `openapi`) describes them from these
+//! The bodies derive `ToSchema` too: `/openapi.json` (`http::openapi`) describes them from these
 //! same types, so the description cannot drift from them either.
 
 use serde::{Deserialize, Serialize};

@@ -173,7 +173,7 @@ mod tests {
         for lesson in LESSONS {
             assert!(
                 section.contains(&words(lesson.text)),
-                "README's strategy section must carry the `{}` paragraph from src/lesson.rs word \
+                "README's strategy section must carry the `{}` paragraph from src/http/live/lesson.rs word \
                  for word:\n\n{}",
                 lesson.mode,
                 words(lesson.text)
