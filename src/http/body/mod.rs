@@ -84,7 +84,7 @@ where
         let key = idempotency_key(request.headers());
         // A declared length over the limit is refused before the body is polled: polling is what
         // makes hyper send `100 Continue`, inviting a client to send a body that will be refused.
-        if request.body().size_hint().lower() > BODY_LIMIT as u64 {
+        if request.body().size_hint().lower() > u64::try_from(BODY_LIMIT).unwrap_or(u64::MAX) {
             return Err(Problem::TooLarge { limit: BODY_LIMIT });
         }
         // The limit is applied here rather than with `DefaultBodyLimit`, whose layer adds an
