@@ -146,7 +146,7 @@ pub enum StoreConfig {
 
 impl StoreConfig {
     /// Which store this is.
-    pub fn kind(&self) -> StoreKind {
+    pub(crate) fn kind(&self) -> StoreKind {
         match self {
             StoreConfig::Memory => StoreKind::Memory,
             StoreConfig::Postgres { .. } => StoreKind::Postgres,

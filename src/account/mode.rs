@@ -46,7 +46,8 @@ pub enum StoreKind {
 
 impl StoreKind {
     /// Every store, in `--store`'s order.
-    pub const ALL: [StoreKind; 3] = [StoreKind::Memory, StoreKind::Postgres, StoreKind::Redis];
+    pub(crate) const ALL: [StoreKind; 3] =
+        [StoreKind::Memory, StoreKind::Postgres, StoreKind::Redis];
 
     /// The store's name, as `--store` takes it.
     pub fn name(self) -> &'static str {
