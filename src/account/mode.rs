@@ -258,10 +258,11 @@ impl Mode {
         self.row().takes_lease
     }
 
-    /// The `--mode` help: every mode, grouped by the stores that run it.
+    /// The `--mode` help: every mode, grouped by the stores that run it (without a final period,
+    /// as clap shows the help it takes from doc comments).
     pub fn help() -> String {
         format!(
-            "How the read -> work -> write section is guarded: {}.",
+            "How the read -> work -> write section is guarded: {}",
             by_stores("; ")
         )
     }
@@ -535,7 +536,7 @@ mod tests {
             help,
             "How the read -> work -> write section is guarded: unguarded, mutex, semaphore:N, \
              optimistic or atomic (any store); for-update, advisory, repeatable-read or \
-             serializable (postgres); lease, fenced-write-only or fenced (redis)."
+             serializable (postgres); lease, fenced-write-only or fenced (redis)"
         );
     }
 
