@@ -6,8 +6,8 @@
 use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use racebank::money::{Amount, Op};
 use racebank::{Account, AccountConfig, Mode, WorkSpec};
+use racebank::{Amount, Op};
 
 const TASKS: usize = 64;
 const UPDATES_PER_TASK: usize = 16;
@@ -45,7 +45,7 @@ fn contended_deposits(c: &mut Criterion) {
                         for task in tasks {
                             task.await.unwrap();
                         }
-                    })
+                    });
                 },
             );
         }

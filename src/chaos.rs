@@ -3,9 +3,12 @@
 //! `drop-after-apply=P` lets a share `P` of the deposits and withdrawals that applied something
 //! go through, then drops their connection without answering: the lost acknowledgement of a real
 //! network, the one that leaves a client not knowing whether it paid, and that idempotency keys
-//! exist for ([`crate::idempotency`]). A replayed answer is never dropped: it applied nothing.
+//! exist for ([`crate::account::idempotency`]). A replayed answer is never dropped: it applied nothing.
 //!
 //! Meant for demonstrations and tests; the server logs a warning at start when it is on.
+//!
+//! A leaf at the top: the configuration names it ([`ServerConfig`](crate::ServerConfig)) and the
+//! HTTP layer's connections apply it, while it knows nothing of either.
 
 use std::fmt;
 use std::str::FromStr;
@@ -25,7 +28,7 @@ impl Chaos {
 
     /// Whether to drop this applied request's answer: a draw with probability `drop_after_apply`
     /// (always at 1, never at 0).
-    pub(crate) fn drops_answer(&self) -> bool {
+    pub(crate) fn drops_answer(self) -> bool {
         self.drop_after_apply >= 1.0
             || (self.drop_after_apply > 0.0 && rand::random_bool(self.drop_after_apply))
     }

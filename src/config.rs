@@ -1,14 +1,29 @@
 //! What an account and a server are made of, as plain values: no command line here.
 //!
-//! The `racebank` binary builds these from flags ([`crate::cli`]); tests, benchmarks and the load
-//! generator's demo build them directly.
+//! The `racebank` binary builds these from flags (`src/bin/racebank/cli.rs`); tests, benchmarks and
+//! the load generator's demo build them directly. The values are made of the account's parts (a
+//! [`Mode`], a [`WorkSpec`]) and nothing above them, so the stores, the [`Account`](crate::Account)
+//! and the HTTP layer all read the same plain configuration. The defaults other crates share (the
+//! local PostgreSQL and Redis, the pool size) are here too.
 
 use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-use crate::mode::Mode;
-use crate::work::WorkSpec;
+use crate::account::error::OpenError;
+use crate::account::mode::{Mode, StoreKind};
+use crate::account::work::WorkSpec;
+
+/// The local PostgreSQL server, as the machines this project runs on have it.
+pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+/// The local Redis server.
+pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
+
+/// Connections per server to PostgreSQL by default. The load generator's default concurrency is
+/// 64, so 32 connections leave the race wide open (32 requests in the window at once) while three
+/// replicas stay under PostgreSQL's default of 100 connections.
+pub const DEFAULT_POOL_SIZE: usize = 32;
 
 /// How to start the local Redis the way CI does: the one line an unreachable Redis is answered with.
 pub const START_REDIS: &str = "redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 \
@@ -21,6 +36,15 @@ pub struct Config {
     pub account: AccountConfig,
     /// Server-wide settings.
     pub server: ServerConfig,
+}
+
+impl Config {
+    /// Refuses a configuration that cannot run (a mode its store does not run) before anything is
+    /// opened or bound: the binary calls it before it binds its port, and [`serve`](crate::serve)
+    /// before it opens the account.
+    pub fn validate(&self) -> Result<(), OpenError> {
+        self.account.mode.check_store(self.account.store.kind())
+    }
 }
 
 /// Settings of the server around the account: how long it waits for a stopping server, and how
@@ -96,7 +120,7 @@ impl Default for AccountConfig {
             initial_balance: 0,
             max_retries: 1000,
             lease: Duration::from_millis(100),
-            idempotency_ttl: crate::idempotency::DEFAULT_TTL,
+            idempotency_ttl: crate::account::idempotency::DEFAULT_TTL,
         }
     }
 }
@@ -121,17 +145,22 @@ pub enum StoreConfig {
 }
 
 impl StoreConfig {
-    /// The store's name, as `--store` takes it.
-    pub fn name(&self) -> &'static str {
+    /// Which store this is.
+    pub(crate) fn kind(&self) -> StoreKind {
         match self {
-            StoreConfig::Memory => "memory",
-            StoreConfig::Postgres { .. } => "postgres",
-            StoreConfig::Redis { .. } => "redis",
+            StoreConfig::Memory => StoreKind::Memory,
+            StoreConfig::Postgres { .. } => StoreKind::Postgres,
+            StoreConfig::Redis { .. } => StoreKind::Redis,
         }
     }
 
+    /// The store's name, as `--store` takes it.
+    pub fn name(&self) -> &'static str {
+        self.kind().name()
+    }
+
     /// The most connections this server opens to its store, where it keeps a pool.
-    pub fn pool_size(&self) -> Option<usize> {
+    pub(crate) fn pool_size(&self) -> Option<usize> {
         match self {
             StoreConfig::Postgres { pool_size, .. } => Some(*pool_size),
             StoreConfig::Memory | StoreConfig::Redis { .. } => None,

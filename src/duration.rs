@@ -1,6 +1,8 @@
 //! Human durations for flags: `500us`, `2ms`, `1.5s`, `0`.
 //!
 //! Small enough to write here rather than pull in a crate; used by `--work` and the timeouts.
+//! A leaf at the top because every layer reads or prints durations: the account's work, the
+//! HTTP layer's problem documents, the binary's flags and the load generator.
 
 use std::time::Duration;
 
@@ -29,7 +31,14 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     if !nanos.is_finite() || nanos > 3_600e9 {
         return Err(format!("`{text}` is longer than an hour"));
     }
-    Ok(Duration::from_nanos(nanos.round() as u64))
+    // Finite, not negative (the text has no sign) and at most an hour: the cast is exact.
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "checked above: a whole number of nanoseconds from 0 to an hour's"
+    )]
+    let nanos = nanos.round() as u64;
+    Ok(Duration::from_nanos(nanos))
 }
 
 /// Formats a duration the way [`parse_duration`] reads it, in the largest unit that keeps it whole.

@@ -1,76 +1,59 @@
 //! racebank: a bank account over HTTP that loses updates on purpose, and the strategies that stop it.
 //!
-//! Every request to `/deposit` or `/withdraw` reads the balance, does some [`work`] (the slow part of a
-//! real handler: a query, a call to another service), and writes the new balance back. Run that
-//! unguarded and concurrent requests overwrite each other; guard it and nothing is lost. The server
-//! keeps an exact [`ledger`] of what it acknowledged and of every write that destroyed another's, so
-//! it explains its own drift: at any quiet moment `balance == expected_balance - lost_net`.
+//! Every request to `/deposit` or `/withdraw` reads the balance, does some work (the slow part of a
+//! real handler), and writes the new balance back. Run that unguarded and concurrent requests
+//! overwrite each other; guard it and nothing is lost. The server keeps an exact ledger of what it
+//! acknowledged and of every write that destroyed another's, so it explains its own drift: at any
+//! quiet moment `balance == expected_balance - lost_net`.
 //!
-//! The balance lives in a store: this process's memory (the default), or PostgreSQL or Redis shared
-//! by several replicas, where in-process guards stop working and the store's own tools take over.
+//! The map, from the leaves up; each part uses only those above it:
+//! - leaves: [`wire`], the HTTP contract shared with `racebank-load`; `duration` and `chaos`
+//!   ([`parse_duration`], [`Chaos`]), small parsers every layer uses.
+//! - `account/`, the account's parts, which know nothing of stores or HTTP: [`Amount`] and [`Op`],
+//!   the [`Mode`]s and which [`StoreKind`] runs which, the [`WorkSpec`], the in-process guards, the
+//!   ledger behind [`Stats`], idempotency keys, the errors.
+//! - `config`: plain values made of those parts ([`Config`], [`Config::validate`]).
+//! - `store/`: where the balance lives, one folder per store, one file per strategy.
+//! - [`Account`] (`account/mod.rs`): a store behind the mode's guard and the work; what the HTTP
+//!   layer calls.
+//! - `http/`: [`serve`], connections, routes, request bodies, [`Problem`] documents, metrics, the
+//!   OpenAPI description and the live page (with each mode's [`lesson`]).
 //!
-//! The map, from the leaves up (each module uses only those above it in this list):
-//! - [`money`], [`duration`]: amounts as integer minor units with checked arithmetic; human durations.
-//! - [`number`]: a JSON number's text read exactly, so a refusal can say precisely what was wrong.
-//! - [`wire`]: the contract with the load generator: route paths, bodies, `/stats`, problem types.
-//! - [`error`]: why an operation was not applied, why an account could not be opened.
-//! - [`work`]: what happens between the read and the write (`none`, `yield`, `2ms`, `0ms..5ms`,
-//!   `rendezvous:N`), and where a stopping server cuts requests short.
-//! - [`ledger`]: the counters behind `/stats`.
-//! - [`idempotency`]: `Idempotency-Key`: the key, the answer a store keeps for it, and the rules.
-//! - [`mode`]: the `--mode` names, for every store.
-//! - [`config`]: plain values describing an account and a server.
-//! - `guard`: the in-process `mutex` and `semaphore:N`, the same for every store.
-//! - `store`: where the balance lives, one folder per store and one file per strategy.
-//! - [`account`]: a store, the mode's guard and the work: what the HTTP layer calls.
-//! - [`problem`]: every client error as an RFC 9457 problem document.
-//! - [`lesson`]: what each mode teaches, one paragraph shared by the live page and README.
-//! - [`live`]: the live page at `GET /`, fed by a server-sent event stream.
-//! - [`metrics`]: Prometheus metrics at `GET /metrics`, a few atomic additions per request.
-//! - `openapi`: the OpenAPI 3.1 description at `GET /openapi.json`, built from the wire types and
-//!   the problems each route can answer.
-//! - [`routes`]: the HTTP API (`app()`), no socket needed.
-//! - [`connection`]: one client connection over HTTP/1.1, with the limits that cut off slow,
-//!   idle and greedy clients.
-//! - [`server`]: `serve(listener, config, shutdown)`: the accept loop, the connection limit and
-//!   the graceful shutdown.
-//! - [`signal`]: the signals that stop the `racebank` binary.
-//! - `log`: logging that never takes the server down.
-//! - [`chaos`]: fault injection (`--chaos drop-after-apply=P`), off unless named.
-//! - [`cli`]: the `racebank` command line, which only builds a [`Config`].
+//! The `racebank` binary (`src/bin/racebank/`) only parses flags into a [`Config`], validates it,
+//! binds and calls [`serve`].
 
-pub mod account;
-pub mod chaos;
-pub mod cli;
-pub mod config;
-pub mod connection;
-pub mod duration;
-pub mod error;
-mod guard;
-pub mod idempotency;
-pub mod ledger;
-pub mod lesson;
-pub mod live;
-pub mod log;
-pub mod metrics;
-pub mod mode;
-pub mod money;
-pub mod number;
-mod openapi;
-pub mod problem;
-pub mod routes;
-pub mod server;
-pub mod signal;
+mod account;
+mod chaos;
+mod config;
+mod duration;
+mod http;
 mod store;
 pub mod wire;
-pub mod work;
 
-pub use account::{Account, Keyed};
-pub use cli::Cli;
-pub use config::{AccountConfig, AccountId, Config, ServerConfig, StoreConfig};
-pub use error::{AccountError, OpenError};
-pub use ledger::Stats;
-pub use mode::Mode;
-pub use server::{serve, ServeError};
-pub use signal::shutdown_signal;
-pub use work::WorkSpec;
+pub use account::error::{AccountError, OpenError};
+pub use account::idempotency::{IdempotencyKey, KEY_HEADER};
+pub use account::ledger::Stats;
+pub use account::mode::{Mode, StoreKind};
+pub use account::money::{Amount, Op, Refusal};
+pub use account::work::WorkSpec;
+pub use account::Account;
+pub use chaos::Chaos;
+pub use config::{
+    AccountConfig, AccountId, Config, ServerConfig, StoreConfig, DEFAULT_DATABASE_URL,
+    DEFAULT_POOL_SIZE, DEFAULT_REDIS_URL, START_REDIS,
+};
+pub use duration::{format_duration, parse_duration};
+pub use http::live::lesson::lesson;
+pub use http::problem::Problem;
+pub use http::server::{serve, ServeError};
+
+/// The request-body parsers and the JSON number reader, for the fuzz targets (`fuzz/`) only: not
+/// an API.
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing {
+    /// A JSON number's text, read exactly.
+    pub mod number {
+        pub use crate::http::body::number::{read, Number};
+    }
+    pub use crate::http::body::parse::{parse_amount, parse_reset_balance};
+}

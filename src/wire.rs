@@ -1,16 +1,24 @@
 //! The wire contract: what racebank and racebank-load both read and write over HTTP.
 //!
-//! The server ([`crate::routes`], [`crate::problem`]) and the load generator (`racebank-load`) each
+//! The server (`http::routes`, `http::problem`) and the load generator (`racebank-load`) each
 //! own one direction of every message here, so they cannot drift apart: the route paths, the
 //! request and answer bodies, the `/stats` document, and the problem types with what each says
 //! about the request that got it. The one judgement the load generator cannot make from a status
 //! code alone, whether a 503 changed anything, is [`ProblemType::effect`].
 //!
-//! The bodies derive `ToSchema` too: `/openapi.json` (module `openapi`) describes them from these
+//! The bodies derive `ToSchema` too: `/openapi.json` (`http::openapi`) describes them from these
 //! same types, so the description cannot drift from them either.
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+
+/// The largest request body accepted, in bytes. `{"amount": 9223372036854775807}` needs 31.
+pub const BODY_LIMIT: usize = 1024;
+
+/// The largest request head (request line and headers) a connection may send, in bytes: nginx's
+/// 8 KiB per header line, twice, and a hundred times the heads the clients of this API send.
+/// (hyper's buffer limit, which this is, takes no less than 8 KiB.)
+pub const MAX_HEAD_BYTES: usize = 16 * 1024;
 
 /// The route paths of the account.
 pub mod paths {
@@ -136,7 +144,7 @@ pub const PROBLEM_URN_PREFIX: &str = "urn:racebank:problem:";
 
 /// An RFC 9457 problem document: the body of every error racebank answers, sent as
 /// `application/problem+json`.
-// [`crate::problem::Problem`] writes it; the load generator needs only `type`
+// [`crate::http::problem::Problem`] writes it; the load generator needs only `type`
 // ([`ProblemType::of_document`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ProblemDocument {

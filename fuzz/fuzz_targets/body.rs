@@ -10,8 +10,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use racebank::number;
-use racebank::routes::{parse_amount, parse_reset_balance};
+use racebank::fuzzing::number;
+use racebank::fuzzing::{parse_amount, parse_reset_balance};
 
 /// The integer serde_json reads as the only field `field` of `body`.
 fn only_field(body: &[u8], field: &str) -> Option<i64> {

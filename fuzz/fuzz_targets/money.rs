@@ -10,7 +10,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use racebank::money::{Amount, Op, Refusal};
+use racebank::{Amount, Op, Refusal};
 
 fuzz_target!(|data: [u8; 17]| {
     let balance = i64::from_le_bytes(data[0..8].try_into().unwrap());

@@ -15,9 +15,9 @@ use std::fmt::Write as _;
 use anyhow::Context;
 use std::time::Duration;
 
-use racebank::chaos::Chaos;
-use racebank::cli::StoreKind;
-use racebank::duration::format_duration;
+use racebank::format_duration;
+use racebank::Chaos;
+use racebank::StoreKind;
 use racebank::{AccountConfig, AccountId, Config, Mode, ServerConfig, StoreConfig, WorkSpec};
 use reqwest::Url;
 use serde::Serialize;

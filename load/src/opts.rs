@@ -9,8 +9,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use racebank::cli::StoreKind;
-use racebank::duration::parse_duration;
+use racebank::parse_duration;
+use racebank::StoreKind;
 use racebank::{Mode, StoreConfig, WorkSpec};
 use reqwest::Url;
 
@@ -327,16 +327,16 @@ pub struct StoreArgs {
     pub kind: StoreKind,
 
     /// PostgreSQL for `--store postgres`.
-    #[arg(long, env = "DATABASE_URL", default_value = racebank::cli::DEFAULT_DATABASE_URL)]
+    #[arg(long, env = "DATABASE_URL", default_value = racebank::DEFAULT_DATABASE_URL)]
     pub database_url: String,
 
     /// PostgreSQL connections per replica (a guard too: a pool smaller than the load narrows the race).
-    #[arg(long, default_value_t = racebank::cli::DEFAULT_POOL_SIZE as u64,
+    #[arg(long, default_value_t = racebank::DEFAULT_POOL_SIZE as u64,
           value_parser = clap::value_parser!(u64).range(1..=1000))]
     pub pool_size: u64,
 
     /// Redis for `--store redis`.
-    #[arg(long, env = "REDIS_URL", default_value = racebank::cli::DEFAULT_REDIS_URL)]
+    #[arg(long, env = "REDIS_URL", default_value = racebank::DEFAULT_REDIS_URL)]
     pub redis_url: String,
 }
 

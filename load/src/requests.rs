@@ -86,7 +86,7 @@ impl Requests {
             headers.append(header.name.clone(), header.value.clone());
         }
         if let Some(key) = key {
-            headers.insert(racebank::idempotency::KEY_HEADER, key.clone());
+            headers.insert(racebank::KEY_HEADER, key.clone());
         }
         request
     }

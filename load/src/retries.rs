@@ -22,7 +22,7 @@ use crate::demo::{demo_account, start_server, ServerSpec};
 use crate::load::{Limit, Load};
 use crate::ops::AmountSpec;
 use crate::opts::DemoOpts;
-use racebank::chaos::Chaos;
+use racebank::Chaos;
 use racebank::Mode;
 
 /// The share of applied deposits whose answer the server drops.

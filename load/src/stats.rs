@@ -426,7 +426,7 @@ fn failed(outcome: Outcome, error: ErrorKind) -> Recorded {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use racebank::problem::Problem;
+    use racebank::Problem;
 
     const DEPOSIT: Op = Op {
         kind: Kind::Deposit,

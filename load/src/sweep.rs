@@ -368,7 +368,7 @@ pub(crate) fn charts(sweep: &Sweep, points: &[Point]) -> Vec<(&'static str, Char
         Limit::Duration(d) => format!(
             "deposits of {} for {} per point",
             sweep.amount,
-            racebank::duration::format_duration(d)
+            racebank::format_duration(d)
         ),
     };
     let fixed = match (by_concurrency, works.as_slice(), concurrencies.as_slice()) {

@@ -2,7 +2,7 @@
 //!
 //! - [`memory`]: this process. The default; needs nothing.
 //! - [`postgres`]: a row in PostgreSQL, shared by every replica that names the same account.
-//! - [`redis`](self::redis): Redis, shared by replicas: leases, fencing tokens and Lua scripts.
+//! - [`redis`]: Redis, shared by replicas: leases, fencing tokens and Lua scripts.
 //!
 //! Every store offers the same few operations to [`crate::account::Account`], which adds what is
 //! the same everywhere (the in-process guards, the work, the stop signal). A store keeps its own
@@ -12,12 +12,12 @@ mod memory;
 mod postgres;
 mod redis;
 
+use crate::account::error::{AccountError, OpenError};
+use crate::account::idempotency::{Claim, IdempotencyKey, Remembered};
+use crate::account::ledger::Ledger;
+use crate::account::money::Op;
+use crate::account::work::Work;
 use crate::config::{AccountConfig, StoreConfig};
-use crate::error::{AccountError, OpenError};
-use crate::idempotency::{Claim, IdempotencyKey, Remembered};
-use crate::ledger::Ledger;
-use crate::money::Op;
-use crate::work::Work;
 
 /// An opened store holding one account.
 #[derive(Debug)]

@@ -40,7 +40,7 @@ async fn every_bad_body_gets_a_problem_document_and_changes_nothing() {
     let too_deep = format!("{}1{}", "[".repeat(200), "]".repeat(200));
     let too_large = format!(r#"{{"amount": 5, "padding": "{}"}}"#, "x".repeat(5000));
     let cases: Vec<(&str, Option<&str>, String, StatusCode)> = vec![
-        ("no body", JSON, "".into(), StatusCode::BAD_REQUEST),
+        ("no body", JSON, String::new(), StatusCode::BAD_REQUEST),
         ("not JSON", JSON, "amount=5".into(), StatusCode::BAD_REQUEST),
         (
             "truncated JSON",

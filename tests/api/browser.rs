@@ -63,7 +63,7 @@ async fn drive(page: &Client, app: &TestApp) {
     wait_for(page, "#work", Probe::Text, "rendezvous:2").await;
     wait_for(page, "#balance", Probe::Text, "0").await;
     wait_for(page, "#lost-updates", Probe::Text, "0").await;
-    let lesson = racebank::lesson::lesson("unguarded").unwrap();
+    let lesson = racebank::lesson("unguarded").unwrap();
     wait_for(page, "#lesson", Probe::Text, lesson).await;
 
     // A burst of two, sent from the keyboard: both deposits meet at the rendezvous, read 0, write 5.

@@ -82,10 +82,10 @@ async fn a_replica_killed_mid_run_loses_nothing_acknowledged_and_retries_with_ke
         let (acknowledged, in_flight) = (acknowledged.clone(), in_flight_at_victim.clone());
         async move {
             let _slot = slots.acquire().await.unwrap();
-            let amount = i as i64 + 1;
+            let amount = i64::try_from(i).expect("a small index") + 1;
             let mut unanswered = 0;
             for attempt in 0..6 {
-                let replica = (i as usize + attempt) % urls.len();
+                let replica = (usize::try_from(i).expect("a small index") + attempt) % urls.len();
                 if replica == VICTIM {
                     in_flight.fetch_add(1, Ordering::SeqCst);
                 }
@@ -164,5 +164,9 @@ async fn a_replica_killed_mid_run_loses_nothing_acknowledged_and_retries_with_ke
         .await
         .unwrap()
         .get(0);
-    assert_eq!(keys, DEPOSITS as i64, "one kept answer per deposit");
+    assert_eq!(
+        keys,
+        i64::try_from(DEPOSITS).expect("a small count"),
+        "one kept answer per deposit"
+    );
 }

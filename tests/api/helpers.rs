@@ -10,7 +10,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 /// A running server and a client for it.
-pub struct TestApp {
+pub(crate) struct TestApp {
     pub address: String,
     pub client: Client,
     shutdown: Option<oneshot::Sender<()>>,
@@ -18,7 +18,7 @@ pub struct TestApp {
 }
 
 /// Starts the server with `mode` and `work` and a zero balance. Logs only with `TEST_LOG=1`.
-pub async fn spawn_app(mode: &str, work: &str) -> TestApp {
+pub(crate) async fn spawn_app(mode: &str, work: &str) -> TestApp {
     spawn_with(Config {
         account: AccountConfig::memory(
             mode.parse::<Mode>().expect("a test names a valid mode"),
@@ -30,7 +30,7 @@ pub async fn spawn_app(mode: &str, work: &str) -> TestApp {
 }
 
 /// Starts the server with a whole config.
-pub async fn spawn_with(config: Config) -> TestApp {
+pub(crate) async fn spawn_with(config: Config) -> TestApp {
     if std::env::var_os("TEST_LOG").is_some() {
         let _ = tracing_subscriber::fmt()
             .with_env_filter("racebank=debug")
@@ -60,7 +60,12 @@ pub async fn spawn_with(config: Config) -> TestApp {
 
 impl TestApp {
     /// `POST path` with a raw body and content type (`None` sends no content type).
-    pub async fn post_raw(&self, path: &str, content_type: Option<&str>, body: &str) -> Response {
+    pub(crate) async fn post_raw(
+        &self,
+        path: &str,
+        content_type: Option<&str>,
+        body: &str,
+    ) -> Response {
         let mut request = self
             .client
             .post(format!("{}{path}", self.address))
@@ -72,19 +77,19 @@ impl TestApp {
     }
 
     /// `POST /deposit {"amount": amount}`.
-    pub async fn deposit(&self, amount: i64) -> Response {
+    pub(crate) async fn deposit(&self, amount: i64) -> Response {
         self.post_raw("/deposit", Some("application/json"), &amount_body(amount))
             .await
     }
 
     /// `POST /withdraw {"amount": amount}`.
-    pub async fn withdraw(&self, amount: i64) -> Response {
+    pub(crate) async fn withdraw(&self, amount: i64) -> Response {
         self.post_raw("/withdraw", Some("application/json"), &amount_body(amount))
             .await
     }
 
     /// `POST /reset {"balance": balance}`.
-    pub async fn reset(&self, balance: i64) -> Stats {
+    pub(crate) async fn reset(&self, balance: i64) -> Stats {
         let response = self
             .post_raw(
                 "/reset",
@@ -97,18 +102,18 @@ impl TestApp {
     }
 
     /// `GET /balance`, as a number.
-    pub async fn balance(&self) -> i64 {
+    pub(crate) async fn balance(&self) -> i64 {
         let body: Value = self.get("/balance").await.json().await.unwrap();
         body["balance"].as_i64().expect("balance is an integer")
     }
 
     /// `GET /stats`.
-    pub async fn stats(&self) -> Stats {
+    pub(crate) async fn stats(&self) -> Stats {
         self.get("/stats").await.json().await.unwrap()
     }
 
     /// `GET path`.
-    pub async fn get(&self, path: &str) -> Response {
+    pub(crate) async fn get(&self, path: &str) -> Response {
         self.client
             .get(format!("{}{path}", self.address))
             .send()
@@ -117,7 +122,7 @@ impl TestApp {
     }
 
     /// Sends all the deposits (positive) and withdrawals (negative) at once; returns the statuses.
-    pub async fn concurrently(&self, changes: &[i64]) -> Vec<StatusCode> {
+    pub(crate) async fn concurrently(&self, changes: &[i64]) -> Vec<StatusCode> {
         let requests = changes.iter().map(|&change| async move {
             if change >= 0 {
                 self.deposit(change).await.status()
@@ -129,7 +134,7 @@ impl TestApp {
     }
 
     /// Stops the server gracefully and returns its final stats.
-    pub async fn shutdown(mut self) -> Stats {
+    pub(crate) async fn shutdown(mut self) -> Stats {
         let _ = self.shutdown.take().unwrap().send(());
         let server = self.server.take().unwrap();
         tokio::time::timeout(Duration::from_secs(10), server)
@@ -149,12 +154,12 @@ impl Drop for TestApp {
 }
 
 /// `{"amount": N}`.
-pub fn amount_body(amount: i64) -> String {
+pub(crate) fn amount_body(amount: i64) -> String {
     format!(r#"{{"amount": {amount}}}"#)
 }
 
 /// Asserts the identity every mode keeps at a quiet moment: `balance == expected - lost_net`.
-pub fn assert_ledger_explains_balance(stats: &Stats) {
+pub(crate) fn assert_ledger_explains_balance(stats: &Stats) {
     assert_eq!(
         i128::from(stats.balance),
         stats.expected_balance - stats.lost_net,
@@ -164,8 +169,8 @@ pub fn assert_ledger_explains_balance(stats: &Stats) {
 }
 
 /// A deterministic mix of `count` deposits and withdrawals with varied amounts.
-pub fn mixed_changes(count: usize) -> Vec<i64> {
-    (0..count as i64)
+pub(crate) fn mixed_changes(count: usize) -> Vec<i64> {
+    (0..i64::try_from(count).expect("a count that fits an i64"))
         .map(|i| {
             let amount = 1 + (i * 37) % 50;
             if i % 3 == 2 {

@@ -14,14 +14,14 @@ use crate::helpers::{amount_body, assert_ledger_explains_balance, spawn_with, Te
 
 /// One keyed request's answer.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Answer {
+pub(crate) struct Answer {
     pub status: StatusCode,
     pub replayed: bool,
     pub body: Value,
 }
 
 /// `POST path {"amount": amount}` with `Idempotency-Key: key`.
-pub async fn keyed(app: &TestApp, path: &str, amount: i64, key: &str) -> Answer {
+pub(crate) async fn keyed(app: &TestApp, path: &str, amount: i64, key: &str) -> Answer {
     let response = app
         .client
         .post(format!("{}{path}", app.address))
@@ -50,7 +50,7 @@ fn problem_type(answer: &Answer) -> &str {
 
 /// The whole contract, against `apps` (replicas of one account that starts at 0); each step
 /// sends its repeat to the next replica, as a client retrying through a load balancer would.
-pub async fn keys_apply_once(apps: &[TestApp]) {
+pub(crate) async fn keys_apply_once(apps: &[TestApp]) {
     let app = |i: usize| &apps[i % apps.len()];
     assert_eq!(app(0).balance().await, 0);
 

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use racebank::lesson::lesson;
+use racebank::lesson;
 use racebank::{Config, ServerConfig};
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -123,7 +123,7 @@ async fn the_stream_greets_with_the_mode_and_its_paragraph_then_sends_the_stats(
     assert_eq!(
         hello.data["lesson"].as_str(),
         lesson("semaphore:N"),
-        "the page's paragraph comes from src/lesson.rs"
+        "the page's paragraph comes from src/http/live/lesson.rs"
     );
 
     let first = events.next().await.unwrap();

@@ -3,8 +3,8 @@
 
 use std::collections::BTreeSet;
 
-use racebank::idempotency::IdempotencyKey;
 use racebank::wire::ProblemType;
+use racebank::IdempotencyKey;
 use reqwest::StatusCode;
 use serde_json::Value;
 

@@ -198,3 +198,29 @@ fn running_out_of_file_descriptors_is_an_error_in_the_log_and_the_server_recover
     let logged = seen.len() + lines.try_iter().count();
     assert!(logged < 100, "{logged} log lines");
 }
+
+/// `racebank --mode for-update` on the memory store, told to listen on a port that is taken: the
+/// mode is refused before the port is tried, and the hint names the store that runs the mode.
+#[test]
+fn a_mode_the_store_does_not_run_is_refused_before_the_port_is_bound() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a port");
+    let addr = taken.local_addr().expect("its address").to_string();
+
+    let output = Command::new(env!("CARGO_BIN_EXE_racebank"))
+        .args(["--addr", &addr, "--mode", "for-update"])
+        .env_remove("RUST_LOG")
+        .env_remove("RACEBANK_STORE")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run racebank");
+
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("mode `for-update` does not run on the memory store"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("--store postgres"), "{stderr}");
+    assert!(!stderr.contains("--store redis"), "{stderr}");
+    assert!(!stderr.contains("cannot listen"), "{stderr}");
+}

@@ -9,11 +9,11 @@ use crate::helpers::TestApp;
 
 /// How long a test waits for something the server should do promptly: a bound against hanging, far
 /// above the short timeouts the tests configure, never a speed target.
-pub const PATIENCE: Duration = Duration::from_secs(10);
+pub(crate) const PATIENCE: Duration = Duration::from_secs(10);
 
 /// What came back on a raw connection.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// A whole answer: the status line and headers, then the body.
     Answer { head: String, body: String },
     /// The server closed the connection without answering (EOF or reset).
@@ -24,7 +24,7 @@ pub enum Outcome {
 
 impl Outcome {
     /// The status code of an answer.
-    pub fn status(&self) -> Option<u16> {
+    pub(crate) fn status(&self) -> Option<u16> {
         match self {
             Outcome::Answer { head, .. } => head.split(' ').nth(1)?.parse().ok(),
             _ => None,
@@ -32,7 +32,7 @@ impl Outcome {
     }
 
     /// The value of header `name` in an answer.
-    pub fn header(&self, name: &str) -> Option<String> {
+    pub(crate) fn header(&self, name: &str) -> Option<String> {
         let Outcome::Answer { head, .. } = self else {
             return None;
         };
@@ -44,7 +44,7 @@ impl Outcome {
     }
 
     /// The body of an answer, parsed as JSON.
-    pub fn json(&self) -> serde_json::Value {
+    pub(crate) fn json(&self) -> serde_json::Value {
         match self {
             Outcome::Answer { body, .. } => serde_json::from_str(body).expect("a JSON body"),
             other => panic!("no answer to parse: {other:?}"),
@@ -53,14 +53,14 @@ impl Outcome {
 }
 
 /// A raw connection to the test server.
-pub struct Raw {
+pub(crate) struct Raw {
     stream: TcpStream,
     buffer: Vec<u8>,
 }
 
 impl Raw {
     /// Connects to `app`.
-    pub async fn connect(app: &TestApp) -> Raw {
+    pub(crate) async fn connect(app: &TestApp) -> Raw {
         let address = app.address.trim_start_matches("http://");
         let stream = TcpStream::connect(address).await.expect("connect");
         Raw {
@@ -71,12 +71,12 @@ impl Raw {
 
     /// Sends `bytes` as they are. A server that already closed may refuse them: that is ignored
     /// here, and shows in the next [`Raw::outcome`].
-    pub async fn send(&mut self, bytes: &[u8]) {
+    pub(crate) async fn send(&mut self, bytes: &[u8]) {
         let _ = self.stream.write_all(bytes).await;
     }
 
     /// Waits up to `within` for an answer or a close.
-    pub async fn outcome(&mut self, within: Duration) -> Outcome {
+    pub(crate) async fn outcome(&mut self, within: Duration) -> Outcome {
         match tokio::time::timeout(within, self.read_answer()).await {
             Ok(outcome) => outcome,
             Err(_) => Outcome::Silent,

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use futures::future::join_all;
-use racebank::config::START_REDIS;
+use racebank::START_REDIS;
 use racebank::{AccountConfig, AccountId, Config, Mode, OpenError, ServeError, StoreConfig};
 use redis::aio::MultiplexedConnection;
 use reqwest::StatusCode;
@@ -21,7 +21,7 @@ use crate::helpers::{assert_ledger_explains_balance, mixed_changes, spawn_with, 
 
 /// The Redis the tests use: `REDIS_URL`, or the local server.
 fn redis_url() -> String {
-    std::env::var("REDIS_URL").unwrap_or_else(|_| racebank::cli::DEFAULT_REDIS_URL.to_string())
+    std::env::var("REDIS_URL").unwrap_or_else(|_| racebank::DEFAULT_REDIS_URL.to_string())
 }
 
 /// One test's account: its id, its servers' configuration, and a direct connection to look at
@@ -544,7 +544,7 @@ async fn redis_store_refuses_the_postgres_modes_at_start() {
 
     match outcome {
         Err(ServeError::Open(OpenError::UnsupportedMode { store, .. })) => {
-            assert_eq!(store, "redis")
+            assert_eq!(store, "redis");
         }
         other => panic!("expected the mode to be refused, got {other:?}"),
     }

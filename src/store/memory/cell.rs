@@ -13,10 +13,10 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use super::keys::Keys;
-use crate::error::AccountError;
-use crate::idempotency::Claim;
-use crate::ledger::Ledger;
-use crate::money::Op;
+use crate::account::error::AccountError;
+use crate::account::idempotency::Claim;
+use crate::account::ledger::Ledger;
+use crate::account::money::Op;
 
 /// The balance, its ledger and the idempotency keys.
 #[derive(Debug)]
@@ -128,7 +128,7 @@ impl Cell {
         // As for the ledger: nothing panics while holding it, and poisoning must not stop the server.
         self.keys
             .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Sets the balance and starts a new ledger, as one step for anyone reading the stats.
@@ -146,7 +146,7 @@ impl Cell {
         // Nothing panics while holding the ledger, but a poisoned lock must not take the server down.
         self.ledger
             .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -161,8 +161,8 @@ mod tests {
     use proptest::prelude::*;
 
     use super::Cell;
-    use crate::error::AccountError;
-    use crate::money::{Amount, Op, Refusal};
+    use crate::account::error::AccountError;
+    use crate::account::money::{Amount, Op, Refusal};
 
     /// How a request writes: the cell method its strategy calls.
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -277,7 +277,7 @@ mod tests {
         prop::collection::vec(0usize..6, 0..=40)
     }
 
-    fn stats(cell: &Cell) -> crate::ledger::Stats {
+    fn stats(cell: &Cell) -> crate::account::ledger::Stats {
         cell.ledger()
             .stats(cell.read(), "test".into(), "none".into(), "memory")
     }

@@ -6,7 +6,7 @@
 //! | `optimistic`  | read, work, compare-and-swap, else redo   | no             | no         |
 //! | `atomic`      | work, then one indivisible update         | no             | no         |
 //!
-//! (`mutex` and `semaphore:N` are the unguarded section inside [`crate::guard`].) Fast, and gone
+//! (`mutex` and `semaphore:N` are the unguarded section inside [`crate::account::guard`].) Fast, and gone
 //! when the process stops: a crash loses the account. The PostgreSQL store is the durable one.
 
 mod atomic;
@@ -17,12 +17,12 @@ mod unguarded;
 
 use cell::Cell;
 
-use crate::error::{AccountError, OpenError};
-use crate::idempotency::{Claim, IdempotencyKey, Remembered};
-use crate::ledger::Ledger;
-use crate::mode::Mode;
-use crate::money::{Op, Refusal};
-use crate::work::Work;
+use crate::account::error::{AccountError, OpenError};
+use crate::account::idempotency::{Claim, IdempotencyKey, Remembered};
+use crate::account::ledger::Ledger;
+use crate::account::mode::{Mode, StoreKind};
+use crate::account::money::{Op, Refusal};
+use crate::account::work::Work;
 
 /// The account in this process.
 #[derive(Debug)]
@@ -38,22 +38,31 @@ enum Strategy {
     Atomic,
 }
 
+impl Strategy {
+    /// The strategy that runs `mode`; none for a mode this store does not run ([`Mode::runs_on`]
+    /// says which, and a test checks that the two agree).
+    fn of(mode: Mode, max_retries: u32) -> Option<Self> {
+        match mode {
+            Mode::Unguarded | Mode::Mutex | Mode::Semaphore(_) => Some(Strategy::Unguarded),
+            Mode::Optimistic => Some(Strategy::Optimistic { max_retries }),
+            Mode::Atomic => Some(Strategy::Atomic),
+            Mode::ForUpdate
+            | Mode::Advisory
+            | Mode::RepeatableRead
+            | Mode::Serializable
+            | Mode::Lease
+            | Mode::Fenced
+            | Mode::FencedWriteOnly => None,
+        }
+    }
+}
+
 impl Memory {
     /// A new account holding `balance`, run in `mode`.
     pub(crate) fn open(mode: Mode, balance: i64, max_retries: u32) -> Result<Self, OpenError> {
-        let strategy = match mode {
-            Mode::Unguarded | Mode::Mutex | Mode::Semaphore(_) => Strategy::Unguarded,
-            Mode::Optimistic => Strategy::Optimistic { max_retries },
-            Mode::Atomic => Strategy::Atomic,
-            other => {
-                return Err(OpenError::UnsupportedMode {
-                    mode: other.to_string(),
-                    store: "memory",
-                    hint: "the memory store runs unguarded, mutex, semaphore:N, optimistic and \
-                           atomic; add --store postgres or --store redis",
-                })
-            }
-        };
+        mode.check_store(StoreKind::Memory)?;
+        let strategy = Strategy::of(mode, max_retries)
+            .ok_or_else(|| OpenError::Store(format!("no in-memory strategy runs `{mode}`")))?;
         Ok(Self {
             cell: Cell::new(balance),
             strategy,
@@ -109,5 +118,19 @@ impl Memory {
     /// Sets the balance and zeroes every counter.
     pub(crate) fn reset(&self, balance: i64) {
         self.cell.reset(balance);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Strategy;
+    use crate::account::mode::{StoreKind, MATRIX};
+
+    #[test]
+    fn the_memory_store_runs_exactly_the_modes_the_matrix_gives_it() {
+        for row in &MATRIX {
+            let runs = row.mode.runs_on(StoreKind::Memory);
+            assert_eq!(Strategy::of(row.mode, 1).is_some(), runs, "{}", row.name);
+        }
     }
 }

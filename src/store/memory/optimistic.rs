@@ -9,10 +9,10 @@
 //! retries turns starvation into a clear 503 instead of a request that spins forever.
 
 use super::cell::Cell;
-use crate::error::AccountError;
-use crate::idempotency::Claim;
-use crate::money::Op;
-use crate::work::Work;
+use crate::account::error::AccountError;
+use crate::account::idempotency::Claim;
+use crate::account::money::Op;
+use crate::account::work::Work;
 
 pub(super) async fn apply(
     cell: &Cell,

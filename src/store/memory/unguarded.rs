@@ -8,10 +8,10 @@
 //! write, or did neither.
 
 use super::cell::Cell;
-use crate::error::AccountError;
-use crate::idempotency::Claim;
-use crate::money::Op;
-use crate::work::Work;
+use crate::account::error::AccountError;
+use crate::account::idempotency::Claim;
+use crate::account::money::Op;
+use crate::account::work::Work;
 
 pub(super) async fn apply(
     cell: &Cell,

@@ -13,10 +13,10 @@
 use super::unguarded::READ;
 use super::Database;
 use super::{failure, for_update};
-use crate::error::AccountError;
-use crate::idempotency::Claim;
-use crate::money::Op;
-use crate::work::Work;
+use crate::account::error::AccountError;
+use crate::account::idempotency::Claim;
+use crate::account::money::Op;
+use crate::account::work::Work;
 
 /// Waits for the account's advisory lock, held until the transaction ends: `$1` account.
 /// The first number is "rb" (racebank), so other applications' advisory locks do not collide.
@@ -32,14 +32,14 @@ pub(super) async fn apply(
     let transaction = client
         .transaction()
         .await
-        .map_err(|e| failure::before_write("starting the transaction", e))?;
+        .map_err(|e| failure::before_write("starting the transaction", &e))?;
     let lock = transaction
         .prepare_cached(LOCK)
         .await
-        .map_err(|e| failure::before_write("preparing the lock", e))?;
+        .map_err(|e| failure::before_write("preparing the lock", &e))?;
     transaction
         .execute(&lock, &[&database.account])
         .await
-        .map_err(|e| failure::before_write("taking the advisory lock", e))?;
+        .map_err(|e| failure::before_write("taking the advisory lock", &e))?;
     for_update::section(transaction, database, work, op, claim, READ).await
 }

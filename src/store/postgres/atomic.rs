@@ -16,10 +16,10 @@
 use super::failure;
 use super::ledger::{write_and_record, Entry};
 use super::Database;
-use crate::error::AccountError;
-use crate::idempotency::Claim;
-use crate::money::Op;
-use crate::work::Work;
+use crate::account::error::AccountError;
+use crate::account::idempotency::Claim;
+use crate::account::money::Op;
+use crate::account::work::Work;
 
 /// The change in place and its ledger entry; answers the balance written (NULL when refused) and
 /// the balance in the statement's snapshot. Its own parameters: none (`$3`, `$4` are the change).
@@ -44,7 +44,7 @@ pub(super) async fn apply(
     let statement = client
         .prepare_cached(APPLY)
         .await
-        .map_err(|e| failure::before_write("preparing the update", e))?;
+        .map_err(|e| failure::before_write("preparing the update", &e))?;
     let mut retries: u32 = 0;
     loop {
         failure::still_open(&client, "updating the balance")?;
@@ -63,16 +63,16 @@ pub(super) async fn apply(
                 ],
             )
             .await
-            .map_err(|e| failure::during_write("updating the balance", e))?;
+            .map_err(|e| failure::during_write("updating the balance", &e))?;
         let written: Option<i64> = row
             .try_get(0)
-            .map_err(|e| failure::during_write("updating the balance", e))?;
+            .map_err(|e| failure::during_write("updating the balance", &e))?;
         if let Some(balance) = written {
             return Ok(balance);
         }
         let seen: Option<i64> = row
             .try_get(1)
-            .map_err(|e| failure::before_write("reading the balance", e))?;
+            .map_err(|e| failure::before_write("reading the balance", &e))?;
         let seen = seen.ok_or_else(|| failure::missing_account(&database.account))?;
         if let Err(refusal) = op.apply_to(seen) {
             if retries > 0 {

@@ -16,7 +16,7 @@
 use deadpool_postgres::PoolError;
 use tokio_postgres::error::SqlState;
 
-use crate::error::AccountError;
+use crate::account::error::AccountError;
 
 const STORE: &str = "postgres";
 
@@ -28,7 +28,7 @@ pub(super) const START_HINT: &str =
 pub(super) fn is_conflict(error: &tokio_postgres::Error) -> bool {
     matches!(
         error.code(),
-        Some(&SqlState::T_R_SERIALIZATION_FAILURE) | Some(&SqlState::T_R_DEADLOCK_DETECTED)
+        Some(&SqlState::T_R_SERIALIZATION_FAILURE | &SqlState::T_R_DEADLOCK_DETECTED)
     )
 }
 
@@ -41,6 +41,10 @@ pub(super) fn pool_error(error: &PoolError) -> String {
 }
 
 /// A connection could not be had from the pool: nothing was sent.
+#[allow(
+    clippy::needless_pass_by_value,
+    reason = "called as `map_err(failure::no_connection)`, which hands the error over"
+)]
 pub(super) fn no_connection(error: PoolError) -> AccountError {
     let detail = match &error {
         PoolError::Timeout(_) => {
@@ -57,18 +61,18 @@ pub(super) fn no_connection(error: PoolError) -> AccountError {
 }
 
 /// `error` happened before any write of this request was sent (or committed): nothing was written.
-pub(super) fn before_write(doing: &str, error: tokio_postgres::Error) -> AccountError {
-    if is_key_taken(&error) {
+pub(super) fn before_write(doing: &str, error: &tokio_postgres::Error) -> AccountError {
+    if is_key_taken(error) {
         return AccountError::KeyInUse;
     }
     tracing::warn!(
-        error = describe(&error),
+        error = describe(error),
         doing,
         "postgres: failed before writing"
     );
     AccountError::Unavailable {
         store: STORE,
-        detail: format!("{doing}: {}", describe(&error)),
+        detail: format!("{doing}: {}", describe(error)),
     }
 }
 
@@ -94,18 +98,18 @@ pub(super) fn still_open(client: &tokio_postgres::Client, doing: &str) -> Result
 
 /// `error` happened while the write (or its COMMIT) was on its way: it was applied only if the
 /// server answered nothing and committed anyway, which only a SQLSTATE rules out.
-pub(super) fn during_write(doing: &str, error: tokio_postgres::Error) -> AccountError {
+pub(super) fn during_write(doing: &str, error: &tokio_postgres::Error) -> AccountError {
     if error.as_db_error().is_some() {
         return before_write(doing, error);
     }
     tracing::warn!(
-        error = describe(&error),
+        error = describe(error),
         doing,
         "postgres: failed while writing; the write may have been applied"
     );
     AccountError::OutcomeUnknown {
         store: STORE,
-        detail: format!("{doing}: {}", describe(&error)),
+        detail: format!("{doing}: {}", describe(error)),
     }
 }
 

@@ -13,10 +13,10 @@ use deadpool_postgres::Transaction;
 use super::failure;
 use super::unguarded::{read, write};
 use super::Database;
-use crate::error::AccountError;
-use crate::idempotency::Claim;
-use crate::money::Op;
-use crate::work::Work;
+use crate::account::error::AccountError;
+use crate::account::idempotency::Claim;
+use crate::account::money::Op;
+use crate::account::work::Work;
 
 /// The balance, with the row locked until the transaction ends: `$1` account.
 const READ_FOR_UPDATE: &str = "SELECT balance FROM racebank.accounts WHERE id = $1 FOR UPDATE";
@@ -31,7 +31,7 @@ pub(super) async fn apply(
     let transaction = client
         .transaction()
         .await
-        .map_err(|e| failure::before_write("starting the transaction", e))?;
+        .map_err(|e| failure::before_write("starting the transaction", &e))?;
     section(transaction, database, work, op, claim, READ_FOR_UPDATE).await
 }
 
@@ -50,10 +50,10 @@ pub(super) async fn section(
     work.run().await?;
     let written = write(&transaction, database, op, claim, read, new_balance, 0)
         .await
-        .map_err(|e| failure::before_write("writing the balance", e))?;
+        .map_err(|e| failure::before_write("writing the balance", &e))?;
     transaction
         .commit()
         .await
-        .map_err(|e| failure::during_write("committing", e))?;
+        .map_err(|e| failure::during_write("committing", &e))?;
     Ok(written)
 }

@@ -15,10 +15,10 @@ use tokio_postgres::IsolationLevel;
 use super::failure;
 use super::unguarded::{self, READ};
 use super::Database;
-use crate::error::AccountError;
-use crate::idempotency::Claim;
-use crate::money::Op;
-use crate::work::Work;
+use crate::account::error::AccountError;
+use crate::account::idempotency::Claim;
+use crate::account::money::Op;
+use crate::account::work::Work;
 
 pub(super) async fn apply(
     database: &Database,
@@ -70,9 +70,9 @@ async fn attempt(
             if failure::is_conflict(&error) {
                 Attempt::Conflict
             } else if during_write {
-                Attempt::Failed(failure::during_write(doing, error))
+                Attempt::Failed(failure::during_write(doing, &error))
             } else {
-                Attempt::Failed(failure::before_write(doing, error))
+                Attempt::Failed(failure::before_write(doing, &error))
             }
         }
     };

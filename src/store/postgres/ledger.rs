@@ -12,9 +12,9 @@
 
 use tokio_postgres::Row;
 
-use crate::idempotency::Claim;
-use crate::ledger::Ledger;
-use crate::money::Op;
+use crate::account::idempotency::Claim;
+use crate::account::ledger::Ledger;
+use crate::account::money::Op;
 
 /// How many ledger rows each account has. Each write picks one at random, so concurrent writes
 /// rarely wait for each other's ledger row (the account row is where they are meant to meet).

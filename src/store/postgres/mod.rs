@@ -12,7 +12,7 @@
 //! | `repeatable-read`, `serializable` | the section in that isolation level; redo on 40001 / 40P01        | `isolation.rs` |
 //! | `atomic`                          | work; one `UPDATE ... SET balance = balance + $d WHERE ... RETURNING` | `atomic.rs`  |
 //!
-//! (`mutex` and `semaphore:N` are the unguarded section inside [`crate::guard`]: safe in one
+//! (`mutex` and `semaphore:N` are the unguarded section inside [`crate::account::guard`]: safe in one
 //! process, and no help at all across replicas.)
 //!
 //! Every request holds one pooled connection for its whole section, work included, as a handler
@@ -39,13 +39,13 @@ use std::time::Duration;
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::{IsolationLevel, NoTls};
 
+use crate::account::error::{AccountError, OpenError};
+use crate::account::idempotency::{Claim, IdempotencyKey, Remembered};
+use crate::account::ledger::Ledger;
+use crate::account::mode::{Mode, StoreKind};
+use crate::account::money::{Op, Refusal};
+use crate::account::work::Work;
 use crate::config::AccountConfig;
-use crate::error::{AccountError, OpenError};
-use crate::idempotency::{Claim, IdempotencyKey, Remembered};
-use crate::ledger::Ledger;
-use crate::mode::Mode;
-use crate::money::{Op, Refusal};
-use crate::work::Work;
 
 /// How long a request waits for a pooled connection before it answers 503: long enough to ride
 /// out a burst, short enough that a client is not left hanging on a saturated pool.
@@ -96,6 +96,29 @@ enum Strategy {
     },
 }
 
+impl Strategy {
+    /// The strategy that runs `mode`; none for a mode this store does not run ([`Mode::runs_on`]
+    /// says which, and a test checks that the two agree).
+    fn of(mode: Mode, max_retries: u32) -> Option<Self> {
+        match mode {
+            Mode::Unguarded | Mode::Mutex | Mode::Semaphore(_) => Some(Strategy::Unguarded),
+            Mode::ForUpdate => Some(Strategy::ForUpdate),
+            Mode::Advisory => Some(Strategy::Advisory),
+            Mode::Optimistic => Some(Strategy::Optimistic { max_retries }),
+            Mode::RepeatableRead => Some(Strategy::Isolation {
+                level: IsolationLevel::RepeatableRead,
+                max_retries,
+            }),
+            Mode::Serializable => Some(Strategy::Isolation {
+                level: IsolationLevel::Serializable,
+                max_retries,
+            }),
+            Mode::Atomic => Some(Strategy::Atomic { max_retries }),
+            Mode::Lease | Mode::Fenced | Mode::FencedWriteOnly => None,
+        }
+    }
+}
+
 impl Postgres {
     /// Connects with a pool of `pool_size`, migrates the schema, and creates the account if it
     /// does not exist yet.
@@ -104,30 +127,10 @@ impl Postgres {
         url: &str,
         pool_size: usize,
     ) -> Result<Self, OpenError> {
-        let max_retries = config.max_retries;
-        let strategy = match config.mode {
-            Mode::Unguarded | Mode::Mutex | Mode::Semaphore(_) => Strategy::Unguarded,
-            Mode::ForUpdate => Strategy::ForUpdate,
-            Mode::Advisory => Strategy::Advisory,
-            Mode::Optimistic => Strategy::Optimistic { max_retries },
-            Mode::RepeatableRead => Strategy::Isolation {
-                level: IsolationLevel::RepeatableRead,
-                max_retries,
-            },
-            Mode::Serializable => Strategy::Isolation {
-                level: IsolationLevel::Serializable,
-                max_retries,
-            },
-            Mode::Atomic => Strategy::Atomic { max_retries },
-            other => {
-                return Err(OpenError::UnsupportedMode {
-                    mode: other.to_string(),
-                    store: "postgres",
-                    hint: "the postgres store runs unguarded, mutex, semaphore:N, optimistic, \
-                           atomic, for-update, advisory, repeatable-read and serializable",
-                })
-            }
-        };
+        config.mode.check_store(StoreKind::Postgres)?;
+        let strategy = Strategy::of(config.mode, config.max_retries).ok_or_else(|| {
+            OpenError::Store(format!("no PostgreSQL strategy runs `{}`", config.mode))
+        })?;
         let pool = pool(url, pool_size)?;
         let mut client = pool.get().await.map_err(|error| {
             OpenError::Store(format!(
@@ -204,11 +207,11 @@ impl Postgres {
         let statement = client
             .prepare_cached(keys::LOOKUP)
             .await
-            .map_err(|e| failure::before_write("preparing the key lookup", e))?;
+            .map_err(|e| failure::before_write("preparing the key lookup", &e))?;
         let row = client
             .query_opt(&statement, &[&self.database.account, &key.as_str()])
             .await
-            .map_err(|e| failure::before_write("looking up the Idempotency-Key", e))?;
+            .map_err(|e| failure::before_write("looking up the Idempotency-Key", &e))?;
         let Some(row) = row else {
             return Ok(None);
         };
@@ -227,7 +230,7 @@ impl Postgres {
         let statement = client
             .prepare_cached(keys::REMEMBER)
             .await
-            .map_err(|e| failure::before_write("preparing to keep the answer", e))?;
+            .map_err(|e| failure::before_write("preparing to keep the answer", &e))?;
         let inserted = client
             .execute(
                 &statement,
@@ -242,7 +245,7 @@ impl Postgres {
                 ],
             )
             .await
-            .map_err(|e| failure::before_write("keeping the answer for the key", e))?;
+            .map_err(|e| failure::before_write("keeping the answer for the key", &e))?;
         Ok(inserted == 1)
     }
 
@@ -258,11 +261,11 @@ impl Postgres {
         let statement = client
             .prepare_cached(ledger::READ)
             .await
-            .map_err(|e| failure::before_write("preparing the ledger read", e))?;
+            .map_err(|e| failure::before_write("preparing the ledger read", &e))?;
         let row = client
             .query_opt(&statement, &[&self.database.account])
             .await
-            .map_err(|e| failure::before_write("reading the ledger", e))?
+            .map_err(|e| failure::before_write("reading the ledger", &e))?
             .ok_or_else(|| failure::missing_account(&self.database.account))?;
         ledger::from_row(&row).map_err(|detail| failure::undecodable("the ledger", &detail))
     }
@@ -274,7 +277,7 @@ impl Postgres {
         let transaction = client
             .transaction()
             .await
-            .map_err(|e| failure::before_write("starting the reset", e))?;
+            .map_err(|e| failure::before_write("starting the reset", &e))?;
         transaction
             .execute(
                 "INSERT INTO racebank.accounts (id, balance, initial_balance) VALUES ($1, $2, $2)
@@ -284,11 +287,11 @@ impl Postgres {
                 &[account, &balance],
             )
             .await
-            .map_err(|e| failure::before_write("resetting the balance", e))?;
+            .map_err(|e| failure::before_write("resetting the balance", &e))?;
         transaction
             .execute("DELETE FROM racebank.ledger WHERE account = $1", &[account])
             .await
-            .map_err(|e| failure::before_write("clearing the ledger", e))?;
+            .map_err(|e| failure::before_write("clearing the ledger", &e))?;
         // Answers of the old run must not replay into the new one.
         transaction
             .execute(
@@ -296,11 +299,11 @@ impl Postgres {
                 &[account],
             )
             .await
-            .map_err(|e| failure::before_write("clearing the idempotency keys", e))?;
+            .map_err(|e| failure::before_write("clearing the idempotency keys", &e))?;
         transaction
             .commit()
             .await
-            .map_err(|e| failure::during_write("committing the reset", e))
+            .map_err(|e| failure::during_write("committing the reset", &e))
     }
 }
 
@@ -389,7 +392,16 @@ fn redacted(url: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::redacted;
+    use super::{redacted, Strategy};
+    use crate::account::mode::{StoreKind, MATRIX};
+
+    #[test]
+    fn the_postgres_store_runs_exactly_the_modes_the_matrix_gives_it() {
+        for row in &MATRIX {
+            let runs = row.mode.runs_on(StoreKind::Postgres);
+            assert_eq!(Strategy::of(row.mode, 1).is_some(), runs, "{}", row.name);
+        }
+    }
 
     #[test]
     fn passwords_stay_out_of_messages() {

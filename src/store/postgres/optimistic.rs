@@ -10,10 +10,10 @@
 use super::failure;
 use super::ledger::{write_and_record, Entry};
 use super::Database;
-use crate::error::AccountError;
-use crate::idempotency::Claim;
-use crate::money::Op;
-use crate::work::Work;
+use crate::account::error::AccountError;
+use crate::account::idempotency::Claim;
+use crate::account::money::Op;
+use crate::account::work::Work;
 
 /// The balance and its version: `$1` account.
 const READ: &str = "SELECT balance, version FROM racebank.accounts WHERE id = $1";
@@ -35,18 +35,18 @@ pub(super) async fn apply(
 ) -> Result<i64, AccountError> {
     let client = database.client().await?;
     let (read, write) = tokio::try_join!(client.prepare_cached(READ), client.prepare_cached(WRITE))
-        .map_err(|e| failure::before_write("preparing the statements", e))?;
+        .map_err(|e| failure::before_write("preparing the statements", &e))?;
     let mut retries: u32 = 0;
     let outcome = loop {
         let row = match client.query_opt(&read, &[&database.account]).await {
             Ok(Some(row)) => row,
             Ok(None) => break Err(failure::missing_account(&database.account)),
-            Err(e) => break Err(failure::before_write("reading the balance", e)),
+            Err(e) => break Err(failure::before_write("reading the balance", &e)),
         };
         let (balance, version): (i64, i64) = match (row.try_get(0), row.try_get(1)) {
             (Ok(balance), Ok(version)) => (balance, version),
             (Err(e), _) | (_, Err(e)) => {
-                break Err(failure::before_write("reading the balance", e))
+                break Err(failure::before_write("reading the balance", &e))
             }
         };
         let new_balance = match op.apply_to(balance) {
@@ -82,11 +82,11 @@ pub(super) async fn apply(
                 // The redos were recorded with the write, in the same statement.
                 return row
                     .try_get(0)
-                    .map_err(|e| failure::during_write("writing the balance", e));
+                    .map_err(|e| failure::during_write("writing the balance", &e));
             }
             Ok(None) if retries == max_retries => break Err(AccountError::Contention { retries }),
             Ok(None) => retries += 1,
-            Err(e) => break Err(failure::during_write("writing the balance", e)),
+            Err(e) => break Err(failure::during_write("writing the balance", &e)),
         }
     };
     let gave_up = matches!(outcome, Err(AccountError::Contention { .. }));

@@ -12,10 +12,10 @@ use deadpool_postgres::GenericClient;
 use super::failure;
 use super::ledger::{write_and_record, Entry};
 use super::Database;
-use crate::error::AccountError;
-use crate::idempotency::Claim;
-use crate::money::Op;
-use crate::work::Work;
+use crate::account::error::AccountError;
+use crate::account::idempotency::Claim;
+use crate::account::money::Op;
+use crate::account::work::Work;
 
 /// The balance: `$1` account.
 pub(super) const READ: &str = "SELECT balance FROM racebank.accounts WHERE id = $1";
@@ -41,7 +41,7 @@ pub(super) async fn apply(
     // Outside a transaction the UPDATE commits on its own: once sent, it may have been applied.
     write(&client, database, op, claim, read, new_balance, 0)
         .await
-        .map_err(|e| failure::during_write("writing the balance", e))
+        .map_err(|e| failure::during_write("writing the balance", &e))
 }
 
 /// Reads the balance with `sql` (`READ`, or a locking variant of it).
@@ -53,14 +53,14 @@ pub(super) async fn read(
     let statement = client
         .prepare_cached(sql)
         .await
-        .map_err(|e| failure::before_write("preparing the read", e))?;
+        .map_err(|e| failure::before_write("preparing the read", &e))?;
     let row = client
         .query_opt(&statement, &[&database.account])
         .await
-        .map_err(|e| failure::before_write("reading the balance", e))?
+        .map_err(|e| failure::before_write("reading the balance", &e))?
         .ok_or_else(|| failure::missing_account(&database.account))?;
     row.try_get(0)
-        .map_err(|e| failure::before_write("reading the balance", e))
+        .map_err(|e| failure::before_write("reading the balance", &e))
 }
 
 /// Writes `new_balance`, computed from `read`, with its ledger entry (and `retries` redos) in the

@@ -18,8 +18,8 @@ use redis::{AsyncConnectionConfig, Client};
 use tokio::sync::{Semaphore, SemaphorePermit};
 
 use super::{unavailable, CONNECTION_TIMEOUT, RESPONSE_TIMEOUT};
-use crate::error::AccountError;
-use crate::work::Work;
+use crate::account::error::AccountError;
+use crate::account::work::Work;
 
 /// Up to `size` connections, each used by one request at a time.
 pub(super) struct Dedicated {
@@ -80,7 +80,7 @@ impl Dedicated {
         // Nothing panics while holding this lock, but a poisoned lock must not take the server down.
         self.idle
             .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 

@@ -37,13 +37,13 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Client, RedisError};
 
+use crate::account::error::{AccountError, OpenError};
+use crate::account::idempotency::{Claim, IdempotencyKey, Remembered};
+use crate::account::ledger::Ledger;
+use crate::account::mode::{Mode, StoreKind};
+use crate::account::money::{Op, Refusal};
+use crate::account::work::Work;
 use crate::config::{AccountConfig, START_REDIS};
-use crate::error::{AccountError, OpenError};
-use crate::idempotency::{Claim, IdempotencyKey, Remembered};
-use crate::ledger::Ledger;
-use crate::mode::Mode;
-use crate::money::{Op, Refusal};
-use crate::work::Work;
 
 use dedicated::Dedicated;
 use fenced::Check;
@@ -94,6 +94,31 @@ enum Strategy {
     },
 }
 
+impl Strategy {
+    /// The strategy that runs `config`'s mode; none for a mode this store does not run
+    /// ([`Mode::runs_on`] says which, and a test checks that the two agree).
+    fn of(config: &AccountConfig, client: &Client) -> Option<Self> {
+        match config.mode {
+            Mode::Unguarded | Mode::Mutex | Mode::Semaphore(_) => Some(Strategy::Unguarded),
+            Mode::Optimistic => Some(Strategy::Optimistic {
+                max_retries: config.max_retries,
+                connections: Box::new(Dedicated::new(client.clone(), WATCH_CONNECTIONS)),
+            }),
+            Mode::Atomic => Some(Strategy::Atomic),
+            Mode::Lease => Some(Strategy::Lease { ttl: config.lease }),
+            Mode::Fenced => Some(Strategy::Fenced {
+                ttl: config.lease,
+                check: Check::ReadAndWrite,
+            }),
+            Mode::FencedWriteOnly => Some(Strategy::Fenced {
+                ttl: config.lease,
+                check: Check::WriteOnly,
+            }),
+            Mode::ForUpdate | Mode::Advisory | Mode::RepeatableRead | Mode::Serializable => None,
+        }
+    }
+}
+
 /// The names of one account's keys.
 #[derive(Debug, Clone)]
 pub(super) struct Keys {
@@ -136,34 +161,9 @@ impl Redis {
                 "`{url}` is not a Redis URL ({error}); use redis://host:port"
             ))
         })?;
-        let strategy = match config.mode {
-            Mode::Unguarded | Mode::Mutex | Mode::Semaphore(_) => Strategy::Unguarded,
-            Mode::Optimistic => Strategy::Optimistic {
-                max_retries: config.max_retries,
-                connections: Box::new(Dedicated::new(client.clone(), WATCH_CONNECTIONS)),
-            },
-            Mode::Atomic => Strategy::Atomic,
-            Mode::Lease => Strategy::Lease { ttl: config.lease },
-            Mode::Fenced => Strategy::Fenced {
-                ttl: config.lease,
-                check: Check::ReadAndWrite,
-            },
-            Mode::FencedWriteOnly => Strategy::Fenced {
-                ttl: config.lease,
-                check: Check::WriteOnly,
-            },
-            other @ (Mode::ForUpdate
-            | Mode::Advisory
-            | Mode::RepeatableRead
-            | Mode::Serializable) => {
-                return Err(OpenError::UnsupportedMode {
-                    mode: other.to_string(),
-                    store: "redis",
-                    hint: "the redis store runs unguarded, mutex, semaphore:N, optimistic, \
-                           atomic, lease, fenced and fenced-write-only",
-                })
-            }
-        };
+        config.mode.check_store(StoreKind::Redis)?;
+        let strategy = Strategy::of(config, &client)
+            .ok_or_else(|| OpenError::Store(format!("no Redis strategy runs `{}`", config.mode)))?;
         let unreachable = |error: RedisError| {
             OpenError::Store(format!(
                 "cannot reach Redis at {url} ({error}); start it with: {START_REDIS}"
@@ -420,6 +420,10 @@ fn ledger_from(fields: &HashMap<String, i64>) -> Ledger {
 }
 
 /// A failure before anything was written.
+#[allow(
+    clippy::needless_pass_by_value,
+    reason = "called as `map_err(unavailable)`, which hands the error over"
+)]
 fn unavailable(error: RedisError) -> AccountError {
     tracing::warn!(%error, "redis failed before the write");
     AccountError::Unavailable {
@@ -465,6 +469,25 @@ fn missing(keys: &Keys) -> AccountError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::account::mode::MATRIX;
+
+    #[test]
+    fn the_redis_store_runs_exactly_the_modes_the_matrix_gives_it() {
+        let client = Client::open("redis://127.0.0.1:6379").expect("a Redis URL");
+        for row in &MATRIX {
+            let config = AccountConfig {
+                mode: row.mode,
+                ..AccountConfig::default()
+            };
+            let runs = row.mode.runs_on(StoreKind::Redis);
+            assert_eq!(
+                Strategy::of(&config, &client).is_some(),
+                runs,
+                "{}",
+                row.name
+            );
+        }
+    }
 
     #[test]
     fn an_account_s_keys_share_one_hash_tag() {

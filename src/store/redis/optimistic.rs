@@ -12,7 +12,7 @@ use redis::aio::MultiplexedConnection;
 
 use super::dedicated::Dedicated;
 use super::{after_write, kind_and_amount, scripts, unavailable, Section};
-use crate::error::AccountError;
+use crate::account::error::AccountError;
 
 pub(super) async fn apply(
     section: Section<'_>,
@@ -68,7 +68,7 @@ async fn attempt(
     connection: &mut MultiplexedConnection,
 ) -> Result<Attempt, AccountError> {
     let keys = section.keys;
-    let (_, read): ((), Option<i64>) = redis::pipe()
+    let ((), read): ((), Option<i64>) = redis::pipe()
         .cmd("WATCH")
         .arg(&keys.balance)
         .get(&keys.balance)

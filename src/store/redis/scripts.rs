@@ -15,7 +15,7 @@
 //! so it bumps the account's generation instead, and an answer kept in an older generation counts
 //! as none: after a reset every key is free again, as in the other stores.
 //!
-//! The ledger is a hash of the [`crate::ledger::Ledger`] fields. Counts are `HINCRBY` by one (2^63
+//! The ledger is a hash of the [`crate::account::ledger::Ledger`] fields. Counts are `HINCRBY` by one (2^63
 //! operations would take longer than Redis lives). Sums of amounts can pass 2^63 in theory (deposit
 //! and withdraw `i64::MAX / 2` back and forth), so each sum is two fields, `<sum>` and
 //! `<sum>_carry`, worth `carry * 2^63 + sum`, exactly: the same `i128` totals the memory store keeps.
@@ -25,7 +25,7 @@ use std::sync::LazyLock;
 use redis::Script;
 
 /// Shared helpers, prepended to every script that writes the ledger.
-const PRELUDE: &str = r#"
+const PRELUDE: &str = r"
 -- Whether decimal string `a` is below `b`, exactly: both are canonical non-negative integers
 -- (no sign, no leading zeros), so the shorter is smaller, and equal lengths compare as text.
 local function below(a, b)
@@ -95,19 +95,19 @@ local function write(balance, ledger, new, read, negated_read, kind, amount)
   end
   return replaced
 end
-"#;
+";
 
 /// Creates the account unless it exists: a replica that starts later must not reset a running
 /// account, and two replicas starting together must create it once. One script, so the balance
 /// and its ledger are born together.
 ///
 /// KEYS: balance, ledger. ARGV: initial balance. Returns 1 if it created the account.
-const CREATE: &str = r#"
+const CREATE: &str = r"
 if not redis.call('SET', KEYS[1], ARGV[1], 'NX') then return 0 end
 redis.call('DEL', KEYS[2])
 redis.call('HSET', KEYS[2], 'initial_balance', ARGV[1])
 return 1
-"#;
+";
 
 /// The blind write of `unguarded`, `mutex`, `semaphore:N` and `lease`: `SET balance new GET` and
 /// its ledger entry in one step, so a dropped request or a crash can never keep one without the
@@ -117,12 +117,12 @@ return 1
 /// KEYS: balance, ledger, and the idempotency key and the generation if keyed. ARGV: new, read,
 /// -read, kind, amount, and the key's time to live in ms if keyed. Returns the balance replaced,
 /// or nil (nothing written) if the idempotency key already keeps an answer.
-const OVERWRITE: &str = r#"
+const OVERWRITE: &str = r"
 if taken(KEYS[3], KEYS[4]) then return false end
 local replaced = write(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5])
 keep(KEYS[3], KEYS[4], ARGV[4] .. ' ' .. ARGV[5] .. ' 200 ' .. ARGV[1], ARGV[6])
 return replaced
-"#;
+";
 
 /// `atomic`: the funds check, the overflow check and the change in one step, so no other write can
 /// come between the check and the change. `INCRBY`/`DECRBY` do the arithmetic in 64 bits.
@@ -131,7 +131,7 @@ return replaced
 /// and the key's time to live in ms if keyed. Returns `{outcome, balance}`: outcome `ok` (balance is the one written),
 /// `insufficient` or `overflow` (balance is the one that refused, and nothing but the refusal
 /// count was written), or `taken` (the idempotency key already keeps an answer; nothing written).
-const ATOMIC: &str = r#"
+const ATOMIC: &str = r"
 if taken(KEYS[3], KEYS[4]) then return {'taken', '0'} end
 local balance = redis.call('GET', KEYS[1])
 if not balance then return redis.error_reply('the balance key is missing') end
@@ -150,43 +150,43 @@ record(KEYS[2], ARGV[1], ARGV[2])
 local written = redis.call('GET', KEYS[1])
 keep(KEYS[3], KEYS[4], ARGV[1] .. ' ' .. ARGV[2] .. ' 200 ' .. written, ARGV[3])
 return {'ok', written}
-"#;
+";
 
 /// The fenced lease's grant: take the lock only if it is free, and hand out the next fencing token
 /// with it. One step, so tokens increase in the order the lock is granted.
 ///
 /// KEYS: lock, fence. ARGV: lease in milliseconds. Returns the token, or nil if the lock is held.
-const ACQUIRE_FENCED: &str = r#"
+const ACQUIRE_FENCED: &str = r"
 if redis.call('EXISTS', KEYS[1]) == 1 then return false end
 redis.call('INCR', KEYS[2])
 local token = redis.call('GET', KEYS[2])
 redis.call('SET', KEYS[1], token, 'PX', ARGV[1])
 return token
-"#;
+";
 
 /// Releases a lock only if this request still holds it (compare-and-delete): after the lease ran
 /// out another request may hold it, and a plain `DEL` would free their lock. One step, so the lock
 /// cannot change hands between the compare and the delete.
 ///
 /// KEYS: lock. ARGV: token. Returns 1 if it released the lock.
-const RELEASE: &str = r#"
+const RELEASE: &str = r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
-"#;
+";
 
 /// The fenced read: the storage checks the token and remembers it, then reads, in one step. A
 /// holder whose token is older than one the storage has seen is refused. Remembering the token at
 /// the read is what fences out an older holder who has not written yet.
 ///
 /// KEYS: balance, seen. ARGV: token. Returns `{'ok', balance}` or `{'fenced', highest seen}`.
-const FENCED_READ: &str = r#"
+const FENCED_READ: &str = r"
 local seen = redis.call('GET', KEYS[2]) or '0'
 if below(ARGV[1], seen) then return {'fenced', seen} end
 redis.call('SET', KEYS[2], ARGV[1])
 local balance = redis.call('GET', KEYS[1])
 if not balance then return redis.error_reply('the balance key is missing') end
 return {'ok', balance}
-"#;
+";
 
 /// The fenced write: check the token against the highest the storage has seen, remember it, and
 /// write with the ledger entry, in one step, so no newer holder can come between check and write.
@@ -194,7 +194,7 @@ return {'ok', balance}
 /// KEYS: balance, ledger, seen, and the idempotency key and the generation if keyed. ARGV: token,
 /// new, read, -read, kind, amount, and the key's time to live in ms if keyed. Returns `{'ok', replaced}`,
 /// `{'fenced', highest seen}` or `{'taken', 0}` (nothing written).
-const FENCED_WRITE: &str = r#"
+const FENCED_WRITE: &str = r"
 local seen = redis.call('GET', KEYS[3]) or '0'
 if below(ARGV[1], seen) then return {'fenced', seen} end
 if taken(KEYS[4], KEYS[5]) then return {'taken', '0'} end
@@ -202,7 +202,7 @@ redis.call('SET', KEYS[3], ARGV[1])
 local replaced = write(KEYS[1], KEYS[2], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6])
 keep(KEYS[4], KEYS[5], ARGV[5] .. ' ' .. ARGV[6] .. ' 200 ' .. ARGV[2], ARGV[7])
 return {'ok', replaced}
-"#;
+";
 
 /// `/reset`, for every replica at once: the balance, a fresh ledger, a fence bumped past every
 /// token handed out so far, so a request still holding an old lease cannot write into the new run,
@@ -210,7 +210,7 @@ return {'ok', replaced}
 /// `/stats` sees a new balance with an old ledger.
 ///
 /// KEYS: balance, ledger, fence, seen, generation. ARGV: balance.
-const RESET: &str = r#"
+const RESET: &str = r"
 redis.call('SET', KEYS[1], ARGV[1])
 redis.call('DEL', KEYS[2])
 redis.call('HSET', KEYS[2], 'initial_balance', ARGV[1])
@@ -218,17 +218,17 @@ redis.call('INCR', KEYS[3])
 redis.call('SET', KEYS[4], redis.call('GET', KEYS[3]))
 redis.call('INCR', KEYS[5])
 return 1
-"#;
+";
 
 /// Keeps a refusal's answer for an idempotency key, unless the key keeps one of this generation.
 ///
 /// KEYS: the idempotency key, the generation. ARGV: the answer (`<kind> <amount> <status>
 /// <balance>`), its time to live in ms. Returns 1 if it kept the answer.
-const REMEMBER: &str = r#"
+const REMEMBER: &str = r"
 if taken(KEYS[1], KEYS[2]) then return 0 end
 keep(KEYS[1], KEYS[2], ARGV[1], ARGV[2])
 return 1
-"#;
+";
 
 fn with_prelude(body: &str) -> String {
     format!("{PRELUDE}{body}")

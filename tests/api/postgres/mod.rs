@@ -31,7 +31,7 @@ use crate::helpers::{spawn_with, TestApp};
 const TEST_POOL_SIZE: usize = 4;
 
 /// The database the tests use.
-pub fn database_url() -> String {
+pub(crate) fn database_url() -> String {
     std::env::var("RACEBANK_TEST_DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string())
 }
@@ -47,7 +47,7 @@ async fn require_postgres() {
                 Ok(_) => Ok(()),
                 Err(error) => {
                     let reason = std::error::Error::source(&error)
-                        .map_or_else(|| error.to_string(), |cause| cause.to_string());
+                        .map_or_else(|| error.to_string(), std::string::ToString::to_string);
                     Err(format!(
                         "PostgreSQL is not reachable at {url} ({reason}): start it with \
                          `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`"
@@ -62,7 +62,7 @@ async fn require_postgres() {
 }
 
 /// An account id of this test alone: `name`, this process and a clock suffix, at most 64 chars.
-pub fn unique_account(name: &str) -> AccountId {
+pub(crate) fn unique_account(name: &str) -> AccountId {
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |elapsed| elapsed.subsec_nanos());
@@ -73,7 +73,7 @@ pub fn unique_account(name: &str) -> AccountId {
 }
 
 /// The config of one replica serving `account` in `mode` with `work`.
-pub fn replica_config(account: &AccountId, mode: &str, work: &str) -> Config {
+pub(crate) fn replica_config(account: &AccountId, mode: &str, work: &str) -> Config {
     Config {
         account: AccountConfig {
             store: StoreConfig::Postgres {
@@ -91,7 +91,7 @@ pub fn replica_config(account: &AccountId, mode: &str, work: &str) -> Config {
 
 /// `count` servers (replicas) in this process, each with its own account, guard and pool, all
 /// serving the same row of a new account that starts at `balance`.
-pub async fn spawn_replicas(
+pub(crate) async fn spawn_replicas(
     name: &str,
     count: usize,
     mode: &str,
@@ -117,14 +117,19 @@ pub async fn spawn_replicas(
 }
 
 /// One replica of a new account that starts at `balance`.
-pub async fn spawn_one(name: &str, mode: &str, work: &str, balance: i64) -> (AccountId, TestApp) {
+pub(crate) async fn spawn_one(
+    name: &str,
+    mode: &str,
+    work: &str,
+    balance: i64,
+) -> (AccountId, TestApp) {
     let (account, mut replicas) = spawn_replicas(name, 1, mode, work, balance).await;
     (account, replicas.pop().expect("one replica"))
 }
 
 /// Sends one change to each replica in turn (`changes[i]` to replica `i % n`), all at once.
 /// Positive: a deposit; negative: a withdrawal. Returns the statuses in order.
-pub async fn across(replicas: &[TestApp], changes: &[i64]) -> Vec<StatusCode> {
+pub(crate) async fn across(replicas: &[TestApp], changes: &[i64]) -> Vec<StatusCode> {
     let requests = changes.iter().enumerate().map(|(i, &change)| {
         let replica = &replicas[i % replicas.len()];
         async move {
@@ -139,7 +144,7 @@ pub async fn across(replicas: &[TestApp], changes: &[i64]) -> Vec<StatusCode> {
 }
 
 /// A direct connection to the test database, to look at the rows behind the API.
-pub async fn sql() -> tokio_postgres::Client {
+pub(crate) async fn sql() -> tokio_postgres::Client {
     require_postgres().await;
     let (client, connection) = tokio_postgres::connect(&database_url(), NoTls)
         .await
@@ -150,7 +155,10 @@ pub async fn sql() -> tokio_postgres::Client {
 
 /// What the database holds for an account: its row and every ledger shard, as text, so a test can
 /// say "nothing changed" about all of it at once.
-pub async fn account_rows(client: &tokio_postgres::Client, account: &str) -> (String, String) {
+pub(crate) async fn account_rows(
+    client: &tokio_postgres::Client,
+    account: &str,
+) -> (String, String) {
     let row = client
         .query_one(
             "SELECT a::text,
@@ -165,12 +173,12 @@ pub async fn account_rows(client: &tokio_postgres::Client, account: &str) -> (St
 }
 
 /// The balance in the account's row, read directly.
-pub async fn row_balance(account: &str) -> i64 {
+pub(crate) async fn row_balance(account: &str) -> i64 {
     row_balance_on(&sql().await, account).await
 }
 
 /// The balance in the account's row, read directly on `client`.
-pub async fn row_balance_on(client: &tokio_postgres::Client, account: &str) -> i64 {
+pub(crate) async fn row_balance_on(client: &tokio_postgres::Client, account: &str) -> i64 {
     client
         .query_one(
             "SELECT balance FROM racebank.accounts WHERE id = $1",

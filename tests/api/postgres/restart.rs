@@ -294,7 +294,8 @@ async fn restart_mid_run(mode: &str) {
         let (acknowledged, phase) = (acknowledged.clone(), phase.clone());
         async move {
             let _slot = slots.acquire().await.unwrap();
-            let (amount, key) = (i as i64 + 1, format!("restart-{i}"));
+            let amount = i64::try_from(i).expect("a small index") + 1;
+            let key = format!("restart-{i}");
             let mut outcome = Outcome::default();
             for _attempt in 0..20 {
                 let sent_in = phase.load(Ordering::SeqCst);
@@ -357,7 +358,7 @@ async fn restart_mid_run(mode: &str) {
         "{mode}: every deposit was acknowledged in the end"
     );
     // Exact: each deposit applied once, those retried after a 503 or an unknown outcome included.
-    let sum = (DEPOSITS * (DEPOSITS + 1) / 2) as i64;
+    let sum = i64::try_from(DEPOSITS * (DEPOSITS + 1) / 2).expect("a small sum");
     assert_eq!(cluster.row_balance(&account).await, sum, "{mode}");
     let stats: Value = app.get("/stats").await.json().await.unwrap();
     assert_eq!(stats["deposit_count"], DEPOSITS, "{stats}");

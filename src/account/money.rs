@@ -52,7 +52,7 @@ pub enum Refusal {
 
 impl Op {
     /// Its name in the ledger, in kept answers and in messages: `deposit` or `withdrawal`.
-    pub fn kind(self) -> &'static str {
+    pub(crate) fn kind(self) -> &'static str {
         match self {
             Op::Deposit(_) => "deposit",
             Op::Withdraw(_) => "withdrawal",
@@ -60,7 +60,7 @@ impl Op {
     }
 
     /// The amount, in minor units.
-    pub fn amount(self) -> i64 {
+    pub(crate) fn amount(self) -> i64 {
         match self {
             Op::Deposit(amount) | Op::Withdraw(amount) => amount.get(),
         }

@@ -1,6 +1,10 @@
 //! The `racebank` server: parse flags, bind, serve until a stop signal (Ctrl-C, SIGTERM, SIGHUP,
 //! SIGQUIT; a second one stops at once).
 
+mod cli;
+mod log;
+mod signal;
+
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -8,21 +12,24 @@ use clap::Parser;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    racebank::log::init("racebank=info");
-    match run(racebank::Cli::parse()).await {
+    log::init("racebank=info");
+    match run(cli::Cli::parse()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             // The chain on one line, without a backtrace: these are operator errors, not bugs.
-            racebank::log::last_words(format_args!("racebank: {error:#}"));
+            log::last_words(format_args!("racebank: {error:#}"));
             ExitCode::FAILURE
         }
     }
 }
 
-async fn run(cli: racebank::Cli) -> anyhow::Result<()> {
+async fn run(cli: cli::Cli) -> anyhow::Result<()> {
+    let config = cli.config();
+    // A configuration that cannot run is refused before the port is taken.
+    config.validate()?;
     let listener = tokio::net::TcpListener::bind(cli.addr)
         .await
         .with_context(|| format!("cannot listen on {}", cli.addr))?;
-    racebank::serve(listener, cli.config(), racebank::shutdown_signal()).await?;
+    racebank::serve(listener, config, signal::shutdown_signal()).await?;
     Ok(())
 }

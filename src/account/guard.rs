@@ -10,8 +10,8 @@
 
 use tokio::sync::{Semaphore, SemaphorePermit};
 
-use crate::error::AccountError;
-use crate::work::Work;
+use crate::account::error::AccountError;
+use crate::account::work::Work;
 
 /// The guard a mode puts around the store's section, if any.
 #[derive(Debug)]

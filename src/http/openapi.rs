@@ -29,11 +29,12 @@ use utoipa::openapi::{
 };
 use utoipa::ToSchema;
 
-use crate::idempotency::{IdempotencyKey, KEY_HEADER, REPLAYED_HEADER};
-use crate::metrics;
-use crate::problem::PROBLEM_JSON;
-use crate::routes::BODY_LIMIT;
-use crate::wire::{paths, AmountBody, BalanceBody, ProblemDocument, ProblemType, ResetBody, Stats};
+use crate::account::idempotency::{IdempotencyKey, KEY_HEADER, REPLAYED_HEADER};
+use crate::http::metrics;
+use crate::http::problem::PROBLEM_JSON;
+use crate::wire::{
+    paths, AmountBody, BalanceBody, ProblemDocument, ProblemType, ResetBody, Stats, BODY_LIMIT,
+};
 
 /// The document, serialized on first use.
 static DOCUMENT: LazyLock<String> = LazyLock::new(|| {
@@ -56,7 +57,7 @@ const OPERATIONS: &str = "operations";
 const LIVE: &str = "live page";
 
 /// What every route can answer: the framing checks run before the router
-/// (`crate::connection`).
+/// (`crate::http::connection`).
 const FRAMING: &[ProblemType] = &[ProblemType::BadHost, ProblemType::UnsupportedTransferCoding];
 
 /// A body that cannot be read or is not the JSON the route takes (`routes::JsonBody`).
@@ -109,6 +110,7 @@ before any route sees the request.";
 
 /// The whole description.
 fn document() -> OpenApi {
+    let paths = live_paths(operations_paths(account_paths(PathsBuilder::new())));
     OpenApiBuilder::new()
         .info(
             InfoBuilder::new()
@@ -116,128 +118,141 @@ fn document() -> OpenApi {
                 .version(env!("CARGO_PKG_VERSION"))
                 .description(Some(DESCRIPTION)),
         )
-        .paths(
-            PathsBuilder::new()
-                .path(paths::DEPOSIT, change_item(Change::Deposit))
-                .path(paths::WITHDRAW, change_item(Change::Withdraw))
-                .path(
-                    paths::BALANCE,
-                    get(
-                        ACCOUNT,
-                        "balance",
-                        "The balance",
-                        "The balance now, in minor units.",
-                        json_answer::<BalanceBody>("The balance."),
-                        READ,
-                    ),
-                )
-                .path(
-                    paths::STATS,
-                    get(
-                        ACCOUNT,
-                        "stats",
-                        "The ledger",
-                        "The balance and the counters that explain it: at any quiet moment, \
-                         `balance == expected_balance - lost_net`.",
-                        json_answer::<Stats>("The ledger."),
-                        READ,
-                    ),
-                )
-                .path(paths::RESET, reset_item())
-                .path(
-                    paths::HEALTHZ,
-                    get(
-                        OPERATIONS,
-                        "healthz",
-                        "Liveness",
-                        "Answers as soon as the server serves requests; does not touch the store.",
-                        ResponseBuilder::new()
-                            .description("The server is up.")
-                            .content("application/json", Content::new(Some(health())))
-                            .build(),
-                        &[],
-                    ),
-                )
-                .path(
-                    paths::METRICS,
-                    get(
-                        OPERATIONS,
-                        "metrics",
-                        "Prometheus metrics",
-                        "Answers by route and status, deposits and withdrawals by outcome and \
-                         duration, and the ledger's counters, in the OpenMetrics text format.",
-                        text_answer(metrics::CONTENT_TYPE, "The scrape."),
-                        &[],
-                    ),
-                )
-                .path(
-                    paths::OPENAPI,
-                    get(
-                        OPERATIONS,
-                        "openapi",
-                        "This description",
-                        "The OpenAPI 3.1 description of every route.",
-                        ResponseBuilder::new()
-                            .description("The description.")
-                            .content(
-                                "application/json",
-                                Content::new(Some(ObjectBuilder::new().schema_type(Type::Object))),
-                            )
-                            .build(),
-                        &[],
-                    ),
-                )
-                .path(
-                    "/",
-                    get(
-                        LIVE,
-                        "live_page",
-                        "The live page",
-                        "A page that shows the account as it changes, fed by `/live/events`.",
-                        text_answer("text/html", "The page."),
-                        &[],
-                    ),
-                )
-                .path(
-                    "/live/page.css",
-                    get(
-                        LIVE,
-                        "live_page_css",
-                        "The live page's style",
-                        "Loaded by the live page.",
-                        text_answer("text/css", "The style sheet."),
-                        &[],
-                    ),
-                )
-                .path(
-                    "/live/page.js",
-                    get(
-                        LIVE,
-                        "live_page_js",
-                        "The live page's script",
-                        "Loaded by the live page.",
-                        text_answer("text/javascript", "The script."),
-                        &[],
-                    ),
-                )
-                .path(
-                    "/live/events",
-                    get(
-                        LIVE,
-                        "live_events",
-                        "The live page's event stream",
-                        "Server-sent events that never end by themselves (only when the server \
-                         shuts down): one `hello` event (the mode, the work, the mode's lesson), \
-                         then a `stats` event four times a second (the `/stats` document and the \
-                         requests per second), or a `trouble` event when the store could not be \
-                         read.",
-                        text_answer("text/event-stream", "The stream."),
-                        &[],
-                    ),
-                ),
-        )
+        .paths(paths)
         .components(Some(components()))
         .build()
+}
+
+/// The account's routes: the balance, its changes, the ledger and the reset.
+fn account_paths(paths: PathsBuilder) -> PathsBuilder {
+    paths
+        .path(paths::DEPOSIT, change_item(Change::Deposit))
+        .path(paths::WITHDRAW, change_item(Change::Withdraw))
+        .path(
+            paths::BALANCE,
+            get(
+                ACCOUNT,
+                "balance",
+                "The balance",
+                "The balance now, in minor units.",
+                json_answer::<BalanceBody>("The balance."),
+                READ,
+            ),
+        )
+        .path(
+            paths::STATS,
+            get(
+                ACCOUNT,
+                "stats",
+                "The ledger",
+                "The balance and the counters that explain it: at any quiet moment, \
+                 `balance == expected_balance - lost_net`.",
+                json_answer::<Stats>("The ledger."),
+                READ,
+            ),
+        )
+        .path(paths::RESET, reset_item())
+}
+
+/// The routes for operators: liveness, metrics and this description.
+fn operations_paths(paths: PathsBuilder) -> PathsBuilder {
+    paths
+        .path(
+            paths::HEALTHZ,
+            get(
+                OPERATIONS,
+                "healthz",
+                "Liveness",
+                "Answers as soon as the server serves requests; does not touch the store.",
+                ResponseBuilder::new()
+                    .description("The server is up.")
+                    .content("application/json", Content::new(Some(health())))
+                    .build(),
+                &[],
+            ),
+        )
+        .path(
+            paths::METRICS,
+            get(
+                OPERATIONS,
+                "metrics",
+                "Prometheus metrics",
+                "Answers by route and status, deposits and withdrawals by outcome and \
+                 duration, and the ledger's counters, in the OpenMetrics text format.",
+                text_answer(metrics::CONTENT_TYPE, "The scrape."),
+                &[],
+            ),
+        )
+        .path(
+            paths::OPENAPI,
+            get(
+                OPERATIONS,
+                "openapi",
+                "This description",
+                "The OpenAPI 3.1 description of every route.",
+                ResponseBuilder::new()
+                    .description("The description.")
+                    .content(
+                        "application/json",
+                        Content::new(Some(ObjectBuilder::new().schema_type(Type::Object))),
+                    )
+                    .build(),
+                &[],
+            ),
+        )
+}
+
+/// The live page and what it loads.
+fn live_paths(paths: PathsBuilder) -> PathsBuilder {
+    paths
+        .path(
+            "/",
+            get(
+                LIVE,
+                "live_page",
+                "The live page",
+                "A page that shows the account as it changes, fed by `/live/events`.",
+                text_answer("text/html", "The page."),
+                &[],
+            ),
+        )
+        .path(
+            "/live/page.css",
+            get(
+                LIVE,
+                "live_page_css",
+                "The live page's style",
+                "Loaded by the live page.",
+                text_answer("text/css", "The style sheet."),
+                &[],
+            ),
+        )
+        .path(
+            "/live/page.js",
+            get(
+                LIVE,
+                "live_page_js",
+                "The live page's script",
+                "Loaded by the live page.",
+                text_answer("text/javascript", "The script."),
+                &[],
+            ),
+        )
+        .path(
+            "/live/events",
+            get(
+                LIVE,
+                "live_events",
+                "The live page's event stream",
+                "Server-sent events that never end by themselves (only when the server \
+                 shuts down): one `hello` event (the mode, the work, the mode's lesson), \
+                 then a `stats` event four times a second (the `/stats` document and the \
+                 requests per second), or a `trouble` event when the store could not be \
+                 read.",
+                text_answer("text/event-stream", "The stream."),
+                &[],
+            ),
+        )
 }
 
 /// The two routes that change the balance.

@@ -4,24 +4,11 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use clap::{Parser, ValueEnum};
-
-use crate::chaos::Chaos;
-use crate::config::{AccountConfig, AccountId, Config, ServerConfig, StoreConfig};
-use crate::duration::parse_duration;
-use crate::mode::Mode;
-use crate::work::WorkSpec;
-
-/// The local PostgreSQL server, as the machines this project runs on have it.
-pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
-
-/// The local Redis server.
-pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
-
-/// Connections per server to PostgreSQL by default. The load generator's default concurrency is
-/// 64, so 32 connections leave the race wide open (32 requests in the window at once) while three
-/// replicas stay under PostgreSQL's default of 100 connections.
-pub const DEFAULT_POOL_SIZE: usize = 32;
+use clap::Parser;
+use racebank::{
+    parse_duration, AccountConfig, AccountId, Chaos, Config, Mode, ServerConfig, StoreConfig,
+    StoreKind, WorkSpec, DEFAULT_DATABASE_URL, DEFAULT_POOL_SIZE, DEFAULT_REDIS_URL,
+};
 
 /// The command line of the `racebank` binary.
 #[derive(Debug, Clone, Parser)]
@@ -31,7 +18,7 @@ pub const DEFAULT_POOL_SIZE: usize = 32;
     about = "A bank account over HTTP that loses updates on purpose (--mode unguarded) and the strategies that stop it",
     after_help = "Try: racebank --mode unguarded --work rendezvous:2, then send two deposits at once."
 )]
-pub struct Cli {
+pub(crate) struct Cli {
     /// Address to listen on. Loopback by default: this server is for experiments, not the internet.
     #[arg(long, env = "RACEBANK_ADDR", default_value = "127.0.0.1:3000")]
     pub addr: SocketAddr,
@@ -44,10 +31,8 @@ pub struct Cli {
     #[arg(long, env = "RACEBANK_ACCOUNT", default_value = "main")]
     pub account: AccountId,
 
-    /// How the read -> work -> write section is guarded: unguarded, mutex, semaphore:N, optimistic
-    /// or atomic (any store); for-update, advisory, repeatable-read or serializable (postgres);
-    /// lease, fenced or fenced-write-only (redis).
-    #[arg(long, env = "RACEBANK_MODE", default_value = "unguarded")]
+    // The help lists the modes from the mode table, grouped by the stores that run them.
+    #[arg(long, env = "RACEBANK_MODE", default_value = "unguarded", help = Mode::help())]
     pub mode: Mode,
 
     /// What each request does between reading and writing the balance: none, yield, a duration
@@ -115,20 +100,9 @@ pub struct Cli {
     pub max_connections: usize,
 }
 
-/// The `--store` choices.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum StoreKind {
-    /// In this process.
-    Memory,
-    /// PostgreSQL, shared by replicas.
-    Postgres,
-    /// Redis, shared by replicas.
-    Redis,
-}
-
 impl Cli {
     /// The configuration these flags describe.
-    pub fn config(&self) -> Config {
+    pub(crate) fn config(&self) -> Config {
         let store = match self.store {
             StoreKind::Memory => StoreConfig::Memory,
             StoreKind::Postgres => StoreConfig::Postgres {
@@ -256,6 +230,22 @@ mod tests {
                 pool_size: 8
             }
         );
+    }
+
+    #[test]
+    fn the_mode_help_lists_every_mode_and_the_store_choices() {
+        use clap::CommandFactory;
+        let help = Cli::command().render_long_help().to_string();
+        for mode in [
+            "unguarded",
+            "semaphore:N",
+            "for-update",
+            "fenced-write-only",
+        ] {
+            assert!(help.contains(mode), "{mode} missing from:\n{help}");
+        }
+        assert!(help.contains(&Mode::help()), "{help}");
+        assert!(help.contains("memory"), "{help}");
     }
 
     #[test]

@@ -10,7 +10,7 @@
 /// The signals are caught from the call on, not from the first poll: a signal sent as soon as the
 /// server says it is listening must not meet the default action, which kills without a drain.
 /// Call it inside the runtime.
-pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
+pub(crate) fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
     let signals = StopSignals::listen();
     wait_then_watch(signals)
 }

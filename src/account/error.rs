@@ -3,7 +3,7 @@
 //! A leaf: every store and strategy speaks these, and the HTTP layer turns them into problem
 //! documents. Details of a store's failure are logged where they happen; clients get a sentence.
 
-use crate::money::Refusal;
+use crate::account::money::Refusal;
 
 /// Why an operation was not applied. In every case nothing was written.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -45,7 +45,7 @@ pub enum OpenError {
     UnsupportedMode {
         mode: String,
         store: &'static str,
-        hint: &'static str,
+        hint: String,
     },
     /// The store could not be reached or prepared.
     #[error("{0}")]

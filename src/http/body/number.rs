@@ -4,6 +4,8 @@
 //! client needs to hear: `-9223372036854775809` becomes `-9.223372036854776e18`, `-0` becomes
 //! `-0.0`, and `1e400` is refused as if it were not JSON at all. So a field the account refuses is
 //! read here from its text, digit by digit, without floating point, and the answer quotes the text.
+//!
+//! It lives beside the body parser, its only user.
 
 /// What a JSON number's text says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,7 +64,8 @@ pub fn read(text: &str) -> Option<Number> {
     let digits = format!("{integer}{fraction}");
     let digits = digits.trim_start_matches('0');
     let significant = digits.trim_end_matches('0');
-    let scale = exponent - fraction.len() as i64 + (digits.len() - significant.len()) as i64;
+    let trailing_zeros = i64::try_from(digits.len() - significant.len()).ok()?;
+    let scale = exponent - i64::try_from(fraction.len()).ok()? + trailing_zeros;
     let integer_syntax = !rest.contains(['.', 'e', 'E']);
     if significant.is_empty() {
         return Some(Number {
@@ -74,7 +77,7 @@ pub fn read(text: &str) -> Option<Number> {
     }
     let whole = scale >= 0;
     // i64::MAX has 19 digits: more than that cannot fit.
-    let value = if whole && significant.len() as i64 + scale <= 19 {
+    let value = if whole && i64::try_from(significant.len()).ok()? + scale <= 19 {
         let magnitude = significant.parse::<i128>().ok().and_then(|significant| {
             significant.checked_mul(10i128.checked_pow(u32::try_from(scale).ok()?)?)
         });

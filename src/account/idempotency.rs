@@ -29,20 +29,20 @@ use std::time::Duration;
 
 use axum::http::HeaderName;
 
-use crate::money::{Amount, Op, Refusal};
+use crate::account::money::{Amount, Op, Refusal};
 
 /// The request header carrying the key. A `HeaderName` rather than a string, so that looking it
 /// up in every request's headers does not parse the name first.
 pub const KEY_HEADER: HeaderName = HeaderName::from_static("idempotency-key");
 
 /// The answer header marking a replayed answer.
-pub const REPLAYED_HEADER: HeaderName = HeaderName::from_static("idempotent-replayed");
+pub(crate) const REPLAYED_HEADER: HeaderName = HeaderName::from_static("idempotent-replayed");
 
 /// How long a key's answer is kept by default: a day, as Stripe keeps them.
-pub const DEFAULT_TTL: Duration = Duration::from_secs(24 * 60 * 60);
+pub(crate) const DEFAULT_TTL: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// How many keys the memory store keeps at most; past it the oldest go first.
-pub const MEMORY_CAPACITY: usize = 100_000;
+pub(crate) const MEMORY_CAPACITY: usize = 100_000;
 
 /// A valid `Idempotency-Key`: 1 to 255 printable ASCII characters (the draft's recommendation,
 /// and safe in a log line, a Redis key and a SQL parameter).
@@ -59,7 +59,7 @@ impl IdempotencyKey {
     /// Checks a header value. Surrounding quotes are part of the key: the draft's
     /// structured-header form `"abc"` and the bare `abc` are different keys, as clients send one form
     /// consistently.
-    pub fn parse(value: &[u8]) -> Result<Self, String> {
+    pub(crate) fn parse(value: &[u8]) -> Result<Self, String> {
         if value.is_empty() || value.len() > Self::MAX_LEN {
             return Err(format!(
                 "an Idempotency-Key holds 1 to {} characters, this one {}",
@@ -77,14 +77,14 @@ impl IdempotencyKey {
     }
 
     /// The key as sent.
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
 }
 
 /// What a store keeps for a key: the request it identified and the answer it got.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Remembered {
+pub(crate) struct Remembered {
     /// The operation and amount: a repeat must ask for the same.
     pub op: Op,
     /// The balance written, or the refusal.
@@ -105,8 +105,9 @@ impl Remembered {
     pub(crate) fn balance(&self) -> i64 {
         match self.outcome {
             Ok(balance)
-            | Err(Refusal::InsufficientFunds { balance, .. })
-            | Err(Refusal::WouldOverflow { balance, .. }) => balance,
+            | Err(
+                Refusal::InsufficientFunds { balance, .. } | Refusal::WouldOverflow { balance, .. },
+            ) => balance,
         }
     }
 

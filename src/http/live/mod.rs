@@ -19,6 +19,8 @@
 //! server hands the routes a [`Closing`] signal, and each stream ends as soon as shutdown begins:
 //! an open page does not hold the server up.
 
+pub(crate) mod lesson;
+
 use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -35,13 +37,13 @@ use serde::Serialize;
 use tokio::sync::watch;
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 
+use crate::account::ledger::Stats;
 use crate::account::Account;
-use crate::ledger::Stats;
-use crate::lesson::lesson;
+use crate::http::live::lesson::lesson;
 
 /// How often an open stream samples the stats: often enough for a smooth chart, rare enough that a
 /// room full of viewers costs the account nothing it would notice.
-pub const TICK: Duration = Duration::from_millis(250);
+pub(crate) const TICK: Duration = Duration::from_millis(250);
 
 /// req/s is averaged over about this long, so that a quiet tick does not make it flicker to zero.
 const RATE_WINDOW: Duration = Duration::from_secs(1);
@@ -49,9 +51,9 @@ const RATE_WINDOW: Duration = Duration::from_secs(1);
 /// How long a browser waits before reconnecting a dropped stream.
 const RECONNECT: Duration = Duration::from_secs(1);
 
-const PAGE: &str = include_str!("live/page.html");
-const CSS: &str = include_str!("live/page.css");
-const JS: &str = include_str!("live/page.js");
+const PAGE: &str = include_str!("page.html");
+const CSS: &str = include_str!("page.css");
+const JS: &str = include_str!("page.js");
 
 /// Everything the page loads comes from this server; nothing else may be fetched or run.
 const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
@@ -60,21 +62,21 @@ const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; st
 
 /// Tells open streams that the server is shutting down.
 #[derive(Debug)]
-pub struct Closer(watch::Sender<bool>);
+pub(crate) struct Closer(watch::Sender<bool>);
 
 /// What each stream watches to know when to end (see [`Closer`]).
 #[derive(Debug, Clone)]
-pub struct Closing(watch::Receiver<bool>);
+pub(crate) struct Closing(watch::Receiver<bool>);
 
 /// A closing signal and the handle that fires it.
-pub fn closing() -> (Closer, Closing) {
+pub(crate) fn closing() -> (Closer, Closing) {
     let (sender, receiver) = watch::channel(false);
     (Closer(sender), Closing(receiver))
 }
 
 impl Closer {
     /// Ends every open stream, now and for streams opened later.
-    pub fn close(&self) {
+    pub(crate) fn close(&self) {
         self.0.send_replace(true);
     }
 }
@@ -87,7 +89,7 @@ impl Closing {
 }
 
 /// The page's routes, for `routes::app` to merge.
-pub fn routes<S>(closing: Closing) -> Router<S>
+pub(crate) fn routes<S>(closing: Closing) -> Router<S>
 where
     Arc<Account>: FromRef<S>,
     S: Clone + Send + Sync + 'static,
@@ -132,6 +134,10 @@ async fn js() -> impl IntoResponse {
     )
 }
 
+#[allow(
+    clippy::unused_async,
+    reason = "an axum handler; the stream it returns does the awaiting"
+)]
 async fn events(
     account: Arc<Account>,
     closing: Closing,
@@ -166,7 +172,7 @@ struct Feed {
 struct Hello<'a> {
     mode: &'a str,
     work: &'a str,
-    /// The mode's paragraph from [`crate::lesson`], with `code` in backticks.
+    /// The mode's paragraph from [`lesson`](mod@crate::http::live::lesson), with `code` in backticks.
     lesson: Option<&'static str>,
     tick_ms: u128,
 }

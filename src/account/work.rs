@@ -27,11 +27,11 @@ use std::time::Duration;
 use rand::Rng;
 use tokio::sync::{watch, Notify};
 
+use crate::account::error::AccountError;
 use crate::duration::{format_duration, parse_duration};
-use crate::error::AccountError;
 
 /// How long a request waits at a rendezvous for the others before it goes on alone.
-pub const RENDEZVOUS_TIMEOUT: Duration = Duration::from_secs(1);
+pub(crate) const RENDEZVOUS_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// The `--work` setting, as parsed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,7 +109,7 @@ impl WorkSpec {
 
 /// The work, ready to run: a spec, the rendezvous state it needs, and the signal that cuts it short.
 #[derive(Debug)]
-pub struct Work {
+pub(crate) struct Work {
     spec: WorkSpec,
     rendezvous: Option<Rendezvous>,
     stopping: watch::Sender<bool>,
@@ -117,7 +117,7 @@ pub struct Work {
 
 impl Work {
     /// Builds the work for one account.
-    pub fn new(spec: WorkSpec) -> Self {
+    pub(crate) fn new(spec: WorkSpec) -> Self {
         let rendezvous = match spec {
             WorkSpec::Rendezvous { parties } => Some(Rendezvous::new(parties, RENDEZVOUS_TIMEOUT)),
             _ => None,
@@ -130,13 +130,13 @@ impl Work {
     }
 
     /// The spec this work was built from.
-    pub fn spec(&self) -> WorkSpec {
+    pub(crate) fn spec(&self) -> WorkSpec {
         self.spec
     }
 
     /// Does the work, or answers [`AccountError::Stopped`] if the server stops first.
     /// Cancel-safe: a request dropped here has written nothing.
-    pub async fn run(&self) -> Result<(), AccountError> {
+    pub(crate) async fn run(&self) -> Result<(), AccountError> {
         if self.spec == WorkSpec::None {
             // No await point, so nothing to cut short: skip the stop signal on the hot path.
             return Ok(());
@@ -145,7 +145,7 @@ impl Work {
     }
 
     /// Runs `wait` (the work, or a wait for a guard) unless the server stops first.
-    pub async fn unless_stopped<T>(
+    pub(crate) async fn unless_stopped<T>(
         &self,
         wait: impl std::future::Future<Output = T>,
     ) -> Result<T, AccountError> {
@@ -157,7 +157,7 @@ impl Work {
     }
 
     /// Ends every window still open, now and from now on.
-    pub fn stop(&self) {
+    pub(crate) fn stop(&self) {
         self.stopping.send_replace(true);
     }
 
@@ -168,7 +168,9 @@ impl Work {
             WorkSpec::Sleep(duration) => tokio::time::sleep(duration).await,
             WorkSpec::Random { min, max } => {
                 let nanos = rand::rng().random_range(min.as_nanos()..=max.as_nanos());
-                tokio::time::sleep(Duration::from_nanos(nanos as u64)).await;
+                // Both ends are durations `--work` accepted (at most an hour), so the draw fits a u64.
+                let nanos = u64::try_from(nanos).unwrap_or(u64::MAX);
+                tokio::time::sleep(Duration::from_nanos(nanos)).await;
             }
             WorkSpec::Rendezvous { .. } => {
                 if let Some(rendezvous) = &self.rendezvous {
@@ -185,7 +187,7 @@ impl Work {
 /// arrival starts a new one. One that waits longer than the timeout goes on alone, and one whose
 /// request is dropped while waiting leaves, so a missing party never holds the others forever.
 #[derive(Debug)]
-pub struct Rendezvous {
+pub(crate) struct Rendezvous {
     parties: usize,
     timeout: Duration,
     state: Mutex<Generation>,
@@ -200,7 +202,7 @@ struct Generation {
 
 impl Rendezvous {
     /// A rendezvous of `parties` arrivals that gives up on the rest after `timeout`.
-    pub fn new(parties: usize, timeout: Duration) -> Self {
+    pub(crate) fn new(parties: usize, timeout: Duration) -> Self {
         Self {
             parties,
             timeout,
@@ -210,7 +212,7 @@ impl Rendezvous {
     }
 
     /// Arrives and waits for the others, or for the timeout.
-    pub async fn meet(&self) {
+    pub(crate) async fn meet(&self) {
         let (generation, released) = {
             let mut state = self.lock();
             if state.waiting + 1 >= self.parties {
@@ -235,7 +237,7 @@ impl Rendezvous {
         // Nothing panics while holding this lock, but a poisoned lock must not take the server down.
         self.state
             .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 

@@ -11,7 +11,7 @@ use std::io::{self, IsTerminal, Write};
 use tracing_subscriber::EnvFilter;
 
 /// Logs to stderr, filtered by `RUST_LOG` or else `default_filter` (`racebank=info`).
-pub fn init(default_filter: &str) {
+pub(crate) fn init(default_filter: &str) {
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter)),
@@ -23,7 +23,7 @@ pub fn init(default_filter: &str) {
 }
 
 /// Prints `message` on stderr, if anyone still reads it; for the binary's last words.
-pub fn last_words(message: std::fmt::Arguments<'_>) {
+pub(crate) fn last_words(message: std::fmt::Arguments<'_>) {
     let _ = writeln!(io::stderr(), "{message}");
 }
 

@@ -3,16 +3,35 @@
 //! Everything that is the same in every store lives here, once: the `mutex` and `semaphore:N`
 //! guards around the store's section, the work in the window, and the stop signal that cuts
 //! requests short when the server stops.
+//!
+//! The folder holds the account's parts, which know nothing of stores or HTTP: the stores
+//! (`crate::store`) are built from them, and [`Account`] here puts a store behind them.
+//! - [`money`]: amounts as integer minor units with checked arithmetic.
+//! - [`error`]: why an operation was not applied, why an account could not be opened.
+//! - [`mode`]: the `--mode` names, and the one table of which store runs which.
+//! - [`work`]: what happens between the read and the write, and where a stopping server cuts
+//!   requests short.
+//! - [`guard`]: the in-process `mutex` and `semaphore:N`, the same for every store.
+//! - [`ledger`]: the counters behind `/stats`.
+//! - [`idempotency`]: `Idempotency-Key`: the key, the answer a store keeps for it, and the rules.
 
+pub(crate) mod error;
+pub(crate) mod guard;
+pub(crate) mod idempotency;
+pub(crate) mod ledger;
+pub(crate) mod mode;
+pub(crate) mod money;
+pub(crate) mod work;
+
+use crate::account::error::{AccountError, OpenError};
+use crate::account::guard::Guard;
+use crate::account::idempotency::{Claim, IdempotencyKey, Remembered};
+use crate::account::ledger::Stats;
+use crate::account::mode::Mode;
+use crate::account::money::Op;
+use crate::account::work::Work;
 use crate::config::AccountConfig;
-use crate::error::{AccountError, OpenError};
-use crate::guard::Guard;
-use crate::idempotency::{Claim, IdempotencyKey, Remembered};
-use crate::ledger::Stats;
-use crate::mode::Mode;
-use crate::money::Op;
 use crate::store::Store;
-use crate::work::Work;
 
 /// A bank account with one balance, guarded (or not) by its mode.
 #[derive(Debug)]
@@ -28,12 +47,12 @@ pub struct Account {
 
 /// The answer to a request with an idempotency key: its own, or the one its key kept.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Keyed {
+pub(crate) struct Keyed {
     /// The balance written, or why not: exactly what a request without a key would get.
-    pub outcome: Result<i64, AccountError>,
+    pub(crate) outcome: Result<i64, AccountError>,
     /// True when the answer is the one kept from an earlier request with the same key: this
     /// request changed nothing.
-    pub replayed: bool,
+    pub(crate) replayed: bool,
 }
 
 impl Account {
@@ -61,10 +80,10 @@ impl Account {
         self.store.apply(&self.work, op, claim).await
     }
 
-    /// Applies `op` at most once per `key` ([`crate::idempotency`]): the first request with the key
+    /// Applies `op` at most once per `key` ([`crate::account::idempotency`]): the first request with the key
     /// is applied (or refused) and its answer kept with the change; a repeat of the same request
     /// replays that answer; the key sent with another request is refused.
-    pub async fn apply_keyed(&self, op: Op, key: &IdempotencyKey) -> Keyed {
+    pub(crate) async fn apply_keyed(&self, op: Op, key: &IdempotencyKey) -> Keyed {
         let fresh = |outcome| Keyed {
             outcome,
             replayed: false,
@@ -112,24 +131,19 @@ impl Account {
         }
     }
 
-    /// How long a key's answer is kept.
-    pub fn key_ttl(&self) -> std::time::Duration {
-        self.key_ttl
-    }
-
     /// Cuts short every request still waiting or working: each answers 503 and writes nothing.
-    pub fn stop(&self) {
+    pub(crate) fn stop(&self) {
         self.work.stop();
     }
 
     /// The balance now.
-    pub async fn balance(&self) -> Result<i64, AccountError> {
+    pub(crate) async fn balance(&self) -> Result<i64, AccountError> {
         self.store.balance().await
     }
 
     /// The account-wide counters and the balance; consistent with each other whenever no request is
     /// in flight.
-    pub async fn stats(&self) -> Result<Stats, AccountError> {
+    pub(crate) async fn stats(&self) -> Result<Stats, AccountError> {
         let (ledger, balance) = self.store.ledger().await?;
         Ok(ledger.stats(
             balance,
@@ -140,14 +154,14 @@ impl Account {
     }
 
     /// The balance the account was opened with (`--initial-balance`).
-    pub fn opening_balance(&self) -> i64 {
+    pub(crate) fn opening_balance(&self) -> i64 {
         self.opening_balance
     }
 
     /// Sets the balance and zeroes every counter, so runs can repeat without a restart. Under an
     /// in-process guard it waits for the requests in their section, as they wait for each other:
     /// a reset that landed inside a request's window would be erased by that request's write.
-    pub async fn reset(&self, balance: i64) -> Result<Stats, AccountError> {
+    pub(crate) async fn reset(&self, balance: i64) -> Result<Stats, AccountError> {
         let _alone = self.guard.enter_alone(&self.work).await?;
         self.store.reset(balance).await?;
         // Still alone: the stats are those of the reset, not of a request that came after it.

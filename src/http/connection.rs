@@ -11,7 +11,7 @@
 //!   (BENCHMARKS.md); the watchdog costs two uncontended atomic additions per request.
 //! - A head may hold [`MAX_HEAD_BYTES`]; past it hyper answers 431 and closes, so an unfinished
 //!   header holds at most that much memory.
-//! - The body timeout is the body extractor's ([`crate::routes`]): only the routes that read a
+//! - The body timeout is the body extractor's ([`crate::http::routes`]): only the routes that read a
 //!   body pay for it.
 //!
 //! The errors hyper answers by itself before a request reaches the router (400 for a malformed
@@ -35,16 +35,11 @@ use tokio::net::TcpStream;
 use tokio::sync::{watch, OwnedSemaphorePermit};
 use tower_service::Service;
 
+use crate::account::idempotency::REPLAYED_HEADER;
 use crate::chaos::Chaos;
-use crate::idempotency::REPLAYED_HEADER;
-use crate::metrics::{Metrics, Route};
-use crate::problem::Problem;
-use crate::wire::paths;
-
-/// The largest request head (request line and headers) a connection may send, in bytes: nginx's
-/// 8 KiB per header line, twice, and a hundred times the heads the clients of this API send.
-/// (hyper's buffer limit, which this is, takes no less than 8 KiB.)
-pub const MAX_HEAD_BYTES: usize = 16 * 1024;
+use crate::http::metrics::{Metrics, Route};
+use crate::http::problem::Problem;
+use crate::wire::{paths, MAX_HEAD_BYTES};
 
 /// How every connection of one server is served.
 #[derive(Debug)]
@@ -144,13 +139,12 @@ impl Http {
                 return;
             }
         };
-        let result = match ended {
-            Some(result) => result,
-            None => {
-                // Finish the request in flight, if any, then close.
-                connection.as_mut().graceful_shutdown();
-                connection.await
-            }
+        let result = if let Some(result) = ended {
+            result
+        } else {
+            // Finish the request in flight, if any, then close.
+            connection.as_mut().graceful_shutdown();
+            connection.await
         };
         if let Err(error) = result {
             // A client that timed out, sent garbage or went away: its business, not the server's.

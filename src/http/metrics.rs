@@ -26,15 +26,15 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
-use crate::ledger::Stats;
+use crate::account::ledger::Stats;
 use crate::wire::paths;
 
 /// The content type of the scrape: OpenMetrics text, which Prometheus reads.
-pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+pub(crate) const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// The routes requests are counted by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Route {
+pub(crate) enum Route {
     /// `/deposit`.
     Deposit,
     /// `/withdraw`.
@@ -73,7 +73,7 @@ impl Route {
 
     /// The route of a request path. A handful of string comparisons.
     #[inline]
-    pub fn of(path: &str) -> Route {
+    pub(crate) fn of(path: &str) -> Route {
         match path {
             paths::DEPOSIT => Route::Deposit,
             paths::WITHDRAW => Route::Withdraw,
@@ -90,7 +90,7 @@ impl Route {
     }
 
     /// The `route` label.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Route::Deposit => "deposit",
             Route::Withdraw => "withdraw",
@@ -108,7 +108,7 @@ impl Route {
     /// The index of a deposit's or withdrawal's latency histogram; `None` for the other routes,
     /// which are not timed.
     #[inline]
-    pub fn timed(self) -> Option<usize> {
+    pub(crate) fn timed(self) -> Option<usize> {
         match self {
             Route::Deposit => Some(0),
             Route::Withdraw => Some(1),
@@ -223,7 +223,7 @@ impl Shard {
 
 /// Every count the request path keeps, shared by all connections of one server.
 #[derive(Debug)]
-pub struct Metrics {
+pub(crate) struct Metrics {
     shards: Box<[Shard; SHARDS]>,
 }
 
@@ -235,7 +235,7 @@ impl Default for Metrics {
 
 impl Metrics {
     /// All counts at zero.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Metrics {
             shards: Box::new(std::array::from_fn(|_| Shard::new())),
         }
@@ -244,7 +244,7 @@ impl Metrics {
     /// Counts one answer on `route` with `status`, and for a deposit or withdrawal how long it
     /// took.
     #[inline]
-    pub fn record(&self, route: Route, status: u16, elapsed: Option<Duration>) {
+    pub(crate) fn record(&self, route: Route, status: u16, elapsed: Option<Duration>) {
         let shard = &self.shards[shard_index()];
         shard.requests[route as usize][status_slot(status)].fetch_add(1, Ordering::Relaxed);
         if let (Some(histogram), Some(elapsed)) = (route.timed(), elapsed) {
@@ -254,7 +254,8 @@ impl Metrics {
 
     /// The answers counted on `route` with `status` (statuses racebank never answers are counted
     /// together).
-    pub fn requests(&self, route: Route, status: u16) -> u64 {
+    #[cfg(test)]
+    pub(crate) fn requests(&self, route: Route, status: u16) -> u64 {
         self.shards
             .iter()
             .map(|shard| {
@@ -265,7 +266,7 @@ impl Metrics {
 
     /// The scrape: every metric in OpenMetrics text, with the ledger's counters when `stats` could
     /// be read.
-    pub fn render(&self, stats: Option<&Stats>) -> String {
+    pub(crate) fn render(&self, stats: Option<&Stats>) -> String {
         let mut registry = Registry::default();
         registry.register_collector(Box::new(Snapshot::take(self, stats)));
         let mut text = String::new();
@@ -372,6 +373,19 @@ fn gauge(
 
 impl Collector for Snapshot {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        self.encode_requests(&mut encoder)?;
+        self.encode_outcomes(&mut encoder)?;
+        self.encode_latency(&mut encoder)?;
+        match &self.ledger {
+            Some(ledger) => encode_ledger(ledger, &mut encoder),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Snapshot {
+    /// `racebank_http_requests`: answers by route and status.
+    fn encode_requests(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let mut family = encoder.encode_descriptor(
             "racebank_http_requests",
             "Answers by route and HTTP status.",
@@ -383,7 +397,11 @@ impl Collector for Snapshot {
             let labels = [("route", route.name()), ("status", &status)];
             ConstCounter::new(count).encode(family.encode_family(&labels)?)?;
         }
+        Ok(())
+    }
 
+    /// `racebank_operations`: deposits and withdrawals by outcome.
+    fn encode_outcomes(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let mut family = encoder.encode_descriptor(
             "racebank_operations",
             "Deposits and withdrawals by outcome: applied (2xx), refused by the funds check (409), \
@@ -397,7 +415,11 @@ impl Collector for Snapshot {
                 ConstCounter::new(count).encode(family.encode_family(&labels)?)?;
             }
         }
+        Ok(())
+    }
 
+    /// `racebank_operation_duration_seconds`: the histograms of deposits and withdrawals.
+    fn encode_latency(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let mut family = encoder.encode_descriptor(
             "racebank_operation_duration_seconds",
             "How long deposits and withdrawals took, from the request's head to its answer.",
@@ -416,53 +438,54 @@ impl Collector for Snapshot {
                 .encode_family(&labels)?
                 .encode_histogram::<NoLabelSet>(*sum, count, &buckets, None)?;
         }
-
-        let Some(ledger) = &self.ledger else {
-            return Ok(());
-        };
-        counter(
-            &mut encoder,
-            "racebank_lost_updates",
-            "Writes that replaced a balance other than the one they read.",
-            ledger.lost_updates,
-        )?;
-        counter(
-            &mut encoder,
-            "racebank_lost_removed_minor_units",
-            "Money removed by erasing writes (erased deposits), in minor units.",
-            u64::try_from(ledger.lost_removed).unwrap_or(u64::MAX),
-        )?;
-        counter(
-            &mut encoder,
-            "racebank_lost_added_minor_units",
-            "Money added by erasing writes (erased withdrawals), in minor units.",
-            u64::try_from(ledger.lost_added).unwrap_or(u64::MAX),
-        )?;
-        counter(
-            &mut encoder,
-            "racebank_retries",
-            "Optimistic conflicts redone.",
-            ledger.retries,
-        )?;
-        counter(
-            &mut encoder,
-            "racebank_retries_exhausted",
-            "Requests that gave up after --max-retries conflicts.",
-            ledger.retries_exhausted,
-        )?;
-        gauge(
-            &mut encoder,
-            "racebank_balance_minor_units",
-            "The balance now.",
-            ledger.balance as f64,
-        )?;
-        gauge(
-            &mut encoder,
-            "racebank_expected_balance_minor_units",
-            "The balance if nothing had been lost.",
-            ledger.expected_balance as f64,
-        )
+        Ok(())
     }
+}
+
+/// The ledger's counters and the balances, when the store answered.
+fn encode_ledger(ledger: &Stats, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+    counter(
+        encoder,
+        "racebank_lost_updates",
+        "Writes that replaced a balance other than the one they read.",
+        ledger.lost_updates,
+    )?;
+    counter(
+        encoder,
+        "racebank_lost_removed_minor_units",
+        "Money removed by erasing writes (erased deposits), in minor units.",
+        u64::try_from(ledger.lost_removed).unwrap_or(u64::MAX),
+    )?;
+    counter(
+        encoder,
+        "racebank_lost_added_minor_units",
+        "Money added by erasing writes (erased withdrawals), in minor units.",
+        u64::try_from(ledger.lost_added).unwrap_or(u64::MAX),
+    )?;
+    counter(
+        encoder,
+        "racebank_retries",
+        "Optimistic conflicts redone.",
+        ledger.retries,
+    )?;
+    counter(
+        encoder,
+        "racebank_retries_exhausted",
+        "Requests that gave up after --max-retries conflicts.",
+        ledger.retries_exhausted,
+    )?;
+    gauge(
+        encoder,
+        "racebank_balance_minor_units",
+        "The balance now.",
+        ledger.balance as f64,
+    )?;
+    gauge(
+        encoder,
+        "racebank_expected_balance_minor_units",
+        "The balance if nothing had been lost.",
+        ledger.expected_balance as f64,
+    )
 }
 
 #[cfg(test)]

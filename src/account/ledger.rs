@@ -11,12 +11,12 @@
 //! Sums are `i128` so that no run, however long, can overflow them. The ledger sits behind a std
 //! mutex: nothing is awaited while it is held, and each hold is a handful of additions.
 
-use crate::money::Op;
+use crate::account::money::Op;
 pub use crate::wire::Stats;
 
 /// Running totals since the start or the last reset.
 #[derive(Debug, Clone, Default)]
-pub struct Ledger {
+pub(crate) struct Ledger {
     pub(crate) initial_balance: i64,
     pub(crate) deposit_count: u64,
     pub(crate) deposit_sum: i128,
@@ -33,7 +33,7 @@ pub struct Ledger {
 
 impl Ledger {
     /// A ledger for an account that starts at `initial_balance`.
-    pub fn new(initial_balance: i64) -> Self {
+    pub(crate) fn new(initial_balance: i64) -> Self {
         Self {
             initial_balance,
             ..Self::default()
@@ -42,7 +42,7 @@ impl Ledger {
 
     /// Records a write: `read` is the balance the request computed from, `overwritten` the balance
     /// its write replaced.
-    pub fn record_write(&mut self, op: Op, read: i64, overwritten: i64) {
+    pub(crate) fn record_write(&mut self, op: Op, read: i64, overwritten: i64) {
         match op {
             Op::Deposit(amount) => {
                 self.deposit_count += 1;
@@ -73,18 +73,18 @@ impl Ledger {
     }
 
     /// Records a withdrawal refused by the funds check.
-    pub fn record_refusal(&mut self) {
+    pub(crate) fn record_refusal(&mut self) {
         self.refused_count += 1;
     }
 
     /// Records optimistic conflicts that were redone, and whether the request finally gave up.
-    pub fn record_retries(&mut self, retries: u64, exhausted: bool) {
+    pub(crate) fn record_retries(&mut self, retries: u64, exhausted: bool) {
         self.retries += retries;
         self.retries_exhausted += u64::from(exhausted);
     }
 
     /// A snapshot of the counters next to the current balance.
-    pub fn stats(&self, balance: i64, mode: String, work: String, store: &str) -> Stats {
+    pub(crate) fn stats(&self, balance: i64, mode: String, work: String, store: &str) -> Stats {
         let expected_balance =
             i128::from(self.initial_balance) + self.deposit_sum - self.withdrawal_sum;
         Stats {
@@ -114,7 +114,7 @@ impl Ledger {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::money::Amount;
+    use crate::account::money::Amount;
 
     fn deposit(value: i64) -> Op {
         Op::Deposit(Amount::new(value).unwrap())

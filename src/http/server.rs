@@ -5,7 +5,7 @@
 //!
 //! The accept loop is ours rather than `axum::serve`'s, for the limits it lacks (README, "Limits"):
 //! at most `max_connections` connections at once, each cut off by the timeouts of
-//! [`crate::connection`]. Past the limit, the loop stops accepting, so new connections wait in the
+//! [`crate::http::connection`]. Past the limit, the loop stops accepting, so new connections wait in the
 //! kernel's listen backlog until one closes rather than being refused: a burst of clients is served
 //! a little later instead of failing, and the timeouts guarantee that a slot frees up. Running out
 //! of file descriptors is an error in the log, retried with a backoff rather than a hot loop.
@@ -24,14 +24,14 @@ use axum::Router;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{oneshot, watch, OwnedSemaphorePermit, Semaphore};
 
+use crate::account::error::{AccountError, OpenError};
+use crate::account::ledger::Stats;
 use crate::account::Account;
 use crate::config::{Config, ServerConfig};
-use crate::connection::Http;
-use crate::error::{AccountError, OpenError};
-use crate::ledger::Stats;
-use crate::live;
-use crate::metrics::Metrics;
-use crate::routes;
+use crate::http::connection::Http;
+use crate::http::live;
+use crate::http::metrics::Metrics;
+use crate::http::routes;
 
 /// How long cut-short requests get to send their 503 before the server stops regardless.
 const LAST_ANSWERS: Duration = Duration::from_secs(1);
@@ -63,6 +63,7 @@ pub async fn serve(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<Stats, ServeError> {
+    config.validate()?;
     let account = Arc::new(Account::open(&config.account).await?);
     let (closer, closing) = live::closing();
     let metrics = Arc::new(Metrics::new());

@@ -5,12 +5,14 @@
 //! (whitespace aside, since README wraps its lines). Backticks mark code, as in Markdown; the page
 //! renders them the same way.
 //!
+//! It lives with the live page, which shows the paragraph of the mode it is watching.
+//!
 //! The PostgreSQL and Redis paragraphs describe modes that live behind the store seam: they are
 //! here so that a mode has its paragraph from the day it exists.
 
 /// One mode's paragraph.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Lesson {
+pub(crate) struct Lesson {
     /// The mode as `--mode` spells it (`semaphore:N` for every permit count).
     pub mode: &'static str,
     /// What a user watching that mode sees, and why.
@@ -18,7 +20,7 @@ pub struct Lesson {
 }
 
 /// Every mode's paragraph, in the order README lists them.
-pub const LESSONS: &[Lesson] = &[
+pub(crate) const LESSONS: &[Lesson] = &[
     Lesson {
         mode: "unguarded",
         text: "Every request reads the balance, does its work, then writes back what it computed \
@@ -145,7 +147,7 @@ pub fn lesson(mode: &str) -> Option<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mode::Mode;
+    use crate::account::mode::{Mode, MATRIX};
 
     /// Collapses every run of whitespace to one space, so wrapped lines compare equal.
     fn words(text: &str) -> String {
@@ -154,7 +156,7 @@ mod tests {
 
     /// README from `## Strategies` up to the next top-level section.
     fn readme_strategies() -> &'static str {
-        let readme = include_str!("../README.md");
+        let readme = include_str!("../../../README.md");
         let start = readme
             .find("\n## Strategies\n")
             .expect("README has a `## Strategies` section");
@@ -171,7 +173,7 @@ mod tests {
         for lesson in LESSONS {
             assert!(
                 section.contains(&words(lesson.text)),
-                "README's strategy section must carry the `{}` paragraph from src/lesson.rs word \
+                "README's strategy section must carry the `{}` paragraph from src/http/live/lesson.rs word \
                  for word:\n\n{}",
                 lesson.mode,
                 words(lesson.text)
@@ -181,7 +183,11 @@ mod tests {
 
     #[test]
     fn every_mode_the_server_runs_has_a_paragraph() {
-        for mode in Mode::all().chain([Mode::Semaphore(1), Mode::Semaphore(64)]) {
+        for mode in MATRIX
+            .iter()
+            .map(|row| row.mode)
+            .chain([Mode::Semaphore(1), Mode::Semaphore(64)])
+        {
             assert!(
                 lesson(&mode.to_string()).is_some(),
                 "no paragraph for {mode}"

@@ -11,13 +11,13 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
+use crate::account::error::AccountError;
+use crate::account::money::Refusal;
 use crate::duration::format_duration;
-use crate::error::AccountError;
-use crate::money::Refusal;
 use crate::wire::{ProblemDocument, ProblemType};
 
 /// The media type of a problem document.
-pub const PROBLEM_JSON: &str = "application/problem+json";
+pub(crate) const PROBLEM_JSON: &str = "application/problem+json";
 
 /// What was wrong with a request, or why it was not carried out.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -116,13 +116,8 @@ impl Problem {
         }
     }
 
-    /// A stable identifier for the kind of problem, the last part of `type`.
-    pub fn kind(&self) -> &'static str {
-        self.problem_type().slug()
-    }
-
     /// A short, fixed summary of the kind of problem.
-    pub fn title(&self) -> &'static str {
+    pub(crate) fn title(&self) -> &'static str {
         self.problem_type().title()
     }
 
@@ -191,7 +186,7 @@ impl Problem {
     }
 
     /// A required field that is absent.
-    pub fn missing(field: &str) -> Self {
+    pub(crate) fn missing(field: &str) -> Self {
         Problem::InvalidField {
             field: field.into(),
             detail: format!("`{field}` is required"),
@@ -199,7 +194,7 @@ impl Problem {
     }
 
     /// A field with a value it cannot take.
-    pub fn invalid(field: &str, detail: impl Into<String>) -> Self {
+    pub(crate) fn invalid(field: &str, detail: impl Into<String>) -> Self {
         Problem::InvalidField {
             field: field.into(),
             detail: detail.into(),
