@@ -3,7 +3,7 @@
 //! `drop-after-apply=P` lets a share `P` of the deposits and withdrawals that applied something
 //! go through, then drops their connection without answering: the lost acknowledgement of a real
 //! network, the one that leaves a client not knowing whether it paid, and that idempotency keys
-//! exist for ([`crate::account::idempotency`]). A replayed answer is never dropped: it applied nothing.
+//! exist for ([`crate::domain::idempotency`]). A replayed answer is never dropped: it applied nothing.
 //!
 //! Meant for demonstrations and tests; the server logs a warning at start when it is on.
 //!

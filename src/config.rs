@@ -10,9 +10,9 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-use crate::account::error::OpenError;
-use crate::account::mode::{Mode, StoreKind};
-use crate::account::work::WorkSpec;
+use crate::domain::error::OpenError;
+use crate::domain::mode::{Mode, StoreKind};
+use crate::domain::work::WorkSpec;
 
 /// The local PostgreSQL server, as the machines this project runs on have it.
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
@@ -120,7 +120,7 @@ impl Default for AccountConfig {
             initial_balance: 0,
             max_retries: 1000,
             lease: Duration::from_millis(100),
-            idempotency_ttl: crate::account::idempotency::DEFAULT_TTL,
+            idempotency_ttl: crate::domain::idempotency::DEFAULT_TTL,
         }
     }
 }

@@ -9,13 +9,13 @@
 //! The map, from the leaves up; each part uses only those above it:
 //! - leaves: [`wire`], the HTTP contract shared with `racebank-load`; `duration` and `chaos`
 //!   ([`parse_duration`], [`Chaos`]), small parsers every layer uses.
-//! - `account/`, the account's parts, which know nothing of stores or HTTP: [`Amount`] and [`Op`],
-//!   the [`Mode`]s and which [`StoreKind`] runs which, the [`WorkSpec`], the in-process guards, the
-//!   ledger behind [`Stats`], idempotency keys, the errors.
+//! - `domain/`, what an account is made of, knowing nothing of stores or HTTP: [`Amount`] and
+//!   [`Op`], the [`Mode`]s and which [`StoreKind`] runs which, the [`WorkSpec`], the ledger behind
+//!   [`Stats`], idempotency keys, the errors.
 //! - `config`: plain values made of those parts ([`Config`], [`Config::validate`]).
 //! - `store/`: where the balance lives, one folder per store, one file per strategy.
-//! - [`Account`] (`account/mod.rs`): a store behind the mode's guard and the work; what the HTTP
-//!   layer calls.
+//! - `account/`: [`Account`], a store behind the mode's in-process guard and the work; what the
+//!   HTTP layer calls.
 //! - `http/`: [`serve`], connections, routes, request bodies, [`Problem`] documents, metrics, the
 //!   OpenAPI description and the live page (with each mode's [`lesson`]).
 //!
@@ -25,23 +25,24 @@
 mod account;
 mod chaos;
 mod config;
+mod domain;
 mod duration;
 mod http;
 mod store;
 pub mod wire;
 
-pub use account::error::{AccountError, OpenError};
-pub use account::idempotency::{IdempotencyKey, KEY_HEADER};
-pub use account::ledger::Stats;
-pub use account::mode::{Mode, StoreKind};
-pub use account::money::{Amount, Op, Refusal};
-pub use account::work::WorkSpec;
 pub use account::Account;
 pub use chaos::Chaos;
 pub use config::{
     AccountConfig, AccountId, Config, ServerConfig, StoreConfig, DEFAULT_DATABASE_URL,
     DEFAULT_POOL_SIZE, DEFAULT_REDIS_URL, START_REDIS,
 };
+pub use domain::error::{AccountError, OpenError};
+pub use domain::idempotency::{IdempotencyKey, KEY_HEADER};
+pub use domain::ledger::Stats;
+pub use domain::mode::{Mode, StoreKind};
+pub use domain::money::{Amount, Op, Refusal};
+pub use domain::work::WorkSpec;
 pub use duration::{format_duration, parse_duration};
 pub use http::live::lesson::lesson;
 pub use http::problem::Problem;

@@ -10,8 +10,8 @@
 
 use tokio::sync::{Semaphore, SemaphorePermit};
 
-use crate::account::error::AccountError;
-use crate::account::work::Work;
+use crate::domain::error::AccountError;
+use crate::domain::work::Work;
 
 /// The guard a mode puts around the store's section, if any.
 #[derive(Debug)]

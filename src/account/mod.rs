@@ -4,33 +4,19 @@
 //! guards around the store's section, the work in the window, and the stop signal that cuts
 //! requests short when the server stops.
 //!
-//! The folder holds the account's parts, which know nothing of stores or HTTP: the stores
-//! (`crate::store`) are built from them, and [`Account`] here puts a store behind them.
-//! - [`money`]: amounts as integer minor units with checked arithmetic.
-//! - [`error`]: why an operation was not applied, why an account could not be opened.
-//! - [`mode`]: the `--mode` names, and the one table of which store runs which.
-//! - [`work`]: what happens between the read and the write, and where a stopping server cuts
-//!   requests short.
-//! - [`guard`]: the in-process `mutex` and `semaphore:N`, the same for every store.
-//! - [`ledger`]: the counters behind `/stats`.
-//! - [`idempotency`]: `Idempotency-Key`: the key, the answer a store keeps for it, and the rules.
+//! It sits above the stores (`crate::store`), which are built from the account's parts in
+//! `crate::domain`; [`guard`] is the in-process `mutex` and `semaphore:N`, the same for every store.
 
-pub(crate) mod error;
 pub(crate) mod guard;
-pub(crate) mod idempotency;
-pub(crate) mod ledger;
-pub(crate) mod mode;
-pub(crate) mod money;
-pub(crate) mod work;
 
-use crate::account::error::{AccountError, OpenError};
 use crate::account::guard::Guard;
-use crate::account::idempotency::{Claim, IdempotencyKey, Remembered};
-use crate::account::ledger::Stats;
-use crate::account::mode::Mode;
-use crate::account::money::Op;
-use crate::account::work::Work;
 use crate::config::AccountConfig;
+use crate::domain::error::{AccountError, OpenError};
+use crate::domain::idempotency::{Claim, IdempotencyKey, Remembered};
+use crate::domain::ledger::Stats;
+use crate::domain::mode::Mode;
+use crate::domain::money::Op;
+use crate::domain::work::Work;
 use crate::store::Store;
 
 /// A bank account with one balance, guarded (or not) by its mode.
@@ -80,7 +66,7 @@ impl Account {
         self.store.apply(&self.work, op, claim).await
     }
 
-    /// Applies `op` at most once per `key` ([`crate::account::idempotency`]): the first request with the key
+    /// Applies `op` at most once per `key` ([`crate::domain::idempotency`]): the first request with the key
     /// is applied (or refused) and its answer kept with the change; a repeat of the same request
     /// replays that answer; the key sent with another request is refused.
     pub(crate) async fn apply_keyed(&self, op: Op, key: &IdempotencyKey) -> Keyed {

@@ -35,8 +35,8 @@ use tokio::net::TcpStream;
 use tokio::sync::{watch, OwnedSemaphorePermit};
 use tower_service::Service;
 
-use crate::account::idempotency::REPLAYED_HEADER;
 use crate::chaos::Chaos;
+use crate::domain::idempotency::REPLAYED_HEADER;
 use crate::http::metrics::{Metrics, Route};
 use crate::http::problem::Problem;
 use crate::wire::{paths, MAX_HEAD_BYTES};

@@ -26,7 +26,7 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
-use crate::account::ledger::Stats;
+use crate::domain::ledger::Stats;
 use crate::wire::paths;
 
 /// The content type of the scrape: OpenMetrics text, which Prometheus reads.

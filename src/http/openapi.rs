@@ -29,7 +29,7 @@ use utoipa::openapi::{
 };
 use utoipa::ToSchema;
 
-use crate::account::idempotency::{IdempotencyKey, KEY_HEADER, REPLAYED_HEADER};
+use crate::domain::idempotency::{IdempotencyKey, KEY_HEADER, REPLAYED_HEADER};
 use crate::http::metrics;
 use crate::http::problem::PROBLEM_JSON;
 use crate::wire::{

@@ -11,8 +11,8 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
-use crate::account::error::AccountError;
-use crate::account::money::Refusal;
+use crate::domain::error::AccountError;
+use crate::domain::money::Refusal;
 use crate::duration::format_duration;
 use crate::wire::{ProblemDocument, ProblemType};
 

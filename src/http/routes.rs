@@ -32,10 +32,10 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::Value;
 
-use crate::account::idempotency;
-use crate::account::ledger::Stats;
-use crate::account::money::{Amount, Op};
 use crate::account::Account;
+use crate::domain::idempotency;
+use crate::domain::ledger::Stats;
+use crate::domain::money::{Amount, Op};
 use crate::http::body::{BodyTimeout, JsonBody};
 use crate::http::live;
 use crate::http::metrics::{self, Metrics};

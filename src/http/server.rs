@@ -24,10 +24,10 @@ use axum::Router;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{oneshot, watch, OwnedSemaphorePermit, Semaphore};
 
-use crate::account::error::{AccountError, OpenError};
-use crate::account::ledger::Stats;
 use crate::account::Account;
 use crate::config::{Config, ServerConfig};
+use crate::domain::error::{AccountError, OpenError};
+use crate::domain::ledger::Stats;
 use crate::http::connection::Http;
 use crate::http::live;
 use crate::http::metrics::Metrics;

@@ -12,12 +12,12 @@ mod memory;
 mod postgres;
 mod redis;
 
-use crate::account::error::{AccountError, OpenError};
-use crate::account::idempotency::{Claim, IdempotencyKey, Remembered};
-use crate::account::ledger::Ledger;
-use crate::account::money::Op;
-use crate::account::work::Work;
 use crate::config::{AccountConfig, StoreConfig};
+use crate::domain::error::{AccountError, OpenError};
+use crate::domain::idempotency::{Claim, IdempotencyKey, Remembered};
+use crate::domain::ledger::Ledger;
+use crate::domain::money::Op;
+use crate::domain::work::Work;
 
 /// An opened store holding one account.
 #[derive(Debug)]

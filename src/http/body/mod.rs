@@ -35,8 +35,8 @@ use axum::body::{Bytes, HttpBody};
 use axum::extract::{FromRef, FromRequest, Request};
 use axum::http::{header, HeaderMap};
 
-use crate::account::idempotency::{self, IdempotencyKey};
-use crate::account::money::Amount;
+use crate::domain::idempotency::{self, IdempotencyKey};
+use crate::domain::money::Amount;
 use crate::http::body::parse::{parse_amount, parse_reset_balance};
 use crate::http::problem::Problem;
 use crate::wire::BODY_LIMIT;

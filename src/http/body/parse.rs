@@ -3,7 +3,7 @@
 
 use serde_json::value::RawValue;
 
-use crate::account::money::Amount;
+use crate::domain::money::Amount;
 use crate::http::body::number;
 use crate::http::problem::Problem;
 use crate::wire::AmountBody;

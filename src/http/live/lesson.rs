@@ -147,7 +147,7 @@ pub fn lesson(mode: &str) -> Option<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::account::mode::{Mode, MATRIX};
+    use crate::domain::mode::{Mode, MATRIX};
 
     /// Collapses every run of whitespace to one space, so wrapped lines compare equal.
     fn words(text: &str) -> String {

@@ -37,8 +37,8 @@ use serde::Serialize;
 use tokio::sync::watch;
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 
-use crate::account::ledger::Stats;
 use crate::account::Account;
+use crate::domain::ledger::Stats;
 use crate::http::live::lesson::lesson;
 
 /// How often an open stream samples the stats: often enough for a smooth chart, rare enough that a

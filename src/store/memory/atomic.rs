@@ -6,10 +6,10 @@
 //! `fetch_update`, a compare-and-swap loop that checks overflow or funds on the current balance.
 
 use super::cell::Cell;
-use crate::account::error::AccountError;
-use crate::account::idempotency::Claim;
-use crate::account::money::Op;
-use crate::account::work::Work;
+use crate::domain::error::AccountError;
+use crate::domain::idempotency::Claim;
+use crate::domain::money::Op;
+use crate::domain::work::Work;
 
 pub(super) async fn apply(
     cell: &Cell,

@@ -13,10 +13,10 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use super::keys::Keys;
-use crate::account::error::AccountError;
-use crate::account::idempotency::Claim;
-use crate::account::ledger::Ledger;
-use crate::account::money::Op;
+use crate::domain::error::AccountError;
+use crate::domain::idempotency::Claim;
+use crate::domain::ledger::Ledger;
+use crate::domain::money::Op;
 
 /// The balance, its ledger and the idempotency keys.
 #[derive(Debug)]
@@ -161,8 +161,8 @@ mod tests {
     use proptest::prelude::*;
 
     use super::Cell;
-    use crate::account::error::AccountError;
-    use crate::account::money::{Amount, Op, Refusal};
+    use crate::domain::error::AccountError;
+    use crate::domain::money::{Amount, Op, Refusal};
 
     /// How a request writes: the cell method its strategy calls.
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -277,7 +277,7 @@ mod tests {
         prop::collection::vec(0usize..6, 0..=40)
     }
 
-    fn stats(cell: &Cell) -> crate::account::ledger::Stats {
+    fn stats(cell: &Cell) -> crate::domain::ledger::Stats {
         cell.ledger()
             .stats(cell.read(), "test".into(), "none".into(), "memory")
     }

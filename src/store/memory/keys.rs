@@ -8,7 +8,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
 
-use crate::account::idempotency::{Claim, IdempotencyKey, Remembered, MEMORY_CAPACITY};
+use crate::domain::idempotency::{Claim, IdempotencyKey, Remembered, MEMORY_CAPACITY};
 
 /// The keys and their answers.
 #[derive(Debug, Default)]
@@ -64,7 +64,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::account::money::{Amount, Op};
+    use crate::domain::money::{Amount, Op};
 
     fn claim(key: &IdempotencyKey, ttl: Duration) -> Claim<'_> {
         Claim {

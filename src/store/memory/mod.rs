@@ -17,12 +17,12 @@ mod unguarded;
 
 use cell::Cell;
 
-use crate::account::error::{AccountError, OpenError};
-use crate::account::idempotency::{Claim, IdempotencyKey, Remembered};
-use crate::account::ledger::Ledger;
-use crate::account::mode::{Mode, StoreKind};
-use crate::account::money::{Op, Refusal};
-use crate::account::work::Work;
+use crate::domain::error::{AccountError, OpenError};
+use crate::domain::idempotency::{Claim, IdempotencyKey, Remembered};
+use crate::domain::ledger::Ledger;
+use crate::domain::mode::{Mode, StoreKind};
+use crate::domain::money::{Op, Refusal};
+use crate::domain::work::Work;
 
 /// The account in this process.
 #[derive(Debug)]
@@ -124,7 +124,7 @@ impl Memory {
 #[cfg(test)]
 mod tests {
     use super::Strategy;
-    use crate::account::mode::{StoreKind, MATRIX};
+    use crate::domain::mode::{StoreKind, MATRIX};
 
     #[test]
     fn the_memory_store_runs_exactly_the_modes_the_matrix_gives_it() {

@@ -9,10 +9,10 @@
 //! retries turns starvation into a clear 503 instead of a request that spins forever.
 
 use super::cell::Cell;
-use crate::account::error::AccountError;
-use crate::account::idempotency::Claim;
-use crate::account::money::Op;
-use crate::account::work::Work;
+use crate::domain::error::AccountError;
+use crate::domain::idempotency::Claim;
+use crate::domain::money::Op;
+use crate::domain::work::Work;
 
 pub(super) async fn apply(
     cell: &Cell,

@@ -13,10 +13,10 @@
 use super::unguarded::READ;
 use super::Database;
 use super::{failure, for_update};
-use crate::account::error::AccountError;
-use crate::account::idempotency::Claim;
-use crate::account::money::Op;
-use crate::account::work::Work;
+use crate::domain::error::AccountError;
+use crate::domain::idempotency::Claim;
+use crate::domain::money::Op;
+use crate::domain::work::Work;
 
 /// Waits for the account's advisory lock, held until the transaction ends: `$1` account.
 /// The first number is "rb" (racebank), so other applications' advisory locks do not collide.

@@ -16,10 +16,10 @@
 use super::failure;
 use super::ledger::{write_and_record, Entry};
 use super::Database;
-use crate::account::error::AccountError;
-use crate::account::idempotency::Claim;
-use crate::account::money::Op;
-use crate::account::work::Work;
+use crate::domain::error::AccountError;
+use crate::domain::idempotency::Claim;
+use crate::domain::money::Op;
+use crate::domain::work::Work;
 
 /// The change in place and its ledger entry; answers the balance written (NULL when refused) and
 /// the balance in the statement's snapshot. Its own parameters: none (`$3`, `$4` are the change).

@@ -16,7 +16,7 @@
 use deadpool_postgres::PoolError;
 use tokio_postgres::error::SqlState;
 
-use crate::account::error::AccountError;
+use crate::domain::error::AccountError;
 
 const STORE: &str = "postgres";
 

@@ -13,10 +13,10 @@ use deadpool_postgres::Transaction;
 use super::failure;
 use super::unguarded::{read, write};
 use super::Database;
-use crate::account::error::AccountError;
-use crate::account::idempotency::Claim;
-use crate::account::money::Op;
-use crate::account::work::Work;
+use crate::domain::error::AccountError;
+use crate::domain::idempotency::Claim;
+use crate::domain::money::Op;
+use crate::domain::work::Work;
 
 /// The balance, with the row locked until the transaction ends: `$1` account.
 const READ_FOR_UPDATE: &str = "SELECT balance FROM racebank.accounts WHERE id = $1 FOR UPDATE";

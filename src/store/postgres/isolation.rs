@@ -15,10 +15,10 @@ use tokio_postgres::IsolationLevel;
 use super::failure;
 use super::unguarded::{self, READ};
 use super::Database;
-use crate::account::error::AccountError;
-use crate::account::idempotency::Claim;
-use crate::account::money::Op;
-use crate::account::work::Work;
+use crate::domain::error::AccountError;
+use crate::domain::idempotency::Claim;
+use crate::domain::money::Op;
+use crate::domain::work::Work;
 
 pub(super) async fn apply(
     database: &Database,

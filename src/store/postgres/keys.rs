@@ -3,7 +3,7 @@
 
 use tokio_postgres::Row;
 
-use crate::account::idempotency::Remembered;
+use crate::domain::idempotency::Remembered;
 
 /// The answer kept for a key: `$1` account, `$2` key. An expired row of the key is deleted in the
 /// same statement, so the key's next write finds it free; the statement's snapshot still shows the

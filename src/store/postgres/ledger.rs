@@ -12,9 +12,9 @@
 
 use tokio_postgres::Row;
 
-use crate::account::idempotency::Claim;
-use crate::account::ledger::Ledger;
-use crate::account::money::Op;
+use crate::domain::idempotency::Claim;
+use crate::domain::ledger::Ledger;
+use crate::domain::money::Op;
 
 /// How many ledger rows each account has. Each write picks one at random, so concurrent writes
 /// rarely wait for each other's ledger row (the account row is where they are meant to meet).

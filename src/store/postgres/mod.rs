@@ -39,13 +39,13 @@ use std::time::Duration;
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::{IsolationLevel, NoTls};
 
-use crate::account::error::{AccountError, OpenError};
-use crate::account::idempotency::{Claim, IdempotencyKey, Remembered};
-use crate::account::ledger::Ledger;
-use crate::account::mode::{Mode, StoreKind};
-use crate::account::money::{Op, Refusal};
-use crate::account::work::Work;
 use crate::config::AccountConfig;
+use crate::domain::error::{AccountError, OpenError};
+use crate::domain::idempotency::{Claim, IdempotencyKey, Remembered};
+use crate::domain::ledger::Ledger;
+use crate::domain::mode::{Mode, StoreKind};
+use crate::domain::money::{Op, Refusal};
+use crate::domain::work::Work;
 
 /// How long a request waits for a pooled connection before it answers 503: long enough to ride
 /// out a burst, short enough that a client is not left hanging on a saturated pool.
@@ -393,7 +393,7 @@ fn redacted(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::{redacted, Strategy};
-    use crate::account::mode::{StoreKind, MATRIX};
+    use crate::domain::mode::{StoreKind, MATRIX};
 
     #[test]
     fn the_postgres_store_runs_exactly_the_modes_the_matrix_gives_it() {

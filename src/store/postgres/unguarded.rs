@@ -12,10 +12,10 @@ use deadpool_postgres::GenericClient;
 use super::failure;
 use super::ledger::{write_and_record, Entry};
 use super::Database;
-use crate::account::error::AccountError;
-use crate::account::idempotency::Claim;
-use crate::account::money::Op;
-use crate::account::work::Work;
+use crate::domain::error::AccountError;
+use crate::domain::idempotency::Claim;
+use crate::domain::money::Op;
+use crate::domain::work::Work;
 
 /// The balance: `$1` account.
 pub(super) const READ: &str = "SELECT balance FROM racebank.accounts WHERE id = $1";

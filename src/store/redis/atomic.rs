@@ -7,8 +7,8 @@
 //! records the operation in the ledger in the same step.
 
 use super::{after_write, kind_and_amount, scripts, Section};
-use crate::account::error::AccountError;
-use crate::account::money::{Op, Refusal};
+use crate::domain::error::AccountError;
+use crate::domain::money::{Op, Refusal};
 
 pub(super) async fn apply(mut section: Section<'_>) -> Result<i64, AccountError> {
     section.work.run().await?;

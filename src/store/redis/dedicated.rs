@@ -18,8 +18,8 @@ use redis::{AsyncConnectionConfig, Client};
 use tokio::sync::{Semaphore, SemaphorePermit};
 
 use super::{unavailable, CONNECTION_TIMEOUT, RESPONSE_TIMEOUT};
-use crate::account::error::AccountError;
-use crate::account::work::Work;
+use crate::domain::error::AccountError;
+use crate::domain::work::Work;
 
 /// Up to `size` connections, each used by one request at a time.
 pub(super) struct Dedicated {

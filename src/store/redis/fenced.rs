@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use super::lease::{Grant, Lock};
 use super::{after_write, kind_and_amount, scripts, unavailable, Section};
-use crate::account::error::AccountError;
+use crate::domain::error::AccountError;
 
 /// Where the storage checks the fencing token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -18,7 +18,7 @@ use rand::Rng;
 use redis::aio::ConnectionManager;
 
 use super::{scripts, unavailable, Keys, Section};
-use crate::account::error::AccountError;
+use crate::domain::error::AccountError;
 
 /// How long a request waits for the lock before it answers 503.
 pub(super) const LOCK_WAIT_LIMIT: Duration = Duration::from_secs(5);

@@ -37,13 +37,13 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Client, RedisError};
 
-use crate::account::error::{AccountError, OpenError};
-use crate::account::idempotency::{Claim, IdempotencyKey, Remembered};
-use crate::account::ledger::Ledger;
-use crate::account::mode::{Mode, StoreKind};
-use crate::account::money::{Op, Refusal};
-use crate::account::work::Work;
 use crate::config::{AccountConfig, START_REDIS};
+use crate::domain::error::{AccountError, OpenError};
+use crate::domain::idempotency::{Claim, IdempotencyKey, Remembered};
+use crate::domain::ledger::Ledger;
+use crate::domain::mode::{Mode, StoreKind};
+use crate::domain::money::{Op, Refusal};
+use crate::domain::work::Work;
 
 use dedicated::Dedicated;
 use fenced::Check;
@@ -469,7 +469,7 @@ fn missing(keys: &Keys) -> AccountError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::account::mode::MATRIX;
+    use crate::domain::mode::MATRIX;
 
     #[test]
     fn the_redis_store_runs_exactly_the_modes_the_matrix_gives_it() {

@@ -12,7 +12,7 @@ use redis::aio::MultiplexedConnection;
 
 use super::dedicated::Dedicated;
 use super::{after_write, kind_and_amount, scripts, unavailable, Section};
-use crate::account::error::AccountError;
+use crate::domain::error::AccountError;
 
 pub(super) async fn apply(
     section: Section<'_>,

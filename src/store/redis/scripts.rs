@@ -15,7 +15,7 @@
 //! so it bumps the account's generation instead, and an answer kept in an older generation counts
 //! as none: after a reset every key is free again, as in the other stores.
 //!
-//! The ledger is a hash of the [`crate::account::ledger::Ledger`] fields. Counts are `HINCRBY` by one (2^63
+//! The ledger is a hash of the [`crate::domain::ledger::Ledger`] fields. Counts are `HINCRBY` by one (2^63
 //! operations would take longer than Redis lives). Sums of amounts can pass 2^63 in theory (deposit
 //! and withdraw `i64::MAX / 2` back and forth), so each sum is two fields, `<sum>` and
 //! `<sum>_carry`, worth `carry * 2^63 + sum`, exactly: the same `i128` totals the memory store keeps.

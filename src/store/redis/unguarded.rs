@@ -9,7 +9,7 @@
 //! both pass it.
 
 use super::Section;
-use crate::account::error::AccountError;
+use crate::domain::error::AccountError;
 
 pub(super) async fn apply(mut section: Section<'_>) -> Result<i64, AccountError> {
     let read = section.read().await?;

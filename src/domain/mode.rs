@@ -30,8 +30,8 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-use crate::account::error::OpenError;
-use crate::account::work::WorkSpec;
+use crate::domain::error::OpenError;
+use crate::domain::work::WorkSpec;
 
 /// Where the balance lives, as `--store` names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]

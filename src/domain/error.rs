@@ -3,7 +3,7 @@
 //! A leaf: every store and strategy speaks these, and the HTTP layer turns them into problem
 //! documents. Details of a store's failure are logged where they happen; clients get a sentence.
 
-use crate::account::money::Refusal;
+use crate::domain::money::Refusal;
 
 /// Why an operation was not applied. In every case nothing was written.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

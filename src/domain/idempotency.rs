@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use axum::http::HeaderName;
 
-use crate::account::money::{Amount, Op, Refusal};
+use crate::domain::money::{Amount, Op, Refusal};
 
 /// The request header carrying the key. A `HeaderName` rather than a string, so that looking it
 /// up in every request's headers does not parse the name first.

@@ -27,7 +27,7 @@ use std::time::Duration;
 use rand::Rng;
 use tokio::sync::{watch, Notify};
 
-use crate::account::error::AccountError;
+use crate::domain::error::AccountError;
 use crate::duration::{format_duration, parse_duration};
 
 /// How long a request waits at a rendezvous for the others before it goes on alone.

@@ -11,7 +11,7 @@
 //! Sums are `i128` so that no run, however long, can overflow them. The ledger sits behind a std
 //! mutex: nothing is awaited while it is held, and each hold is a handful of additions.
 
-use crate::account::money::Op;
+use crate::domain::money::Op;
 pub use crate::wire::Stats;
 
 /// Running totals since the start or the last reset.
@@ -114,7 +114,7 @@ impl Ledger {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::account::money::Amount;
+    use crate::domain::money::Amount;
 
     fn deposit(value: i64) -> Op {
         Op::Deposit(Amount::new(value).unwrap())
