@@ -48,7 +48,7 @@ impl Config {
 }
 
 /// Settings of the server around the account: how long it waits for a stopping server, and how
-/// much it lets slow, idle or greedy clients hold (README, "Limits").
+/// much it lets slow, idle or greedy clients hold (docs/hardening.md).
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     /// On shutdown, how long requests in flight may take to finish before they are cut short.

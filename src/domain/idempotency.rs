@@ -2,8 +2,7 @@
 //! same `Idempotency-Key`, and the account applies it at most once.
 //!
 //! A lost acknowledgement is the twin of a lost update: the deposit was applied, the answer never
-//! arrived, the client retries, and without a key the retry pays twice (README, "Retries that never
-//! pay twice"). The key, after Stripe's header and the IETF httpapi draft, makes the retry safe:
+//! arrived, the client retries, and without a key the retry pays twice (docs/retries.md). The key, after Stripe's header and the IETF httpapi draft, makes the retry safe:
 //!
 //! - The first request with a key that is applied or refused stores its answer, in its store, in
 //!   the same step as the balance change: memory under the key table's lock around the write,

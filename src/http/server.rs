@@ -3,7 +3,7 @@
 //! The listener and the shutdown future are parameters so that tests (and the load generator's demo)
 //! bind `127.0.0.1:0` and stop the real server when they are done.
 //!
-//! The accept loop is ours rather than `axum::serve`'s, for the limits it lacks (README, "Limits"):
+//! The accept loop is ours rather than `axum::serve`'s, for the limits it lacks (docs/hardening.md):
 //! at most `max_connections` connections at once, each cut off by the timeouts of
 //! [`crate::http::connection`]. Past the limit, the loop stops accepting, so new connections wait in the
 //! kernel's listen backlog until one closes rather than being refused: a burst of clients is served

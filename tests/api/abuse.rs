@@ -2,7 +2,7 @@
 //! others are still served.
 //!
 //! The timeouts are set to a few hundred milliseconds here so the tests run fast; the defaults are
-//! seconds (README, "Limits"). Every wait below is a bound against hanging, not a speed target.
+//! seconds (docs/hardening.md). Every wait below is a bound against hanging, not a speed target.
 
 use std::time::Duration;
 

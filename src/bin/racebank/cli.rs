@@ -69,7 +69,7 @@ pub(crate) struct Cli {
     pub lease: Duration,
 
     /// How long the answer to a request with an `Idempotency-Key` is kept, so that a repeat
-    /// replays it rather than applying again (README, "Retries that never pay twice").
+    /// replays it rather than applying again (docs/retries.md).
     #[arg(long, env = "RACEBANK_IDEMPOTENCY_TTL", default_value = "24h", value_parser = parse_ttl)]
     pub idempotency_ttl: Duration,
 

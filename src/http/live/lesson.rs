@@ -1,8 +1,8 @@
-//! What each mode teaches, in one paragraph: the live page shows it, README's strategy section
-//! carries the same text.
+//! What each mode teaches, in one paragraph: the live page shows it, the modes chapter
+//! (`docs/modes.md`) carries the same text.
 //!
-//! One source for both, so they cannot drift: a test below finds every paragraph in README.md
-//! (whitespace aside, since README wraps its lines). Backticks mark code, as in Markdown; the page
+//! One source for both, so they cannot drift: a test below finds every paragraph in docs/modes.md
+//! (whitespace aside, since the chapter wraps its lines). Backticks mark code, as in Markdown; the page
 //! renders them the same way.
 //!
 //! It lives with the live page, which shows the paragraph of the mode it is watching.
@@ -19,7 +19,7 @@ pub(crate) struct Lesson {
     pub text: &'static str,
 }
 
-/// Every mode's paragraph, in the order README lists them.
+/// Every mode's paragraph, in the order docs/modes.md lists them.
 pub(crate) const LESSONS: &[Lesson] = &[
     Lesson {
         mode: "unguarded",
@@ -154,27 +154,14 @@ mod tests {
         text.split_whitespace().collect::<Vec<_>>().join(" ")
     }
 
-    /// README from `## Strategies` up to the next top-level section.
-    fn readme_strategies() -> &'static str {
-        let readme = include_str!("../../../README.md");
-        let start = readme
-            .find("\n## Strategies\n")
-            .expect("README has a `## Strategies` section");
-        let section = &readme[start + 1..];
-        let end = section[3..]
-            .find("\n## ")
-            .map_or(section.len(), |end| end + 3);
-        &section[..end]
-    }
-
     #[test]
-    fn readme_strategy_section_carries_every_paragraph_verbatim() {
-        let section = words(readme_strategies());
+    fn the_modes_chapter_carries_every_paragraph_verbatim() {
+        let section = words(include_str!("../../../docs/modes.md"));
         for lesson in LESSONS {
             assert!(
                 section.contains(&words(lesson.text)),
-                "README's strategy section must carry the `{}` paragraph from src/http/live/lesson.rs word \
-                 for word:\n\n{}",
+                "docs/modes.md must carry the `{}` paragraph from src/http/live/lesson.rs word for \
+                 word:\n\n{}",
                 lesson.mode,
                 words(lesson.text)
             );
