@@ -32,7 +32,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
-use tokio::sync::{watch, OwnedSemaphorePermit};
+use tokio::sync::{oneshot, watch, OwnedSemaphorePermit};
 use tower_service::Service;
 
 use crate::chaos::Chaos;
@@ -86,7 +86,7 @@ impl Http {
         self: Arc<Self>,
         tcp: TcpStream,
         router: Router,
-        mut stopping: watch::Receiver<bool>,
+        stopping: watch::Receiver<bool>,
         _slot: OwnedSemaphorePermit,
     ) {
         // Small requests and answers: send each at once rather than waiting to batch (Nagle).
@@ -129,14 +129,21 @@ impl Http {
             .builder
             .serve_connection(TokioIo::new(tcp), service)
             .with_upgrades();
+        // The watchdog runs in a task of its own and sends one message when this connection must
+        // end, so that every wake-up of this task polls one cheap receiver rather than a timer
+        // and the stop signal (measured in BENCHMARKS.md).
+        let (close, closing) = oneshot::channel();
+        tokio::spawn(watchdog(progress, self.header_timeout, stopping, close));
         tokio::pin!(connection);
         let ended = tokio::select! {
             biased;
             result = connection.as_mut() => Some(result),
-            _ = stopping.wait_for(|stopping| *stopping) => None,
-            () = progress.stalled(self.header_timeout) => {
-                tracing::debug!("closing a connection that sent no request head in time");
-                return;
+            why = closing => {
+                if let Ok(Close::Stalled) = why {
+                    tracing::debug!("closing a connection that sent no request head in time");
+                    return;
+                }
+                None
             }
         };
         let result = if let Some(result) = ended {
@@ -151,6 +158,32 @@ impl Http {
             tracing::debug!(%error, "connection ended with an error");
         }
     }
+}
+
+/// Why a connection's watchdog ends it.
+#[derive(Debug)]
+enum Close {
+    /// The server is stopping: finish the request in flight, then close.
+    Stopping,
+    /// The connection waited too long for a request head: close at once.
+    Stalled,
+}
+
+/// Watches one connection: tells it to end when the server stops or when it has waited too long
+/// for a request head, and ends by itself when the connection ends first.
+async fn watchdog(
+    progress: Arc<Progress>,
+    header_timeout: Duration,
+    mut stopping: watch::Receiver<bool>,
+    mut close: oneshot::Sender<Close>,
+) {
+    let why = tokio::select! {
+        () = close.closed() => return,
+        _ = stopping.wait_for(|stopping| *stopping) => Close::Stopping,
+        () = progress.stalled(header_timeout) => Close::Stalled,
+    };
+    // The connection may have ended meanwhile; then nobody needs to hear it.
+    let _ = close.send(why);
 }
 
 /// How many of a connection's requests have started (their head arrived) and finished (their
