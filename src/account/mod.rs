@@ -149,7 +149,7 @@ impl Account {
     /// a reset that landed inside a request's window would be erased by that request's write.
     pub(crate) async fn reset(&self, balance: i64) -> Result<Stats, AccountError> {
         let _alone = self.guard.enter_alone(&self.work).await?;
-        self.store.reset(balance).await?;
+        self.store.reset(&self.work, balance).await?;
         // Still alone: the stats are those of the reset, not of a request that came after it.
         self.stats().await
     }

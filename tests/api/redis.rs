@@ -60,7 +60,7 @@ impl TestAccount {
     }
 
     /// A server configuration for this account.
-    fn config(&self, mode: &str, work: &str, lease_ms: u64) -> Config {
+    pub(crate) fn config(&self, mode: &str, work: &str, lease_ms: u64) -> Config {
         Config {
             account: AccountConfig {
                 store: StoreConfig::Redis { url: redis_url() },
@@ -128,7 +128,7 @@ impl TestAccount {
     }
 
     /// Deletes the account's keys.
-    async fn delete(self) {
+    pub(crate) async fn delete(self) {
         let mut redis = self.redis.clone();
         let _: i64 = redis::cmd("DEL")
             .arg(self.keys())

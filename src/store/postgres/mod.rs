@@ -278,6 +278,14 @@ impl Postgres {
             .transaction()
             .await
             .map_err(|e| failure::before_write("starting the reset", &e))?;
+        // Every guard a write can hold excludes the reset too: the advisory lock (`advisory`), and
+        // the row lock the upsert below waits for (`for-update`); `optimistic` and the isolation
+        // modes see the version move and redo. Without the advisory lock, a reset landing in an
+        // `advisory` write's window was erased by that write.
+        transaction
+            .execute(advisory::LOCK, &[account])
+            .await
+            .map_err(|e| failure::before_write("taking the advisory lock", &e))?;
         transaction
             .execute(
                 "INSERT INTO racebank.accounts (id, balance, initial_balance) VALUES ($1, $2, $2)

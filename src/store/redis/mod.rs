@@ -47,6 +47,7 @@ use crate::domain::work::Work;
 
 use dedicated::Dedicated;
 use fenced::Check;
+use lease::{Grant, Lock};
 
 /// How long one command may take before the request gives up on it. Generous: a local Redis
 /// answers in well under a millisecond, so only a Redis that is gone or stuck reaches it.
@@ -313,7 +314,29 @@ impl Redis {
     }
 
     /// Sets the balance and zeroes every counter, for every replica, and fences out old leases.
-    pub(crate) async fn reset(&self, balance: i64) -> Result<(), AccountError> {
+    ///
+    /// In the lease modes the reset takes the lock first, as a request does: a reset landing in a
+    /// holder's window would be erased by its write (`lease`), or would fail the holder's write
+    /// (`fenced`). `optimistic` sees the balance move and redoes; `atomic` has no window.
+    pub(crate) async fn reset(&self, work: &Work, balance: i64) -> Result<(), AccountError> {
+        let lock = match &self.strategy {
+            Strategy::Lease { ttl } => Some(
+                Lock::acquire_for(&self.connection, &self.keys, work, *ttl, Grant::Plain).await?,
+            ),
+            Strategy::Fenced { ttl, .. } => Some(
+                Lock::acquire_for(&self.connection, &self.keys, work, *ttl, Grant::Fenced).await?,
+            ),
+            _ => None,
+        };
+        let reset = self.reset_now(balance).await;
+        if let Some(lock) = lock {
+            lock.release().await;
+        }
+        reset
+    }
+
+    /// The reset itself, one script.
+    async fn reset_now(&self, balance: i64) -> Result<(), AccountError> {
         let _: i64 = scripts::RESET_SCRIPT
             .key(&self.keys.balance)
             .key(&self.keys.ledger)
