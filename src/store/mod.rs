@@ -83,7 +83,7 @@ impl Store {
         answer: Remembered,
     ) -> Result<bool, AccountError> {
         match self {
-            Store::Memory(memory) => Ok(memory.remember(claim, answer)),
+            Store::Memory(memory) => memory.remember(claim, answer),
             Store::Postgres(postgres) => postgres.remember(claim, answer).await,
             Store::Redis(redis) => redis.remember(claim, answer).await,
         }

@@ -116,6 +116,8 @@ impl Cell {
         if keys.get(claim.key).is_some() {
             return Err(AccountError::KeyInUse);
         }
+        // Before the write: a key that could not be kept must not be applied.
+        keys.make_room()?;
         let (result, written) = write();
         if let Some(balance) = written {
             keys.insert(claim, claim.answer(Ok(balance)));

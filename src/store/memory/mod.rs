@@ -95,13 +95,19 @@ impl Memory {
     }
 
     /// Keeps `answer` for the claim's key unless the key has one already; says whether it did.
-    pub(crate) fn remember(&self, claim: &Claim<'_>, answer: Remembered) -> bool {
+    /// A table full of live keys keeps nothing: the refusal stands and a repeat is judged afresh.
+    pub(crate) fn remember(
+        &self,
+        claim: &Claim<'_>,
+        answer: Remembered,
+    ) -> Result<bool, AccountError> {
         let mut keys = self.cell.keys();
-        let free = keys.get(claim.key).is_none();
-        if free {
-            keys.insert(claim, answer);
+        if keys.get(claim.key).is_some() {
+            return Ok(false);
         }
-        free
+        keys.make_room()?;
+        keys.insert(claim, answer);
+        Ok(true)
     }
 
     /// The balance now.
