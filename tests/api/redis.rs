@@ -97,10 +97,19 @@ impl TestAccount {
     }
 
     fn keys(&self) -> Vec<String> {
-        ["balance", "ledger", "lock", "fence", "seen", "generation"]
-            .iter()
-            .map(|name| format!("racebank:{{{}}}:{name}", self.id))
-            .collect()
+        [
+            "balance",
+            "ledger",
+            "lock",
+            "fence",
+            "seen",
+            "generation",
+            "writes",
+            "halted",
+        ]
+        .iter()
+        .map(|name| format!("racebank:{{{}}}:{name}", self.id))
+        .collect()
     }
 
     /// Every key of the account, serialised (`DUMP`): equal snapshots mean nothing changed.
@@ -125,6 +134,15 @@ impl TestAccount {
             .await
             .unwrap();
         held
+    }
+
+    /// Deletes the account's balance key, as a Redis that lost it would.
+    pub(crate) async fn delete_balance(&self) {
+        let _: i64 = redis::cmd("DEL")
+            .arg(&self.keys()[0])
+            .query_async(&mut self.redis.clone())
+            .await
+            .unwrap();
     }
 
     /// Deletes the account's keys.

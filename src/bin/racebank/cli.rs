@@ -64,6 +64,11 @@ pub(crate) struct Cli {
     #[arg(long, env = "REDIS_URL", default_value = DEFAULT_REDIS_URL)]
     pub redis_url: String,
 
+    /// Refuse to start unless Redis keeps an append-only file (`appendonly yes`): otherwise a
+    /// restart (no persistence) or a crash (snapshots only) loses acknowledged writes.
+    #[arg(long, env = "RACEBANK_REDIS_REQUIRE_AOF")]
+    pub redis_require_aof: bool,
+
     /// How long a Redis lease lasts (`lease`, `fenced`, `fenced-write-only`).
     #[arg(long, env = "RACEBANK_LEASE", default_value = "100ms", value_parser = parse_lease)]
     pub lease: Duration,
@@ -123,6 +128,7 @@ impl Cli {
                 max_retries: self.max_retries,
                 lease: self.lease,
                 idempotency_ttl: self.idempotency_ttl,
+                redis_require_aof: self.redis_require_aof,
             },
             server: ServerConfig {
                 shutdown_grace: self.shutdown_grace,
