@@ -11,8 +11,9 @@
 //! | `fenced-write-only` | the lease plus a token checked only at the write (a lesson)       | loses once the work outlasts the lease | same |
 //!
 //! Keys, per account: `racebank:{<id>}:balance` (a string), `:ledger` (a hash of the ledger's
-//! counters), `:lock` (the lease), `:fence` (the last fencing token handed out) and `:seen` (the
-//! highest token the storage has accepted). The braces are a Redis Cluster hash tag: all of an
+//! counters), `:lock` (the lease), `:fence` (the last fencing token handed out), `:seen` (the
+//! highest token the storage has accepted), `:generation` (moved by every reset), `:writes` (every
+//! write counted) and `:halted` (why the account is refused): the last three are [`guard`]'s. The braces are a Redis Cluster hash tag: all of an
 //! account's keys hash to one slot, as scripts touching several keys require there.
 //!
 //! Every write goes through one script that writes the balance and its ledger entry together
@@ -21,7 +22,9 @@
 //! to a connection: `optimistic` takes a dedicated one ([`dedicated`]).
 //!
 //! Failures: anything before the write was sent answers [`AccountError::Unavailable`] (503,
-//! nothing written); a failure once the write was sent answers [`AccountError::OutcomeUnknown`].
+//! nothing written); a failure once the write was sent answers [`AccountError::OutcomeUnknown`];
+//! an account that lost writes under this server answers [`AccountError::RolledBack`] ([`guard`]).
+//! At start, [`persistence`] says what Redis keeps across a restart.
 
 mod atomic;
 mod dedicated;
