@@ -277,7 +277,7 @@ return {'ok', replaced}
 ///
 /// It is also how an operator brings back an account the guard halted: it clears the mark, and
 /// its generation, Redis's clock in milliseconds unless the count is past it, is above any a server
-/// has seen before a rollback.
+/// has seen before a rollback; the fence jumps to it too, above any token handed out before.
 ///
 /// KEYS: balance, ledger, fence, seen, generation, writes, halted. ARGV: balance. Returns
 /// `{generation, writes}`.
@@ -285,12 +285,16 @@ const RESET: &str = r"
 redis.call('SET', KEYS[1], ARGV[1])
 redis.call('DEL', KEYS[2])
 redis.call('HSET', KEYS[2], 'initial_balance', ARGV[1])
-redis.call('INCR', KEYS[3])
-redis.call('SET', KEYS[4], redis.call('GET', KEYS[3]))
 local next = tostring(redis.call('INCR', KEYS[5]))
 local time = redis.call('TIME')
 local now = time[1] .. string.format('%03d', math.floor(tonumber(time[2]) / 1000))
 if below(next, now) then redis.call('SET', KEYS[5], now) end
+local generation = redis.call('GET', KEYS[5])
+-- Tokens go past the generation too: a holder of a token handed out before a rollback cannot
+-- write into the run that follows the reset.
+local fence = tostring(redis.call('INCR', KEYS[3]))
+if below(fence, generation) then redis.call('SET', KEYS[3], generation) end
+redis.call('SET', KEYS[4], redis.call('GET', KEYS[3]))
 redis.call('DEL', KEYS[7])
 local writes = tostring(redis.call('INCR', KEYS[6]))
 return {redis.call('GET', KEYS[5]), writes}
