@@ -211,13 +211,18 @@ fn assert_refused(answer: &Answer, happened: &str, case: &str) {
     );
 }
 
-async fn get_balance_key(redis: &PrivateRedis) -> Option<i64> {
+/// The account's key `name`, read directly.
+async fn get_key(redis: &PrivateRedis, name: &str) -> Option<i64> {
     let mut connection = redis.connect().await.unwrap();
     redis::cmd("GET")
-        .arg("racebank:{main}:balance")
+        .arg(format!("racebank:{{main}}:{name}"))
         .query_async(&mut connection)
         .await
         .unwrap()
+}
+
+async fn get_balance_key(redis: &PrivateRedis) -> Option<i64> {
+    get_key(redis, "balance").await
 }
 
 #[tokio::test]
@@ -276,6 +281,8 @@ async fn a_redis_that_went_back_to_an_older_snapshot_is_refused_by_the_replica_t
             assert_eq!(app.deposit(5).await.status(), StatusCode::OK, "{mode}");
         }
 
+        let handed_out = get_key(&redis, "fence").await.unwrap_or(0);
+
         // Killed after the snapshot: it comes back with the balance of 5 and its ledger.
         redis.crash_and_restart().await;
 
@@ -298,6 +305,20 @@ async fn a_redis_that_went_back_to_an_older_snapshot_is_refused_by_the_replica_t
             "went back in time",
             mode,
         );
+
+        // After the operator's reset, no fencing token of the lost history is handed out again.
+        later.reset(0).await;
+        let fence = get_key(&redis, "fence").await.unwrap_or(0);
+        assert!(
+            fence > handed_out,
+            "{mode}: fence {fence} after {handed_out}"
+        );
+        assert_eq!(
+            resent(|| app.deposit(5)).await.status,
+            StatusCode::OK,
+            "{mode}"
+        );
+        assert_eq!(later.stats().await.balance, 5, "{mode}");
     }
 }
 
