@@ -208,6 +208,10 @@ mod tests {
         );
         assert_eq!(config.account.max_retries, default.account.max_retries);
         assert_eq!(config.account.lease, default.account.lease);
+        assert_eq!(
+            config.account.redis_require_aof,
+            default.account.redis_require_aof
+        );
         assert_eq!(config.server.shutdown_grace, default.server.shutdown_grace);
         assert_eq!(config.server.header_timeout, default.server.header_timeout);
         assert_eq!(config.server.body_timeout, default.server.body_timeout);
@@ -236,6 +240,13 @@ mod tests {
                 pool_size: 8
             }
         );
+    }
+
+    #[test]
+    fn redis_require_aof_is_a_switch() {
+        let cli =
+            Cli::try_parse_from(["racebank", "--store", "redis", "--redis-require-aof"]).unwrap();
+        assert!(cli.config().account.redis_require_aof);
     }
 
     #[test]
