@@ -97,6 +97,9 @@ pub struct AccountConfig {
     pub lease: Duration,
     /// How long the answer to a request with an `Idempotency-Key` is kept for its repeats.
     pub idempotency_ttl: Duration,
+    /// Refuse to start on a Redis that does not keep every write in its append-only file
+    /// (`appendonly yes`): without it a restart or a crash loses acknowledged writes.
+    pub redis_require_aof: bool,
 }
 
 impl AccountConfig {
@@ -121,6 +124,7 @@ impl Default for AccountConfig {
             max_retries: 1000,
             lease: Duration::from_millis(100),
             idempotency_ttl: crate::domain::idempotency::DEFAULT_TTL,
+            redis_require_aof: false,
         }
     }
 }

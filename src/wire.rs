@@ -239,11 +239,17 @@ pub enum ProblemType {
     IdempotencyKeyReused,
     /// Another request with the same key was answered at the same moment; this one wrote nothing.
     IdempotencyKeyInUse,
+    /// The store lost acknowledged writes under a running server (the account vanished or went
+    /// back in time): refused until an operator resets the account; nothing was changed.
+    StoreRolledBack,
+    /// The store keeps as many live idempotency keys as it can: a new key is refused rather than
+    /// another client's live key forgotten; nothing was changed.
+    IdempotencyKeysFull,
 }
 
 impl ProblemType {
     /// Every problem type.
-    pub const ALL: [ProblemType; 19] = [
+    pub const ALL: [ProblemType; 21] = [
         ProblemType::MalformedBody,
         ProblemType::UnsupportedMediaType,
         ProblemType::InvalidField,
@@ -263,6 +269,8 @@ impl ProblemType {
         ProblemType::InvalidIdempotencyKey,
         ProblemType::IdempotencyKeyReused,
         ProblemType::IdempotencyKeyInUse,
+        ProblemType::StoreRolledBack,
+        ProblemType::IdempotencyKeysFull,
     ];
 
     /// The full `type` member: `urn:racebank:problem:<slug>`.
@@ -289,6 +297,8 @@ impl ProblemType {
             ProblemType::InvalidIdempotencyKey => "urn:racebank:problem:invalid-idempotency-key",
             ProblemType::IdempotencyKeyReused => "urn:racebank:problem:idempotency-key-reused",
             ProblemType::IdempotencyKeyInUse => "urn:racebank:problem:idempotency-key-in-use",
+            ProblemType::StoreRolledBack => "urn:racebank:problem:store-rolled-back",
+            ProblemType::IdempotencyKeysFull => "urn:racebank:problem:idempotency-keys-full",
         }
     }
 
@@ -319,6 +329,8 @@ impl ProblemType {
             ProblemType::InvalidIdempotencyKey => "Invalid Idempotency-Key",
             ProblemType::IdempotencyKeyReused => "Idempotency-Key reused for another request",
             ProblemType::IdempotencyKeyInUse => "Idempotency-Key in use",
+            ProblemType::StoreRolledBack => "The store lost acknowledged writes",
+            ProblemType::IdempotencyKeysFull => "Too many live idempotency keys",
         }
     }
 
@@ -339,7 +351,9 @@ impl ProblemType {
             ProblemType::TooMuchContention
             | ProblemType::ShuttingDown
             | ProblemType::StoreUnavailable
-            | ProblemType::LeaseLost => 503,
+            | ProblemType::LeaseLost
+            | ProblemType::StoreRolledBack
+            | ProblemType::IdempotencyKeysFull => 503,
             ProblemType::OutcomeUnknown => 500,
             ProblemType::NotFound => 404,
             ProblemType::MethodNotAllowed => 405,
@@ -368,7 +382,9 @@ impl ProblemType {
             | ProblemType::LeaseLost
             | ProblemType::InvalidIdempotencyKey
             | ProblemType::IdempotencyKeyReused
-            | ProblemType::IdempotencyKeyInUse => Effect::NotApplied,
+            | ProblemType::IdempotencyKeyInUse
+            | ProblemType::StoreRolledBack
+            | ProblemType::IdempotencyKeysFull => Effect::NotApplied,
             ProblemType::OutcomeUnknown => Effect::Unknown,
         }
     }

@@ -146,10 +146,12 @@ impl Account {
 
     /// Sets the balance and zeroes every counter, so runs can repeat without a restart. Under an
     /// in-process guard it waits for the requests in their section, as they wait for each other:
-    /// a reset that landed inside a request's window would be erased by that request's write.
+    /// a reset that landed inside a request's window would be erased by that request's write. The
+    /// stores' own guards exclude it the same way (PostgreSQL's advisory and row locks, Redis's
+    /// lease); the other modes see it and redo, or have no window.
     pub(crate) async fn reset(&self, balance: i64) -> Result<Stats, AccountError> {
         let _alone = self.guard.enter_alone(&self.work).await?;
-        self.store.reset(balance).await?;
+        self.store.reset(&self.work, balance).await?;
         // Still alone: the stats are those of the reset, not of a request that came after it.
         self.stats().await
     }

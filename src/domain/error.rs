@@ -35,6 +35,14 @@ pub enum AccountError {
     /// answer could not be read back (it expired, or the store failed): this request wrote nothing.
     #[error("another request with the same Idempotency-Key was answered at the same moment, and this one wrote nothing; send it again to get that answer")]
     KeyInUse,
+    /// The store lost writes it had acknowledged, under this running server: the account vanished
+    /// or went back in time. Refused, never served or re-created, until an operator resets it.
+    #[error("{0}")]
+    RolledBack(String),
+    /// Every slot for an idempotency key holds a live one: a new key is refused rather than a live
+    /// one forgotten (its retry would be applied twice).
+    #[error("the server keeps {capacity} idempotency keys and every one is live (none has expired); a new key is refused rather than another request's key forgotten")]
+    KeysFull { capacity: usize },
 }
 
 /// Why an account could not be opened: a server that cannot open its account does not start.

@@ -19,8 +19,9 @@
 //!   funds, 422 overflow). A 503 or a 500 `outcome-unknown` keeps nothing, so a retry can still
 //!   apply (if the write had in fact landed, its key landed with it and the retry replays it).
 //!
-//! Keys are per account and expire (`--idempotency-ttl`, 24 h by default); the memory store keeps at
-//! most [`MEMORY_CAPACITY`], dropping the oldest first. A request without a key costs nothing more
+//! Keys are per account and expire (`--idempotency-ttl`, 24 h by default); the memory store keeps
+//! at most [`MEMORY_CAPACITY`] live keys and refuses a new key when all are live (503
+//! `idempotency-keys-full`) rather than forget one early. A request without a key costs nothing more
 //! than before.
 
 use std::sync::Arc;
@@ -40,7 +41,7 @@ pub(crate) const REPLAYED_HEADER: HeaderName = HeaderName::from_static("idempote
 /// How long a key's answer is kept by default: a day, as Stripe keeps them.
 pub(crate) const DEFAULT_TTL: Duration = Duration::from_secs(24 * 60 * 60);
 
-/// How many keys the memory store keeps at most; past it the oldest go first.
+/// How many live keys the memory store keeps at most; past it a new key is refused (503).
 pub(crate) const MEMORY_CAPACITY: usize = 100_000;
 
 /// A valid `Idempotency-Key`: 1 to 255 printable ASCII characters (the draft's recommendation,

@@ -80,10 +80,12 @@ const CHANGE: &[ProblemType] = &[
     ProblemType::InvalidIdempotencyKey,
     ProblemType::IdempotencyKeyReused,
     ProblemType::IdempotencyKeyInUse,
+    ProblemType::StoreRolledBack,
+    ProblemType::IdempotencyKeysFull,
 ];
 
 /// A read the store could not answer.
-const READ: &[ProblemType] = &[ProblemType::StoreUnavailable];
+const READ: &[ProblemType] = &[ProblemType::StoreUnavailable, ProblemType::StoreRolledBack];
 
 /// A reset not carried out: the server is stopping, or the store failed.
 const RESET: &[ProblemType] = &[

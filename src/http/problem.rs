@@ -19,6 +19,10 @@ use crate::wire::{ProblemDocument, ProblemType};
 /// The media type of a problem document.
 pub(crate) const PROBLEM_JSON: &str = "application/problem+json";
 
+/// The `Retry-After` of every 503, in seconds: long enough for a lease to run out, a connection to
+/// come back or a key to expire, short enough not to idle a client that could go on.
+const RETRY_AFTER_SECONDS: &str = "1";
+
 /// What was wrong with a request, or why it was not carried out.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum Problem {
@@ -82,6 +86,12 @@ pub enum Problem {
     /// Another request with the same key was answered at the same moment; this one wrote nothing.
     #[error("{0}")]
     IdempotencyKeyInUse(String),
+    /// The store lost acknowledged writes under the running server; refused until a reset.
+    #[error("{0}; nothing was changed")]
+    StoreRolledBack(String),
+    /// Every idempotency key the store can keep is live; a new one is refused.
+    #[error("{0}; nothing was changed, try again when keys expire")]
+    IdempotencyKeysFull(String),
 }
 
 impl Problem {
@@ -113,6 +123,8 @@ impl Problem {
             Problem::InvalidIdempotencyKey(_) => ProblemType::InvalidIdempotencyKey,
             Problem::IdempotencyKeyReused(_) => ProblemType::IdempotencyKeyReused,
             Problem::IdempotencyKeyInUse(_) => ProblemType::IdempotencyKeyInUse,
+            Problem::StoreRolledBack(_) => ProblemType::StoreRolledBack,
+            Problem::IdempotencyKeysFull(_) => ProblemType::IdempotencyKeysFull,
         }
     }
 
@@ -182,6 +194,8 @@ impl Problem {
             Problem::InvalidIdempotencyKey("x".into()),
             Problem::IdempotencyKeyReused("x".into()),
             Problem::IdempotencyKeyInUse("x".into()),
+            Problem::StoreRolledBack("x".into()),
+            Problem::IdempotencyKeysFull("x".into()),
         ]
     }
 
@@ -207,9 +221,16 @@ impl IntoResponse for Problem {
         let status = self.status();
         let body = self.to_json().to_string();
         let mut response = (status, body).into_response();
-        response
-            .headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        // Every 503 is a "not now": the request changed nothing and may be sent again. Say when,
+        // so that well-behaved clients back off instead of retrying in a loop.
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            headers.insert(
+                header::RETRY_AFTER,
+                HeaderValue::from_static(RETRY_AFTER_SECONDS),
+            );
+        }
         response
     }
 }
@@ -236,6 +257,10 @@ impl From<AccountError> for Problem {
                 Problem::IdempotencyKeyReused(error.to_string())
             }
             error @ AccountError::KeyInUse => Problem::IdempotencyKeyInUse(error.to_string()),
+            AccountError::RolledBack(detail) => Problem::StoreRolledBack(detail),
+            error @ AccountError::KeysFull { .. } => {
+                Problem::IdempotencyKeysFull(error.to_string())
+            }
         }
     }
 }
@@ -243,6 +268,24 @@ impl From<AccountError> for Problem {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_503_tells_the_client_when_to_retry_and_no_other_status_does() {
+        for problem in Problem::one_of_each() {
+            let status = problem.status();
+            let response = problem.clone().into_response();
+            let retry_after = response.headers().get(header::RETRY_AFTER);
+            if status == StatusCode::SERVICE_UNAVAILABLE {
+                assert_eq!(
+                    retry_after.map(HeaderValue::as_bytes),
+                    Some(&b"1"[..]),
+                    "{problem:?}"
+                );
+            } else {
+                assert_eq!(retry_after, None, "{problem:?}");
+            }
+        }
+    }
 
     #[test]
     fn every_problem_document_names_its_wire_type_and_status() {

@@ -83,7 +83,7 @@ impl Store {
         answer: Remembered,
     ) -> Result<bool, AccountError> {
         match self {
-            Store::Memory(memory) => Ok(memory.remember(claim, answer)),
+            Store::Memory(memory) => memory.remember(claim, answer),
             Store::Postgres(postgres) => postgres.remember(claim, answer).await,
             Store::Redis(redis) => redis.remember(claim, answer).await,
         }
@@ -108,14 +108,14 @@ impl Store {
     }
 
     /// Sets the balance and zeroes every counter, for every replica.
-    pub(crate) async fn reset(&self, balance: i64) -> Result<(), AccountError> {
+    pub(crate) async fn reset(&self, work: &Work, balance: i64) -> Result<(), AccountError> {
         match self {
             Store::Memory(memory) => {
                 memory.reset(balance);
                 Ok(())
             }
             Store::Postgres(postgres) => postgres.reset(balance).await,
-            Store::Redis(redis) => redis.reset(balance).await,
+            Store::Redis(redis) => redis.reset(work, balance).await,
         }
     }
 }

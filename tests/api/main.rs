@@ -23,6 +23,8 @@ mod process;
 mod races;
 mod raw;
 mod redis;
+mod redis_durability;
+mod reset;
 mod shutdown;
 mod stats;
 mod strategies;

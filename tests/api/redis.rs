@@ -60,7 +60,7 @@ impl TestAccount {
     }
 
     /// A server configuration for this account.
-    fn config(&self, mode: &str, work: &str, lease_ms: u64) -> Config {
+    pub(crate) fn config(&self, mode: &str, work: &str, lease_ms: u64) -> Config {
         Config {
             account: AccountConfig {
                 store: StoreConfig::Redis { url: redis_url() },
@@ -97,10 +97,19 @@ impl TestAccount {
     }
 
     fn keys(&self) -> Vec<String> {
-        ["balance", "ledger", "lock", "fence", "seen", "generation"]
-            .iter()
-            .map(|name| format!("racebank:{{{}}}:{name}", self.id))
-            .collect()
+        [
+            "balance",
+            "ledger",
+            "lock",
+            "fence",
+            "seen",
+            "generation",
+            "writes",
+            "halted",
+        ]
+        .iter()
+        .map(|name| format!("racebank:{{{}}}:{name}", self.id))
+        .collect()
     }
 
     /// Every key of the account, serialised (`DUMP`): equal snapshots mean nothing changed.
@@ -127,8 +136,17 @@ impl TestAccount {
         held
     }
 
+    /// Deletes the account's balance key, as a Redis that lost it would.
+    pub(crate) async fn delete_balance(&self) {
+        let _: i64 = redis::cmd("DEL")
+            .arg(&self.keys()[0])
+            .query_async(&mut self.redis.clone())
+            .await
+            .unwrap();
+    }
+
     /// Deletes the account's keys.
-    async fn delete(self) {
+    pub(crate) async fn delete(self) {
         let mut redis = self.redis.clone();
         let _: i64 = redis::cmd("DEL")
             .arg(self.keys())

@@ -64,6 +64,11 @@ pub(crate) struct Cli {
     #[arg(long, env = "REDIS_URL", default_value = DEFAULT_REDIS_URL)]
     pub redis_url: String,
 
+    /// Refuse to start unless Redis keeps an append-only file (`appendonly yes`): otherwise a
+    /// restart (no persistence) or a crash (snapshots only) loses acknowledged writes.
+    #[arg(long, env = "RACEBANK_REDIS_REQUIRE_AOF")]
+    pub redis_require_aof: bool,
+
     /// How long a Redis lease lasts (`lease`, `fenced`, `fenced-write-only`).
     #[arg(long, env = "RACEBANK_LEASE", default_value = "100ms", value_parser = parse_lease)]
     pub lease: Duration,
@@ -123,6 +128,7 @@ impl Cli {
                 max_retries: self.max_retries,
                 lease: self.lease,
                 idempotency_ttl: self.idempotency_ttl,
+                redis_require_aof: self.redis_require_aof,
             },
             server: ServerConfig {
                 shutdown_grace: self.shutdown_grace,
@@ -202,6 +208,10 @@ mod tests {
         );
         assert_eq!(config.account.max_retries, default.account.max_retries);
         assert_eq!(config.account.lease, default.account.lease);
+        assert_eq!(
+            config.account.redis_require_aof,
+            default.account.redis_require_aof
+        );
         assert_eq!(config.server.shutdown_grace, default.server.shutdown_grace);
         assert_eq!(config.server.header_timeout, default.server.header_timeout);
         assert_eq!(config.server.body_timeout, default.server.body_timeout);
@@ -230,6 +240,13 @@ mod tests {
                 pool_size: 8
             }
         );
+    }
+
+    #[test]
+    fn redis_require_aof_is_a_switch() {
+        let cli =
+            Cli::try_parse_from(["racebank", "--store", "redis", "--redis-require-aof"]).unwrap();
+        assert!(cli.config().account.redis_require_aof);
     }
 
     #[test]

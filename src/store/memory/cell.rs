@@ -28,10 +28,15 @@ pub(super) struct Cell {
 
 impl Cell {
     pub(super) fn new(balance: i64) -> Self {
+        Self::with_keys(balance, Keys::default())
+    }
+
+    /// A cell whose key table is `keys` (a small one, in tests).
+    pub(super) fn with_keys(balance: i64, keys: Keys) -> Self {
         Self {
             balance: AtomicI64::new(balance),
             ledger: Mutex::new(Ledger::new(balance)),
-            keys: Mutex::new(Keys::default()),
+            keys: Mutex::new(keys),
         }
     }
 
@@ -116,6 +121,8 @@ impl Cell {
         if keys.get(claim.key).is_some() {
             return Err(AccountError::KeyInUse);
         }
+        // Before the write: a key that could not be kept must not be applied.
+        keys.make_room()?;
         let (result, written) = write();
         if let Some(balance) = written {
             keys.insert(claim, claim.answer(Ok(balance)));

@@ -95,13 +95,19 @@ impl Memory {
     }
 
     /// Keeps `answer` for the claim's key unless the key has one already; says whether it did.
-    pub(crate) fn remember(&self, claim: &Claim<'_>, answer: Remembered) -> bool {
+    /// A table full of live keys keeps nothing: the refusal stands and a repeat is judged afresh.
+    pub(crate) fn remember(
+        &self,
+        claim: &Claim<'_>,
+        answer: Remembered,
+    ) -> Result<bool, AccountError> {
         let mut keys = self.cell.keys();
-        let free = keys.get(claim.key).is_none();
-        if free {
-            keys.insert(claim, answer);
+        if keys.get(claim.key).is_some() {
+            return Ok(false);
         }
-        free
+        keys.make_room()?;
+        keys.insert(claim, answer);
+        Ok(true)
     }
 
     /// The balance now.
@@ -123,8 +129,56 @@ impl Memory {
 
 #[cfg(test)]
 mod tests {
-    use super::Strategy;
+    use std::time::Duration;
+
+    use super::keys::Keys;
+    use super::{Cell, Memory, Strategy};
+    use crate::domain::error::AccountError;
+    use crate::domain::idempotency::{Claim, IdempotencyKey};
     use crate::domain::mode::{StoreKind, MATRIX};
+    use crate::domain::money::{Amount, Op};
+    use crate::domain::work::{Work, WorkSpec};
+
+    #[tokio::test]
+    async fn a_keyed_deposit_into_a_table_full_of_live_keys_is_refused_and_writes_nothing() {
+        for strategy in [
+            Strategy::Unguarded,
+            Strategy::Optimistic { max_retries: 3 },
+            Strategy::Atomic,
+        ] {
+            let memory = Memory {
+                cell: Cell::with_keys(0, Keys::with_capacity(1)),
+                strategy,
+            };
+            let work = Work::new(WorkSpec::None);
+            let deposit = Op::Deposit(Amount::new(5).unwrap());
+            let [first, second] =
+                ["first", "second"].map(|key| IdempotencyKey::parse(key.as_bytes()).unwrap());
+            let claim = |key| Claim {
+                key,
+                op: deposit,
+                ttl: Duration::from_secs(60),
+            };
+            assert_eq!(
+                memory.apply(&work, deposit, Some(&claim(&first))).await,
+                Ok(5)
+            );
+
+            let refused = memory.apply(&work, deposit, Some(&claim(&second))).await;
+
+            assert_eq!(
+                refused,
+                Err(AccountError::KeysFull { capacity: 1 }),
+                "{strategy:?}"
+            );
+            assert_eq!(memory.balance(), 5, "{strategy:?}: nothing written");
+            assert_eq!(memory.ledger().0.deposit_count, 1, "{strategy:?}");
+            assert!(
+                memory.lookup(&first).is_some(),
+                "{strategy:?}: the live key is kept"
+            );
+        }
+    }
 
     #[test]
     fn the_memory_store_runs_exactly_the_modes_the_matrix_gives_it() {

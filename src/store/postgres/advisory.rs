@@ -20,7 +20,7 @@ use crate::domain::work::Work;
 
 /// Waits for the account's advisory lock, held until the transaction ends: `$1` account.
 /// The first number is "rb" (racebank), so other applications' advisory locks do not collide.
-const LOCK: &str = "SELECT pg_advisory_xact_lock(29282, hashtext($1))";
+pub(super) const LOCK: &str = "SELECT pg_advisory_xact_lock(29282, hashtext($1))";
 
 pub(super) async fn apply(
     database: &Database,

@@ -23,11 +23,17 @@ pub(super) const REMEMBER: &str = "
     VALUES ($1, $2, $3, $4, $5, $6, now() + $7::int8 * interval '1 millisecond')
     ON CONFLICT (account, key) DO NOTHING";
 
-/// Deletes up to a thousand of the account's expired keys: `$1` account.
+/// How many expired keys one purge deletes at most: a short statement, so it holds few row locks
+/// and never stalls the writes beside it.
+pub(super) const PURGE_BATCH: u64 = 1000;
+
+/// Deletes up to [`PURGE_BATCH`] of the account's expired keys: `$1` account. Rows another replica
+/// is purging at the same moment are skipped, not waited for.
 pub(super) const PURGE: &str = "
-    DELETE FROM racebank.idempotency WHERE (account, key) IN (
-        SELECT account, key FROM racebank.idempotency
-        WHERE account = $1 AND expires_at <= now() LIMIT 1000)";
+    DELETE FROM racebank.idempotency WHERE ctid IN (
+        SELECT ctid FROM racebank.idempotency
+        WHERE account = $1 AND expires_at <= now()
+        LIMIT 1000 FOR UPDATE SKIP LOCKED)";
 
 /// The answer from a row of [`LOOKUP`].
 pub(super) fn from_row(row: &Row) -> Result<Remembered, String> {

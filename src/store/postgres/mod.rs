@@ -51,8 +51,9 @@ use crate::domain::work::Work;
 /// out a burst, short enough that a client is not left hanging on a saturated pool.
 const POOL_WAIT: Duration = Duration::from_secs(5);
 
-/// One key lookup in this many also deletes the account's expired keys.
-const PURGE_EVERY: u32 = 1000;
+/// How often each replica deletes the account's expired keys, in batches until none is left: so a
+/// backlog of any size is worked off, and the table holds about rate x TTL rows, no more.
+const PURGE_EVERY: Duration = Duration::from_secs(1);
 
 /// How long opening a connection may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -62,6 +63,14 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub(crate) struct Postgres {
     database: Database,
     strategy: Strategy,
+    /// The task purging expired idempotency keys, stopped when the store is dropped.
+    purger: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        self.purger.abort();
+    }
 }
 
 /// What every strategy needs: the pool and the account's id.
@@ -157,12 +166,14 @@ impl Postgres {
             )
             .await
             .map_err(|e| cannot("create the account", e))?;
+        let purger = tokio::spawn(purge_expired(pool.clone(), config.id.to_string()));
         Ok(Self {
             database: Database {
                 pool,
                 account: config.id.to_string(),
             },
             strategy,
+            purger,
         })
     }
 
@@ -195,15 +206,12 @@ impl Postgres {
     }
 
     /// The answer kept for `key`, unless it expired. An expired row of this key is deleted on the
-    /// way, so the key is free for a new request; now and then, every expired key of the account.
+    /// way, so the key is free for a new request (the others go in the background purge).
     pub(crate) async fn lookup(
         &self,
         key: &IdempotencyKey,
     ) -> Result<Option<Remembered>, AccountError> {
         let client = self.database.client().await?;
-        if rand::random_ratio(1, PURGE_EVERY) {
-            purge_expired(&client, &self.database.account).await;
-        }
         let statement = client
             .prepare_cached(keys::LOOKUP)
             .await
@@ -278,6 +286,14 @@ impl Postgres {
             .transaction()
             .await
             .map_err(|e| failure::before_write("starting the reset", &e))?;
+        // Every guard a write can hold excludes the reset too: the advisory lock (`advisory`), and
+        // the row lock the upsert below waits for (`for-update`); `optimistic` and the isolation
+        // modes see the version move and redo. Without the advisory lock, a reset landing in an
+        // `advisory` write's window was erased by that write.
+        transaction
+            .execute(advisory::LOCK, &[account])
+            .await
+            .map_err(|e| failure::before_write("taking the advisory lock", &e))?;
         transaction
             .execute(
                 "INSERT INTO racebank.accounts (id, balance, initial_balance) VALUES ($1, $2, $2)
@@ -343,10 +359,34 @@ impl Database {
     }
 }
 
-/// Deletes some of the account's expired keys. Best effort: a lookup ignores expired keys anyway.
-async fn purge_expired(client: &Object, account: &str) {
-    if let Err(error) = client.execute(keys::PURGE, &[&account]).await {
-        tracing::warn!(%error, "postgres: expired idempotency keys were not purged");
+/// Every [`PURGE_EVERY`], deletes the account's expired keys in batches until a batch comes back
+/// short. Best effort: a lookup ignores expired keys anyway, and a failure is tried again later.
+async fn purge_expired(pool: Pool, account: String) {
+    let mut every = tokio::time::interval(PURGE_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        let Ok(client) = pool.get().await else {
+            continue;
+        };
+        let mut purged = 0;
+        loop {
+            match client.execute(keys::PURGE, &[&account]).await {
+                Ok(deleted) => {
+                    purged += deleted;
+                    if deleted < keys::PURGE_BATCH {
+                        break;
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "postgres: expired idempotency keys were not purged");
+                    break;
+                }
+            }
+        }
+        if purged > 0 {
+            tracing::debug!(purged, %account, "postgres: expired idempotency keys purged");
+        }
     }
 }
 

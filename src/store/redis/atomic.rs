@@ -6,6 +6,7 @@
 //! script adds the funds check (409) and turns `INCRBY`'s overflow error into a refusal (422), and
 //! records the operation in the ledger in the same step.
 
+use super::guard::Guarded;
 use super::{after_write, kind_and_amount, scripts, Section};
 use crate::domain::error::AccountError;
 use crate::domain::money::{Op, Refusal};
@@ -13,13 +14,18 @@ use crate::domain::money::{Op, Refusal};
 pub(super) async fn apply(mut section: Section<'_>) -> Result<i64, AccountError> {
     section.work.run().await?;
     let (kind, amount) = kind_and_amount(section.op);
-    let mut invocation = scripts::ATOMIC_SCRIPT.key(&section.keys.balance);
-    invocation.key(&section.keys.ledger).arg(kind).arg(amount);
+    let mut invocation = section.guarded(&scripts::ATOMIC_SCRIPT);
+    invocation
+        .key(&section.keys.balance)
+        .key(&section.keys.ledger)
+        .arg(kind)
+        .arg(amount);
     section.keyed(&mut invocation);
-    let (outcome, balance): (String, i64) = invocation
+    let answer: Guarded<(String, i64)> = invocation
         .invoke_async(&mut section.connection)
         .await
         .map_err(after_write)?;
+    let (outcome, balance) = answer.open(section.watermark, section.keys)?;
     match (outcome.as_str(), section.op) {
         ("ok", _) => Ok(balance),
         ("taken", _) => Err(AccountError::KeyInUse),

@@ -20,6 +20,7 @@
 
 use std::time::Duration;
 
+use super::guard::Guarded;
 use super::lease::{Grant, Lock};
 use super::{after_write, kind_and_amount, scripts, unavailable, Section};
 use crate::domain::error::AccountError;
@@ -51,13 +52,15 @@ async fn fenced_section(
 ) -> Result<i64, AccountError> {
     let read = match check {
         Check::ReadAndWrite => {
-            let (outcome, value): (String, i64) = scripts::FENCED_READ_SCRIPT
+            let answer: Guarded<(String, i64)> = section
+                .guarded(&scripts::FENCED_READ_SCRIPT)
                 .key(&section.keys.balance)
                 .key(&section.keys.seen)
                 .arg(token)
                 .invoke_async(&mut section.connection)
                 .await
                 .map_err(unavailable)?;
+            let (outcome, value) = answer.open(section.watermark, section.keys)?;
             if outcome != "ok" {
                 return Err(fenced(token, value, "read"));
             }
@@ -68,8 +71,9 @@ async fn fenced_section(
     let new_balance = section.op.apply_to(read)?;
     section.work.run().await?;
     let (kind, amount) = kind_and_amount(section.op);
-    let mut invocation = scripts::FENCED_WRITE_SCRIPT.key(&section.keys.balance);
+    let mut invocation = section.guarded(&scripts::FENCED_WRITE_SCRIPT);
     invocation
+        .key(&section.keys.balance)
         .key(&section.keys.ledger)
         .key(&section.keys.seen)
         .arg(token)
@@ -79,10 +83,11 @@ async fn fenced_section(
         .arg(kind)
         .arg(amount);
     section.keyed(&mut invocation);
-    let (outcome, value): (String, i64) = invocation
+    let answer: Guarded<(String, i64)> = invocation
         .invoke_async(&mut section.connection)
         .await
         .map_err(after_write)?;
+    let (outcome, value) = answer.open(section.watermark, section.keys)?;
     match outcome.as_str() {
         "ok" => Ok(new_balance),
         "taken" => Err(AccountError::KeyInUse),

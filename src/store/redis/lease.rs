@@ -19,6 +19,7 @@ use redis::aio::ConnectionManager;
 
 use super::{scripts, unavailable, Keys, Section};
 use crate::domain::error::AccountError;
+use crate::domain::work::Work;
 
 /// How long a request waits for the lock before it answers 503.
 pub(super) const LOCK_WAIT_LIMIT: Duration = Duration::from_secs(5);
@@ -66,10 +67,21 @@ impl Lock {
         ttl: Duration,
         grant: Grant,
     ) -> Result<Self, AccountError> {
-        let mut connection = section.connection.clone();
-        let waiting = poll(&mut connection, section.keys, ttl, grant);
-        let token = section
-            .work
+        Self::acquire_for(&section.connection, section.keys, section.work, ttl, grant).await
+    }
+
+    /// [`Lock::acquire`] outside a request's section: for `/reset`, which must not land inside a
+    /// holder's window (its write would erase the reset).
+    pub(super) async fn acquire_for(
+        connection: &ConnectionManager,
+        keys: &Keys,
+        work: &Work,
+        ttl: Duration,
+        grant: Grant,
+    ) -> Result<Self, AccountError> {
+        let mut connection = connection.clone();
+        let waiting = poll(&mut connection, keys, ttl, grant);
+        let token = work
             .unless_stopped(tokio::time::timeout(LOCK_WAIT_LIMIT, waiting))
             .await?
             .map_err(|_| AccountError::Unavailable {
@@ -80,7 +92,7 @@ impl Lock {
                 ),
             })??;
         Ok(Self {
-            key: section.keys.lock.clone(),
+            key: keys.lock.clone(),
             token,
             connection,
             released: false,

@@ -11,8 +11,9 @@
 //! | `fenced-write-only` | the lease plus a token checked only at the write (a lesson)       | loses once the work outlasts the lease | same |
 //!
 //! Keys, per account: `racebank:{<id>}:balance` (a string), `:ledger` (a hash of the ledger's
-//! counters), `:lock` (the lease), `:fence` (the last fencing token handed out) and `:seen` (the
-//! highest token the storage has accepted). The braces are a Redis Cluster hash tag: all of an
+//! counters), `:lock` (the lease), `:fence` (the last fencing token handed out), `:seen` (the
+//! highest token the storage has accepted), `:generation` (moved by every reset), `:writes` (every
+//! write counted) and `:halted` (why the account is refused): the last three are [`guard`]'s. The braces are a Redis Cluster hash tag: all of an
 //! account's keys hash to one slot, as scripts touching several keys require there.
 //!
 //! Every write goes through one script that writes the balance and its ledger entry together
@@ -21,13 +22,17 @@
 //! to a connection: `optimistic` takes a dedicated one ([`dedicated`]).
 //!
 //! Failures: anything before the write was sent answers [`AccountError::Unavailable`] (503,
-//! nothing written); a failure once the write was sent answers [`AccountError::OutcomeUnknown`].
+//! nothing written); a failure once the write was sent answers [`AccountError::OutcomeUnknown`];
+//! an account that lost writes under this server answers [`AccountError::RolledBack`] ([`guard`]).
+//! At start, [`persistence`] says what Redis keeps across a restart.
 
 mod atomic;
 mod dedicated;
 mod fenced;
+mod guard;
 mod lease;
 mod optimistic;
+mod persistence;
 mod scripts;
 mod unguarded;
 
@@ -47,6 +52,8 @@ use crate::domain::work::Work;
 
 use dedicated::Dedicated;
 use fenced::Check;
+use guard::{Guarded, Mark, Watermark};
+use lease::{Grant, Lock};
 
 /// How long one command may take before the request gives up on it. Generous: a local Redis
 /// answers in well under a millisecond, so only a Redis that is gone or stuck reaches it.
@@ -66,6 +73,8 @@ pub(crate) struct Redis {
     keys: Keys,
     connection: ConnectionManager,
     strategy: Strategy,
+    /// The highest point of the account's history this replica has seen ([`guard`]).
+    watermark: Watermark,
 }
 
 impl std::fmt::Debug for Redis {
@@ -129,6 +138,10 @@ pub(super) struct Keys {
     seen: String,
     /// The account's resets, counted: an idempotency key's answer of an older generation is void.
     generation: String,
+    /// The account's writes (and resets), counted: the guard's clock ([`guard`]).
+    writes: String,
+    /// Why the account is refused, once the guard found it lost writes.
+    halted: String,
     /// The prefix of the idempotency keys' answers.
     idempotency: String,
 }
@@ -143,6 +156,8 @@ impl Keys {
             fence: key("fence"),
             seen: key("seen"),
             generation: key("generation"),
+            writes: key("writes"),
+            halted: key("halted"),
             idempotency: key("idempotency:"),
         }
     }
@@ -184,19 +199,32 @@ impl Redis {
             .query_async(&mut connection)
             .await
             .map_err(unreachable)?;
+        persistence::check(&mut connection, config.redis_require_aof).await?;
         let keys = Keys::new(config.id.as_str());
-        let created: i64 = scripts::CREATE_SCRIPT
+        let (created, generation, writes, halted): (i64, u64, u64, String) = scripts::CREATE_SCRIPT
             .key(&keys.balance)
             .key(&keys.ledger)
+            .key(&keys.writes)
+            .key(&keys.generation)
+            .key(&keys.halted)
             .arg(config.initial_balance)
             .invoke_async(&mut connection)
             .await
             .map_err(|error| OpenError::Store(format!("cannot create the account: {error}")))?;
-        tracing::debug!(account = %config.id, created = created == 1, "redis account ready");
+        if halted.is_empty() {
+            tracing::info!(account = %config.id, created = created == 1, generation, writes, "redis account ready");
+        } else {
+            // Logged (and refused on every request) rather than fatal: the operator's way out is
+            // a reset, which needs a running server.
+            let _ = guard::refused(&keys, &halted);
+        }
+        let watermark = Watermark::default();
+        watermark.observe(Mark { generation, writes });
         Ok(Self {
             keys,
             connection,
             strategy,
+            watermark,
         })
     }
 
@@ -209,6 +237,7 @@ impl Redis {
     ) -> Result<i64, AccountError> {
         let section = Section {
             keys: &self.keys,
+            watermark: &self.watermark,
             connection: self.connection.clone(),
             work,
             op,
@@ -290,40 +319,68 @@ impl Redis {
 
     /// The balance now.
     pub(crate) async fn balance(&self) -> Result<i64, AccountError> {
-        let balance: Option<i64> = self
-            .connection
-            .clone()
-            .get(&self.keys.balance)
-            .await
-            .map_err(unavailable)?;
-        balance.ok_or_else(|| missing(&self.keys))
+        let balance: Guarded<Option<i64>> =
+            guarded(&scripts::READ_SCRIPT, &self.keys, &self.watermark)
+                .key(&self.keys.balance)
+                .invoke_async(&mut self.connection.clone())
+                .await
+                .map_err(unavailable)?;
+        balance
+            .open(&self.watermark, &self.keys)?
+            .ok_or_else(|| missing(&self.keys))
     }
 
-    /// The account-wide ledger and the balance, read together in one `MULTI`/`EXEC`.
+    /// The account-wide ledger and the balance, read together in one guarded script.
     pub(crate) async fn ledger(&self) -> Result<(Ledger, i64), AccountError> {
-        let (balance, fields): (Option<i64>, HashMap<String, i64>) = redis::pipe()
-            .atomic()
-            .get(&self.keys.balance)
-            .hgetall(&self.keys.ledger)
-            .query_async(&mut self.connection.clone())
-            .await
-            .map_err(unavailable)?;
+        let read: Guarded<(Option<i64>, HashMap<String, i64>)> =
+            guarded(&scripts::LEDGER_SCRIPT, &self.keys, &self.watermark)
+                .key(&self.keys.balance)
+                .key(&self.keys.ledger)
+                .invoke_async(&mut self.connection.clone())
+                .await
+                .map_err(unavailable)?;
+        let (balance, fields) = read.open(&self.watermark, &self.keys)?;
         let balance = balance.ok_or_else(|| missing(&self.keys))?;
         Ok((ledger_from(&fields), balance))
     }
 
     /// Sets the balance and zeroes every counter, for every replica, and fences out old leases.
-    pub(crate) async fn reset(&self, balance: i64) -> Result<(), AccountError> {
-        let _: i64 = scripts::RESET_SCRIPT
+    ///
+    /// In the lease modes the reset takes the lock first, as a request does: a reset landing in a
+    /// holder's window would be erased by its write (`lease`), or would fail the holder's write
+    /// (`fenced`). `optimistic` sees the balance move and redoes; `atomic` has no window.
+    pub(crate) async fn reset(&self, work: &Work, balance: i64) -> Result<(), AccountError> {
+        let lock = match &self.strategy {
+            Strategy::Lease { ttl } => Some(
+                Lock::acquire_for(&self.connection, &self.keys, work, *ttl, Grant::Plain).await?,
+            ),
+            Strategy::Fenced { ttl, .. } => Some(
+                Lock::acquire_for(&self.connection, &self.keys, work, *ttl, Grant::Fenced).await?,
+            ),
+            _ => None,
+        };
+        let reset = self.reset_now(balance).await;
+        if let Some(lock) = lock {
+            lock.release().await;
+        }
+        reset
+    }
+
+    /// The reset itself, one script.
+    async fn reset_now(&self, balance: i64) -> Result<(), AccountError> {
+        let (generation, writes): (u64, u64) = scripts::RESET_SCRIPT
             .key(&self.keys.balance)
             .key(&self.keys.ledger)
             .key(&self.keys.fence)
             .key(&self.keys.seen)
             .key(&self.keys.generation)
+            .key(&self.keys.writes)
+            .key(&self.keys.halted)
             .arg(balance)
             .invoke_async(&mut self.connection.clone())
             .await
             .map_err(after_write)?;
+        self.watermark.restart_at(Mark { generation, writes });
         Ok(())
     }
 
@@ -344,6 +401,7 @@ impl Redis {
 /// What every strategy works with: the keys, a connection, the work and the operation.
 pub(super) struct Section<'a> {
     keys: &'a Keys,
+    watermark: &'a Watermark,
     connection: ConnectionManager,
     work: &'a Work,
     op: Op,
@@ -354,20 +412,29 @@ pub(super) struct Section<'a> {
 impl Section<'_> {
     /// `GET balance`, for the strategies that read before they work.
     async fn read(&mut self) -> Result<i64, AccountError> {
-        let balance: Option<i64> = self
-            .connection
-            .get(&self.keys.balance)
-            .await
-            .map_err(unavailable)?;
-        balance.ok_or_else(|| missing(self.keys))
+        let balance: Guarded<Option<i64>> =
+            guarded(&scripts::READ_SCRIPT, self.keys, self.watermark)
+                .key(&self.keys.balance)
+                .invoke_async(&mut self.connection)
+                .await
+                .map_err(unavailable)?;
+        balance
+            .open(self.watermark, self.keys)?
+            .ok_or_else(|| missing(self.keys))
+    }
+
+    /// A guarded script's invocation for this section ([`guarded`]).
+    fn guarded<'s>(&self, script: &'s redis::Script) -> redis::ScriptInvocation<'s> {
+        guarded(script, self.keys, self.watermark)
     }
 
     /// The blind write with its ledger entry ([`scripts`]' `OVERWRITE`); returns the balance it
     /// replaced, or `KeyInUse` if its idempotency key was answered meanwhile (nothing written).
     async fn overwrite(&mut self, read: i64, new_balance: i64) -> Result<i64, AccountError> {
         let (kind, amount) = kind_and_amount(self.op);
-        let mut invocation = scripts::OVERWRITE_SCRIPT.key(&self.keys.balance);
+        let mut invocation = self.guarded(&scripts::OVERWRITE_SCRIPT);
         invocation
+            .key(&self.keys.balance)
             .key(&self.keys.ledger)
             .arg(new_balance)
             .arg(read)
@@ -375,11 +442,13 @@ impl Section<'_> {
             .arg(kind)
             .arg(amount);
         self.keyed(&mut invocation);
-        let replaced: Option<i64> = invocation
+        let replaced: Guarded<Option<i64>> = invocation
             .invoke_async(&mut self.connection)
             .await
             .map_err(after_write)?;
-        replaced.ok_or(AccountError::KeyInUse)
+        replaced
+            .open(self.watermark, self.keys)?
+            .ok_or(AccountError::KeyInUse)
     }
 
     /// Adds the idempotency key and the account's generation, if keyed, as a script's last keys,
@@ -389,6 +458,23 @@ impl Section<'_> {
             invocation.key(key).key(&self.keys.generation).arg(ttl);
         }
     }
+}
+
+/// A guarded script's invocation ([`guard`]): the guard's keys and this replica's watermark first;
+/// the script's own keys and arguments follow.
+fn guarded<'s>(
+    script: &'s redis::Script,
+    keys: &Keys,
+    watermark: &Watermark,
+) -> redis::ScriptInvocation<'s> {
+    let mark = watermark.get();
+    let mut invocation = script.key(&keys.writes);
+    invocation
+        .key(&keys.generation)
+        .key(&keys.halted)
+        .arg(mark.generation)
+        .arg(mark.writes);
+    invocation
 }
 
 /// The ledger's name for an operation, and its amount.
@@ -455,15 +541,14 @@ fn parse_answer(kept: &str) -> Option<Remembered> {
     Remembered::from_parts(kind, amount, status, balance)
 }
 
-/// The balance key is gone (deleted by hand): nothing to compute from.
+/// The balance key is gone, after the guard let the script through: only a read outside the
+/// scripts (`optimistic`'s `WATCH`ed `GET`) can see it. The account existed when this server
+/// started, so it vanished.
 fn missing(keys: &Keys) -> AccountError {
-    AccountError::Unavailable {
-        store: "redis",
-        detail: format!(
-            "`{}` is missing (deleted?); restart the server to create the account",
-            keys.balance
-        ),
-    }
+    guard::refused(
+        keys,
+        "vanished: its balance is missing from Redis, with every write since it was created",
+    )
 }
 
 #[cfg(test)]

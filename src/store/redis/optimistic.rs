@@ -11,6 +11,7 @@
 use redis::aio::MultiplexedConnection;
 
 use super::dedicated::Dedicated;
+use super::guard::Guarded;
 use super::{after_write, kind_and_amount, scripts, unavailable, Section};
 use crate::domain::error::AccountError;
 
@@ -93,16 +94,26 @@ async fn attempt(
         .atomic()
         .cmd("EVAL")
         .arg(scripts::OVERWRITE_SOURCE.as_str());
+    // The guard's three keys first ([`super::guard`]), then the script's own.
     match &section.claim {
-        None => eval.arg(2).arg(&keys.balance).arg(&keys.ledger),
+        None => eval.arg(5),
+        Some(_) => eval.arg(7),
+    };
+    eval.arg(&keys.writes)
+        .arg(&keys.generation)
+        .arg(&keys.halted);
+    match &section.claim {
+        None => eval.arg(&keys.balance).arg(&keys.ledger),
         Some((key, _)) => eval
-            .arg(4)
             .arg(&keys.balance)
             .arg(&keys.ledger)
             .arg(key)
             .arg(&keys.generation),
     };
-    eval.arg(new_balance)
+    let mark = section.watermark.get();
+    eval.arg(mark.generation)
+        .arg(mark.writes)
+        .arg(new_balance)
         .arg(read)
         .arg(-read)
         .arg(kind)
@@ -111,11 +122,13 @@ async fn attempt(
         eval.arg(ttl);
     }
     // nil from EXEC: a conflict; nil from the script: the idempotency key was answered meanwhile.
-    let written: Option<(Option<i64>,)> =
+    let written: Option<(Guarded<Option<i64>>,)> =
         pipe.query_async(connection).await.map_err(after_write)?;
-    match written {
-        Some((Some(_),)) => Ok(Attempt::Written(new_balance)),
-        Some((None,)) => Err(AccountError::KeyInUse),
-        None => Ok(Attempt::Conflict),
+    let Some((written,)) = written else {
+        return Ok(Attempt::Conflict);
+    };
+    match written.open(section.watermark, keys)? {
+        Some(_) => Ok(Attempt::Written(new_balance)),
+        None => Err(AccountError::KeyInUse),
     }
 }

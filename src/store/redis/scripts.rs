@@ -15,6 +15,15 @@
 //! so it bumps the account's generation instead, and an answer kept in an older generation counts
 //! as none: after a reset every key is free again, as in the other stores.
 //!
+//! The guard against a Redis that lost writes ([`GUARD`]): the account's `writes` counter goes up
+//! with every write (and every reset), its `generation` with every reset, and each replica
+//! remembers the highest pair it has seen. Every script that reads or writes the balance is
+//! wrapped in the guard, which refuses, before anything is written, when the account is missing
+//! (Redis restarted without persistence) or its pair is below the replica's (Redis went back to an
+//! older snapshot), and then marks the account `halted` with the reason, so that every replica
+//! refuses it until an operator resets it. A reset moves the generation to Redis's clock in
+//! milliseconds (or one past it), so a generation is never handed out twice, even after a rollback.
+//!
 //! The ledger is a hash of the [`crate::domain::ledger::Ledger`] fields. Counts are `HINCRBY` by one (2^63
 //! operations would take longer than Redis lives). Sums of amounts can pass 2^63 in theory (deposit
 //! and withdraw `i64::MAX / 2` back and forth), so each sum is two fields, `<sum>` and
@@ -26,6 +35,9 @@ use redis::Script;
 
 /// Shared helpers, prepended to every script that writes the ledger.
 const PRELUDE: &str = r"
+-- The account's write counter, when the script is guarded: `record` bumps it.
+local WRITES = nil
+
 -- Whether decimal string `a` is below `b`, exactly: both are canonical non-negative integers
 -- (no sign, no leading zeros), so the shorter is smaller, and equal lengths compare as text.
 local function below(a, b)
@@ -70,6 +82,7 @@ end
 
 -- Records an acknowledged operation: `kind` is `deposit` or `withdrawal`.
 local function record(ledger, kind, amount)
+  if WRITES then redis.call('INCR', WRITES) end
   redis.call('HINCRBY', ledger, kind .. '_count', '1')
   add(ledger, kind .. '_sum', amount)
 end
@@ -101,12 +114,67 @@ end
 /// account, and two replicas starting together must create it once. One script, so the balance
 /// and its ledger are born together.
 ///
-/// KEYS: balance, ledger. ARGV: initial balance. Returns 1 if it created the account.
+/// An account marked halted is not created: it lost acknowledged writes, and re-creating it at
+/// its opening balance would hide that; only a reset clears the mark.
+///
+/// KEYS: balance, ledger, writes, generation, halted. ARGV: initial balance. Returns `{created (1
+/// or 0), generation, writes, why halted or ''}`.
 const CREATE: &str = r"
-if not redis.call('SET', KEYS[1], ARGV[1], 'NX') then return 0 end
-redis.call('DEL', KEYS[2])
-redis.call('HSET', KEYS[2], 'initial_balance', ARGV[1])
-return 1
+local halted = redis.call('GET', KEYS[5])
+local created = 0
+if not halted and redis.call('SET', KEYS[1], ARGV[1], 'NX') then
+  redis.call('DEL', KEYS[2])
+  redis.call('HSET', KEYS[2], 'initial_balance', ARGV[1])
+  redis.call('INCR', KEYS[3])
+  created = 1
+end
+return {created, redis.call('GET', KEYS[4]) or '0', redis.call('GET', KEYS[3]) or '0', halted or ''}
+";
+
+/// The guard every script that reads or writes the balance runs first (see the module's doc).
+/// The first three keys (writes, generation, halted) and the first two arguments (the highest
+/// generation and write count this replica has seen) are the guard's; the script's own keys and
+/// arguments follow, as `K` and `A`. Answers `{'refused', why}` having written nothing but the
+/// halted mark, or `{'ok', the script's answer, generation, writes}`.
+const GUARD: &str = r"
+WRITES = KEYS[1]
+local GENERATION, HALTED = KEYS[2], KEYS[3]
+local K, A = {}, {}
+for i = 4, #KEYS do K[i - 3] = KEYS[i] end
+for i = 3, #ARGV do A[i - 2] = ARGV[i] end
+local why = redis.call('GET', HALTED)
+if why then return {'refused', why} end
+local generation = redis.call('GET', GENERATION) or '0'
+local writes = redis.call('GET', WRITES) or '0'
+if redis.call('EXISTS', K[1]) == 0 then
+  why = 'vanished: its balance is missing from Redis, with every write since it was created'
+elseif below(generation, ARGV[1]) or (generation == ARGV[1] and below(writes, ARGV[2])) then
+  why = 'went back in time: Redis holds its write ' .. writes .. ' of generation ' .. generation ..
+    ', but a server had already seen write ' .. ARGV[2] .. ' of generation ' .. ARGV[1]
+end
+if why then
+  redis.call('SET', HALTED, why)
+  return {'refused', why}
+end
+local answer = (function()
+";
+
+/// The end of a guarded script: its answer with the account's generation and write count.
+const GUARD_END: &str = r"
+end)()
+if answer == nil then answer = false end
+return {'ok', answer, redis.call('GET', GENERATION) or '0', redis.call('GET', WRITES) or '0'}
+";
+
+/// The balance, guarded. KEYS: balance. Returns the balance.
+const READ: &str = r"
+return redis.call('GET', K[1])
+";
+
+/// The balance and the ledger, read together, guarded. KEYS: balance, ledger. Returns `{balance,
+/// the ledger's fields and values}`.
+const LEDGER: &str = r"
+return {redis.call('GET', K[1]), redis.call('HGETALL', K[2])}
 ";
 
 /// The blind write of `unguarded`, `mutex`, `semaphore:N` and `lease`: `SET balance new GET` and
@@ -118,9 +186,9 @@ return 1
 /// -read, kind, amount, and the key's time to live in ms if keyed. Returns the balance replaced,
 /// or nil (nothing written) if the idempotency key already keeps an answer.
 const OVERWRITE: &str = r"
-if taken(KEYS[3], KEYS[4]) then return false end
-local replaced = write(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5])
-keep(KEYS[3], KEYS[4], ARGV[4] .. ' ' .. ARGV[5] .. ' 200 ' .. ARGV[1], ARGV[6])
+if taken(K[3], K[4]) then return false end
+local replaced = write(K[1], K[2], A[1], A[2], A[3], A[4], A[5])
+keep(K[3], K[4], A[4] .. ' ' .. A[5] .. ' 200 ' .. A[1], A[6])
 return replaced
 ";
 
@@ -132,23 +200,22 @@ return replaced
 /// `insufficient` or `overflow` (balance is the one that refused, and nothing but the refusal
 /// count was written), or `taken` (the idempotency key already keeps an answer; nothing written).
 const ATOMIC: &str = r"
-if taken(KEYS[3], KEYS[4]) then return {'taken', '0'} end
-local balance = redis.call('GET', KEYS[1])
-if not balance then return redis.error_reply('the balance key is missing') end
-if ARGV[1] == 'withdrawal' then
-  if below(balance, ARGV[2]) then
-    redis.call('HINCRBY', KEYS[2], 'refused_count', '1')
+if taken(K[3], K[4]) then return {'taken', '0'} end
+local balance = redis.call('GET', K[1])
+if A[1] == 'withdrawal' then
+  if below(balance, A[2]) then
+    redis.call('HINCRBY', K[2], 'refused_count', '1')
     return {'insufficient', balance}
   end
-  redis.call('DECRBY', KEYS[1], ARGV[2])
+  redis.call('DECRBY', K[1], A[2])
 else
   -- INCRBY refuses, and writes nothing, when the sum would pass 2^63 - 1.
-  local added = redis.pcall('INCRBY', KEYS[1], ARGV[2])
+  local added = redis.pcall('INCRBY', K[1], A[2])
   if type(added) == 'table' then return {'overflow', balance} end
 end
-record(KEYS[2], ARGV[1], ARGV[2])
-local written = redis.call('GET', KEYS[1])
-keep(KEYS[3], KEYS[4], ARGV[1] .. ' ' .. ARGV[2] .. ' 200 ' .. written, ARGV[3])
+record(K[2], A[1], A[2])
+local written = redis.call('GET', K[1])
+keep(K[3], K[4], A[1] .. ' ' .. A[2] .. ' 200 ' .. written, A[3])
 return {'ok', written}
 ";
 
@@ -180,11 +247,10 @@ return 0
 ///
 /// KEYS: balance, seen. ARGV: token. Returns `{'ok', balance}` or `{'fenced', highest seen}`.
 const FENCED_READ: &str = r"
-local seen = redis.call('GET', KEYS[2]) or '0'
-if below(ARGV[1], seen) then return {'fenced', seen} end
-redis.call('SET', KEYS[2], ARGV[1])
-local balance = redis.call('GET', KEYS[1])
-if not balance then return redis.error_reply('the balance key is missing') end
+local seen = redis.call('GET', K[2]) or '0'
+if below(A[1], seen) then return {'fenced', seen} end
+redis.call('SET', K[2], A[1])
+local balance = redis.call('GET', K[1])
 return {'ok', balance}
 ";
 
@@ -195,12 +261,12 @@ return {'ok', balance}
 /// new, read, -read, kind, amount, and the key's time to live in ms if keyed. Returns `{'ok', replaced}`,
 /// `{'fenced', highest seen}` or `{'taken', 0}` (nothing written).
 const FENCED_WRITE: &str = r"
-local seen = redis.call('GET', KEYS[3]) or '0'
-if below(ARGV[1], seen) then return {'fenced', seen} end
-if taken(KEYS[4], KEYS[5]) then return {'taken', '0'} end
-redis.call('SET', KEYS[3], ARGV[1])
-local replaced = write(KEYS[1], KEYS[2], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6])
-keep(KEYS[4], KEYS[5], ARGV[5] .. ' ' .. ARGV[6] .. ' 200 ' .. ARGV[2], ARGV[7])
+local seen = redis.call('GET', K[3]) or '0'
+if below(A[1], seen) then return {'fenced', seen} end
+if taken(K[4], K[5]) then return {'taken', '0'} end
+redis.call('SET', K[3], A[1])
+local replaced = write(K[1], K[2], A[2], A[3], A[4], A[5], A[6])
+keep(K[4], K[5], A[5] .. ' ' .. A[6] .. ' 200 ' .. A[2], A[7])
 return {'ok', replaced}
 ";
 
@@ -209,15 +275,29 @@ return {'ok', replaced}
 /// and a new generation, so every idempotency key is free again. One step, so no replica's
 /// `/stats` sees a new balance with an old ledger.
 ///
-/// KEYS: balance, ledger, fence, seen, generation. ARGV: balance.
+/// It is also how an operator brings back an account the guard halted: it clears the mark, and
+/// its generation, Redis's clock in milliseconds unless the count is past it, is above any a server
+/// has seen before a rollback; the fence jumps to it too, above any token handed out before.
+///
+/// KEYS: balance, ledger, fence, seen, generation, writes, halted. ARGV: balance. Returns
+/// `{generation, writes}`.
 const RESET: &str = r"
 redis.call('SET', KEYS[1], ARGV[1])
 redis.call('DEL', KEYS[2])
 redis.call('HSET', KEYS[2], 'initial_balance', ARGV[1])
-redis.call('INCR', KEYS[3])
+local next = tostring(redis.call('INCR', KEYS[5]))
+local time = redis.call('TIME')
+local now = time[1] .. string.format('%03d', math.floor(tonumber(time[2]) / 1000))
+if below(next, now) then redis.call('SET', KEYS[5], now) end
+local generation = redis.call('GET', KEYS[5])
+-- Tokens go past the generation too: a holder of a token handed out before a rollback cannot
+-- write into the run that follows the reset.
+local fence = tostring(redis.call('INCR', KEYS[3]))
+if below(fence, generation) then redis.call('SET', KEYS[3], generation) end
 redis.call('SET', KEYS[4], redis.call('GET', KEYS[3]))
-redis.call('INCR', KEYS[5])
-return 1
+redis.call('DEL', KEYS[7])
+local writes = tostring(redis.call('INCR', KEYS[6]))
+return {redis.call('GET', KEYS[5]), writes}
 ";
 
 /// Keeps a refusal's answer for an idempotency key, unless the key keeps one of this generation.
@@ -234,20 +314,26 @@ fn with_prelude(body: &str) -> String {
     format!("{PRELUDE}{body}")
 }
 
+fn guarded(body: &str) -> String {
+    format!("{PRELUDE}{GUARD}{body}{GUARD_END}")
+}
+
 pub(super) static CREATE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(CREATE));
+pub(super) static READ_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(&guarded(READ)));
+pub(super) static LEDGER_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(&guarded(LEDGER)));
 /// The source of the overwrite script, for `EVAL` inside `MULTI` (see `optimistic`).
-pub(super) static OVERWRITE_SOURCE: LazyLock<String> = LazyLock::new(|| with_prelude(OVERWRITE));
+pub(super) static OVERWRITE_SOURCE: LazyLock<String> = LazyLock::new(|| guarded(OVERWRITE));
 pub(super) static OVERWRITE_SCRIPT: LazyLock<Script> =
     LazyLock::new(|| Script::new(&OVERWRITE_SOURCE));
-pub(super) static ATOMIC_SCRIPT: LazyLock<Script> =
-    LazyLock::new(|| Script::new(&with_prelude(ATOMIC)));
+pub(super) static ATOMIC_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(&guarded(ATOMIC)));
 pub(super) static ACQUIRE_FENCED_SCRIPT: LazyLock<Script> =
     LazyLock::new(|| Script::new(ACQUIRE_FENCED));
 pub(super) static RELEASE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(RELEASE));
 pub(super) static FENCED_READ_SCRIPT: LazyLock<Script> =
-    LazyLock::new(|| Script::new(&with_prelude(FENCED_READ)));
+    LazyLock::new(|| Script::new(&guarded(FENCED_READ)));
 pub(super) static FENCED_WRITE_SCRIPT: LazyLock<Script> =
-    LazyLock::new(|| Script::new(&with_prelude(FENCED_WRITE)));
-pub(super) static RESET_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(RESET));
+    LazyLock::new(|| Script::new(&guarded(FENCED_WRITE)));
+pub(super) static RESET_SCRIPT: LazyLock<Script> =
+    LazyLock::new(|| Script::new(&with_prelude(RESET)));
 pub(super) static REMEMBER_SCRIPT: LazyLock<Script> =
     LazyLock::new(|| Script::new(&with_prelude(REMEMBER)));

@@ -12,6 +12,7 @@
 //! test beside them, so each starts a PostgreSQL server of its own with `initdb` and `pg_ctl`.
 
 mod database;
+mod keys;
 mod one_replica;
 mod replicas;
 mod restart;
