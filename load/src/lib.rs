@@ -34,60 +34,43 @@
 //!   charts ([`chart`]: SVG and PNG).
 //! - [`timeline`](mod@timeline): `report`, a `--history` file drawn as a timeline on one HTML page.
 
-pub(crate) mod api;
-pub(crate) mod burst;
-pub(crate) mod chart;
-pub(crate) mod config_file;
-pub(crate) mod connection;
-pub(crate) mod demo;
-pub(crate) mod history;
-pub(crate) mod load;
-pub(crate) mod ops;
-pub(crate) mod opts;
-pub(crate) mod pool;
-pub(crate) mod probe;
-pub(crate) mod progress;
-pub(crate) mod report;
-pub(crate) mod requests;
-pub(crate) mod retries;
-pub(crate) mod run;
-pub(crate) mod seen;
-pub(crate) mod stats;
-pub(crate) mod sweep;
-pub(crate) mod target;
-pub(crate) mod timeline;
-pub(crate) mod verdict;
+pub(crate) mod check;
+pub(crate) mod cli;
+pub(crate) mod commands;
+pub(crate) mod engine;
+pub(crate) mod output;
+pub(crate) mod plan;
 
-pub use api::{Api, ApiSpec, BalancePointer, Header, RouteTemplate};
-pub use burst::{burst, Burst, BurstReport, Reproduction, Round, Spread};
-pub use config_file::expand as expand_config;
-pub use demo::{demo, rows_to_json, rows_to_text, start_server, Row, Server, ServerSpec};
-pub use load::{Limit, Load, DEFAULT_SEED};
-pub use ops::AmountSpec;
-pub use opts::{
+pub use check::verdict::{Conclusion, CrossCheck};
+pub use cli::config_file::expand as expand_config;
+pub use cli::opts::{
     BurstOpts, Cli, Command, DemoOpts, DemoScenario, Opts, ReportOpts, SweepOpts, TargetArgs,
 };
-pub use report::{
-    Ending, Latency, Report, Setup, Totals, EXIT_INCONCLUSIVE, EXIT_INTERRUPTED, EXIT_LOST,
-    EXIT_SERVER_LOST, EXIT_TOO_MANY_ERRORS, EXIT_USAGE,
-};
-pub use retries::{retries_demo, retry_rows_to_json, retry_rows_to_text, RetryRow};
-pub use run::{run, run_until};
-pub use stats::Errors;
-pub use sweep::{
+pub use commands::burst::{burst, Burst, BurstReport, Reproduction, Round, Spread};
+pub use commands::demo::{demo, rows_to_json, rows_to_text, start_server, Row, Server, ServerSpec};
+pub use commands::retries::{retries_demo, retry_rows_to_json, retry_rows_to_text, RetryRow};
+pub use commands::run::{run, run_until};
+pub use commands::sweep::{
     point_line, sweep, to_csv as sweep_to_csv, to_json as sweep_to_json,
     write_files as write_sweep_files, Point, Servers, Sweep, CSV_HEADER, DEFAULT_POINT_REQUESTS,
 };
-pub use timeline::{timeline, write_timeline, Timeline, DEFAULT_LIMIT as TIMELINE_LIMIT};
-pub use verdict::{Conclusion, CrossCheck};
+pub use commands::timeline::{timeline, write_timeline, Timeline, DEFAULT_LIMIT as TIMELINE_LIMIT};
+pub use engine::stats::Errors;
+pub use output::report::{
+    Ending, Latency, Report, Setup, Totals, EXIT_INCONCLUSIVE, EXIT_INTERRUPTED, EXIT_LOST,
+    EXIT_SERVER_LOST, EXIT_TOO_MANY_ERRORS, EXIT_USAGE,
+};
+pub use plan::api::{Api, ApiSpec, BalancePointer, Header, RouteTemplate};
+pub use plan::load::{Limit, Load, DEFAULT_SEED};
+pub use plan::ops::AmountSpec;
 
 /// The pieces of the hot loop, for `benches/hot_path.rs` only: not a stable API.
 #[doc(hidden)]
 pub mod bench {
-    pub use crate::connection::Exchange;
-    pub use crate::ops::{Op, Plan};
-    pub use crate::requests::Requests;
-    pub use crate::seen::Ladder;
-    pub use crate::stats::{Reading, Stats};
-    pub use crate::target::Target;
+    pub use crate::engine::connection::Exchange;
+    pub use crate::engine::requests::Requests;
+    pub use crate::engine::seen::Ladder;
+    pub use crate::engine::stats::{Reading, Stats};
+    pub use crate::plan::ops::{Op, Plan};
+    pub use crate::plan::target::Target;
 }

@@ -1,14 +1,14 @@
 //! [`Load`]: a plain description of one run, what `run`, `demo`, `burst` and the tests all build.
 //!
-//! The command line is one way to fill it in ([`crate::opts`]); nothing here knows about clap.
+//! The command line is one way to fill it in ([`crate::cli::opts`]); nothing here knows about clap.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use reqwest::Url;
 
-use crate::api::Api;
-use crate::ops::AmountSpec;
+use crate::plan::api::Api;
+use crate::plan::ops::AmountSpec;
 
 /// The seed used when none is given: fixed, so two runs send the same operations.
 pub const DEFAULT_SEED: u64 = 1;

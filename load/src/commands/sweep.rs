@@ -34,13 +34,13 @@ use racebank::{Mode, StoreConfig, WorkSpec};
 use reqwest::{StatusCode, Url};
 use serde::Serialize;
 
-use crate::chart::{self, Chart, Series, XAxis, YAxis};
-use crate::demo::{start_server, ServerSpec};
-use crate::load::{Limit, Load};
-use crate::ops::AmountSpec;
-use crate::report::Report;
-use crate::run::run;
-use crate::verdict::Conclusion;
+use crate::check::verdict::Conclusion;
+use crate::commands::demo::{start_server, ServerSpec};
+use crate::commands::run::run;
+use crate::output::chart::{self, Chart, Series, XAxis, YAxis};
+use crate::output::report::Report;
+use crate::plan::load::{Limit, Load};
+use crate::plan::ops::AmountSpec;
 
 /// The requests of one point when neither `-n` nor `-z` is given: enough for the loss to show,
 /// few enough that the default sweep (21 points) ends in seconds.

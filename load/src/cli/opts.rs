@@ -3,7 +3,7 @@
 //!
 //! Bad values are refused by clap's value parsers, so a typo never turns into a half-run; the binary
 //! prints the first line of clap's message and exits 2. `--config FILE` is read before clap sees
-//! the arguments ([`crate::config_file`]).
+//! the arguments ([`crate::cli::config_file`]).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -14,13 +14,13 @@ use racebank::duration::parse_duration;
 use racebank::{Mode, StoreConfig, WorkSpec};
 use reqwest::Url;
 
-use crate::api::{ApiSpec, Header, RouteTemplate, DEFAULT_BODY};
-use crate::burst::Burst;
-use crate::demo::{demo_account, ServerSpec};
-use crate::load::{Limit, Load, DEFAULT_SEED};
-use crate::ops::AmountSpec;
-use crate::sweep::{Servers, Sweep, DEFAULT_POINT_REQUESTS};
-use crate::timeline::DEFAULT_LIMIT as TIMELINE_LIMIT;
+use crate::commands::burst::Burst;
+use crate::commands::demo::{demo_account, ServerSpec};
+use crate::commands::sweep::{Servers, Sweep, DEFAULT_POINT_REQUESTS};
+use crate::commands::timeline::DEFAULT_LIMIT as TIMELINE_LIMIT;
+use crate::plan::api::{ApiSpec, Header, RouteTemplate, DEFAULT_BODY};
+use crate::plan::load::{Limit, Load, DEFAULT_SEED};
+use crate::plan::ops::AmountSpec;
 
 /// The number of requests when neither `-n` nor `-z` is given.
 pub const DEFAULT_REQUESTS: u64 = 2000;
@@ -107,7 +107,7 @@ pub struct TargetArgs {
 }
 
 impl TargetArgs {
-    fn api(&self) -> anyhow::Result<crate::api::Api> {
+    fn api(&self) -> anyhow::Result<crate::plan::api::Api> {
         ApiSpec {
             deposit: self.deposit.clone(),
             withdraw: self.withdraw.clone(),

@@ -20,7 +20,7 @@ use std::ffi::OsString;
 
 use clap::CommandFactory;
 
-use crate::opts::Cli;
+use crate::cli::opts::Cli;
 
 /// The subcommands, which must come first on the command line.
 const SUBCOMMANDS: [&str; 3] = ["run", "burst", "demo"];
@@ -178,7 +178,7 @@ mod tests {
     fn the_file_applies_to_a_subcommand_too() {
         let args = with_file("rounds = 3\nrequests = 4", &["burst"]).unwrap();
         let cli = Cli::try_parse_from(&args).unwrap();
-        let Some(crate::opts::Command::Burst(burst)) = cli.command else {
+        let Some(crate::cli::opts::Command::Burst(burst)) = cli.command else {
             panic!("{args:?}");
         };
         assert_eq!((burst.rounds, burst.requests), (3, 4));

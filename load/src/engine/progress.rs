@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::load::Limit;
+use crate::plan::load::Limit;
 
 /// How often the bar is redrawn.
 const TICK: Duration = Duration::from_millis(100);

@@ -14,10 +14,10 @@ use hdrhistogram::Histogram;
 use hyper::StatusCode;
 use racebank::wire::{Effect, ProblemType};
 
-use crate::api::BalancePointer;
-use crate::connection::Exchange;
-use crate::ops::{Kind, Op};
-use crate::seen::{Ladder, Seen};
+use crate::engine::connection::Exchange;
+use crate::engine::seen::{Ladder, Seen};
+use crate::plan::api::BalancePointer;
+use crate::plan::ops::{Kind, Op};
 
 /// Latencies are recorded in microseconds, from 1 µs to one hour, with 3 significant digits.
 const HIGHEST_MICROS: u64 = 3_600_000_000;

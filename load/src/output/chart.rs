@@ -23,7 +23,7 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 use plotters_backend::{BackendColor, BackendCoord, BackendTextStyle, DrawingErrorKind};
 
 /// DejaVu Sans 2.37, from Debian's `fonts-dejavu-core` (licence in `load/assets/`).
-static FONT: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
+static FONT: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
 /// The family the charts ask for; the embedded font is registered under it.
 const FAMILY: &str = "sans-serif";
 

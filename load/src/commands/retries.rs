@@ -18,10 +18,10 @@ use std::fmt::Write as _;
 use anyhow::Context;
 use serde::Serialize;
 
-use crate::demo::{demo_account, start_server, ServerSpec};
-use crate::load::{Limit, Load};
-use crate::ops::AmountSpec;
-use crate::opts::DemoOpts;
+use crate::cli::opts::DemoOpts;
+use crate::commands::demo::{demo_account, start_server, ServerSpec};
+use crate::plan::load::{Limit, Load};
+use crate::plan::ops::AmountSpec;
 use racebank::chaos::Chaos;
 use racebank::Mode;
 
@@ -119,7 +119,7 @@ pub async fn retries_demo(opts: &DemoOpts) -> anyhow::Result<Vec<RetryRow>> {
         };
         load.retries = retry;
         load.idempotency_keys = keys;
-        let report = crate::run(load).await;
+        let report = crate::commands::run::run(load).await;
         server.stop().await?;
         let report = report.with_context(|| format!("the `{client}` row failed"))?;
         // The demo's own server never stops mid-run unless something is badly wrong.

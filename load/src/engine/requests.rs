@@ -1,7 +1,7 @@
 //! Building requests: the parts of every request made once per thread, so that a request is then
 //! a few reference-count bumps and the header map hyper needs.
 //!
-//! The same parts give [`crate::burst`] its raw HTTP/1.1 bytes, so a burst sends exactly what a
+//! The same parts give [`crate::commands::burst`] its raw HTTP/1.1 bytes, so a burst sends exactly what a
 //! run sends.
 
 use anyhow::Context;
@@ -10,9 +10,9 @@ use http_body_util::Full;
 use hyper::header::{HeaderValue, HOST};
 use hyper::{Method, Request, Uri};
 
-use crate::api::{Api, BodyTemplate, Header};
-use crate::ops::{AmountSpec, Kind, Op};
-use crate::target::Target;
+use crate::plan::api::{Api, BodyTemplate, Header};
+use crate::plan::ops::{AmountSpec, Kind, Op};
+use crate::plan::target::Target;
 
 /// Widest amount range whose bodies are all built in advance.
 const PRECOMPUTED_AMOUNTS: i64 = 10_000;
@@ -163,7 +163,7 @@ impl Bodies {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::ApiSpec;
+    use crate::plan::api::ApiSpec;
 
     #[test]
     fn bodies_are_built_once_for_narrow_ranges_and_formatted_for_wide_ones() {

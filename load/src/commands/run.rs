@@ -8,17 +8,17 @@ use std::time::Instant;
 use anyhow::Context;
 use tokio::sync::watch;
 
-use crate::history::History;
-use crate::load::{Limit, Load};
-use crate::ops::Plan;
-use crate::pool::{self, Job, Stop};
-use crate::probe::Probe;
-use crate::progress::Progress;
-use crate::report::{Ending, Report, Setup};
-use crate::seen::Ladder;
-use crate::stats::Reading;
-use crate::target::Target;
-use crate::verdict::{CrossCheck, Duplicates, Verdict};
+use crate::check::verdict::{CrossCheck, Duplicates, Verdict};
+use crate::engine::history::History;
+use crate::engine::pool::{self, Job, Stop};
+use crate::engine::probe::Probe;
+use crate::engine::progress::Progress;
+use crate::engine::seen::Ladder;
+use crate::engine::stats::Reading;
+use crate::output::report::{Ending, Report, Setup};
+use crate::plan::load::{Limit, Load};
+use crate::plan::ops::Plan;
+use crate::plan::target::Target;
 
 /// Runs `load` and judges the result.
 ///

@@ -3,11 +3,11 @@
 //!
 //! This follows oha's fast path. Each of `--threads` OS threads runs a current-thread tokio runtime
 //! with its share of the concurrency as local tasks ("slots"). Each slot keeps one HTTP/1.1
-//! keep-alive connection per replica ([`crate::connection`]) and sends its requests one after the
+//! keep-alive connection per replica ([`crate::engine::connection`]) and sends its requests one after the
 //! other. Slots claim request indices from one shared atomic counter (or stop at a deadline), so no
 //! lock is ever taken; request `i` goes to replica `i % replicas` (round robin). They record into
 //! their thread's `Stats` through a `RefCell` that is never held across an await. The request parts
-//! are built once per thread ([`crate::requests`]), so that threads share no reference count. The
+//! are built once per thread ([`crate::engine::requests`]), so that threads share no reference count. The
 //! only shared write per request is that `fetch_add`.
 //!
 //! An interruption (Ctrl-C) stops every thread at once: what is in flight is abandoned and counted
@@ -31,13 +31,13 @@ use racebank::wire::ProblemType;
 use tokio::sync::{oneshot, watch};
 use tokio::time::Instant as TokioInstant;
 
-use crate::api::Api;
-use crate::connection::{exchange, Connection, Exchange};
-use crate::history::{Batch, Entry, History};
-use crate::ops::{Op, Plan};
-use crate::requests::Requests;
-use crate::stats::{Reading, Recorded, Stats};
-use crate::target::Target;
+use crate::engine::connection::{exchange, Connection, Exchange};
+use crate::engine::history::{Batch, Entry, History};
+use crate::engine::requests::Requests;
+use crate::engine::stats::{Reading, Recorded, Stats};
+use crate::plan::api::Api;
+use crate::plan::ops::{Op, Plan};
+use crate::plan::target::Target;
 
 /// How long a slot pauses after a refused connection: a port nobody listens on refuses at once,
 /// and trying it again at full speed would only pile up errors.

@@ -7,7 +7,7 @@
 //! pool, `url` and `idna` on top (reqwest's redirect layer re-parses the URL of every response).
 //! Talking to `hyper::client::conn::http1` directly removes those layers: the same benchmark
 //! (`load/bench/bench.py clients`) measures racebank-load at 0.95x to 1.01x of oha (BENCHMARKS.md).
-//! The reads around the run ([`crate::probe`]) still use reqwest.
+//! The reads around the run ([`crate::engine::probe`]) still use reqwest.
 
 use std::future::{poll_fn, Future};
 use std::net::SocketAddr;

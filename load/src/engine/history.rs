@@ -20,8 +20,8 @@ use std::thread::JoinHandle;
 use anyhow::Context;
 use serde::Serialize;
 
-use crate::ops::{Kind, Op};
-use crate::stats::Recorded;
+use crate::engine::stats::Recorded;
+use crate::plan::ops::{Kind, Op};
 
 /// Lines a worker gathers before handing them to the writer.
 const BATCH: usize = 512;
@@ -166,7 +166,7 @@ fn write_all(mut out: BufWriter<File>, batches: Receiver<Vec<Entry>>) -> std::io
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stats::{ErrorKind, Outcome};
+    use crate::engine::stats::{ErrorKind, Outcome};
 
     #[test]
     fn every_entry_becomes_one_json_line_in_the_file() {

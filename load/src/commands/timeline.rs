@@ -29,7 +29,7 @@ use serde::Deserialize;
 /// Requests drawn when `--limit` is not given.
 pub const DEFAULT_LIMIT: usize = 5000;
 
-/// One line of a `--history` file (see [`crate::history`]).
+/// One line of a `--history` file (see [`crate::engine::history`]).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 struct Request {
     index: u64,

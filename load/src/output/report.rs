@@ -5,8 +5,8 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::stats::{Errors, Stats, Tally};
-use crate::verdict::{Conclusion, CrossCheck, Duplicates, Verdict};
+use crate::check::verdict::{Conclusion, CrossCheck, Duplicates, Verdict};
+use crate::engine::stats::{Errors, Stats, Tally};
 
 /// Exit status: the answers prove that updates were lost.
 pub const EXIT_LOST: u8 = 1;

@@ -6,7 +6,7 @@
 //! guessed: `[exact - indeterminate withdrawals, exact + indeterminate deposits]`. Updates are lost
 //! only when the final balance lies outside that range. Two more proofs need no balance at all:
 //! an overdraft (more paid out than the account could ever have held) and duplicate answers (see
-//! [`crate::seen`]). The server's own `/stats`, when it has one, is compared but never trusted.
+//! [`crate::engine::seen`]). The server's own `/stats`, when it has one, is compared but never trusted.
 //!
 //! A server that stops answering before the balance can be read again (killed, crashed, drained
 //! by SIGTERM) leaves the final balance unknown. The answers still stand, and so do the proofs that
@@ -19,8 +19,8 @@
 
 use serde::Serialize;
 
-use crate::seen::Seen;
-use crate::stats::Stats;
+use crate::engine::seen::Seen;
+use crate::engine::stats::Stats;
 
 /// Whether the answered balances were checked for duplicates.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -300,8 +300,8 @@ impl CrossCheck {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ops::Kind;
-    use crate::stats::Outcome;
+    use crate::engine::stats::Outcome;
+    use crate::plan::ops::Kind;
 
     fn stats(ops: &[(Kind, i64, Outcome)]) -> Stats {
         let mut stats = Stats::new(false);

@@ -20,15 +20,15 @@ use serde::Serialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::connection::{Exchange, MAX_BODY};
-use crate::load::Load;
-use crate::ops::{Op, Plan};
-use crate::probe::Probe;
-use crate::report::{EXIT_INCONCLUSIVE, EXIT_LOST};
-use crate::requests::Requests;
-use crate::stats::{Reading, Stats};
-use crate::target::Target;
-use crate::verdict::{Conclusion, Duplicates, Verdict};
+use crate::check::verdict::{Conclusion, Duplicates, Verdict};
+use crate::engine::connection::{Exchange, MAX_BODY};
+use crate::engine::probe::Probe;
+use crate::engine::requests::Requests;
+use crate::engine::stats::{Reading, Stats};
+use crate::output::report::{EXIT_INCONCLUSIVE, EXIT_LOST};
+use crate::plan::load::Load;
+use crate::plan::ops::{Op, Plan};
+use crate::plan::target::Target;
 
 /// How long the server gets to read the withheld requests before the release. Long enough for
 /// it to parse N heads on a loaded machine, short next to a round.
@@ -222,7 +222,7 @@ async fn one_round(
     }
     let final_balance = probe.balance().await?;
 
-    let (ladder, unchecked) = crate::run::ladder(plan, initial);
+    let (ladder, unchecked) = crate::commands::run::ladder(plan, initial);
     let reading = Reading {
         pointer: load.api.pointer.clone(),
         ladder,

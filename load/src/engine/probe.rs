@@ -11,10 +11,10 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use racebank::wire::paths;
 
-use crate::api::Api;
-use crate::connection::MAX_BODY;
-use crate::target::Target;
-use crate::verdict::ServerStats;
+use crate::check::verdict::ServerStats;
+use crate::engine::connection::MAX_BODY;
+use crate::plan::api::Api;
+use crate::plan::target::Target;
 
 /// Reads the balance and `/stats` of one replica.
 #[derive(Debug, Clone)]

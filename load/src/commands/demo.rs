@@ -24,10 +24,10 @@ use serde::Serialize;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-use crate::load::{Limit, Load};
-use crate::ops::AmountSpec;
-use crate::opts::DemoOpts;
-use crate::report::Report;
+use crate::cli::opts::DemoOpts;
+use crate::output::report::Report;
+use crate::plan::load::{Limit, Load};
+use crate::plan::ops::AmountSpec;
 
 /// One load the demo sends to every mode.
 #[derive(Debug, Clone, Copy)]
@@ -460,7 +460,7 @@ async fn run_against_fresh_server(
         min: scenario.amount,
         max: scenario.amount,
     };
-    let report = crate::run(load).await;
+    let report = crate::commands::run::run(load).await;
     server.stop().await?;
     report
 }
