@@ -40,6 +40,7 @@ pub(crate) mod commands;
 pub(crate) mod engine;
 pub(crate) mod output;
 pub(crate) mod plan;
+pub(crate) mod servers;
 
 pub use check::verdict::{Conclusion, CrossCheck};
 pub use cli::config_file::expand as expand_config;
@@ -47,7 +48,7 @@ pub use cli::opts::{
     BurstOpts, Cli, Command, DemoOpts, DemoScenario, Opts, ReportOpts, SweepOpts, TargetArgs,
 };
 pub use commands::burst::{burst, Burst, BurstReport, Reproduction, Round, Spread};
-pub use commands::demo::{demo, rows_to_json, rows_to_text, start_server, Row, Server, ServerSpec};
+pub use commands::demo::{demo, rows_to_json, rows_to_text, Demo, Row};
 pub use commands::retries::{retries_demo, retry_rows_to_json, retry_rows_to_text, RetryRow};
 pub use commands::run::{run, run_until};
 pub use commands::sweep::{
@@ -63,6 +64,7 @@ pub use output::report::{
 pub use plan::api::{Api, ApiSpec, BalancePointer, Header, RouteTemplate};
 pub use plan::load::{Limit, Load, DEFAULT_SEED};
 pub use plan::ops::AmountSpec;
+pub use servers::{start_server, Server, ServerSpec};
 
 /// The pieces of the hot loop, for `benches/hot_path.rs` only: not a stable API.
 #[doc(hidden)]

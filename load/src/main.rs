@@ -42,7 +42,7 @@ fn main() -> ExitCode {
     };
     match command {
         Command::Demo(opts) if opts.scenario == DemoScenario::Retries => {
-            let rows = runtime.block_on(racebank_load::retries_demo(&opts));
+            let rows = runtime.block_on(racebank_load::retries_demo(&opts.to_demo()));
             print_rows(
                 rows,
                 opts.json,
@@ -51,7 +51,7 @@ fn main() -> ExitCode {
             )
         }
         Command::Demo(opts) => {
-            let rows = runtime.block_on(racebank_load::demo(opts.clone()));
+            let rows = runtime.block_on(racebank_load::demo(opts.to_demo()));
             print_rows(
                 rows,
                 opts.json,

@@ -19,6 +19,7 @@
 
 use serde::Serialize;
 
+use crate::engine::probe::ServerStats;
 use crate::engine::seen::Seen;
 use crate::engine::stats::Stats;
 
@@ -182,32 +183,6 @@ impl Conclusion {
             (Conclusion::Unknown, None)
         }
     }
-}
-
-/// The subset of the server's `/stats` ([`racebank::wire::Stats`]) that the cross-check reads.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
-pub struct ServerStats {
-    /// The balance now.
-    pub balance: i64,
-    /// Sum of acknowledged deposits since start or reset.
-    pub deposit_sum: i128,
-    /// Sum of acknowledged withdrawals since start or reset.
-    pub withdrawal_sum: i128,
-    /// The balance if nothing had been lost.
-    pub expected_balance: i128,
-    /// Writes that replaced a balance other than the one they read.
-    pub lost_updates: u64,
-    /// The signed total of the changes those writes erased.
-    pub lost_net: i128,
-    /// Erasures that removed money, summed.
-    #[serde(default)]
-    pub lost_removed: i128,
-    /// Erasures that added money, summed.
-    #[serde(default)]
-    pub lost_added: i128,
-    /// Optimistic conflicts redone.
-    #[serde(default)]
-    pub retries: u64,
 }
 
 /// The server's account of the run next to the client's, and whether they agree.

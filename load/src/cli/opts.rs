@@ -15,12 +15,13 @@ use racebank::{Mode, StoreConfig, WorkSpec};
 use reqwest::Url;
 
 use crate::commands::burst::Burst;
-use crate::commands::demo::{demo_account, ServerSpec};
+use crate::commands::demo::Demo;
 use crate::commands::sweep::{Servers, Sweep, DEFAULT_POINT_REQUESTS};
 use crate::commands::timeline::DEFAULT_LIMIT as TIMELINE_LIMIT;
 use crate::plan::api::{ApiSpec, Header, RouteTemplate, DEFAULT_BODY};
 use crate::plan::load::{Limit, Load, DEFAULT_SEED};
 use crate::plan::ops::AmountSpec;
+use crate::servers::{demo_account, ServerSpec};
 
 /// The number of requests when neither `-n` nor `-z` is given.
 pub const DEFAULT_REQUESTS: u64 = 2000;
@@ -317,6 +318,22 @@ pub struct DemoOpts {
     /// Print the rows as a JSON array instead of tables.
     #[arg(long)]
     pub json: bool,
+}
+
+impl DemoOpts {
+    /// The demo these flags describe.
+    pub fn to_demo(&self) -> Demo {
+        Demo {
+            requests: self.requests,
+            concurrency: self.concurrency,
+            work: self.work,
+            modes: self.modes.clone(),
+            store_kind: self.store.kind,
+            store: self.store.config(),
+            replicas: self.replicas,
+            lease: self.lease,
+        }
+    }
 }
 
 /// Where the in-process servers of `demo` and `sweep` keep the account.

@@ -18,10 +18,10 @@ use std::fmt::Write as _;
 use anyhow::Context;
 use serde::Serialize;
 
-use crate::cli::opts::DemoOpts;
-use crate::commands::demo::{demo_account, start_server, ServerSpec};
+use crate::commands::demo::Demo;
 use crate::plan::load::{Limit, Load};
 use crate::plan::ops::AmountSpec;
+use crate::servers::{demo_account, start_server, ServerSpec};
 use racebank::chaos::Chaos;
 use racebank::Mode;
 
@@ -87,14 +87,14 @@ impl RetryRow {
 
 /// Runs the three rows against fresh servers of `opts`' store, in the first of `--modes` (atomic
 /// by default).
-pub async fn retries_demo(opts: &DemoOpts) -> anyhow::Result<Vec<RetryRow>> {
+pub async fn retries_demo(opts: &Demo) -> anyhow::Result<Vec<RetryRow>> {
     let mode = opts
         .modes
         .as_ref()
         .and_then(|modes| modes.first().copied())
         .unwrap_or(Mode::Atomic);
     let spec = ServerSpec {
-        store: opts.store.config(),
+        store: opts.store.clone(),
         account: demo_account()?,
         replicas: 1,
         mode,

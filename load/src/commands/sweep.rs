@@ -35,12 +35,12 @@ use reqwest::{StatusCode, Url};
 use serde::Serialize;
 
 use crate::check::verdict::Conclusion;
-use crate::commands::demo::{start_server, ServerSpec};
 use crate::commands::run::run;
 use crate::output::chart::{self, Chart, Series, XAxis, YAxis};
 use crate::output::report::Report;
 use crate::plan::load::{Limit, Load};
 use crate::plan::ops::AmountSpec;
+use crate::servers::{start_server, ServerSpec};
 
 /// The requests of one point when neither `-n` nor `-z` is given: enough for the loss to show,
 /// few enough that the default sweep (21 points) ends in seconds.

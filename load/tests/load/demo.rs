@@ -5,11 +5,11 @@ use racebank_load::{Cli, Command, Row};
 
 use crate::helpers::test_database_url;
 
-fn demo_opts(args: &[&str]) -> racebank_load::DemoOpts {
+fn demo_opts(args: &[&str]) -> racebank_load::Demo {
     let mut argv = vec!["racebank-load", "demo"];
     argv.extend_from_slice(args);
     match Cli::try_parse_from(argv).expect("demo flags").command {
-        Some(Command::Demo(opts)) => opts,
+        Some(Command::Demo(opts)) => opts.to_demo(),
         other => panic!("expected demo, got {other:?}"),
     }
 }

@@ -31,7 +31,7 @@ async fn retrying_without_keys_pays_twice_and_with_keys_makes_the_verdict_exact(
     let Some(Command::Demo(opts)) = Cli::try_parse_from(argv).expect("demo flags").command else {
         panic!("expected the demo");
     };
-    let rows = racebank_load::retries_demo(&opts)
+    let rows = racebank_load::retries_demo(&opts.to_demo())
         .await
         .expect("the demo ran");
     assert_eq!(rows.len(), 3);
