@@ -20,8 +20,9 @@
 use serde::Serialize;
 
 use crate::engine::probe::ServerStats;
-use crate::engine::seen::Seen;
+use crate::engine::seen::{Ladder, Seen};
 use crate::engine::stats::Stats;
+use crate::plan::ops::Plan;
 
 /// Whether the answered balances were checked for duplicates.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -269,6 +270,38 @@ impl CrossCheck {
             retries: after.retries.saturating_sub(before.retries),
             agrees: (net_min..=net_max).contains(&server_net) && expected_moves && lost_matches,
         }
+    }
+}
+
+/// The ladder of balances a correct server answers, when the run has one, or why not.
+pub(crate) fn ladder(plan: &Plan, initial: i64) -> (Option<Ladder>, &'static str) {
+    let Some(amount) = plan.amounts().fixed() else {
+        return (
+            None,
+            "amounts vary, so different orders can legitimately reach the same balance",
+        );
+    };
+    if plan.deposits_only() {
+        (
+            Some(Ladder {
+                base: initial,
+                step: amount,
+            }),
+            "",
+        )
+    } else if plan.withdrawals_only() {
+        (
+            Some(Ladder {
+                base: initial,
+                step: -amount,
+            }),
+            "",
+        )
+    } else {
+        (
+            None,
+            "deposits and withdrawals are mixed, so balances can legitimately repeat",
+        )
     }
 }
 

@@ -13,7 +13,6 @@ use crate::engine::history::History;
 use crate::engine::pool::{self, Job, Stop};
 use crate::engine::probe::Probe;
 use crate::engine::progress::Progress;
-use crate::engine::seen::Ladder;
 use crate::engine::stats::Reading;
 use crate::output::report::{Ending, Report, Setup};
 use crate::plan::load::{Limit, Load};
@@ -49,7 +48,7 @@ pub async fn run_until(load: Load, interrupt: impl Future<Output = ()>) -> anyho
         .context("cannot read the balance before the run")?;
 
     let plan = Plan::new(load.seed, load.withdraw_ratio, load.amount);
-    let (ladder, unchecked_reason) = match ladder(&plan, initial) {
+    let (ladder, unchecked_reason) = match crate::check::verdict::ladder(&plan, initial) {
         // A retry without a key may apply an operation twice: a correct answer can then sit
         // past the ladder's top, and the final balance is what judges the run.
         _ if load.retries > 0 && !load.sends_keys() => (
@@ -167,38 +166,6 @@ pub async fn run_until(load: Load, interrupt: impl Future<Output = ()>) -> anyho
         cross_check,
         ending,
     ))
-}
-
-/// The ladder of balances a correct server answers, when the run has one, or why not.
-pub(crate) fn ladder(plan: &Plan, initial: i64) -> (Option<Ladder>, &'static str) {
-    let Some(amount) = plan.amounts().fixed() else {
-        return (
-            None,
-            "amounts vary, so different orders can legitimately reach the same balance",
-        );
-    };
-    if plan.deposits_only() {
-        (
-            Some(Ladder {
-                base: initial,
-                step: amount,
-            }),
-            "",
-        )
-    } else if plan.withdrawals_only() {
-        (
-            Some(Ladder {
-                base: initial,
-                step: -amount,
-            }),
-            "",
-        )
-    } else {
-        (
-            None,
-            "deposits and withdrawals are mixed, so balances can legitimately repeat",
-        )
-    }
 }
 
 /// An id for this run, different from any earlier run's: the clock in nanoseconds, and this

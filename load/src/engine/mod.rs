@@ -6,6 +6,7 @@ pub(crate) mod history;
 pub(crate) mod pool;
 pub(crate) mod probe;
 pub(crate) mod progress;
+pub(crate) mod raw;
 pub(crate) mod requests;
 pub(crate) mod seen;
 pub(crate) mod stats;
