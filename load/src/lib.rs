@@ -48,18 +48,22 @@ pub use cli::opts::{
     BurstOpts, Cli, Command, DemoOpts, DemoScenario, Opts, ReportOpts, SweepOpts, TargetArgs,
 };
 pub use commands::burst::{burst, Burst, BurstReport, Reproduction, Round, Spread};
-pub use commands::demo::{demo, rows_to_json, rows_to_text, Demo, Row};
-pub use commands::retries::{retries_demo, retry_rows_to_json, retry_rows_to_text, RetryRow};
+pub use commands::demo::{demo, Demo};
+pub use commands::retries::retries_demo;
 pub use commands::run::{run, run_until};
 pub use commands::sweep::{
-    point_line, sweep, to_csv as sweep_to_csv, to_json as sweep_to_json,
-    write_files as write_sweep_files, Point, Servers, Sweep, CSV_HEADER, DEFAULT_POINT_REQUESTS,
+    sweep, write_files as write_sweep_files, Servers, Sweep, DEFAULT_POINT_REQUESTS,
 };
 pub use commands::timeline::{timeline, write_timeline, Timeline, DEFAULT_LIMIT as TIMELINE_LIMIT};
 pub use engine::stats::Errors;
-pub use output::report::{
-    Ending, Latency, Report, Setup, Totals, EXIT_INCONCLUSIVE, EXIT_INTERRUPTED, EXIT_LOST,
-    EXIT_SERVER_LOST, EXIT_TOO_MANY_ERRORS, EXIT_USAGE,
+pub use output::demo::Row;
+pub use output::report::{Report, Setup};
+pub use output::retries::RetryRow;
+pub use output::summary::{Ending, Latency, Summary, Totals};
+pub use output::sweep::{Point, Swept, CSV_HEADER};
+pub use output::{
+    Render, EXIT_INCONCLUSIVE, EXIT_INTERRUPTED, EXIT_LOST, EXIT_SERVER_LOST, EXIT_TOO_MANY_ERRORS,
+    EXIT_USAGE,
 };
 pub use plan::api::{Api, ApiSpec, BalancePointer, Header, RouteTemplate};
 pub use plan::load::{Limit, Load, DEFAULT_SEED};

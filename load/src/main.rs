@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use clap::error::ErrorKind;
 use clap::Parser;
-use racebank_load::{Cli, Command, DemoScenario, EXIT_INTERRUPTED, EXIT_USAGE};
+use racebank_load::{Cli, Command, DemoScenario, Render, EXIT_INTERRUPTED, EXIT_USAGE};
 
 fn main() -> ExitCode {
     let args = match racebank_load::expand_config(std::env::args_os().collect()) {
@@ -43,21 +43,11 @@ fn main() -> ExitCode {
     match command {
         Command::Demo(opts) if opts.scenario == DemoScenario::Retries => {
             let rows = runtime.block_on(racebank_load::retries_demo(&opts.to_demo()));
-            print_rows(
-                rows,
-                opts.json,
-                racebank_load::retry_rows_to_json,
-                racebank_load::retry_rows_to_text,
-            )
+            print_rows(rows, opts.json)
         }
         Command::Demo(opts) => {
             let rows = runtime.block_on(racebank_load::demo(opts.to_demo()));
-            print_rows(
-                rows,
-                opts.json,
-                racebank_load::rows_to_json,
-                racebank_load::rows_to_text,
-            )
+            print_rows(rows, opts.json)
         }
         Command::Sweep(opts) => sweep(&runtime, &opts),
         Command::Report(opts) => {
@@ -121,19 +111,19 @@ fn sweep(runtime: &tokio::runtime::Runtime, opts: &racebank_load::SweepOpts) -> 
         Err(error) => return fail(error),
     };
     let points = match runtime.block_on(racebank_load::sweep(&sweep, |point| {
-        eprintln!("{}", racebank_load::point_line(point));
+        eprintln!("{}", point.line());
     })) {
         Ok(points) => points,
         Err(error) => return fail(error),
     };
     match racebank_load::write_sweep_files(&sweep, &points, &opts.out, &opts.name) {
-        Ok(written) => {
-            if opts.json {
-                print_out(&racebank_load::sweep_to_json(&points));
+        Ok(files) => {
+            let swept = racebank_load::Swept { points, files };
+            print_out(&if opts.json {
+                swept.to_json()
             } else {
-                let names: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();
-                print_out(&format!("wrote {}", names.join(", ")));
-            }
+                swept.to_text()
+            });
             ExitCode::SUCCESS
         }
         Err(error) => fail(error),
@@ -180,15 +170,13 @@ fn usage_error(error: clap::Error) -> ExitCode {
 }
 
 /// Prints a demo's rows as JSON or as text, and exits 0 whenever the demo ran.
-fn print_rows<R>(
-    rows: anyhow::Result<Vec<R>>,
-    json: bool,
-    to_json: fn(&[R]) -> String,
-    to_text: fn(&[R]) -> String,
-) -> ExitCode {
+fn print_rows<R>(rows: anyhow::Result<Vec<R>>, json: bool) -> ExitCode
+where
+    [R]: Render,
+{
     match rows {
         Ok(rows) => {
-            print_out(&if json { to_json(&rows) } else { to_text(&rows) });
+            print_out(&if json { rows.to_json() } else { rows.to_text() });
             ExitCode::SUCCESS
         }
         Err(error) => fail(error),

@@ -22,7 +22,7 @@ use crate::engine::probe::Probe;
 use crate::engine::raw;
 use crate::engine::requests::Requests;
 use crate::engine::stats::{Reading, Stats};
-use crate::output::report::{EXIT_INCONCLUSIVE, EXIT_LOST};
+use crate::output::{EXIT_INCONCLUSIVE, EXIT_LOST};
 use crate::plan::load::Load;
 use crate::plan::ops::{Op, Plan};
 use crate::plan::target::Target;

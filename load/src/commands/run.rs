@@ -14,7 +14,8 @@ use crate::engine::pool::{self, Job, Stop};
 use crate::engine::probe::Probe;
 use crate::engine::progress::Progress;
 use crate::engine::stats::Reading;
-use crate::output::report::{Ending, Report, Setup};
+use crate::output::report::{Report, Setup};
+use crate::output::summary::{Ending, Summary};
 use crate::plan::load::{Limit, Load};
 use crate::plan::ops::Plan;
 use crate::plan::target::Target;
@@ -158,14 +159,10 @@ pub async fn run_until(load: Load, interrupt: impl Future<Output = ()>) -> anyho
         server_lost,
         stopped_early,
     };
-    Ok(Report::new(
+    Ok(Report {
         setup,
-        &stats,
-        elapsed,
-        &verdict,
-        cross_check,
-        ending,
-    ))
+        summary: Summary::new(&stats, elapsed, &verdict, cross_check, ending),
+    })
 }
 
 /// An id for this run, different from any earlier run's: the clock in nanoseconds, and this

@@ -25,19 +25,18 @@
 //!   point starts where the last ended, which changes no verdict (every run reads the balance
 //!   before and after, and compares `/stats` differences).
 
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
 use racebank::{Mode, StoreConfig, WorkSpec};
 use reqwest::{StatusCode, Url};
-use serde::Serialize;
 
-use crate::check::verdict::Conclusion;
 use crate::commands::run::run;
-use crate::output::chart::{self, Chart, Series, XAxis, YAxis};
+use crate::output::chart;
+use crate::output::json;
 use crate::output::report::Report;
+use crate::output::sweep::{charts, to_csv, About, Point};
 use crate::plan::load::{Limit, Load};
 use crate::plan::ops::AmountSpec;
 use crate::servers::{start_server, ServerSpec};
@@ -86,82 +85,21 @@ pub enum Servers {
     },
 }
 
-/// One point: one run, and what it showed.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Point {
-    /// The server's mode (or the `--label` of a running server).
-    pub mode: String,
-    /// The server's work window (`-` for a running server: unknown to the client).
-    pub work: String,
-    /// Requests in flight at once.
-    pub concurrency: u64,
-    /// Requests finished.
-    pub requests: u64,
-    /// Acknowledged deposits.
-    pub ok: u64,
-    /// Failed requests, of every kind.
-    pub errors: u64,
-    /// Wall time of the load, in seconds.
-    pub duration_s: f64,
-    /// Requests per second.
-    pub rps: f64,
-    /// Median latency in milliseconds.
-    pub p50_ms: f64,
-    /// 99th percentile latency in milliseconds.
-    pub p99_ms: f64,
-    /// The sum of the acknowledged deposits.
-    pub acked_deposit_sum: i128,
-    /// Expected minus final balance, 0 inside the expected range.
-    pub lost_amount: i128,
-    /// `max(lost_amount, 0) / acked_deposit_sum` (0 when nothing was acknowledged).
-    pub lost_share_of_acked_deposits: f64,
-    /// Answers that repeated another answer's balance.
-    pub duplicates: Option<u64>,
-    /// Lost updates counted by the server's `/stats`, when it has one.
-    pub server_lost_updates: Option<u64>,
-    /// `consistent`, `lost` or `inconclusive`.
-    pub verdict: String,
-}
-
-impl Point {
-    fn new(mode: String, work: String, report: &Report) -> anyhow::Result<Self> {
-        let Some(lost_amount) = report.lost_amount else {
-            anyhow::bail!(
-                "the server stopped answering: {}",
-                report.server_lost.as_deref().unwrap_or("no reason given")
-            );
-        };
-        let acked = report.acknowledged.deposit_sum;
-        let lost_share = if acked > 0 {
-            lost_amount.max(0) as f64 / acked as f64
-        } else {
-            0.0
-        };
-        Ok(Point {
-            mode,
-            work,
-            concurrency: report.setup.concurrency,
-            requests: report.requests,
-            ok: report.ok,
-            errors: report.errors.total(),
-            duration_s: report.duration_s,
-            rps: report.rps,
-            p50_ms: report.latency_ms.p50,
-            p99_ms: report.latency_ms.p99,
-            acked_deposit_sum: acked,
-            lost_amount,
-            lost_share_of_acked_deposits: lost_share,
-            duplicates: report.duplicates,
-            server_lost_updates: report.server_stats.as_ref().map(|s| s.lost_updates),
-            verdict: match report.verdict {
-                Conclusion::Consistent => "consistent",
-                Conclusion::Lost => "lost",
-                Conclusion::Inconclusive => "inconclusive",
-                Conclusion::Unknown => "unknown",
-            }
-            .to_string(),
-        })
+/// The point of one run.
+fn point(mode: String, work: String, report: Report) -> anyhow::Result<Point> {
+    let summary = report.summary;
+    if summary.lost_amount.is_none() {
+        anyhow::bail!(
+            "the server stopped answering: {}",
+            summary.server_lost.as_deref().unwrap_or("no reason given")
+        );
     }
+    Ok(Point {
+        mode,
+        work,
+        concurrency: report.setup.concurrency,
+        summary,
+    })
 }
 
 /// Runs every point, in order (mode, then work, then concurrency), calling `each` after each one
@@ -187,7 +125,7 @@ pub async fn sweep(sweep: &Sweep, mut each: impl FnMut(&Point)) -> anyhow::Resul
                                 "the point {mode}, work {work}, concurrency {concurrency} failed"
                             )
                         })?;
-                        let point = Point::new(mode.to_string(), work.to_string(), &report)
+                        let point = point(mode.to_string(), work.to_string(), report)
                             .with_context(|| {
                                 format!("the point {mode}, work {work}, concurrency {concurrency}")
                             })?;
@@ -207,7 +145,7 @@ pub async fn sweep(sweep: &Sweep, mut each: impl FnMut(&Point)) -> anyhow::Resul
                 let report = run(sweep.load(urls, concurrency))
                     .await
                     .with_context(|| format!("the point at concurrency {concurrency} failed"))?;
-                let point = Point::new(label.clone(), "-".to_string(), &report)
+                let point = point(label.clone(), "-".to_string(), report)
                     .with_context(|| format!("the point at concurrency {concurrency}"))?;
                 each(&point);
                 points.push(point);
@@ -252,184 +190,30 @@ async fn reset(client: &reqwest::Client, url: &Url) -> anyhow::Result<()> {
     }
 }
 
-/// The columns of the CSV, in order (the fields of [`Point`]).
-pub const CSV_HEADER: &str = "mode,work,concurrency,requests,ok,errors,duration_s,rps,p50_ms,p99_ms,acked_deposit_sum,lost_amount,lost_share_of_acked_deposits,duplicates,server_lost_updates,verdict";
-
-/// The points as CSV: [`CSV_HEADER`], then one line per point (empty cells where a value is
-/// unknown).
-pub fn to_csv(points: &[Point]) -> String {
-    let mut out = format!("{CSV_HEADER}\n");
-    let optional = |value: Option<u64>| value.map_or(String::new(), |v| v.to_string());
-    for p in points {
-        let _ = writeln!(
-            out,
-            "{},{},{},{},{},{},{:.6},{:.1},{:.3},{:.3},{},{},{:.6},{},{},{}",
-            csv_cell(&p.mode),
-            csv_cell(&p.work),
-            p.concurrency,
-            p.requests,
-            p.ok,
-            p.errors,
-            p.duration_s,
-            p.rps,
-            p.p50_ms,
-            p.p99_ms,
-            p.acked_deposit_sum,
-            p.lost_amount,
-            p.lost_share_of_acked_deposits,
-            optional(p.duplicates),
-            optional(p.server_lost_updates),
-            p.verdict,
-        );
-    }
-    out
-}
-
-/// A text cell, quoted when it holds a comma, a quote or a line break (RFC 4180).
-fn csv_cell(text: &str) -> String {
-    if text.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", text.replace('"', "\"\""))
-    } else {
-        text.to_string()
-    }
-}
-
-/// The points as a JSON array.
-pub fn to_json(points: &[Point]) -> String {
-    serde_json::to_string_pretty(points).unwrap_or_else(|e| format!(r#"{{"error":"{e}"}}"#))
-}
-
-/// One line per point, for the terminal.
-pub fn point_line(p: &Point) -> String {
-    format!(
-        "{:<12} work {:<6} c {:>4}: {:>8.0} req/s, p99 {:>8.2} ms, lost {:>5.1} % of acknowledged deposits{}",
-        p.mode,
-        p.work,
-        p.concurrency,
-        p.rps,
-        p.p99_ms,
-        p.lost_share_of_acked_deposits * 100.0,
-        p.server_lost_updates
-            .map(|n| format!(" (server: {n} lost updates)"))
-            .unwrap_or_default()
-    )
-}
-
-/// The charts of a sweep, each with the suffix of its file name.
-///
-/// The x axis is the concurrency when more than one was swept (log2), else the work window. Each
-/// line is one mode (or one mode and work, when both vary).
-pub(crate) fn charts(sweep: &Sweep, points: &[Point]) -> Vec<(&'static str, Chart)> {
-    let concurrencies = distinct(points.iter().map(|p| p.concurrency));
-    let works = distinct(points.iter().map(|p| p.work.clone()));
-    let by_concurrency = concurrencies.len() > 1 || works.len() <= 1;
-    let (x, names): (XAxis, Vec<String>) = if by_concurrency {
-        (XAxis::Concurrency(concurrencies.clone()), Vec::new())
-    } else {
-        (
-            XAxis::Categories {
-                label: "server work between reading and writing the balance".into(),
-                names: works.clone(),
-            },
-            works.clone(),
-        )
-    };
-    // A line for each combination of what is not on the x axis.
-    let mut lines: Vec<(String, Vec<&Point>)> = Vec::new();
-    for p in points {
-        let name = match (by_concurrency, works.len() > 1, concurrencies.len() > 1) {
-            (true, true, _) => format!("{}, work {}", p.mode, p.work),
-            (false, _, true) => format!("{}, concurrency {}", p.mode, p.concurrency),
-            _ => p.mode.clone(),
-        };
-        match lines.iter_mut().find(|(n, _)| *n == name) {
-            Some((_, members)) => members.push(p),
-            None => lines.push((name, vec![p])),
-        }
-    }
-    let x_of = |p: &Point| {
-        if by_concurrency {
-            p.concurrency as f64
-        } else {
-            names.iter().position(|w| *w == p.work).unwrap_or(0) as f64
-        }
-    };
-    let series = |value: &dyn Fn(&Point) -> f64| -> Vec<Series> {
-        lines
-            .iter()
-            .map(|(name, members)| Series {
-                name: name.clone(),
-                points: members.iter().map(|p| (x_of(p), value(p))).collect(),
-            })
-            .collect()
-    };
-    let what = match sweep.limit {
-        Limit::Count(n) => format!("{n} deposits of {} per point", sweep.amount),
-        Limit::Duration(d) => format!(
-            "deposits of {} for {} per point",
-            sweep.amount,
-            racebank::duration::format_duration(d)
-        ),
-    };
-    let fixed = match (by_concurrency, works.as_slice(), concurrencies.as_slice()) {
-        (true, [work], _) if work != "-" => format!(", server work {work}"),
-        (false, _, [c]) => format!(", concurrency {c}"),
-        _ => String::new(),
-    };
-    let place = match &sweep.servers {
-        Servers::InProcess { base, .. } => match (&base.store, base.replicas) {
-            (StoreConfig::Memory, _) => "a fresh in-process server per point".to_string(),
-            (store, 1) => format!("a fresh in-process server per point, on {}", store.name()),
-            (store, replicas) => format!(
-                "{replicas} in-process replicas per point sharing one account in {}",
-                store.name()
+impl Sweep {
+    /// What every point shares, for the charts' subtitle.
+    fn about(&self) -> About {
+        let load = match self.limit {
+            Limit::Count(n) => format!("{n} deposits of {} per point", self.amount),
+            Limit::Duration(d) => format!(
+                "deposits of {} for {} per point",
+                self.amount,
+                racebank::duration::format_duration(d)
             ),
-        },
-        Servers::Running { urls, .. } => format!("the server at {}", urls[0]),
-    };
-    let subtitle = format!("{what}{fixed}; {place}");
-    let against = if by_concurrency {
-        "concurrency"
-    } else {
-        "the work window"
-    };
-    vec![
-        (
-            "lost",
-            Chart {
-                title: format!("Share of acknowledged deposits lost, by {against}"),
-                subtitle: subtitle.clone(),
-                x: x.clone(),
-                y: YAxis::Share {
-                    label: "lost amount / acknowledged deposits".into(),
-                },
-                series: series(&|p| p.lost_share_of_acked_deposits),
+        };
+        let place = match &self.servers {
+            Servers::InProcess { base, .. } => match (&base.store, base.replicas) {
+                (StoreConfig::Memory, _) => "a fresh in-process server per point".to_string(),
+                (store, 1) => format!("a fresh in-process server per point, on {}", store.name()),
+                (store, replicas) => format!(
+                    "{replicas} in-process replicas per point sharing one account in {}",
+                    store.name()
+                ),
             },
-        ),
-        (
-            "rps",
-            Chart {
-                title: format!("Throughput by {against}"),
-                subtitle,
-                x,
-                y: YAxis::Count {
-                    label: "requests per second".into(),
-                },
-                series: series(&|p| p.rps),
-            },
-        ),
-    ]
-}
-
-/// The values in first-seen order, without repeats.
-fn distinct<T: PartialEq>(values: impl Iterator<Item = T>) -> Vec<T> {
-    let mut out = Vec::new();
-    for value in values {
-        if !out.contains(&value) {
-            out.push(value);
-        }
+            Servers::Running { urls, .. } => format!("the server at {}", urls[0]),
+        };
+        About { load, place }
     }
-    out
 }
 
 /// Writes `NAME.csv`, `NAME.json` and each chart as `NAME-SUFFIX.svg` and `.png` into `dir`
@@ -449,8 +233,8 @@ pub fn write_files(
         Ok(())
     };
     write(format!("{name}.csv"), to_csv(points).as_bytes())?;
-    write(format!("{name}.json"), to_json(points).as_bytes())?;
-    for (suffix, chart) in charts(sweep, points) {
+    write(format!("{name}.json"), json(points).as_bytes())?;
+    for (suffix, chart) in charts(points, &sweep.about()) {
         write(
             format!("{name}-{suffix}.svg"),
             chart::to_svg(&chart)?.as_bytes(),
@@ -458,21 +242,4 @@ pub fn write_files(
         write(format!("{name}-{suffix}.png"), &chart::to_png(&chart)?)?;
     }
     Ok(written)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn csv_cells_with_commas_or_quotes_are_quoted() {
-        assert_eq!(csv_cell("mutex"), "mutex");
-        assert_eq!(csv_cell("a,b"), "\"a,b\"");
-        assert_eq!(csv_cell("say \"hi\""), "\"say \"\"hi\"\"\"");
-    }
-
-    #[test]
-    fn distinct_keeps_the_first_of_each_value_in_order() {
-        assert_eq!(distinct([4, 1, 4, 2, 1].into_iter()), vec![4, 1, 2]);
-    }
 }

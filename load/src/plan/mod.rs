@@ -4,4 +4,5 @@
 pub(crate) mod api;
 pub(crate) mod load;
 pub(crate) mod ops;
+pub(crate) mod scenario;
 pub(crate) mod target;
