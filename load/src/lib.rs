@@ -47,7 +47,7 @@ pub use cli::config_file::expand as expand_config;
 pub use cli::opts::{
     BurstOpts, Cli, Command, DemoOpts, DemoScenario, Opts, ReportOpts, SweepOpts, TargetArgs,
 };
-pub use commands::burst::{burst, Burst, BurstReport, Reproduction, Round, Spread};
+pub use commands::burst::{burst, Burst};
 pub use commands::demo::{demo, Demo};
 pub use commands::retries::retries_demo;
 pub use commands::run::{run, run_until};
@@ -56,14 +56,15 @@ pub use commands::sweep::{
 };
 pub use commands::timeline::{timeline, write_timeline, Timeline, DEFAULT_LIMIT as TIMELINE_LIMIT};
 pub use engine::stats::Errors;
+pub use output::burst::{BurstReport, Reproduction, Round, Spread};
 pub use output::demo::Row;
 pub use output::report::{Report, Setup};
 pub use output::retries::RetryRow;
 pub use output::summary::{Ending, Latency, Summary, Totals};
 pub use output::sweep::{Point, Swept, CSV_HEADER};
 pub use output::{
-    Render, EXIT_INCONCLUSIVE, EXIT_INTERRUPTED, EXIT_LOST, EXIT_SERVER_LOST, EXIT_TOO_MANY_ERRORS,
-    EXIT_USAGE,
+    Render, Wrote, EXIT_INCONCLUSIVE, EXIT_INTERRUPTED, EXIT_LOST, EXIT_SERVER_LOST,
+    EXIT_TOO_MANY_ERRORS, EXIT_USAGE,
 };
 pub use plan::api::{Api, ApiSpec, BalancePointer, Header, RouteTemplate};
 pub use plan::load::{Limit, Load, DEFAULT_SEED};

@@ -10,11 +10,9 @@
 //! range, overdraft, duplicates); the smallest losing round is kept as a reproduction.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::time::Duration;
 
 use anyhow::Context;
-use serde::Serialize;
 
 use crate::check::verdict::{Conclusion, Duplicates, Verdict};
 use crate::engine::connection::{Exchange, MAX_BODY};
@@ -22,7 +20,7 @@ use crate::engine::probe::Probe;
 use crate::engine::raw;
 use crate::engine::requests::Requests;
 use crate::engine::stats::{Reading, Stats};
-use crate::output::{EXIT_INCONCLUSIVE, EXIT_LOST};
+use crate::output::burst::{BurstReport, Reproduction, Round, Spread};
 use crate::plan::load::Load;
 use crate::plan::ops::{Op, Plan};
 use crate::plan::target::Target;
@@ -44,80 +42,6 @@ pub struct Burst {
     pub size: usize,
     /// Rounds.
     pub rounds: u64,
-}
-
-/// One round, judged.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Round {
-    /// Its number, from 0.
-    pub round: u64,
-    /// What it concludes.
-    pub verdict: Conclusion,
-    /// Balance before.
-    pub initial_balance: i64,
-    /// Balance after.
-    pub final_balance: i64,
-    /// Low end of the expected range.
-    pub expected_min: i128,
-    /// High end of the expected range.
-    pub expected_max: i128,
-    /// Distance of the final balance outside the range (positive: money vanished).
-    pub lost_amount: i128,
-    /// Answers that repeated another's balance, when checked.
-    pub duplicates: Option<u64>,
-    /// 2xx answers.
-    pub ok: u64,
-    /// 409 answers.
-    pub refused: u64,
-    /// Failed requests.
-    pub errors: u64,
-    /// Microseconds from the first last byte sent to the last.
-    pub release_spread_us: u64,
-}
-
-/// A losing round, with what it sent and what came back: enough to replay it by hand.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Reproduction {
-    /// The round.
-    pub round: Round,
-    /// Each distinct request (`METHOD /path body`) and how many times it was sent.
-    pub requests: BTreeMap<String, u64>,
-    /// One request as sent, raw.
-    pub raw_request: String,
-    /// Each distinct answer (`status body`) and how many came.
-    pub answers: BTreeMap<String, u64>,
-}
-
-/// Every round of a burst run.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct BurstReport {
-    /// The first replica's URL.
-    pub url: String,
-    /// Requests per round.
-    pub size: usize,
-    /// Rounds run.
-    pub rounds: u64,
-    /// Rounds whose answers prove lost updates.
-    pub lost_rounds: u64,
-    /// Rounds in which another client changed the account.
-    pub inconclusive_rounds: u64,
-    /// Rounds that kept every update.
-    pub consistent_rounds: u64,
-    /// Median and largest release spread, in microseconds.
-    pub release_spread_us: Spread,
-    /// The losing round with the fewest acknowledged requests, then the smallest loss.
-    pub reproduction: Option<Reproduction>,
-    /// Every round.
-    pub round_results: Vec<Round>,
-}
-
-/// How far apart the last bytes went out.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct Spread {
-    /// The median round's.
-    pub median: u64,
-    /// The widest round's.
-    pub max: u64,
 }
 
 /// Runs every round of `burst` and judges each.
@@ -282,121 +206,5 @@ fn reproduce(
         requests: sent,
         raw_request: String::from_utf8_lossy(&requests.raw(op, replica)).to_string(),
         answers: got,
-    }
-}
-
-impl BurstReport {
-    /// 1 when a round lost updates, 3 when one was inconclusive, else 0.
-    pub fn exit_code(&self) -> u8 {
-        if self.lost_rounds > 0 {
-            EXIT_LOST
-        } else if self.inconclusive_rounds > 0 {
-            EXIT_INCONCLUSIVE
-        } else {
-            0
-        }
-    }
-
-    /// The report as one JSON document.
-    pub fn to_json(&self) -> String {
-        serde_json::to_string_pretty(self).unwrap_or_else(|e| format!(r#"{{"error":"{e}"}}"#))
-    }
-
-    /// The report as aligned text.
-    pub fn to_text(&self) -> String {
-        let mut out = String::new();
-        let line = |out: &mut String, name: &str, value: &str| {
-            let _ = writeln!(out, "  {:<20} {value}", format!("{name}:"));
-        };
-        let _ = writeln!(out, "Burst:");
-        line(&mut out, "Target", &self.url);
-        line(
-            &mut out,
-            "Rounds",
-            &format!(
-                "{} of {} requests, each on its own connection: all but the last byte sent, then the last bytes together",
-                self.rounds, self.size
-            ),
-        );
-        line(
-            &mut out,
-            "Release spread",
-            &format!(
-                "median {} µs, max {} µs (first last byte to last)",
-                self.release_spread_us.median, self.release_spread_us.max
-            ),
-        );
-        let (ok, refused, errors) = self.round_results.iter().fold((0, 0, 0), |acc, r| {
-            (acc.0 + r.ok, acc.1 + r.refused, acc.2 + r.errors)
-        });
-        line(
-            &mut out,
-            "Answers",
-            &format!("{ok} ok, {refused} refused (409), {errors} errors"),
-        );
-        line(
-            &mut out,
-            "Lost updates in",
-            &format!("{} of {} rounds", self.lost_rounds, self.rounds),
-        );
-        if self.inconclusive_rounds > 0 {
-            line(
-                &mut out,
-                "Inconclusive",
-                &format!(
-                    "{} rounds (answers another client must have caused)",
-                    self.inconclusive_rounds
-                ),
-            );
-        }
-        line(
-            &mut out,
-            "Consistent",
-            &format!("{} of {} rounds", self.consistent_rounds, self.rounds),
-        );
-        if let Some(repro) = &self.reproduction {
-            let round = &repro.round;
-            let expected = if round.expected_min == round.expected_max {
-                round.expected_min.to_string()
-            } else {
-                format!("{}..={}", round.expected_min, round.expected_max)
-            };
-            let _ = writeln!(
-                out,
-                "\nSmallest losing round (round {}): balance {} -> {}, expected {expected}, lost {}{}",
-                round.round,
-                round.initial_balance,
-                round.final_balance,
-                round.lost_amount,
-                round
-                    .duplicates
-                    .map(|d| format!(", {d} duplicate answers"))
-                    .unwrap_or_default()
-            );
-            let _ = writeln!(out, "  Requests, released together:");
-            for (request, count) in &repro.requests {
-                let _ = writeln!(out, "    {count:>4} x {request}");
-            }
-            let _ = writeln!(out, "  Answers:");
-            for (answer, count) in &repro.answers {
-                let _ = writeln!(out, "    {count:>4} x {answer}");
-            }
-            let _ = writeln!(out, "  One request as sent:");
-            for raw in repro.raw_request.split("\r\n") {
-                let _ = writeln!(out, "    {raw}");
-            }
-        }
-        let verdict = if self.lost_rounds > 0 {
-            format!(
-                "LOST UPDATES: the answers prove updates were lost in {} of {} rounds",
-                self.lost_rounds, self.rounds
-            )
-        } else if self.inconclusive_rounds > 0 {
-            "INCONCLUSIVE: another client changed the account during some rounds".to_string()
-        } else {
-            "consistent: every round kept every acknowledged update".to_string()
-        };
-        let _ = writeln!(out, "\nVerdict: {verdict}");
-        out
     }
 }

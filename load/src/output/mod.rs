@@ -2,6 +2,7 @@
 //! programs, an exit status); tables are data ([`table`]); the numbers of one run are one
 //! [`Summary`](summary::Summary), held by the run's report, the demo's rows and the sweep's points.
 
+pub(crate) mod burst;
 pub(crate) mod chart;
 pub(crate) mod demo;
 pub(crate) mod report;
@@ -9,6 +10,8 @@ pub(crate) mod retries;
 pub(crate) mod summary;
 pub(crate) mod sweep;
 pub(crate) mod table;
+
+use std::path::PathBuf;
 
 use serde::Serialize;
 
@@ -35,6 +38,43 @@ pub trait Render {
     /// The process's exit status after printing it.
     fn exit_code(&self) -> u8 {
         0
+    }
+}
+
+/// A list of results renders as its slice does (`Vec<Row>` as `[Row]`).
+impl<T> Render for Vec<T>
+where
+    [T]: Render,
+{
+    fn to_text(&self) -> String {
+        self.as_slice().to_text()
+    }
+
+    fn to_json(&self) -> String {
+        self.as_slice().to_json()
+    }
+
+    fn exit_code(&self) -> u8 {
+        self.as_slice().exit_code()
+    }
+}
+
+/// A file written, and one line about it: `report`'s result.
+#[derive(Debug, Clone, Serialize)]
+pub struct Wrote {
+    /// Where.
+    pub path: PathBuf,
+    /// What it holds.
+    pub about: String,
+}
+
+impl Render for Wrote {
+    fn to_text(&self) -> String {
+        format!("wrote {}: {}", self.path.display(), self.about)
+    }
+
+    fn to_json(&self) -> String {
+        json(self)
     }
 }
 
