@@ -11,9 +11,9 @@ use tokio::sync::watch;
 use crate::check::verdict::{CrossCheck, Duplicates, Verdict};
 use crate::engine::history::History;
 use crate::engine::pool::{self, Job, Stop};
-use crate::engine::probe::Probe;
+use crate::engine::probe::{Probe, ServerStats};
 use crate::engine::progress::Progress;
-use crate::engine::stats::Reading;
+use crate::engine::stats::{Reading, Stats};
 use crate::output::report::{Report, Setup};
 use crate::output::summary::{Ending, Summary};
 use crate::plan::load::{Limit, Load};
@@ -33,6 +33,33 @@ pub async fn run(load: Load) -> anyhow::Result<Report> {
 /// Runs `load` until it is done or `interrupt` completes; then requests in flight are abandoned
 /// and counted as indeterminate, and the report covers what was sent so far.
 pub async fn run_until(load: Load, interrupt: impl Future<Output = ()>) -> anyhow::Result<Report> {
+    let mut prepared = prepare(&load).await?;
+    let sent = send(&load, &mut prepared, interrupt).await?;
+    Ok(judge(&load, prepared, sent).await)
+}
+
+/// What is known before the first request: the replicas, the first one's balance and `/stats`,
+/// and the job the workers share.
+struct Prepared {
+    probe: Probe,
+    stats_before: Option<ServerStats>,
+    initial: i64,
+    unchecked_reason: &'static str,
+    history: Option<History>,
+    job: Arc<Job>,
+    claimed: Arc<AtomicU64>,
+    threads: usize,
+}
+
+/// What the workers did.
+struct Sent {
+    stats: Stats,
+    elapsed: f64,
+    interrupted: bool,
+}
+
+/// Resolves the replicas, reads the account, and lays out the job.
+async fn prepare(load: &Load) -> anyhow::Result<Prepared> {
     anyhow::ensure!(!load.targets.is_empty(), "no --url to send the load to");
     // Refuses anything but http:// and resolves every host once, before anything is sent.
     let targets = load
@@ -40,8 +67,7 @@ pub async fn run_until(load: Load, interrupt: impl Future<Output = ()>) -> anyho
         .iter()
         .map(Target::new)
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let first = &targets[0];
-    let probe = Probe::new(first, &load.api, load.timeout)?;
+    let probe = Probe::new(&targets[0], &load.api, load.timeout)?;
     let stats_before = probe.stats().await;
     let initial = probe
         .balance()
@@ -66,7 +92,7 @@ pub async fn run_until(load: Load, interrupt: impl Future<Output = ()>) -> anyho
         Limit::Duration(duration) => Stop::At(started + duration),
     };
     let job = Arc::new(Job {
-        targets: targets.clone(),
+        targets,
         api: load.api.clone(),
         plan,
         stop,
@@ -82,14 +108,33 @@ pub async fn run_until(load: Load, interrupt: impl Future<Output = ()>) -> anyho
         keys: load.sends_keys().then(run_id),
         gave_up: AtomicBool::new(false),
     });
-    let threads = load.thread_count();
-    let progress = Progress::start(load.limit, claimed, load.progress);
+    Ok(Prepared {
+        probe,
+        stats_before,
+        initial,
+        unchecked_reason,
+        history,
+        job,
+        claimed,
+        threads: load.thread_count(),
+    })
+}
+
+/// Runs the workers until the job is done or `interrupt` completes, with the progress bar and
+/// the history file around them.
+async fn send(
+    load: &Load,
+    prepared: &mut Prepared,
+    interrupt: impl Future<Output = ()>,
+) -> anyhow::Result<Sent> {
+    let history = prepared.history.take();
+    let progress = Progress::start(load.limit, prepared.claimed.clone(), load.progress);
     let (stop_workers, stopped) = watch::channel(false);
     let mut interrupted = false;
     let outcome = {
         let workers = pool::run(
-            job.clone(),
-            threads,
+            prepared.job.clone(),
+            prepared.threads,
             load.concurrency,
             history.as_ref(),
             stopped,
@@ -107,12 +152,22 @@ pub async fn run_until(load: Load, interrupt: impl Future<Output = ()>) -> anyho
     if let Some(progress) = progress {
         progress.finish();
     }
-    let mut stats = outcome?;
-    let elapsed = started.elapsed().as_secs_f64();
+    let stats = outcome?;
+    let elapsed = prepared.job.started.elapsed().as_secs_f64();
     if let Some(history) = history {
         history.finish()?;
     }
+    Ok(Sent {
+        stats,
+        elapsed,
+        interrupted,
+    })
+}
 
+/// Reads the account again and judges what the workers saw against it.
+async fn judge(load: &Load, prepared: Prepared, mut sent: Sent) -> Report {
+    let Prepared { probe, job, .. } = &prepared;
+    let stats = &mut sent.stats;
     // A server that died during the run (killed, crashed, stopped) cannot be read, but what it
     // acknowledged stands: the report says what is known instead of discarding it.
     let (final_balance, server_lost) = match probe.balance_after().await {
@@ -126,24 +181,15 @@ pub async fn run_until(load: Load, interrupt: impl Future<Output = ()>) -> anyho
 
     let answers_carry_balance = !stats.forgive_missing_balances();
     let unchecked_reason = if answers_carry_balance {
-        unchecked_reason
+        prepared.unchecked_reason
     } else {
         "the acknowledgements carry no balance"
     };
     let duplicates = Duplicates::from_seen(stats.seen.as_ref(), unchecked_reason);
-    let verdict = Verdict::judge(initial, final_balance, &stats, duplicates);
-    let cross_check = match (stats_before, stats_after) {
-        (Some(before), Some(after)) => Some(CrossCheck::new(&before, &after, &stats, &verdict)),
+    let verdict = Verdict::judge(prepared.initial, final_balance, stats, duplicates);
+    let cross_check = match (prepared.stats_before, stats_after) {
+        (Some(before), Some(after)) => Some(CrossCheck::new(&before, &after, stats, &verdict)),
         _ => None,
-    };
-    let setup = Setup {
-        url: load.targets[0].to_string(),
-        urls: load.targets.iter().map(ToString::to_string).collect(),
-        seed: load.seed,
-        concurrency: load.concurrency,
-        threads,
-        withdraw_ratio: load.withdraw_ratio,
-        amount: load.amount.to_string(),
     };
     let stopped_early = job.gave_up.load(Ordering::Relaxed).then(|| {
         format!(
@@ -155,14 +201,27 @@ pub async fn run_until(load: Load, interrupt: impl Future<Output = ()>) -> anyho
     let ending = Ending {
         answers_carry_balance,
         max_error_rate: load.max_error_rate,
-        interrupted,
+        interrupted: sent.interrupted,
         server_lost,
         stopped_early,
     };
-    Ok(Report {
-        setup,
-        summary: Summary::new(&stats, elapsed, &verdict, cross_check, ending),
-    })
+    Report {
+        setup: setup(load, prepared.threads),
+        summary: Summary::new(stats, sent.elapsed, &verdict, cross_check, ending),
+    }
+}
+
+/// What was asked for, for the report's header.
+fn setup(load: &Load, threads: usize) -> Setup {
+    Setup {
+        url: load.targets[0].to_string(),
+        urls: load.targets.iter().map(ToString::to_string).collect(),
+        seed: load.seed,
+        concurrency: load.concurrency,
+        threads,
+        withdraw_ratio: load.withdraw_ratio,
+        amount: load.amount.to_string(),
+    }
 }
 
 /// An id for this run, different from any earlier run's: the clock in nanoseconds, and this

@@ -19,7 +19,7 @@
 //! then ends early and says so ([`Job::gave_up`]).
 
 use std::cell::RefCell;
-use std::pin::pin;
+use std::pin::{pin, Pin};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -29,7 +29,7 @@ use anyhow::Context;
 use hyper::header::HeaderValue;
 use racebank::wire::ProblemType;
 use tokio::sync::{oneshot, watch};
-use tokio::time::Instant as TokioInstant;
+use tokio::time::{Instant as TokioInstant, Sleep};
 
 use crate::engine::connection::{exchange, Connection, Exchange};
 use crate::engine::history::{Batch, Entry, History};
@@ -250,6 +250,61 @@ fn retry(exchange: &Exchange) -> Option<bool> {
     }
 }
 
+impl Job {
+    /// The next index to send, or `None` once the count is reached or the time is up.
+    fn claim(&self) -> Option<u64> {
+        match self.stop {
+            Stop::After(count) => {
+                let index = self.claimed.fetch_add(1, Ordering::Relaxed);
+                (index < count).then_some(index)
+            }
+            Stop::At(deadline) => {
+                if Instant::now() >= deadline {
+                    return None;
+                }
+                Some(self.claimed.fetch_add(1, Ordering::Relaxed))
+            }
+        }
+    }
+}
+
+/// Sends one operation, and again to the next replica after an answer that allows a retry,
+/// up to `--retry` times; returns the last attempt's exchange.
+async fn send(
+    thread: &Thread,
+    connections: &mut [Option<Connection>],
+    mut timer: Pin<&mut Sleep>,
+    request: InFlight,
+    key: Option<HeaderValue>,
+) -> Exchange {
+    let job = &thread.job;
+    let replicas = connections.len();
+    let op = request.op;
+    let mut attempt = 0;
+    let mut to = request.replica;
+    loop {
+        let deadline = TokioInstant::from_std(Instant::now() + job.timeout);
+        let exchange = exchange(
+            &mut connections[to],
+            &job.targets[to].addrs,
+            thread.requests.build(op, to, key.as_ref()),
+            timer.as_mut(),
+            deadline,
+        )
+        .await;
+        let Some(may_have_applied) = retry(&exchange).filter(|_| attempt < job.retries) else {
+            return exchange;
+        };
+        thread.stats.borrow_mut().record_retry(
+            op.kind,
+            op.amount,
+            key.is_none() && may_have_applied,
+        );
+        attempt += 1;
+        to = (to + 1) % replicas;
+    }
+}
+
 /// The loop of one in-flight slot: claim an index, send its operation on the slot's connection to
 /// its replica, record the answer.
 async fn slot_loop(thread: Rc<Thread>, slot: usize) {
@@ -264,20 +319,8 @@ async fn slot_loop(thread: Rc<Thread>, slot: usize) {
         if job.gave_up.load(Ordering::Relaxed) {
             break;
         }
-        let index = match job.stop {
-            Stop::After(count) => {
-                let index = job.claimed.fetch_add(1, Ordering::Relaxed);
-                if index >= count {
-                    break;
-                }
-                index
-            }
-            Stop::At(deadline) => {
-                if Instant::now() >= deadline {
-                    break;
-                }
-                job.claimed.fetch_add(1, Ordering::Relaxed)
-            }
+        let Some(index) = job.claim() else {
+            break;
         };
         let op = job.plan.op(index);
         let replica = if replicas == 1 {
@@ -294,29 +337,7 @@ async fn slot_loop(thread: Rc<Thread>, slot: usize) {
         };
         thread.in_flight.borrow_mut()[slot] = Some(request);
         let key = job.keys.map(|run| idempotency_key(run, index));
-        let mut attempt = 0;
-        let mut to = replica;
-        let exchange = loop {
-            let deadline = TokioInstant::from_std(Instant::now() + job.timeout);
-            let exchange = exchange(
-                &mut connections[to],
-                &job.targets[to].addrs,
-                thread.requests.build(op, to, key.as_ref()),
-                timer.as_mut(),
-                deadline,
-            )
-            .await;
-            let Some(may_have_applied) = retry(&exchange).filter(|_| attempt < job.retries) else {
-                break exchange;
-            };
-            thread.stats.borrow_mut().record_retry(
-                op.kind,
-                op.amount,
-                key.is_none() && may_have_applied,
-            );
-            attempt += 1;
-            to = (to + 1) % replicas;
-        };
+        let exchange = send(&thread, &mut connections, timer.as_mut(), request, key).await;
         let ended = Instant::now();
         thread.in_flight.borrow_mut()[slot] = None;
         let refused = matches!(exchange, Exchange::NotSent);
