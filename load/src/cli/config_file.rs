@@ -78,35 +78,48 @@ pub fn expand(args: Vec<OsString>) -> Result<Vec<OsString>, String> {
             continue;
         }
         let takes_value = arg.get_action().takes_values();
-        let values = match value {
-            toml::Value::Array(items) => items.iter().collect(),
-            single => vec![single],
-        };
-        for value in values {
-            match (value, takes_value) {
-                (toml::Value::Boolean(true), false) => flags.push(format!("--{long}")),
-                (toml::Value::Boolean(false), false) => {}
-                (toml::Value::String(text), true) => flags.push(format!("--{long}={text}")),
-                (toml::Value::Integer(number), true) => flags.push(format!("--{long}={number}")),
-                (toml::Value::Float(number), true) => flags.push(format!("--{long}={number}")),
-                (other, _) => {
-                    return Err(format!(
-                        "{path}: `{key}` cannot be a{} {}",
-                        if other.type_str().starts_with(['a', 'i']) {
-                            "n"
-                        } else {
-                            ""
-                        },
-                        other.type_str()
-                    ))
-                }
-            }
-        }
+        flags.extend(as_flags(&path, key, &long, value, takes_value)?);
     }
     let at = if subcommand.is_some() { 2 } else { 1 };
     let mut expanded = args;
     expanded.splice(at..at, flags.into_iter().map(OsString::from));
     Ok(expanded)
+}
+
+/// The flags of one setting: `--name` for `true`, `--name=value` for each value.
+fn as_flags(
+    path: &str,
+    key: &str,
+    long: &str,
+    value: &toml::Value,
+    takes_value: bool,
+) -> Result<Vec<String>, String> {
+    let values = match value {
+        toml::Value::Array(items) => items.iter().collect(),
+        single => vec![single],
+    };
+    let mut flags = Vec::new();
+    for value in values {
+        match (value, takes_value) {
+            (toml::Value::Boolean(true), false) => flags.push(format!("--{long}")),
+            (toml::Value::Boolean(false), false) => {}
+            (toml::Value::String(text), true) => flags.push(format!("--{long}={text}")),
+            (toml::Value::Integer(number), true) => flags.push(format!("--{long}={number}")),
+            (toml::Value::Float(number), true) => flags.push(format!("--{long}={number}")),
+            (other, _) => {
+                return Err(format!(
+                    "{path}: `{key}` cannot be a{} {}",
+                    if other.type_str().starts_with(['a', 'i']) {
+                        "n"
+                    } else {
+                        ""
+                    },
+                    other.type_str()
+                ))
+            }
+        }
+    }
+    Ok(flags)
 }
 
 /// The value of `--config FILE` or `--config=FILE`.

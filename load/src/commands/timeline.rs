@@ -205,68 +205,60 @@ struct Page<'a> {
     repeats: Option<u64>,
 }
 
+/// Where things go on the drawing: one lane per connection, time along x.
+struct Geometry {
+    lanes: usize,
+    lane: f64,
+    bar: f64,
+    start: u64,
+    span: f64,
+    height: f64,
+    width: f64,
+}
+
+impl Geometry {
+    fn of(drawn: &[Request]) -> Self {
+        let lanes = drawn.iter().map(|r| r.connection + 1).max().unwrap_or(0);
+        let lane = (720.0 / lanes.max(1) as f64).clamp(5.0, 22.0);
+        let start = drawn.iter().map(|r| r.start_us).min().unwrap_or(0);
+        let end = drawn.iter().map(|r| r.end_us).max().unwrap_or(0);
+        Geometry {
+            lanes,
+            lane,
+            bar: (lane * 0.7).max(3.0),
+            start,
+            span: (end.saturating_sub(start)).max(1) as f64,
+            height: AXIS + lanes as f64 * lane + 10.0,
+            width: GUTTER + PLOT_WIDTH + 20.0,
+        }
+    }
+
+    /// The x of a time, in microseconds since the run started.
+    fn x(&self, us: u64) -> f64 {
+        GUTTER + (us.saturating_sub(self.start)) as f64 / self.span * PLOT_WIDTH
+    }
+}
+
 impl Page<'_> {
     /// The document, and how many bars it marks as colliding.
     fn render(&self) -> (String, usize) {
-        let lanes = self
-            .drawn
-            .iter()
-            .map(|r| r.connection + 1)
-            .max()
-            .unwrap_or(0);
-        let lane = (720.0 / lanes.max(1) as f64).clamp(5.0, 22.0);
-        let bar = (lane * 0.7).max(3.0);
-        let start = self.drawn.iter().map(|r| r.start_us).min().unwrap_or(0);
-        let end = self.drawn.iter().map(|r| r.end_us).max().unwrap_or(0);
-        let span = (end.saturating_sub(start)).max(1) as f64;
-        let x = |us: u64| GUTTER + (us.saturating_sub(start)) as f64 / span * PLOT_WIDTH;
-        let height = AXIS + lanes as f64 * lane + 10.0;
-        let width = GUTTER + PLOT_WIDTH + 20.0;
-
+        let g = Geometry::of(self.drawn);
         let mut svg = String::new();
         let _ = write!(
             svg,
-            r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height:.0}" width="{width}" height="{height:.0}" role="img" aria-label="request timeline">"#
+            r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height:.0}" width="{width}" height="{height:.0}" role="img" aria-label="request timeline">"#,
+            width = g.width,
+            height = g.height,
         );
-        // Time axis: about eight ticks at round numbers of milliseconds.
-        let step = nice_step_us(span / 8.0);
-        let mut tick = 0u64;
-        while (tick as f64) <= span {
-            let tx = GUTTER + tick as f64 / span * PLOT_WIDTH;
-            let _ = write!(
-                svg,
-                r#"<line class="grid" x1="{tx:.1}" y1="{AXIS}" x2="{tx:.1}" y2="{:.0}"/><text class="tick" x="{tx:.1}" y="{:.0}">{}</text>"#,
-                height - 10.0,
-                AXIS - 10.0,
-                format_ms(tick)
-            );
-            tick += step;
-        }
-        let _ = write!(
-            svg,
-            r#"<text class="lane-name" x="{:.0}" y="{:.0}">time, ms</text>"#,
-            GUTTER - 8.0,
-            AXIS - 10.0
-        );
-        // Lanes.
-        for connection in 0..lanes {
-            let y = AXIS + connection as f64 * lane;
-            if connection % 2 == 1 {
-                let _ = write!(
-                    svg,
-                    r#"<rect class="lane" x="{GUTTER}" y="{y:.1}" width="{PLOT_WIDTH}" height="{lane:.1}"/>"#
-                );
-            }
-            if lane >= 11.0 || connection % 5 == 0 {
-                let _ = write!(
-                    svg,
-                    r#"<text class="lane-name" x="{:.0}" y="{:.1}">conn {connection}</text>"#,
-                    GUTTER - 8.0,
-                    y + lane / 2.0 + 4.0
-                );
-            }
-        }
-        // Bars.
+        axis(&mut svg, &g);
+        lanes(&mut svg, &g);
+        let collisions = self.bars(&mut svg, &g);
+        svg.push_str("</svg>");
+        (self.document(&svg, collisions), collisions)
+    }
+
+    /// One bar per request, coloured by outcome, marked when it collided; returns how many did.
+    fn bars(&self, svg: &mut String, g: &Geometry) -> usize {
         let mut collisions = 0;
         for request in self.drawn {
             let group = self.group_of(request);
@@ -278,18 +270,22 @@ impl Page<'_> {
                     class.push_str(" repeat");
                 }
             }
-            let x0 = x(request.start_us);
-            let w = (x(request.end_us) - x0).max(1.5);
-            let y = AXIS + request.connection as f64 * lane + (lane - bar) / 2.0;
+            let x0 = g.x(request.start_us);
+            let w = (g.x(request.end_us) - x0).max(1.5);
+            let y = AXIS + request.connection as f64 * g.lane + (g.lane - g.bar) / 2.0;
             let _ = write!(
                 svg,
                 r#"<rect class="{class}" data-index="{}" x="{x0:.2}" y="{y:.1}" width="{w:.2}" height="{bar:.1}"><title>{}</title></rect>"#,
                 request.index,
-                tooltip(request, group)
+                tooltip(request, group),
+                bar = g.bar,
             );
         }
-        svg.push_str("</svg>");
+        collisions
+    }
 
+    /// The page around the drawing: what it shows, the legend, the groups.
+    fn document(&self, svg: &str, collisions: usize) -> String {
         let marked = match (self.repeats, self.answers) {
             (Some(repeats), Some(_)) => format!(
                 "<b>{collisions}</b> drawn requests collided: their answers reported a balance another answer also reported \
@@ -310,7 +306,7 @@ impl Page<'_> {
             String::new()
         };
         let groups = self.groups_table();
-        let html = format!(
+        format!(
             r#"<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -354,8 +350,7 @@ td, th {{ padding: 2px 10px; border-bottom: 1px solid #e1e4e8; text-align: left;
 "#,
             name = html_escape(self.name),
             drawn = self.drawn.len(),
-        );
-        (html, collisions)
+        )
     }
 
     /// The answers of `request`'s balance, when it collided with another.
@@ -414,6 +409,51 @@ td, th {{ padding: 2px 10px; border-bottom: 1px solid #e1e4e8; text-align: left;
         }
         out.push_str("</table>");
         out
+    }
+}
+
+/// The time axis: about eight ticks at round numbers of milliseconds.
+fn axis(svg: &mut String, g: &Geometry) {
+    let step = nice_step_us(g.span / 8.0);
+    let mut tick = 0u64;
+    while (tick as f64) <= g.span {
+        let tx = GUTTER + tick as f64 / g.span * PLOT_WIDTH;
+        let _ = write!(
+            svg,
+            r#"<line class="grid" x1="{tx:.1}" y1="{AXIS}" x2="{tx:.1}" y2="{:.0}"/><text class="tick" x="{tx:.1}" y="{:.0}">{}</text>"#,
+            g.height - 10.0,
+            AXIS - 10.0,
+            format_ms(tick)
+        );
+        tick += step;
+    }
+    let _ = write!(
+        svg,
+        r#"<text class="lane-name" x="{:.0}" y="{:.0}">time, ms</text>"#,
+        GUTTER - 8.0,
+        AXIS - 10.0
+    );
+}
+
+/// The lanes, one per connection, every other one shaded, named where there is room.
+fn lanes(svg: &mut String, g: &Geometry) {
+    let lane = g.lane;
+    for connection in 0..g.lanes {
+        let y = AXIS + connection as f64 * lane;
+        if connection % 2 == 1 {
+            let _ = write!(
+                svg,
+                r#"<rect class="lane" x="{GUTTER}" y="{y:.1}" width="{PLOT_WIDTH}" height="{lane:.1}"/>"#
+            );
+        }
+        if lane >= 11.0 || connection % 5 == 0 {
+            let _ = write!(
+                svg,
+                r#"<text class="lane-name" x="{:.0}" y="{:.1}">conn {connection}</text>"#,
+                GUTTER - 8.0,
+                y + lane / 2.0 + 4.0
+            );
+        }
     }
 }
 

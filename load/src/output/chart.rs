@@ -145,14 +145,12 @@ fn register_font() -> anyhow::Result<()> {
         .ok_or_else(|| anyhow!("the embedded chart font could not be read"))
 }
 
-type DrawResult<DB> = Result<(), DrawingAreaErrorKind<<DB as DrawingBackend>::ErrorType>>;
-
-fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, chart: &Chart) -> DrawResult<DB> {
-    root.fill(&WHITE)?;
-    let legend = legend_layout(root, chart)?;
-    let header_height = 74 + 26 * legend.rows;
-    let (header, body) = root.split_vertically(header_height);
-
+/// The title, the subtitle and the legend, above the plot.
+fn draw_header<DB: DrawingBackend>(
+    header: &DrawingArea<DB, Shift>,
+    chart: &Chart,
+    legend: &Legend,
+) -> DrawResult<DB> {
     let centre = WIDTH as i32 / 2;
     let top = Pos::new(HPos::Center, VPos::Top);
     header.draw_text(
@@ -182,6 +180,18 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, chart: &Chart) -> Dra
             (x + 36, y),
         )?;
     }
+    Ok(())
+}
+
+type DrawResult<DB> = Result<(), DrawingAreaErrorKind<<DB as DrawingBackend>::ErrorType>>;
+
+fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, chart: &Chart) -> DrawResult<DB> {
+    root.fill(&WHITE)?;
+    let legend = legend_layout(root, chart)?;
+    let header_height = 74 + 26 * legend.rows;
+    let (header, body) = root.split_vertically(header_height);
+
+    draw_header(&header, chart, &legend)?;
 
     // plotters formats ticks bound to key points only on integer axes, so positions are drawn in
     // thousandths (x) and in hundred-thousandths of a share (y): far finer than a pixel.
