@@ -34,42 +34,31 @@
 //!   charts ([`chart`]: SVG and PNG).
 //! - [`timeline`](mod@timeline): `report`, a `--history` file drawn as a timeline on one HTML page.
 
-pub(crate) mod check;
-pub(crate) mod cli;
-pub(crate) mod commands;
-pub(crate) mod engine;
-pub(crate) mod output;
-pub(crate) mod plan;
-pub(crate) mod servers;
+pub mod check;
+pub mod cli;
+pub mod commands;
+pub mod engine;
+pub mod output;
+pub mod plan;
 
-pub use check::verdict::{Conclusion, CrossCheck};
+pub use check::verdict::Conclusion;
 pub use cli::config_file::expand as expand_config;
-pub use cli::opts::{
-    BurstOpts, Cli, Command, DemoOpts, DemoScenario, Opts, ReportOpts, SweepOpts, TargetArgs,
-};
+pub use cli::opts::{Cli, Command, DemoScenario, Opts, SweepOpts};
 pub use commands::burst::{burst, Burst};
 pub use commands::demo::{demo, Demo};
 pub use commands::retries::retries_demo;
 pub use commands::run::{run, run_until};
-pub use commands::sweep::{
-    sweep, write_files as write_sweep_files, Servers, Sweep, DEFAULT_POINT_REQUESTS,
-};
-pub use commands::timeline::{timeline, write_timeline, Timeline, DEFAULT_LIMIT as TIMELINE_LIMIT};
-pub use engine::stats::Errors;
-pub use output::burst::{BurstReport, Reproduction, Round, Spread};
+pub use commands::sweep::{sweep, write_files as write_sweep_files, DEFAULT_POINT_REQUESTS};
+pub use commands::timeline::write_timeline;
 pub use output::demo::Row;
-pub use output::report::{Report, Setup};
 pub use output::retries::RetryRow;
-pub use output::summary::{Ending, Latency, Summary, Totals};
 pub use output::sweep::{Point, Swept, CSV_HEADER};
 pub use output::{
-    Render, Wrote, EXIT_INCONCLUSIVE, EXIT_INTERRUPTED, EXIT_LOST, EXIT_SERVER_LOST,
-    EXIT_TOO_MANY_ERRORS, EXIT_USAGE,
+    Render, Wrote, EXIT_INCONCLUSIVE, EXIT_INTERRUPTED, EXIT_LOST, EXIT_SERVER_LOST, EXIT_USAGE,
 };
-pub use plan::api::{Api, ApiSpec, BalancePointer, Header, RouteTemplate};
-pub use plan::load::{Limit, Load, DEFAULT_SEED};
+pub use plan::api::Api;
+pub use plan::load::{Limit, Load};
 pub use plan::ops::AmountSpec;
-pub use servers::{start_server, Server, ServerSpec};
 
 /// The pieces of the hot loop, for `benches/hot_path.rs` only: not a stable API.
 #[doc(hidden)]

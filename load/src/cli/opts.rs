@@ -16,15 +16,15 @@ use reqwest::Url;
 
 use crate::commands::burst::Burst;
 use crate::commands::demo::Demo;
+use crate::commands::servers::{demo_account, ServerSpec};
 use crate::commands::sweep::{Servers, Sweep, DEFAULT_POINT_REQUESTS};
 use crate::commands::timeline::DEFAULT_LIMIT as TIMELINE_LIMIT;
 use crate::plan::api::{ApiSpec, Header, RouteTemplate, DEFAULT_BODY};
 use crate::plan::load::{Limit, Load, DEFAULT_SEED};
 use crate::plan::ops::AmountSpec;
-use crate::servers::{demo_account, ServerSpec};
 
 /// The number of requests when neither `-n` nor `-z` is given.
-pub const DEFAULT_REQUESTS: u64 = 2000;
+pub(crate) const DEFAULT_REQUESTS: u64 = 2000;
 
 /// The command line of the `racebank-load` binary.
 #[derive(Debug, Clone, Parser)]

@@ -18,12 +18,12 @@ use racebank::cli::StoreKind;
 use racebank::duration::format_duration;
 use racebank::{AccountId, Mode, StoreConfig, WorkSpec};
 
+use crate::commands::servers::{demo_account, start_server, ServerSpec};
 use crate::output::demo::Row;
 use crate::output::report::Report;
 use crate::plan::load::{Limit, Load};
 use crate::plan::ops::AmountSpec;
 use crate::plan::scenario::{Scenario, DEPOSITS, WITHDRAWALS};
-use crate::servers::{demo_account, start_server, ServerSpec};
 
 /// What `demo` compares, as the command line describes it (`demo` and `demo --scenario retries`).
 #[derive(Debug, Clone)]

@@ -4,5 +4,6 @@ pub(crate) mod burst;
 pub(crate) mod demo;
 pub(crate) mod retries;
 pub(crate) mod run;
+pub(crate) mod servers;
 pub(crate) mod sweep;
 pub(crate) mod timeline;

@@ -17,11 +17,11 @@ use anyhow::Context;
 use racebank::Mode;
 
 use crate::commands::demo::Demo;
+use crate::commands::servers::{demo_account, start_server, ServerSpec};
 use crate::output::retries::RetryRow;
 use crate::plan::load::{Limit, Load};
 use crate::plan::ops::AmountSpec;
 use crate::plan::scenario::{CHAOS, RETRIES, RETRY_AMOUNT, RETRY_REQUESTS};
-use crate::servers::{demo_account, start_server, ServerSpec};
 
 /// Runs the three rows against fresh servers of `opts`' store, in the first of `--modes` (atomic
 /// by default).

@@ -33,13 +33,13 @@ use racebank::{Mode, StoreConfig, WorkSpec};
 use reqwest::{StatusCode, Url};
 
 use crate::commands::run::run;
+use crate::commands::servers::{start_server, ServerSpec};
 use crate::output::chart;
 use crate::output::json;
 use crate::output::report::Report;
 use crate::output::sweep::{charts, to_csv, About, Point};
 use crate::plan::load::{Limit, Load};
 use crate::plan::ops::AmountSpec;
-use crate::servers::{start_server, ServerSpec};
 
 /// The requests of one point when neither `-n` nor `-z` is given: enough for the loss to show,
 /// few enough that the default sweep (21 points) ends in seconds.

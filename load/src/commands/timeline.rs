@@ -27,7 +27,7 @@ use anyhow::Context;
 use serde::Deserialize;
 
 /// Requests drawn when `--limit` is not given.
-pub const DEFAULT_LIMIT: usize = 5000;
+pub(crate) const DEFAULT_LIMIT: usize = 5000;
 
 /// One line of a `--history` file (see [`crate::engine::history`]).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -104,7 +104,7 @@ impl Timeline {
 }
 
 /// Reads a `--history` file and draws its earliest `limit` requests.
-pub fn timeline(path: &Path, limit: usize) -> anyhow::Result<Timeline> {
+pub(crate) fn timeline(path: &Path, limit: usize) -> anyhow::Result<Timeline> {
     let file = std::fs::File::open(path)
         .with_context(|| format!("cannot open the history file {}", path.display()))?;
     let mut earliest: BinaryHeap<ByStart> = BinaryHeap::new();

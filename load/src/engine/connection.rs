@@ -29,7 +29,7 @@ const ATTEMPTS: usize = 3;
 /// The longest answer body read, here and around the run. An account's answers are a few hundred
 /// bytes; past this the server is broken or hostile, and reading on would let it fill the
 /// client's memory (a 2 GB body once took 1.98 GB).
-pub const MAX_BODY: usize = 64 * 1024;
+pub(crate) const MAX_BODY: usize = 64 * 1024;
 
 /// What became of one request.
 #[derive(Debug, Clone)]
@@ -55,7 +55,7 @@ pub enum Exchange {
 }
 
 /// A keep-alive connection and the task that drives it; dropping it closes the socket.
-pub struct Connection {
+pub(crate) struct Connection {
     sender: SendRequest<Full<Bytes>>,
     driver: JoinHandle<()>,
 }
@@ -110,7 +110,7 @@ async fn within<F: Future>(
 /// Sends `request` on `slot`'s connection (opening one if needed) and reads the whole answer
 /// before `deadline`. A request the connection closed before sending is sent again on a new
 /// one; after a timeout or a failure the connection is dropped.
-pub async fn exchange(
+pub(crate) async fn exchange(
     slot: &mut Option<Connection>,
     addrs: &[SocketAddr],
     mut request: Request<Full<Bytes>>,

@@ -30,7 +30,7 @@ const QUEUED_BATCHES: usize = 64;
 
 /// One request, as written.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct Entry {
+pub(crate) struct Entry {
     /// The operation's index in the sequence.
     pub index: u64,
     /// `deposit` or `withdraw`.
@@ -57,7 +57,7 @@ pub struct Entry {
 
 impl Entry {
     /// The line of `op` number `index`.
-    pub fn new(
+    pub(crate) fn new(
         index: u64,
         op: Op,
         (replica, connection): (usize, usize),
@@ -85,14 +85,14 @@ impl Entry {
 
 /// The writer thread; [`History::finish`] waits for every line to be on disk.
 #[derive(Debug)]
-pub struct History {
+pub(crate) struct History {
     sender: SyncSender<Vec<Entry>>,
     writer: JoinHandle<std::io::Result<()>>,
 }
 
 impl History {
     /// Creates `path` and starts the writer.
-    pub fn create(path: &Path) -> anyhow::Result<Self> {
+    pub(crate) fn create(path: &Path) -> anyhow::Result<Self> {
         let file = File::create(path)
             .with_context(|| format!("cannot create the history file {}", path.display()))?;
         let (sender, receiver) = sync_channel(QUEUED_BATCHES);
@@ -104,7 +104,7 @@ impl History {
     }
 
     /// A batch for one worker thread.
-    pub fn batch(&self) -> Batch {
+    pub(crate) fn batch(&self) -> Batch {
         Batch {
             entries: Vec::with_capacity(BATCH),
             sender: self.sender.clone(),
@@ -112,7 +112,7 @@ impl History {
     }
 
     /// Waits until every batch is written (drop every [`Batch`] first).
-    pub fn finish(self) -> anyhow::Result<()> {
+    pub(crate) fn finish(self) -> anyhow::Result<()> {
         drop(self.sender);
         self.writer
             .join()
@@ -123,7 +123,7 @@ impl History {
 
 /// One worker thread's lines not yet handed over; dropping it hands over the rest.
 #[derive(Debug)]
-pub struct Batch {
+pub(crate) struct Batch {
     entries: Vec<Entry>,
     sender: SyncSender<Vec<Entry>>,
 }
@@ -131,7 +131,7 @@ pub struct Batch {
 impl Batch {
     /// Adds a line, handing the batch over when full.
     #[inline]
-    pub fn push(&mut self, entry: Entry) {
+    pub(crate) fn push(&mut self, entry: Entry) {
         self.entries.push(entry);
         if self.entries.len() >= BATCH {
             self.flush();

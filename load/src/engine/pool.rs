@@ -41,15 +41,15 @@ use crate::plan::target::Target;
 
 /// How long a slot pauses after a refused connection: a port nobody listens on refuses at once,
 /// and trying it again at full speed would only pile up errors.
-pub const REFUSED_PAUSE: Duration = Duration::from_millis(10);
+pub(crate) const REFUSED_PAUSE: Duration = Duration::from_millis(10);
 
 /// How long a slot goes on while every connection it tries is refused: past that, the server is
 /// gone and the slot stops.
-pub const GIVE_UP_AFTER: Duration = Duration::from_secs(1);
+pub(crate) const GIVE_UP_AFTER: Duration = Duration::from_secs(1);
 
 /// When the workers stop.
 #[derive(Debug, Clone, Copy)]
-pub enum Stop {
+pub(crate) enum Stop {
     /// When this many indices have been claimed.
     After(u64),
     /// When this instant has passed (requests in flight are finished).
@@ -58,7 +58,7 @@ pub enum Stop {
 
 /// Everything the workers need, shared read-only between threads.
 #[derive(Debug)]
-pub struct Job {
+pub(crate) struct Job {
     /// Where requests go, one per replica.
     pub targets: Vec<Target>,
     /// The shape of the API.
@@ -86,14 +86,14 @@ pub struct Job {
 
 impl Job {
     /// The request parts for one thread, built in advance (each thread builds its own).
-    pub fn requests(&self) -> anyhow::Result<Requests> {
+    pub(crate) fn requests(&self) -> anyhow::Result<Requests> {
         Requests::new(&self.targets, &self.api, self.plan.amounts())
     }
 }
 
 /// Runs the job on `threads` threads sharing `concurrency` slots until it is done or `interrupt`
 /// turns true, and merges what they saw.
-pub async fn run(
+pub(crate) async fn run(
     job: Arc<Job>,
     threads: usize,
     concurrency: u64,

@@ -17,7 +17,7 @@ use crate::plan::target::Target;
 
 /// Reads the balance and `/stats` of one replica.
 #[derive(Debug, Clone)]
-pub struct Probe {
+pub(crate) struct Probe {
     client: reqwest::Client,
     target: Target,
     api: Api,
@@ -26,7 +26,7 @@ pub struct Probe {
 
 impl Probe {
     /// A probe of `target`, sending `api`'s headers, giving up on each read after `timeout`.
-    pub fn new(target: &Target, api: &Api, timeout: Duration) -> anyhow::Result<Self> {
+    pub(crate) fn new(target: &Target, api: &Api, timeout: Duration) -> anyhow::Result<Self> {
         let client = reqwest::Client::builder()
             .no_proxy()
             .http1_only()
@@ -51,13 +51,13 @@ impl Probe {
 
     /// The balance, read with `--balance` at `--balance-pointer`. When no server answers, the
     /// error says how to start one.
-    pub async fn balance(&self) -> anyhow::Result<i64> {
+    pub(crate) async fn balance(&self) -> anyhow::Result<i64> {
         self.read_balance(true).await
     }
 
     /// The balance after a run: the same read, but a server that stopped answering is no
     /// beginner's mistake, so the error gives no hint about starting one.
-    pub async fn balance_after(&self) -> anyhow::Result<i64> {
+    pub(crate) async fn balance_after(&self) -> anyhow::Result<i64> {
         self.read_balance(false).await
     }
 
@@ -127,7 +127,7 @@ impl Probe {
 
     /// racebank's `/stats`, or `None` when the API is not racebank's or the server has none
     /// (any failure counts as none).
-    pub async fn stats(&self) -> Option<ServerStats> {
+    pub(crate) async fn stats(&self) -> Option<ServerStats> {
         if !self.api.is_racebank() {
             return None;
         }
@@ -215,7 +215,7 @@ fn excerpt(bytes: &[u8]) -> String {
 
 /// An error with its causes on one line (reqwest's own message is often just "error sending
 /// request").
-pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {

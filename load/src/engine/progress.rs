@@ -21,14 +21,14 @@ const TICK: Duration = Duration::from_millis(100);
 
 /// A running progress bar; [`Progress::finish`] clears it.
 #[derive(Debug)]
-pub struct Progress {
+pub(crate) struct Progress {
     bar: ProgressBar,
     ticker: tokio::task::JoinHandle<()>,
 }
 
 impl Progress {
     /// Starts a bar on stderr, unless it is not wanted or stderr is not a terminal.
-    pub fn start(limit: Limit, claimed: Arc<AtomicU64>, wanted: bool) -> Option<Progress> {
+    pub(crate) fn start(limit: Limit, claimed: Arc<AtomicU64>, wanted: bool) -> Option<Progress> {
         if !wanted || !std::io::stderr().is_terminal() {
             return None;
         }
@@ -66,7 +66,7 @@ impl Progress {
     }
 
     /// Stops the ticker and clears the bar.
-    pub fn finish(self) {
+    pub(crate) fn finish(self) {
         self.ticker.abort();
         self.bar.finish_and_clear();
     }

@@ -129,7 +129,7 @@ impl Totals {
 
 /// How a run ended, besides its stats and verdict.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct Ending {
+pub(crate) struct Ending {
     /// The acknowledgements reported a balance.
     pub answers_carry_balance: bool,
     /// `--max-error-rate`.

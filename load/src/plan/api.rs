@@ -17,9 +17,9 @@ use hyper::Method;
 use racebank::wire::{paths, BalanceBody};
 
 /// The placeholder of the amount in a body template.
-pub const AMOUNT: &str = "{amount}";
+pub(crate) const AMOUNT: &str = "{amount}";
 /// The placeholder of the account in a route or body template.
-pub const ACCOUNT: &str = "{account}";
+pub(crate) const ACCOUNT: &str = "{account}";
 
 /// A route as given on the command line: `METHOD /path`, the path possibly holding `{account}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -182,7 +182,7 @@ impl Default for Api {
 
 /// The API as the flags or the config file give it, before it is checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApiSpec {
+pub(crate) struct ApiSpec {
     /// `--deposit`.
     pub deposit: RouteTemplate,
     /// `--withdraw`.
@@ -200,7 +200,7 @@ pub struct ApiSpec {
 }
 
 /// racebank's body template.
-pub const DEFAULT_BODY: &str = r#"{"amount":{amount}}"#;
+pub(crate) const DEFAULT_BODY: &str = r#"{"amount":{amount}}"#;
 
 impl Default for ApiSpec {
     fn default() -> Self {
@@ -218,7 +218,7 @@ impl Default for ApiSpec {
 
 impl ApiSpec {
     /// Fills in `{account}`, checks the templates and the pointer.
-    pub fn build(&self) -> anyhow::Result<Api> {
+    pub(crate) fn build(&self) -> anyhow::Result<Api> {
         let account = |text: &str, what: &str| -> anyhow::Result<String> {
             if !text.contains(ACCOUNT) {
                 return Ok(text.to_string());

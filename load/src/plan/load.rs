@@ -11,7 +11,7 @@ use crate::plan::api::Api;
 use crate::plan::ops::AmountSpec;
 
 /// The seed used when none is given: fixed, so two runs send the same operations.
-pub const DEFAULT_SEED: u64 = 1;
+pub(crate) const DEFAULT_SEED: u64 = 1;
 
 /// When a run stops.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -93,7 +93,7 @@ pub struct AmountSpec {
 }
 
 /// The largest amount accepted, so that sums of a billion requests still fit comfortably.
-pub const MAX_AMOUNT: i64 = 1_000_000_000_000;
+pub(crate) const MAX_AMOUNT: i64 = 1_000_000_000_000;
 
 impl AmountSpec {
     /// The amount when it is fixed.
@@ -140,7 +140,7 @@ impl fmt::Display for AmountSpec {
 
 /// The splitmix64 finaliser: a fast, well-mixed 64-bit hash.
 #[inline]
-pub fn splitmix64(value: u64) -> u64 {
+pub(crate) fn splitmix64(value: u64) -> u64 {
     let mut z = value.wrapping_add(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);

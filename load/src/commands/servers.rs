@@ -69,7 +69,7 @@ impl ServerSpec {
 }
 
 /// A server started for one row: where it answers, and how to stop it.
-pub struct Server {
+pub(crate) struct Server {
     /// Its URLs (one per replica), in the order the load spreads over them.
     pub urls: Vec<Url>,
     stop: tokio::sync::watch::Sender<bool>,
@@ -78,7 +78,7 @@ pub struct Server {
 
 impl Server {
     /// Stops every replica and waits for each to finish.
-    pub async fn stop(self) -> anyhow::Result<()> {
+    pub(crate) async fn stop(self) -> anyhow::Result<()> {
         let _ = self.stop.send(true);
         for task in self.tasks {
             task.await
@@ -93,7 +93,7 @@ impl Server {
 /// process on `127.0.0.1:0`, once per replica, each opening its own account object (its own guard,
 /// work and connections) on the shared store. A shared account is then reset to the row's opening
 /// balance, for every replica at once.
-pub async fn start_server(spec: &ServerSpec) -> anyhow::Result<Server> {
+pub(crate) async fn start_server(spec: &ServerSpec) -> anyhow::Result<Server> {
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let mut urls = Vec::new();
     let mut tasks = Vec::new();
