@@ -33,7 +33,7 @@ fn main() -> ExitCode {
     };
     let runtime = match runtime {
         Ok(runtime) => runtime,
-        Err(error) => return fail(anyhow::Error::new(error).context("cannot start the runtime")),
+        Err(error) => return fail(&anyhow::Error::new(error).context("cannot start the runtime")),
     };
     match execute(&runtime, command) {
         Ok((result, json)) => {
@@ -44,7 +44,7 @@ fn main() -> ExitCode {
             });
             ExitCode::from(result.exit_code())
         }
-        Err(error) => fail(error),
+        Err(error) => fail(&error),
     }
 }
 
@@ -57,7 +57,7 @@ fn parse() -> Result<Cli, ExitCode> {
             return Err(ExitCode::from(EXIT_USAGE));
         }
     };
-    Cli::try_parse_from(args).map_err(usage_error)
+    Cli::try_parse_from(args).map_err(|error| usage_error(&error))
 }
 
 /// Runs `command`; returns its result and whether `--json` asked for JSON.
@@ -130,7 +130,7 @@ fn interrupted() -> anyhow::Result<impl Future<Output = ()>> {
 }
 
 /// Help and version go to stdout with exit 0; anything else is one line on stderr and exit 2.
-fn usage_error(error: clap::Error) -> ExitCode {
+fn usage_error(error: &clap::Error) -> ExitCode {
     if matches!(
         error.kind(),
         ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
@@ -163,7 +163,7 @@ fn print_err(text: &str) {
     let _ = stderr.write_all(b"\n");
 }
 
-fn fail(error: anyhow::Error) -> ExitCode {
+fn fail(error: &anyhow::Error) -> ExitCode {
     print_err(&format!("racebank-load: {error:#}"));
     ExitCode::from(EXIT_USAGE)
 }

@@ -127,7 +127,7 @@ fn config_path(args: &[OsString]) -> Option<String> {
     let mut args = args.iter().map(|arg| arg.to_string_lossy());
     while let Some(arg) = args.next() {
         if arg == "--config" {
-            return args.next().map(|path| path.into_owned());
+            return args.next().map(std::borrow::Cow::into_owned);
         }
         if let Some(path) = arg.strip_prefix("--config=") {
             return Some(path.to_string());

@@ -212,7 +212,7 @@ impl Opts {
             amount: self.amount,
             seed: self.seed,
             timeout: self.target.timeout,
-            threads: self.threads.map(|threads| threads as usize),
+            threads: self.threads.map(count),
             progress: !self.no_progress,
             history: self.history.clone(),
             max_error_rate: self.max_error_rate,
@@ -260,7 +260,7 @@ impl BurstOpts {
     /// The bursts these flags describe.
     pub fn to_burst(&self) -> anyhow::Result<Burst> {
         let mut load = Load::new(self.target.url[0].clone());
-        load.targets = self.target.url.clone();
+        load.targets.clone_from(&self.target.url);
         load.api = self.target.api()?;
         load.withdraw_ratio = self.withdraw_ratio;
         load.amount = self.amount;
@@ -270,7 +270,7 @@ impl BurstOpts {
         load.limit = Limit::Count(self.requests * self.rounds);
         Ok(Burst {
             load,
-            size: self.requests as usize,
+            size: count(self.requests),
             rounds: self.rounds,
         })
     }
@@ -364,7 +364,7 @@ impl StoreArgs {
             StoreKind::Memory => StoreConfig::Memory,
             StoreKind::Postgres => StoreConfig::Postgres {
                 url: self.database_url.clone(),
-                pool_size: self.pool_size as usize,
+                pool_size: count(self.pool_size),
             },
             StoreKind::Redis => StoreConfig::Redis {
                 url: self.redis_url.clone(),
@@ -480,7 +480,7 @@ impl SweepOpts {
                 base: ServerSpec {
                     store,
                     account: demo_account()?,
-                    replicas: self.replicas as usize,
+                    replicas: count(self.replicas),
                     ..ServerSpec::memory(Mode::Unguarded, WorkSpec::None, 0)
                 },
                 modes: self.modes.clone(),
@@ -508,7 +508,7 @@ impl SweepOpts {
             amount: self.amount,
             seed: self.seed,
             timeout: self.timeout,
-            threads: self.threads.map(|threads| threads as usize),
+            threads: self.threads.map(count),
         })
     }
 }
@@ -527,6 +527,12 @@ pub struct ReportOpts {
     #[arg(long, default_value_t = TIMELINE_LIMIT,
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=200_000))]
     pub limit: usize,
+}
+
+/// A count from a flag as a `usize`: clap's ranges keep every such flag far below `usize::MAX`,
+/// and a count that did not fit would mean as many as the machine can hold.
+fn count(value: u64) -> usize {
+    usize::try_from(value).unwrap_or(usize::MAX)
 }
 
 fn parse_url(text: &str) -> Result<reqwest::Url, String> {

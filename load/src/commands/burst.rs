@@ -23,7 +23,7 @@ use crate::engine::stats::{Reading, Stats};
 use crate::output::burst::{BurstReport, Reproduction, Round, Spread};
 use crate::plan::load::Load;
 use crate::plan::ops::{Op, Plan};
-use crate::plan::target::Target;
+use crate::plan::target::{replica_of, Target};
 
 /// How long the server gets to read the withheld requests before the release. Long enough for
 /// it to parse N heads on a loaded machine, short next to a round.
@@ -94,7 +94,7 @@ fn ops(burst: &Burst, plan: &Plan, round: u64, replicas: usize) -> Vec<(Op, usiz
     (0..burst.size as u64)
         .map(|i| {
             let index = round * burst.size as u64 + i;
-            (plan.op(index), (index % replicas as u64) as usize)
+            (plan.op(index), replica_of(index, replicas))
         })
         .collect()
 }
@@ -153,7 +153,7 @@ async fn one_round(
         ok: stats.ok,
         refused: stats.refused,
         errors: stats.errors.total(),
-        release_spread_us: spread.as_micros() as u64,
+        release_spread_us: u64::try_from(spread.as_micros()).unwrap_or(u64::MAX),
     };
     Ok((round, answers))
 }

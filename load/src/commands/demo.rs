@@ -137,7 +137,7 @@ fn plan(opts: &Demo, store: &StoreConfig, account: &AccountId) -> Vec<ServerSpec
     let replica_counts = match opts.store_kind {
         StoreKind::Memory => vec![1],
         _ if opts.replicas == 1 => vec![1],
-        _ => vec![1, opts.replicas as usize],
+        _ => vec![1, usize::try_from(opts.replicas).unwrap_or(usize::MAX)],
     };
     let mut specs = Vec::new();
     for replicas in replica_counts {

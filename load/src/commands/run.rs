@@ -229,6 +229,9 @@ fn setup(load: &Load, threads: usize) -> Setup {
 fn run_id() -> u64 {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_nanos() as u64);
+        .map_or(0, |elapsed| {
+            // The low 64 bits: they differ from one run to the next, which is all an id needs.
+            u64::try_from(elapsed.as_nanos() & u128::from(u64::MAX)).unwrap_or(0)
+        });
     nanos ^ (u64::from(std::process::id()) << 48)
 }

@@ -580,7 +580,15 @@ mod tests {
     #[test]
     fn only_the_earliest_requests_are_drawn_and_the_page_says_so() {
         let lines: Vec<String> = (0..20)
-            .map(|i| line(i, 0, 1000 - i * 10, 1001 - i * 10, i as i64 * 5 + 5))
+            .map(|i| {
+                line(
+                    i,
+                    0,
+                    1000 - i * 10,
+                    1001 - i * 10,
+                    i64::try_from(i).unwrap() * 5 + 5,
+                )
+            })
             .collect();
         let path = history("bounded", &lines);
         let timeline = timeline(&path, 4).unwrap();

@@ -20,7 +20,7 @@ use std::thread::JoinHandle;
 use anyhow::Context;
 use serde::Serialize;
 
-use crate::engine::stats::Recorded;
+use crate::engine::stats::{ErrorKind, Recorded};
 use crate::plan::ops::{Kind, Op};
 
 /// Lines a worker gathers before handing them to the writer.
@@ -78,7 +78,7 @@ impl Entry {
             status: recorded.status,
             balance: recorded.balance,
             outcome: recorded.outcome_name(),
-            error: recorded.error.map(|error| error.name()),
+            error: recorded.error.map(ErrorKind::name),
         }
     }
 }

@@ -37,7 +37,7 @@ use crate::engine::requests::Requests;
 use crate::engine::stats::{Reading, Recorded, Stats};
 use crate::plan::api::Api;
 use crate::plan::ops::{Op, Plan};
-use crate::plan::target::Target;
+use crate::plan::target::{replica_of, Target};
 
 /// How long a slot pauses after a refused connection: a port nobody listens on refuses at once,
 /// and trying it again at full speed would only pile up errors.
@@ -100,14 +100,14 @@ pub(crate) async fn run(
     history: Option<&History>,
     interrupt: watch::Receiver<bool>,
 ) -> anyhow::Result<Stats> {
-    let threads = threads.clamp(1, concurrency.max(1) as usize);
+    let threads = threads.clamp(1, usize::try_from(concurrency.max(1)).unwrap_or(usize::MAX));
     let mut results = Vec::with_capacity(threads);
     let mut first_slot = 0;
     for thread in 0..threads {
         // Spread the remainder over the first threads: 64 over 3 is 22, 21, 21.
-        let share = (concurrency / threads as u64
-            + u64::from((thread as u64) < concurrency % threads as u64))
-            as usize;
+        let share = concurrency / threads as u64
+            + u64::from((thread as u64) < concurrency % threads as u64);
+        let share = usize::try_from(share).unwrap_or(usize::MAX);
         let (sender, receiver) = oneshot::channel();
         let job = job.clone();
         let batch = history.map(History::batch);
@@ -157,7 +157,9 @@ impl Thread {
     #[inline]
     fn record(&self, slot: usize, request: InFlight, recorded: Recorded, ended: Instant) {
         if let Some(batch) = self.history.borrow_mut().as_mut() {
-            let since = |at: Instant| at.duration_since(self.job.started).as_micros() as u64;
+            let since = |at: Instant| {
+                u64::try_from(at.duration_since(self.job.started).as_micros()).unwrap_or(u64::MAX)
+            };
             batch.push(Entry::new(
                 request.index,
                 request.op,
@@ -236,15 +238,13 @@ fn idempotency_key(run: u64, index: u64) -> HeaderValue {
 fn retry(exchange: &Exchange) -> Option<bool> {
     match exchange {
         Exchange::NotSent => Some(false),
-        Exchange::TimedOut | Exchange::Broken => Some(true),
-        Exchange::Answer { body: None, .. } => Some(true),
+        Exchange::TimedOut | Exchange::Broken | Exchange::Answer { body: None, .. } => Some(true),
         // An answer came, if an overlong one: the server decided; resending would not help.
         Exchange::Oversized { .. } => None,
         Exchange::Answer {
             body: Some(body), ..
         } => match ProblemType::of_document(body) {
-            Some(ProblemType::OutcomeUnknown) => Some(true),
-            Some(ProblemType::IdempotencyKeyInUse) => Some(true),
+            Some(ProblemType::OutcomeUnknown | ProblemType::IdempotencyKeyInUse) => Some(true),
             _ => None,
         },
     }
@@ -326,7 +326,7 @@ async fn slot_loop(thread: Rc<Thread>, slot: usize) {
         let replica = if replicas == 1 {
             0
         } else {
-            (index % replicas as u64) as usize
+            replica_of(index, replicas)
         };
         let started = Instant::now();
         let request = InFlight {

@@ -39,7 +39,7 @@ impl Progress {
                 "{bar:40.cyan/blue} {human_pos}/{human_len} requests  {elapsed}, eta {eta}",
             ),
             Limit::Duration(duration) => (
-                ProgressBar::new(duration.as_millis() as u64),
+                ProgressBar::new(u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)),
                 "{bar:40.cyan/blue} {elapsed} / {msg}",
             ),
         };
@@ -56,7 +56,8 @@ impl Progress {
                     Limit::Count(count) => ticking.set_position(requests.min(count)),
                     Limit::Duration(duration) => {
                         let elapsed = started.elapsed().min(duration);
-                        ticking.set_position(elapsed.as_millis() as u64);
+                        ticking
+                            .set_position(u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX));
                         ticking.set_message(format!("{duration:?}, {requests} requests"));
                     }
                 }

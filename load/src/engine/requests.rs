@@ -150,7 +150,10 @@ impl Bodies {
                 min,
                 bodies,
                 template,
-            } => match bodies.get((amount - min) as usize) {
+            } => match usize::try_from(amount - min)
+                .ok()
+                .and_then(|i| bodies.get(i))
+            {
                 // Cloning `Bytes` bumps a reference count; it does not copy.
                 Some(bytes) => bytes.clone(),
                 None => template.render(amount),

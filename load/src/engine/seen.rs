@@ -26,7 +26,11 @@ impl Ladder {
             return None;
         }
         let k = distance / step;
-        (1..=i128::from(limit)).contains(&k).then(|| (k - 1) as u64)
+        if (1..=i128::from(limit)).contains(&k) {
+            u64::try_from(k - 1).ok()
+        } else {
+            None
+        }
     }
 }
 

@@ -330,8 +330,10 @@ impl Stats {
     /// Records an HTTP answer with its status and latency.
     #[inline]
     pub fn record_status(&mut self, status: u16, latency: Duration) {
-        self.latency
-            .saturating_record(latency.as_micros().clamp(1, u128::from(HIGHEST_MICROS)) as u64);
+        self.latency.saturating_record(
+            u64::try_from(latency.as_micros().clamp(1, u128::from(HIGHEST_MICROS)))
+                .unwrap_or(HIGHEST_MICROS),
+        );
         // Only the first answer with a new code allocates.
         *self.status_codes.entry(status).or_insert(0) += 1;
     }

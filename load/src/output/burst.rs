@@ -2,6 +2,7 @@
 //! a reproduction.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 
 use serde::Serialize;
 
@@ -14,6 +15,10 @@ const NAMES: usize = 20;
 
 /// One round, judged.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[allow(
+    clippy::struct_field_names,
+    reason = "`round` is the JSON's name for the round's number"
+)]
 pub struct Round {
     /// Its number, from 0.
     pub round: u64,
@@ -92,7 +97,7 @@ impl Render for BurstReport {
         if let Some(repro) = &self.reproduction {
             out.push_str(&repro.to_text());
         }
-        out.push_str(&format!("\nVerdict: {}\n", self.verdict()));
+        let _ = writeln!(out, "\nVerdict: {}", self.verdict());
         out
     }
 
@@ -199,7 +204,7 @@ impl Reproduction {
         out.push_str(&counted(&self.answers).render());
         out.push_str("  One request as sent:\n");
         for raw in self.raw_request.split("\r\n") {
-            out.push_str(&format!("    {raw}\n"));
+            let _ = writeln!(out, "    {raw}");
         }
         out
     }

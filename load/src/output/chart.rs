@@ -146,6 +146,12 @@ fn register_font() -> anyhow::Result<()> {
 }
 
 /// The title, the subtitle and the legend, above the plot.
+#[allow(
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    clippy::cast_sign_loss,
+    reason = "pixel coordinates and axis positions: small numbers, in range by construction"
+)]
 fn draw_header<DB: DrawingBackend>(
     header: &DrawingArea<DB, Shift>,
     chart: &Chart,
@@ -170,7 +176,7 @@ fn draw_header<DB: DrawingBackend>(
             vec![(x, y), (x + 28, y)],
             colour.stroke_width(3),
         ))?;
-        draw_marker(&header, item.index, (x + 14, y), colour)?;
+        draw_marker(header, item.index, (x + 14, y), colour)?;
         header.draw_text(
             &item.name,
             &(FAMILY, 15)
@@ -185,6 +191,12 @@ fn draw_header<DB: DrawingBackend>(
 
 type DrawResult<DB> = Result<(), DrawingAreaErrorKind<<DB as DrawingBackend>::ErrorType>>;
 
+#[allow(
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    clippy::cast_sign_loss,
+    reason = "pixel coordinates and axis positions: small numbers, in range by construction"
+)]
 fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, chart: &Chart) -> DrawResult<DB> {
     root.fill(&WHITE)?;
     let legend = legend_layout(root, chart)?;
@@ -270,6 +282,12 @@ struct LegendItem {
     x: i32,
 }
 
+#[allow(
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    clippy::cast_sign_loss,
+    reason = "pixel coordinates and axis positions: small numbers, in range by construction"
+)]
 fn legend_layout<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     chart: &Chart,
@@ -348,6 +366,12 @@ impl XAxis {
         }
     }
 
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_possible_wrap,
+        clippy::cast_sign_loss,
+        reason = "pixel coordinates and axis positions: small numbers, in range by construction"
+    )]
     fn tick(&self, position: f64) -> String {
         match self {
             XAxis::Concurrency(_) => format!("{}", position.exp2().round()),
@@ -368,9 +392,15 @@ impl XAxis {
 
 impl YAxis {
     /// The range, with a little room for the markers at the ends, and the ticks.
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_possible_wrap,
+        clippy::cast_sign_loss,
+        reason = "pixel coordinates and axis positions: small numbers, in range by construction"
+    )]
     fn range(&self, series: &[Series]) -> (std::ops::Range<f64>, Vec<f64>) {
         match self {
-            YAxis::Share { .. } => (-0.03..1.04, (0..=5).map(|i| i as f64 * 0.2).collect()),
+            YAxis::Share { .. } => (-0.03..1.04, (0..=5).map(|i| f64::from(i) * 0.2).collect()),
             YAxis::Count { .. } => {
                 let highest = series
                     .iter()
@@ -394,6 +424,12 @@ impl YAxis {
         }
     }
 
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_possible_wrap,
+        clippy::cast_sign_loss,
+        reason = "pixel coordinates and axis positions: small numbers, in range by construction"
+    )]
     fn tick(&self, value: f64) -> String {
         match self {
             YAxis::Share { .. } => format!("{:.0} %", value * 100.0),
@@ -512,6 +548,12 @@ impl DrawingBackend for Crisp<'_> {
 
     /// plotters-backend's own `draw_text` (anchor, rotation, clipping), with each glyph drawn at
     /// its real position: the pen's sub-pixel x plus its side bearing.
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_possible_wrap,
+        clippy::cast_sign_loss,
+        reason = "pixel coordinates and axis positions: small numbers, in range by construction"
+    )]
     fn draw_text<T: BackendTextStyle>(
         &mut self,
         text: &str,
@@ -595,7 +637,7 @@ mod tests {
     fn thousands_are_separated() {
         assert_eq!(thousands(7), "7");
         assert_eq!(thousands(1234), "1\u{2009}234");
-        assert_eq!(thousands(1234567), "1\u{2009}234\u{2009}567");
+        assert_eq!(thousands(1_234_567), "1\u{2009}234\u{2009}567");
     }
 
     #[test]

@@ -13,6 +13,10 @@ use crate::engine::stats::{Errors, Stats, Tally};
 /// What one run did and what it proves: the top-level fields of a run's JSON after its setup
 /// (documented on [`Report`](super::report::Report)).
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[allow(
+    clippy::struct_excessive_bools,
+    reason = "the run's yes-or-no facts, each a field of the JSON"
+)]
 pub struct Summary {
     /// Requests finished.
     pub requests: u64,

@@ -288,7 +288,7 @@ pub(crate) fn charts(points: &[Point], about: &About) -> Vec<(&'static str, Char
                 y: YAxis::Share {
                     label: "lost amount / acknowledged deposits".into(),
                 },
-                series: layout.series(|p| p.lost_share_of_acked_deposits()),
+                series: layout.series(Point::lost_share_of_acked_deposits),
             },
         ),
         (

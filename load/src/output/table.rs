@@ -86,11 +86,14 @@ impl Table {
     /// The lines, each ending with a line break.
     pub(crate) fn render(&self) -> String {
         let widths: Vec<usize> = (self.columns.iter().enumerate())
-            .map(|(i, column)| match column.fit {
-                true => (self.rows.iter())
-                    .filter_map(|row| row.get(i).map(String::len))
-                    .fold(column.width, usize::max),
-                false => column.width,
+            .map(|(i, column)| {
+                if column.fit {
+                    (self.rows.iter())
+                        .filter_map(|row| row.get(i).map(String::len))
+                        .fold(column.width, usize::max)
+                } else {
+                    column.width
+                }
             })
             .collect();
         let mut out = String::new();

@@ -88,9 +88,12 @@ impl Load {
     /// Worker threads to start: the given number or the core count, never more than the
     /// concurrency.
     pub fn thread_count(&self) -> usize {
-        let wanted = self
-            .threads
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-        wanted.clamp(1, self.concurrency.max(1) as usize)
+        let wanted = self.threads.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+        });
+        wanted.clamp(
+            1,
+            usize::try_from(self.concurrency.max(1)).unwrap_or(usize::MAX),
+        )
     }
 }

@@ -40,6 +40,11 @@ impl Plan {
     /// A plan for `withdraw_ratio` (0 to 1) of withdrawals with amounts from `amounts`.
     pub fn new(seed: u64, withdraw_ratio: f64, amounts: AmountSpec) -> Self {
         let scale = (1u64 << FRACTION_BITS) as f64;
+        #[allow(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            reason = "a share from 0 to 1 times 2^FRACTION_BITS: a whole number from 0 to the scale"
+        )]
         let withdraw_below = (withdraw_ratio.clamp(0.0, 1.0) * scale) as u64;
         Plan {
             seed,
@@ -58,7 +63,7 @@ impl Plan {
         } else {
             Kind::Deposit
         };
-        let width = (self.amounts.max - self.amounts.min) as u64 + 1;
+        let width = (self.amounts.max - self.amounts.min).unsigned_abs() + 1;
         // Multiply-shift maps the hash onto 0..width without a division.
         let offset = ((u128::from(second) * u128::from(width)) >> 64) as i64;
         Op {
@@ -115,12 +120,11 @@ impl FromStr for AmountSpec {
                 )),
             }
         };
-        let (min, max) = match text.split_once("..") {
-            Some((min, max)) => (one(min)?, one(max.strip_prefix('=').unwrap_or(max))?),
-            None => {
-                let value = one(text)?;
-                (value, value)
-            }
+        let (min, max) = if let Some((min, max)) = text.split_once("..") {
+            (one(min)?, one(max.strip_prefix('=').unwrap_or(max))?)
+        } else {
+            let value = one(text)?;
+            (value, value)
         };
         if min > max {
             return Err(format!("`{text}`: the range must run from small to large"));

@@ -4,6 +4,12 @@ use anyhow::{bail, Context};
 use reqwest::Url;
 use std::net::SocketAddr;
 
+/// The replica of request `index`: the requests go round robin over `replicas`.
+pub(crate) fn replica_of(index: u64, replicas: usize) -> usize {
+    // Below `replicas`, so it fits.
+    usize::try_from(index % replicas as u64).unwrap_or(0)
+}
+
 /// One replica of the server.
 #[derive(Debug, Clone)]
 pub struct Target {

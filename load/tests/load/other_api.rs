@@ -349,7 +349,7 @@ async fn too_many_errors_fail_the_run_only_when_a_limit_is_set() {
     let run = |extra: &'static [&'static str]| {
         let mut argv = vec!["--url".to_string(), url.clone(), "-n".into(), "500".into()];
         argv.extend(shape_args().into_iter().map(String::from));
-        argv.extend(extra.iter().map(|s| s.to_string()));
+        argv.extend(extra.iter().map(ToString::to_string));
         async move {
             let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
             crate::binary::racebank_load(&argv).await

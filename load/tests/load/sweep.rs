@@ -154,7 +154,10 @@ async fn a_small_sweep_writes_the_numbers_its_runs_measured_as_csv_json_svg_and_
     for (value, p) in array.iter().zip(&points) {
         assert_eq!(value["mode"], p.mode.as_str());
         assert_eq!(value["concurrency"], p.concurrency);
-        assert_eq!(value["lost_amount"], p.lost_amount() as i64);
+        assert_eq!(
+            value["lost_amount"],
+            i64::try_from(p.lost_amount()).unwrap()
+        );
         assert_eq!(
             value["lost_share_of_acked_deposits"].as_f64(),
             Some(p.lost_share_of_acked_deposits())
