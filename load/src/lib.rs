@@ -9,30 +9,19 @@
 //! an account can be loaded (routes, body, headers, where the balance is), and `burst` releases
 //! requests at the same instant to find races that a steady stream misses.
 //!
-//! The map:
-//! - [`opts`] and [`config_file`]: the command line and `--config`, turned into plain
-//!   descriptions of the work: a [`Load`] ([`load`]) or a [`Burst`].
-//! - [`api`]: the shape of the API under test (racebank's by default); [`target`]: each `--url`,
-//!   resolved once.
-//! - [`ops`]: the operation sequence, operation `i` a pure function of `(seed, i)`.
-//! - The hot loop: [`pool`] (threads, one current-thread runtime each, one slot per in-flight
-//!   request), [`requests`] (the parts of every request, built once per thread) and
-//!   [`connection`] (one hyper HTTP/1.1 keep-alive connection per slot and replica).
-//! - [`stats`]: what a worker observed, and the decision it counts: was a request applied?
-//! - [`seen`]: the duplicate-balance bitset, one bit per request.
-//! - [`verdict`]: expected range, lost amount, overdraft, duplicates, the `/stats` cross-check,
-//!   and the conclusion: consistent, lost, or inconclusive when another client was active.
-//! - [`probe`]: the balance and `/stats` reads around a run.
-//! - [`history`]: `--history`, one JSON line per request, streamed.
-//! - [`progress`]: the progress bar, fed by a ticker rather than by requests.
-//! - [`report`]: the [`Report`], as aligned text or JSON, and the exit status.
-//! - [`run`](mod@run): one run from start to verdict.
-//! - [`burst`](mod@burst): synchronised rounds, each judged.
-//! - [`demo`](mod@demo): the server in-process, once per mode, the same load against each.
-//! - [`retries`]: `demo --scenario retries`, lost acknowledgements with and without keys.
-//! - [`sweep`](mod@sweep): one run per mode, work window and concurrency, as CSV, JSON and
-//!   charts ([`chart`]: SVG and PNG).
-//! - [`timeline`](mod@timeline): `report`, a `--history` file drawn as a timeline on one HTML page.
+//! The map, one folder per layer, each using only the layers listed before it:
+//! - [`plan`]: what to send and where, described plainly (`api`, `target`, `ops`, `load`: the
+//!   [`Load`] of one run, `scenario`: the demo's loads). Sends nothing.
+//! - [`engine`]: the hot loop and what it records (`pool`, `connection`, `requests`, `stats`,
+//!   `seen`, `history`, `progress`), `raw`: burst's sockets, and `probe`: the reads around a run.
+//! - [`check`]: the judgments, made afterwards from what was recorded (`verdict`).
+//! - [`output`]: one output layer: [`Render`], tables as data, the `Summary` every result of a
+//!   run holds, the charts.
+//! - [`commands`]: one file per subcommand (`run`, `burst`, `demo`, `retries`, `sweep`, `timeline`
+//!   for `report`), each taking a plain description; `servers`: the server in-process for demo,
+//!   retries and sweep.
+//! - [`cli`]: the flags and `--config`, turned into those descriptions; `main.rs` parses,
+//!   executes, prints through [`Render`] and exits with the result's status.
 
 pub mod check;
 pub mod cli;

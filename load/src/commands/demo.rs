@@ -76,7 +76,7 @@ fn row(scenario: &Scenario, spec: &ServerSpec, report: Report) -> anyhow::Result
     })
 }
 
-/// Runs both scenarios against every row [`plan`] lays out for `opts`.
+/// Runs both scenarios against every row `plan` lays out for `opts`.
 pub async fn demo(opts: Demo) -> anyhow::Result<Vec<Row>> {
     let store = opts.store.clone();
     let account = demo_account()?;

@@ -23,7 +23,7 @@ use crate::plan::target::Target;
 /// Runs `load` and judges the result.
 ///
 /// Fails (exit 2 in the binary) when the server cannot be read before; a run that finds lost
-/// updates is not a failure but a [`Report`] whose verdict says so, and so is a server that
+/// updates is not a failure but a `Report` whose verdict says so, and so is a server that
 /// stopped answering during the run (the verdict is then `unknown` unless the answers alone
 /// prove a loss).
 pub async fn run(load: Load) -> anyhow::Result<Report> {

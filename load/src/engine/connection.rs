@@ -41,7 +41,7 @@ pub enum Exchange {
         /// The whole body.
         body: Option<Bytes>,
     },
-    /// An HTTP answer whose body was longer than [`MAX_BODY`]: the rest was never read.
+    /// An HTTP answer whose body was longer than `MAX_BODY`: the rest was never read.
     Oversized {
         /// The status.
         status: StatusCode,

@@ -16,7 +16,7 @@ use crate::plan::scenario::{Scenario, DEPOSITS, WITHDRAWALS};
 /// `requests`, `rps`, `p99_ms`, `ok`, `refused`, `errors` (all kinds), `expected_balance`,
 /// `expected_min`, `expected_max`, `final_balance`, `lost_amount`, `overdraft`, `duplicates`,
 /// `server_lost_updates` and `retries` (the server's `/stats`: lost updates, optimistic
-/// retries), `consistent` (the fields of [`Report`](super::report::Report) of the same names).
+/// retries), `consistent` (the fields of `Report` of the same names).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Row {
     /// `deposits` or `withdrawals`.

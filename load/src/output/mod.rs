@@ -1,6 +1,8 @@
 //! One output layer: every command's result implements [`Render`] (text for people, JSON for
-//! programs, an exit status); tables are data ([`table`]); the numbers of one run are one
-//! [`Summary`](summary::Summary), held by the run's report, the demo's rows and the sweep's points.
+//! programs, an exit status); tables are data (`table`: rows of cells, one aligned printer); the
+//! numbers of one run are one `Summary` (`summary`), held by the run's `Report` (`report`), the
+//! demo's rows (`demo`), the retries rows (`retries`) and the sweep's points (`sweep`); `burst`
+//! has its rounds; `chart` draws the sweep's charts.
 
 pub(crate) mod burst;
 pub(crate) mod chart;

@@ -1,4 +1,4 @@
-//! What to send and where: the API's shape, the targets, the operation sequence, and [`Load`], the
+//! What to send and where: the API's shape, the targets, the operation sequence, and [`Load`](crate::Load), the
 //! plain description of one run. Leaves: nothing here sends a request.
 
 pub(crate) mod api;
