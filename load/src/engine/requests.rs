@@ -1,8 +1,8 @@
 //! Building requests: the parts of every request made once per thread, so that a request is then
 //! a few reference-count bumps and the header map hyper needs.
 //!
-//! The same parts give [`crate::commands::burst`] its raw HTTP/1.1 bytes, so a burst sends exactly what a
-//! run sends.
+//! The same parts give `burst` its raw HTTP/1.1 bytes ([`crate::engine::raw`] writes them), so a
+//! burst sends exactly what a run sends.
 
 use anyhow::Context;
 use bytes::Bytes;
