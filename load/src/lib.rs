@@ -16,7 +16,7 @@
 //!   `seen`, `history`, `progress`), `raw`: burst's sockets, and `probe`: the reads around a run.
 //! - [`check`]: the judgments, made afterwards from what was recorded (`verdict`).
 //! - [`output`]: one output layer: [`Render`], tables as data, the `Summary` every result of a
-//!   run holds, the charts.
+//!   run holds, the sweep's charts, the timeline page.
 //! - [`commands`]: one file per subcommand (`run`, `burst`, `demo`, `retries`, `sweep`, `timeline`
 //!   for `report`), each taking a plain description; `servers`: the server in-process for demo,
 //!   retries and sweep.

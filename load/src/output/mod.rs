@@ -2,7 +2,7 @@
 //! programs, an exit status); tables are data (`table`: rows of cells, one aligned printer); the
 //! numbers of one run are one `Summary` (`summary`), held by the run's `Report` (`report`), the
 //! demo's rows (`demo`), the retries rows (`retries`) and the sweep's points (`sweep`); `burst`
-//! has its rounds; `chart` draws the sweep's charts.
+//! has its rounds; `chart` draws the sweep's charts and `timeline` the page of `report`.
 
 pub(crate) mod burst;
 pub(crate) mod chart;
@@ -12,6 +12,7 @@ pub(crate) mod retries;
 pub(crate) mod summary;
 pub(crate) mod sweep;
 pub(crate) mod table;
+pub(crate) mod timeline;
 
 use std::path::PathBuf;
 
