@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use racebank::{Account, AccountConfig, Mode, WorkSpec};
+use racebank::{Account, AccountConfig, StoreKind, WorkSpec};
 use racebank::{Amount, Op};
 
 const TASKS: usize = 64;
@@ -21,7 +21,7 @@ fn contended_deposits(c: &mut Criterion) {
     let mut group = c.benchmark_group("contended_deposits");
     group.throughput(Throughput::Elements((TASKS * UPDATES_PER_TASK) as u64));
     for work in [WorkSpec::None, WorkSpec::Yield] {
-        for mode in Mode::showcase() {
+        for mode in StoreKind::Memory.showcase() {
             let account = runtime
                 .block_on(Account::open(&AccountConfig::memory(mode, work)))
                 .expect("the memory store always opens");

@@ -47,7 +47,7 @@ fn hot_path(c: &mut Criterion) {
         b.iter(|| {
             index = index.wrapping_add(1);
             black_box(plan.op(black_box(index)))
-        })
+        });
     });
 
     for (name, amounts) in [
@@ -60,7 +60,7 @@ fn hot_path(c: &mut Criterion) {
             b.iter(|| {
                 index = index.wrapping_add(1);
                 black_box(job.requests.build(job.plan.op(index), 0, None))
-            })
+            });
         });
     }
 
@@ -86,7 +86,7 @@ fn hot_path(c: &mut Criterion) {
                 Duration::from_micros(300),
                 || u64::MAX / 2,
             ))
-        })
+        });
     });
 
     let body = Bytes::from_static(br#"{"balance":12345}"#);
@@ -107,7 +107,7 @@ fn hot_path(c: &mut Criterion) {
                 Duration::from_micros(250 + index % 500),
                 || u64::MAX / 2,
             ))
-        })
+        });
     });
 }
 

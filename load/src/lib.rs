@@ -9,85 +9,53 @@
 //! an account can be loaded (routes, body, headers, where the balance is), and `burst` releases
 //! requests at the same instant to find races that a steady stream misses.
 //!
-//! The map:
-//! - [`opts`] and [`config_file`]: the command line and `--config`, turned into plain
-//!   descriptions of the work: a [`Load`] ([`load`]) or a [`Burst`].
-//! - [`api`]: the shape of the API under test (racebank's by default); [`target`]: each `--url`,
-//!   resolved once.
-//! - [`ops`]: the operation sequence, operation `i` a pure function of `(seed, i)`.
-//! - The hot loop: [`pool`] (threads, one current-thread runtime each, one slot per in-flight
-//!   request), [`requests`] (the parts of every request, built once per thread) and
-//!   [`connection`] (one hyper HTTP/1.1 keep-alive connection per slot and replica).
-//! - [`stats`]: what a worker observed, and the decision it counts: was a request applied?
-//! - [`seen`]: the duplicate-balance bitset, one bit per request.
-//! - [`verdict`]: expected range, lost amount, overdraft, duplicates, the `/stats` cross-check,
-//!   and the conclusion: consistent, lost, or inconclusive when another client was active.
-//! - [`probe`]: the balance and `/stats` reads around a run.
-//! - [`history`]: `--history`, one JSON line per request, streamed.
-//! - [`progress`]: the progress bar, fed by a ticker rather than by requests.
-//! - [`report`]: the [`Report`], as aligned text or JSON, and the exit status.
-//! - [`run`](mod@run): one run from start to verdict.
-//! - [`burst`](mod@burst): synchronised rounds, each judged.
-//! - [`demo`](mod@demo): the server in-process, once per mode, the same load against each.
-//! - [`retries`]: `demo --scenario retries`, lost acknowledgements with and without keys.
-//! - [`sweep`](mod@sweep): one run per mode, work window and concurrency, as CSV, JSON and
-//!   charts ([`chart`]: SVG and PNG).
-//! - [`timeline`](mod@timeline): `report`, a `--history` file drawn as a timeline on one HTML page.
+//! The map, one folder per layer, each using only the layers listed before it:
+//! - [`plan`]: what to send and where, described plainly (`api`, `target`, `ops`, `load`: the
+//!   [`Load`] of one run, `scenario`: the demo's loads). Sends nothing.
+//! - [`engine`]: the hot loop and what it records (`pool`, `connection`, `requests`, `stats`,
+//!   `seen`, `history`, `progress`), `raw`: burst's sockets, and `probe`: the reads around a run.
+//! - [`check`]: the judgments, made afterwards from what was recorded (`verdict`).
+//! - [`output`]: one output layer: [`Render`], tables as data, the `Summary` every result of a
+//!   run holds, the sweep's charts, the timeline page.
+//! - [`commands`]: one file per subcommand (`run`, `burst`, `demo`, `retries`, `sweep`, `timeline`
+//!   for `report`), each taking a plain description; `servers`: the server in-process for demo,
+//!   retries and sweep.
+//! - [`cli`]: the flags and `--config`, turned into those descriptions; `main.rs` parses,
+//!   executes, prints through [`Render`] and exits with the result's status.
 
-pub(crate) mod api;
-pub(crate) mod burst;
-pub(crate) mod chart;
-pub(crate) mod config_file;
-pub(crate) mod connection;
-pub(crate) mod demo;
-pub(crate) mod history;
-pub(crate) mod load;
-pub(crate) mod ops;
-pub(crate) mod opts;
-pub(crate) mod pool;
-pub(crate) mod probe;
-pub(crate) mod progress;
-pub(crate) mod report;
-pub(crate) mod requests;
-pub(crate) mod retries;
-pub(crate) mod run;
-pub(crate) mod seen;
-pub(crate) mod stats;
-pub(crate) mod sweep;
-pub(crate) mod target;
-pub(crate) mod timeline;
-pub(crate) mod verdict;
+pub mod check;
+pub mod cli;
+pub mod commands;
+pub mod engine;
+pub mod output;
+pub mod plan;
 
-pub use api::{Api, ApiSpec, BalancePointer, Header, RouteTemplate};
-pub use burst::{burst, Burst, BurstReport, Reproduction, Round, Spread};
-pub use config_file::expand as expand_config;
-pub use demo::{demo, rows_to_json, rows_to_text, start_server, Row, Server, ServerSpec};
-pub use load::{Limit, Load, DEFAULT_SEED};
-pub use ops::AmountSpec;
-pub use opts::{
-    BurstOpts, Cli, Command, DemoOpts, DemoScenario, Opts, ReportOpts, SweepOpts, TargetArgs,
+pub use check::verdict::Conclusion;
+pub use cli::config_file::expand as expand_config;
+pub use cli::opts::{Cli, Command, DemoScenario, Opts, SweepOpts};
+pub use commands::burst::{burst, Burst};
+pub use commands::demo::{demo, Demo};
+pub use commands::retries::retries_demo;
+pub use commands::run::{run, run_until};
+pub use commands::sweep::{sweep, write_files as write_sweep_files, DEFAULT_POINT_REQUESTS};
+pub use commands::timeline::write_timeline;
+pub use output::demo::Row;
+pub use output::retries::RetryRow;
+pub use output::sweep::{Point, Swept, CSV_HEADER};
+pub use output::{
+    Render, Wrote, EXIT_INCONCLUSIVE, EXIT_INTERRUPTED, EXIT_LOST, EXIT_SERVER_LOST, EXIT_USAGE,
 };
-pub use report::{
-    Ending, Latency, Report, Setup, Totals, EXIT_INCONCLUSIVE, EXIT_INTERRUPTED, EXIT_LOST,
-    EXIT_SERVER_LOST, EXIT_TOO_MANY_ERRORS, EXIT_USAGE,
-};
-pub use retries::{retries_demo, retry_rows_to_json, retry_rows_to_text, RetryRow};
-pub use run::{run, run_until};
-pub use stats::Errors;
-pub use sweep::{
-    point_line, sweep, to_csv as sweep_to_csv, to_json as sweep_to_json,
-    write_files as write_sweep_files, Point, Servers, Sweep, CSV_HEADER, DEFAULT_POINT_REQUESTS,
-};
-pub use timeline::{timeline, write_timeline, Timeline, DEFAULT_LIMIT as TIMELINE_LIMIT};
-pub use verdict::{Conclusion, CrossCheck};
+pub use plan::api::Api;
+pub use plan::load::{Limit, Load};
+pub use plan::ops::AmountSpec;
 
 /// The pieces of the hot loop, for `benches/hot_path.rs` only: not a stable API.
 #[doc(hidden)]
 pub mod bench {
-    pub use crate::connection::Exchange;
-    pub use crate::ops::{Op, Plan};
-    pub use crate::requests::Requests;
-    pub use crate::seen::Ladder;
-    pub use crate::stats::{Reading, Stats};
-    pub use crate::target::Target;
+    pub use crate::engine::connection::Exchange;
+    pub use crate::engine::requests::Requests;
+    pub use crate::engine::seen::Ladder;
+    pub use crate::engine::stats::{Reading, Stats};
+    pub use crate::plan::ops::{Op, Plan};
+    pub use crate::plan::target::Target;
 }

@@ -8,19 +8,14 @@ use std::process::ExitCode;
 
 use clap::error::ErrorKind;
 use clap::Parser;
-use racebank_load::{Cli, Command, DemoScenario, EXIT_INTERRUPTED, EXIT_USAGE};
+use racebank_load::{
+    Cli, Command, DemoScenario, Render, Swept, Wrote, EXIT_INTERRUPTED, EXIT_USAGE,
+};
 
 fn main() -> ExitCode {
-    let args = match racebank_load::expand_config(std::env::args_os().collect()) {
-        Ok(args) => args,
-        Err(message) => {
-            print_err(&format!("racebank-load: {message}"));
-            return ExitCode::from(EXIT_USAGE);
-        }
-    };
-    let cli = match Cli::try_parse_from(args) {
+    let cli = match parse() {
         Ok(cli) => cli,
-        Err(error) => return usage_error(error),
+        Err(exit) => return exit,
     };
     let command = cli.command.unwrap_or(Command::Run(cli.run));
     let runtime = match command {
@@ -38,106 +33,77 @@ fn main() -> ExitCode {
     };
     let runtime = match runtime {
         Ok(runtime) => runtime,
-        Err(error) => return fail(anyhow::Error::new(error).context("cannot start the runtime")),
+        Err(error) => return fail(&anyhow::Error::new(error).context("cannot start the runtime")),
     };
-    match command {
-        Command::Demo(opts) if opts.scenario == DemoScenario::Retries => {
-            let rows = runtime.block_on(racebank_load::retries_demo(&opts));
-            print_rows(
-                rows,
-                opts.json,
-                racebank_load::retry_rows_to_json,
-                racebank_load::retry_rows_to_text,
-            )
-        }
-        Command::Demo(opts) => {
-            let rows = runtime.block_on(racebank_load::demo(opts.clone()));
-            print_rows(
-                rows,
-                opts.json,
-                racebank_load::rows_to_json,
-                racebank_load::rows_to_text,
-            )
-        }
-        Command::Sweep(opts) => sweep(&runtime, &opts),
-        Command::Report(opts) => {
-            match racebank_load::write_timeline(&opts.history, &opts.output, opts.limit) {
-                Ok(timeline) => {
-                    print_out(&format!(
-                        "wrote {}: {}",
-                        opts.output.display(),
-                        timeline.summary()
-                    ));
-                    ExitCode::SUCCESS
-                }
-                Err(error) => fail(error),
-            }
-        }
-        Command::Burst(opts) => {
-            let burst = match opts.to_burst() {
-                Ok(burst) => burst,
-                Err(error) => return fail(error),
-            };
-            match runtime.block_on(racebank_load::burst(burst)) {
-                Ok(report) => {
-                    print_out(&if opts.json {
-                        report.to_json()
-                    } else {
-                        report.to_text()
-                    });
-                    ExitCode::from(report.exit_code())
-                }
-                Err(error) => fail(error),
-            }
-        }
-        Command::Run(opts) => {
-            let load = match opts.to_load() {
-                Ok(load) => load,
-                Err(error) => return fail(error),
-            };
-            let outcome = runtime.block_on(async {
-                let interrupt = interrupted()?;
-                racebank_load::run_until(load, interrupt).await
+    match execute(&runtime, command) {
+        Ok((result, json)) => {
+            print_out(&if json {
+                result.to_json()
+            } else {
+                result.to_text()
             });
-            match outcome {
-                Ok(report) => {
-                    print_out(&if opts.json {
-                        report.to_json()
-                    } else {
-                        report.to_text()
-                    });
-                    ExitCode::from(report.exit_code())
-                }
-                Err(error) => fail(error),
-            }
+            ExitCode::from(result.exit_code())
         }
+        Err(error) => fail(&error),
     }
 }
 
-/// Runs a sweep, one line per point on stderr as it goes, then writes its files.
-fn sweep(runtime: &tokio::runtime::Runtime, opts: &racebank_load::SweepOpts) -> ExitCode {
-    let sweep = match opts.to_sweep() {
-        Ok(sweep) => sweep,
-        Err(error) => return fail(error),
-    };
-    let points = match runtime.block_on(racebank_load::sweep(&sweep, |point| {
-        eprintln!("{}", racebank_load::point_line(point));
-    })) {
-        Ok(points) => points,
-        Err(error) => return fail(error),
-    };
-    match racebank_load::write_sweep_files(&sweep, &points, &opts.out, &opts.name) {
-        Ok(written) => {
-            if opts.json {
-                print_out(&racebank_load::sweep_to_json(&points));
-            } else {
-                let names: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();
-                print_out(&format!("wrote {}", names.join(", ")));
-            }
-            ExitCode::SUCCESS
+/// `--config` read into the arguments, then the flags parsed; on failure, the exit status.
+fn parse() -> Result<Cli, ExitCode> {
+    let args = match racebank_load::expand_config(std::env::args_os().collect()) {
+        Ok(args) => args,
+        Err(message) => {
+            print_err(&format!("racebank-load: {message}"));
+            return Err(ExitCode::from(EXIT_USAGE));
         }
-        Err(error) => fail(error),
-    }
+    };
+    Cli::try_parse_from(args).map_err(|error| usage_error(&error))
+}
+
+/// Runs `command`; returns its result and whether `--json` asked for JSON.
+fn execute(
+    runtime: &tokio::runtime::Runtime,
+    command: Command,
+) -> anyhow::Result<(Box<dyn Render>, bool)> {
+    Ok(match command {
+        Command::Run(opts) => {
+            let load = opts.to_load()?;
+            let report = runtime.block_on(async {
+                let interrupt = interrupted()?;
+                racebank_load::run_until(load, interrupt).await
+            })?;
+            (Box::new(report), opts.json)
+        }
+        Command::Burst(opts) => {
+            let report = runtime.block_on(racebank_load::burst(opts.to_burst()?))?;
+            (Box::new(report), opts.json)
+        }
+        Command::Demo(opts) if opts.scenario == DemoScenario::Retries => {
+            let rows = runtime.block_on(racebank_load::retries_demo(&opts.to_demo()))?;
+            (Box::new(rows), opts.json)
+        }
+        Command::Demo(opts) => {
+            let rows = runtime.block_on(racebank_load::demo(opts.to_demo()))?;
+            (Box::new(rows), opts.json)
+        }
+        Command::Sweep(opts) => {
+            let sweep = opts.to_sweep()?;
+            // One line per point on stderr as it goes; the files once all are done.
+            let points = runtime.block_on(racebank_load::sweep(&sweep, |point| {
+                eprintln!("{}", point.line());
+            }))?;
+            let files = racebank_load::write_sweep_files(&sweep, &points, &opts.out, &opts.name)?;
+            (Box::new(Swept { points, files }), opts.json)
+        }
+        Command::Report(opts) => {
+            let timeline = racebank_load::write_timeline(&opts.history, &opts.output, opts.limit)?;
+            let wrote = Wrote {
+                path: opts.output,
+                about: timeline.summary(),
+            };
+            (Box::new(wrote), false)
+        }
+    })
 }
 
 /// Completes on the first Ctrl-C (SIGINT); the handler is installed now, so a Ctrl-C at any time
@@ -164,7 +130,7 @@ fn interrupted() -> anyhow::Result<impl Future<Output = ()>> {
 }
 
 /// Help and version go to stdout with exit 0; anything else is one line on stderr and exit 2.
-fn usage_error(error: clap::Error) -> ExitCode {
+fn usage_error(error: &clap::Error) -> ExitCode {
     if matches!(
         error.kind(),
         ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
@@ -177,22 +143,6 @@ fn usage_error(error: clap::Error) -> ExitCode {
     let first = first.strip_prefix("error: ").unwrap_or(first);
     print_err(&format!("racebank-load: {first} (see --help)"));
     ExitCode::from(EXIT_USAGE)
-}
-
-/// Prints a demo's rows as JSON or as text, and exits 0 whenever the demo ran.
-fn print_rows<R>(
-    rows: anyhow::Result<Vec<R>>,
-    json: bool,
-    to_json: fn(&[R]) -> String,
-    to_text: fn(&[R]) -> String,
-) -> ExitCode {
-    match rows {
-        Ok(rows) => {
-            print_out(&if json { to_json(&rows) } else { to_text(&rows) });
-            ExitCode::SUCCESS
-        }
-        Err(error) => fail(error),
-    }
 }
 
 /// Writes to stdout, ignoring a closed pipe (`| head`) rather than panicking as `println!` would.
@@ -213,7 +163,7 @@ fn print_err(text: &str) {
     let _ = stderr.write_all(b"\n");
 }
 
-fn fail(error: anyhow::Error) -> ExitCode {
+fn fail(error: &anyhow::Error) -> ExitCode {
     print_err(&format!("racebank-load: {error:#}"));
     ExitCode::from(EXIT_USAGE)
 }

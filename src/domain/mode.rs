@@ -238,11 +238,6 @@ pub(crate) const MATRIX: [Row; 12] = [
 ];
 
 impl Mode {
-    /// The in-memory store's showcase: [`StoreKind::showcase`] of [`StoreKind::Memory`].
-    pub fn showcase() -> Vec<Mode> {
-        StoreKind::Memory.showcase()
-    }
-
     /// Whether `store` runs this mode.
     pub fn runs_on(self, store: StoreKind) -> bool {
         self.row().stores.contains(&store)
@@ -575,7 +570,6 @@ mod tests {
                 "fenced"
             ]
         );
-        assert_eq!(Mode::showcase(), StoreKind::Memory.showcase());
     }
 
     #[test]

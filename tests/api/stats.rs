@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use racebank::{AccountConfig, Config, Mode};
+use racebank::{AccountConfig, Config, StoreKind};
 use reqwest::StatusCode;
 use serde_json::Value;
 
@@ -10,7 +10,7 @@ use crate::helpers::{assert_ledger_explains_balance, mixed_changes, spawn_app, s
 
 #[tokio::test]
 async fn after_a_concurrent_mixed_run_the_ledger_explains_the_balance_in_every_mode() {
-    for mode in Mode::showcase() {
+    for mode in StoreKind::Memory.showcase() {
         let app = spawn_app(&mode.to_string(), "0ms..2ms").await;
         app.reset(500).await;
         let changes = mixed_changes(300);

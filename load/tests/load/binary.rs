@@ -4,11 +4,11 @@ use std::process::{Command, Output};
 
 use crate::helpers::{spawn_server, wait_for_deposits};
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_racebank-load");
+pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_racebank-load");
 
 /// Runs the built binary with `args` and collects what it printed.
-pub async fn racebank_load(args: &[&str]) -> Output {
-    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+pub(crate) async fn racebank_load(args: &[&str]) -> Output {
+    let args: Vec<String> = args.iter().map(ToString::to_string).collect();
     tokio::task::spawn_blocking(move || Command::new(BIN).args(&args).output())
         .await
         .expect("join")

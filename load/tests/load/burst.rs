@@ -1,6 +1,6 @@
 //! `burst` against the real server: it finds the race in unguarded mode, and nothing in mutex mode.
 
-use racebank_load::{Burst, Load};
+use racebank_load::{Burst, Load, Render as _};
 
 use crate::helpers::spawn_server;
 

@@ -1,6 +1,7 @@
 //! A server that closes keep-alive connections on its own: the load goes on over new connections,
 //! and a request the closed connection never sent is sent again rather than counted as failed.
 
+use racebank_load::Render as _;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
@@ -98,19 +99,32 @@ async fn connections_closed_by_the_server_are_reopened_without_losing_requests()
             .await
             .expect("run");
 
-        assert_eq!(report.requests, 2000);
-        assert!(report.consistent, "{}", report.to_text());
+        assert_eq!(report.summary.requests, 2000);
+        assert!(report.summary.consistent, "{}", report.to_text());
         // A request the closing connection handed back unsent went out again on a new one: none is
         // counted as never sent. One already written when the close arrived may or may not have
         // been read, so it is indeterminate; that race stays rare.
-        assert_eq!(report.errors.connect, 0, "{:?}", report.errors);
-        assert_eq!(report.errors.timeout, 0, "{:?}", report.errors);
         assert_eq!(
-            report.ok + report.errors.transport,
+            report.summary.errors.connect, 0,
+            "{:?}",
+            report.summary.errors
+        );
+        assert_eq!(
+            report.summary.errors.timeout, 0,
+            "{:?}",
+            report.summary.errors
+        );
+        assert_eq!(
+            report.summary.ok + report.summary.errors.transport,
             2000,
             "{:?}",
-            report.errors
+            report.summary.errors
         );
-        assert!(report.ok >= 1500, "{} ok, {:?}", report.ok, report.errors);
+        assert!(
+            report.summary.ok >= 1500,
+            "{} ok, {:?}",
+            report.summary.ok,
+            report.summary.errors
+        );
     }
 }

@@ -5,11 +5,11 @@ use racebank_load::{Cli, Command, Row};
 
 use crate::helpers::test_database_url;
 
-fn demo_opts(args: &[&str]) -> racebank_load::DemoOpts {
+fn demo_opts(args: &[&str]) -> racebank_load::Demo {
     let mut argv = vec!["racebank-load", "demo"];
     argv.extend_from_slice(args);
     match Cli::try_parse_from(argv).expect("demo flags").command {
-        Some(Command::Demo(opts)) => opts,
+        Some(Command::Demo(opts)) => opts.to_demo(),
         other => panic!("expected demo, got {other:?}"),
     }
 }
@@ -27,12 +27,12 @@ async fn the_demo_shows_the_race_in_unguarded_mode_and_none_in_the_safe_modes() 
     assert_eq!(rows.len(), 10, "two scenarios times five modes");
     let deposits = row(&rows, "deposits", "unguarded");
     assert!(
-        !deposits.consistent && deposits.lost_amount > 0,
+        !deposits.summary.consistent && deposits.lost_amount() > 0,
         "{deposits:?}"
     );
     let withdrawals = row(&rows, "withdrawals", "unguarded");
     assert!(
-        !withdrawals.consistent && withdrawals.overdraft,
+        !withdrawals.summary.consistent && withdrawals.summary.overdraft,
         "{withdrawals:?}"
     );
     for scenario in ["deposits", "withdrawals"] {
@@ -40,19 +40,19 @@ async fn the_demo_shows_the_race_in_unguarded_mode_and_none_in_the_safe_modes() 
             let row = row(&rows, scenario, mode);
             assert!(row.safe, "{row:?}");
             assert!(
-                row.consistent && row.lost_amount == 0 && !row.overdraft,
+                row.summary.consistent && row.lost_amount() == 0 && !row.summary.overdraft,
                 "{row:?}"
             );
             assert_eq!(
-                row.expected_balance,
-                Some(i128::from(row.final_balance)),
+                row.summary.expected_balance,
+                Some(i128::from(row.final_balance())),
                 "{row:?}"
             );
         }
         assert!(!row(&rows, scenario, "semaphore:4").safe);
     }
     // At most 10 withdrawals of 10 fit in 100: the safe modes pay out exactly that.
-    assert_eq!(row(&rows, "withdrawals", "mutex").ok, 10);
+    assert_eq!(row(&rows, "withdrawals", "mutex").summary.ok, 10);
 }
 
 #[tokio::test]
@@ -126,13 +126,13 @@ async fn the_postgres_demo_shows_the_mutex_safe_on_one_replica_and_losing_on_thr
             .unwrap_or_else(|| panic!("no deposits row for {replicas} replicas: {rows:?}"))
     };
     let (one, three) = (mutex(1), mutex(3));
-    assert!(one.safe && one.consistent, "{one:?}");
+    assert!(one.safe && one.summary.consistent, "{one:?}");
     assert_eq!(one.pool_size, Some(4));
     // Three replicas each let one request into its 5 ms window at once, with 16 requests in
     // flight the whole run: of 60 deposits, none overlapping another replica's window would take
     // a scheduler that runs the replicas in strict turns. Any overlap loses an update.
     assert!(
-        !three.safe && !three.consistent && three.lost_amount > 0,
+        !three.safe && !three.summary.consistent && three.lost_amount() > 0,
         "{three:?}"
     );
 }
@@ -162,11 +162,11 @@ async fn the_redis_demo_shows_a_lease_failing_once_the_work_outlasts_it() {
             .unwrap_or_else(|| panic!("no deposits row with a {lease} lease: {rows:?}"))
     };
     let (holds, expires) = (lease("100ms"), lease("2ms"));
-    assert!(holds.safe && holds.consistent, "{holds:?}");
+    assert!(holds.safe && holds.summary.consistent, "{holds:?}");
     // 10 ms of work under a 2 ms lease: each holder's lock expires while it works and the next
     // waiter (16 in flight) takes it, so holders overlap throughout the run.
     assert!(
-        !expires.safe && !expires.consistent && expires.lost_amount > 0,
+        !expires.safe && !expires.summary.consistent && expires.lost_amount() > 0,
         "{expires:?}"
     );
 }

@@ -8,7 +8,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 /// A server running on the test's runtime until [`TestServer::stop`].
-pub struct TestServer {
+pub(crate) struct TestServer {
     /// `http://127.0.0.1:PORT`.
     pub url: String,
     stop: oneshot::Sender<()>,
@@ -17,7 +17,7 @@ pub struct TestServer {
 
 impl TestServer {
     /// Stops the server and returns its final stats.
-    pub async fn stop(self) -> racebank::Stats {
+    pub(crate) async fn stop(self) -> racebank::Stats {
         let _ = self.stop.send(());
         self.handle
             .await
@@ -27,7 +27,7 @@ impl TestServer {
 }
 
 /// Starts a server in `mode` with `work` and an opening balance.
-pub async fn spawn_server(mode: &str, work: &str, initial_balance: i64) -> TestServer {
+pub(crate) async fn spawn_server(mode: &str, work: &str, initial_balance: i64) -> TestServer {
     let listener = TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind loopback");
@@ -50,7 +50,7 @@ pub async fn spawn_server(mode: &str, work: &str, initial_balance: i64) -> TestS
 }
 
 /// The `Load` that `racebank-load --url URL --no-progress ARGS` describes.
-pub fn opts(url: &str, args: &[&str]) -> Load {
+pub(crate) fn opts(url: &str, args: &[&str]) -> Load {
     let mut argv = vec!["racebank-load", "--url", url, "--no-progress"];
     argv.extend_from_slice(args);
     Opts::try_parse_from(argv)
@@ -61,7 +61,7 @@ pub fn opts(url: &str, args: &[&str]) -> Load {
 
 /// A server on a runtime of its own, so that [`KillableServer::kill`] can take it down the way
 /// SIGKILL would: every task dropped, every socket closed, nothing drained.
-pub struct KillableServer {
+pub(crate) struct KillableServer {
     /// `http://127.0.0.1:PORT`.
     pub url: String,
     runtime: tokio::runtime::Runtime,
@@ -69,7 +69,7 @@ pub struct KillableServer {
 
 impl KillableServer {
     /// Starts a server in `mode` with `work` from a zero balance.
-    pub fn start(mode: &str, work: &str) -> Self {
+    pub(crate) fn start(mode: &str, work: &str) -> Self {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -94,7 +94,7 @@ impl KillableServer {
 
     /// Drops the runtime, and with it the listener, every connection and every request in
     /// flight; returns once they are all gone.
-    pub async fn kill(self) {
+    pub(crate) async fn kill(self) {
         let runtime = self.runtime;
         tokio::task::spawn_blocking(move || drop(runtime))
             .await
@@ -103,7 +103,7 @@ impl KillableServer {
 }
 
 /// Waits until the server at `url` has acknowledged at least `count` deposits.
-pub async fn wait_for_deposits(url: &str, count: u64) {
+pub(crate) async fn wait_for_deposits(url: &str, count: u64) {
     let stats_url = format!("{url}/stats");
     loop {
         let stats: serde_json::Value = reqwest::get(&stats_url)
@@ -120,7 +120,7 @@ pub async fn wait_for_deposits(url: &str, count: u64) {
 }
 
 /// The `test` database, as the server's PostgreSQL tests use it.
-pub fn test_database_url() -> String {
+pub(crate) fn test_database_url() -> String {
     std::env::var("RACEBANK_TEST_DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string())
 }

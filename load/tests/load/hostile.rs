@@ -1,6 +1,7 @@
 //! A server that answers too much, too slowly, or to a client whose stderr is gone: the load
 //! generator stays bounded in memory and time, and never panics.
 
+use racebank_load::Render as _;
 use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -109,8 +110,8 @@ async fn a_huge_answer_body_is_cut_off_counted_as_a_body_error_and_its_connectio
         .expect("a report");
 
     // Acknowledged with a 200, but no balance could be read from the answer.
-    assert_eq!(report.ok, 2, "{}", report.to_text());
-    assert_eq!(report.errors.body, 2, "{:?}", report.errors);
+    assert_eq!(report.summary.ok, 2, "{}", report.to_text());
+    assert_eq!(report.summary.errors.body, 2, "{:?}", report.summary.errors);
     // Each huge answer stopped when the client hung up: the kernel's buffers and the 64 KiB cap
     // took a few MiB at most (the limit here is generous), where reading on would take 256 MiB.
     for _ in 0..2 {

@@ -1,5 +1,10 @@
 //! Integration tests of racebank-load against the real racebank server, in one test binary.
 
+#![allow(
+    clippy::too_many_lines,
+    reason = "a test reads as arrange, act, assert in one place, however long"
+)]
+
 mod binary;
 mod burst;
 mod closing;

@@ -1,6 +1,7 @@
 //! racebank-load against an account that is not racebank: other routes, other body fields, the
 //! balance nested in the answer (or absent), bearer auth, and no `/stats`.
 
+use racebank_load::Render as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -196,20 +197,36 @@ async fn lost_updates_are_found_in_another_api_from_its_nested_answers() {
     let report = racebank_load::run(opts(&url, &args(&["-n", "400", "-c", "32"])))
         .await
         .expect("run");
-    // `cargo test -p racebank-load other_api -- --nocapture` shows it (the README pastes it).
+    // `cargo test -p racebank-load other_api -- --nocapture` shows it (docs/load-generator.md pastes it).
     println!("{}", report.to_text());
 
-    assert_eq!(report.ok, 400, "{}", report.to_text());
-    assert_eq!(report.verdict, Conclusion::Lost, "{}", report.to_text());
-    assert_eq!(report.expected_balance, Some(2000));
+    assert_eq!(report.summary.ok, 400, "{}", report.to_text());
     assert_eq!(
-        report.lost_amount,
-        report.final_balance.map(|b| 2000 - i128::from(b))
+        report.summary.verdict,
+        Conclusion::Lost,
+        "{}",
+        report.to_text()
+    );
+    assert_eq!(report.summary.expected_balance, Some(2000));
+    assert_eq!(
+        report.summary.lost_amount,
+        report.summary.final_balance.map(|b| 2000 - i128::from(b))
     );
     // 32 requests at a time each sleep 1 ms between read and write: they overlap, always.
-    assert!(report.duplicates.unwrap_or(0) > 0, "{}", report.to_text());
-    assert!(report.server_stats.is_none(), "this API has no /stats");
-    assert!(!report.checks.iter().any(|check| check.contains("/stats")));
+    assert!(
+        report.summary.duplicates.unwrap_or(0) > 0,
+        "{}",
+        report.to_text()
+    );
+    assert!(
+        report.summary.server_stats.is_none(),
+        "this API has no /stats"
+    );
+    assert!(!report
+        .summary
+        .checks
+        .iter()
+        .any(|check| check.contains("/stats")));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -235,16 +252,21 @@ async fn a_guarded_other_api_is_consistent_under_mixed_load() {
         .expect("run");
 
     assert_eq!(
-        report.verdict,
+        report.summary.verdict,
         Conclusion::Consistent,
         "{}",
         report.to_text()
     );
-    assert_eq!(report.ok + report.refused, 300);
-    assert_eq!(report.errors.total(), 0, "{:?}", report.errors);
+    assert_eq!(report.summary.ok + report.summary.refused, 300);
     assert_eq!(
-        report.expected_balance,
-        report.final_balance.map(i128::from)
+        report.summary.errors.total(),
+        0,
+        "{:?}",
+        report.summary.errors
+    );
+    assert_eq!(
+        report.summary.expected_balance,
+        report.summary.final_balance.map(i128::from)
     );
 }
 
@@ -260,12 +282,21 @@ async fn answers_without_a_balance_are_judged_from_the_balance_before_and_after(
         .await
         .expect("run");
 
-    assert!(!report.answers_carry_balance);
-    assert_eq!(report.errors.total(), 0, "no balance is not an error here");
-    assert_eq!(report.duplicates, None, "nothing to compare");
-    assert_eq!(report.checks, ["expected range", "overdraft"]);
-    assert_eq!(report.verdict, Conclusion::Lost, "{}", report.to_text());
-    assert!(report.lost_amount > Some(0));
+    assert!(!report.summary.answers_carry_balance);
+    assert_eq!(
+        report.summary.errors.total(),
+        0,
+        "no balance is not an error here"
+    );
+    assert_eq!(report.summary.duplicates, None, "nothing to compare");
+    assert_eq!(report.summary.checks, ["expected range", "overdraft"]);
+    assert_eq!(
+        report.summary.verdict,
+        Conclusion::Lost,
+        "{}",
+        report.to_text()
+    );
+    assert!(report.summary.lost_amount > Some(0));
     assert!(report.to_text().contains("carry no balance"));
 
     // The same answers from a guarded server: consistent, with the same limited checks.
@@ -281,7 +312,7 @@ async fn answers_without_a_balance_are_judged_from_the_balance_before_and_after(
         .await
         .expect("run");
     assert_eq!(
-        report.verdict,
+        report.summary.verdict,
         Conclusion::Consistent,
         "{}",
         report.to_text()
@@ -318,7 +349,7 @@ async fn too_many_errors_fail_the_run_only_when_a_limit_is_set() {
     let run = |extra: &'static [&'static str]| {
         let mut argv = vec!["--url".to_string(), url.clone(), "-n".into(), "500".into()];
         argv.extend(shape_args().into_iter().map(String::from));
-        argv.extend(extra.iter().map(|s| s.to_string()));
+        argv.extend(extra.iter().map(ToString::to_string));
         async move {
             let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
             crate::binary::racebank_load(&argv).await

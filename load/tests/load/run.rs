@@ -1,6 +1,7 @@
 //! `run` in-process against the real server.
 
 use crate::helpers::{opts, spawn_server};
+use racebank_load::Render as _;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mutex_mode_is_consistent_over_ten_thousand_mixed_requests() {
@@ -21,28 +22,37 @@ async fn mutex_mode_is_consistent_over_ten_thousand_mixed_requests() {
         .expect("run");
     let stats = server.stop().await;
 
-    assert_eq!(report.requests, 10_000);
-    assert_eq!(report.errors.total(), 0, "{:?}", report.errors);
-    assert_eq!(report.ok + report.refused, 10_000);
-    assert!(report.consistent, "{}", report.to_text());
-    assert_eq!(report.lost_amount, Some(0));
-    assert!(!report.overdraft);
-    assert_eq!(report.initial_balance, 1_000_000);
+    assert_eq!(report.summary.requests, 10_000);
     assert_eq!(
-        report.expected_balance,
-        report.final_balance.map(i128::from)
+        report.summary.errors.total(),
+        0,
+        "{:?}",
+        report.summary.errors
+    );
+    assert_eq!(report.summary.ok + report.summary.refused, 10_000);
+    assert!(report.summary.consistent, "{}", report.to_text());
+    assert_eq!(report.summary.lost_amount, Some(0));
+    assert!(!report.summary.overdraft);
+    assert_eq!(report.summary.initial_balance, 1_000_000);
+    assert_eq!(
+        report.summary.expected_balance,
+        report.summary.final_balance.map(i128::from)
     );
     assert_eq!(
-        report.duplicates, None,
+        report.summary.duplicates, None,
         "mixed operations are not checked for duplicates"
     );
     // Wide margin around 30% withdrawals: the sequence is fixed by the seed anyway.
-    let withdrawals = report.acknowledged.withdrawals + report.refused;
+    let withdrawals = report.summary.acknowledged.withdrawals + report.summary.refused;
     assert!((2_500..=3_500).contains(&withdrawals), "{withdrawals}");
-    let check = report.server_stats.as_ref().expect("racebank has /stats");
+    let check = report
+        .summary
+        .server_stats
+        .as_ref()
+        .expect("racebank has /stats");
     assert!(check.agrees, "{check:?}");
     assert_eq!(check.lost_updates, 0);
-    assert_eq!(Some(stats.balance), report.final_balance);
+    assert_eq!(Some(stats.balance), report.summary.final_balance);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -54,26 +64,33 @@ async fn unguarded_deposits_are_found_lost_and_the_client_matches_the_servers_st
         .expect("run");
     let stats = server.stop().await;
 
-    assert_eq!(report.ok, 1000, "every deposit is acknowledged");
-    assert!(!report.consistent);
-    assert_eq!(report.expected_balance, Some(5000));
-    assert!(report.lost_amount > Some(0), "{}", report.to_text());
+    assert_eq!(report.summary.ok, 1000, "every deposit is acknowledged");
+    assert!(!report.summary.consistent);
+    assert_eq!(report.summary.expected_balance, Some(5000));
+    assert!(report.summary.lost_amount > Some(0), "{}", report.to_text());
     assert_eq!(
-        report.lost_amount,
-        report.final_balance.map(|b| 5000 - i128::from(b))
+        report.summary.lost_amount,
+        report.summary.final_balance.map(|b| 5000 - i128::from(b))
     );
     assert!(
-        report.duplicates.unwrap_or(0) > 0,
+        report.summary.duplicates.unwrap_or(0) > 0,
         "{:?}",
-        report.duplicates
+        report.summary.duplicates
     );
-    assert_eq!(report.unexpected_balances, Some(0));
+    assert_eq!(report.summary.unexpected_balances, Some(0));
     // The client's own accounting equals the server's ledger.
-    assert_eq!(report.expected_balance, Some(stats.expected_balance));
-    assert_eq!(report.final_balance, Some(stats.balance));
-    let check = report.server_stats.as_ref().expect("racebank has /stats");
+    assert_eq!(
+        report.summary.expected_balance,
+        Some(stats.expected_balance)
+    );
+    assert_eq!(report.summary.final_balance, Some(stats.balance));
+    let check = report
+        .summary
+        .server_stats
+        .as_ref()
+        .expect("racebank has /stats");
     assert!(check.agrees, "{check:?}");
-    assert_eq!(Some(check.lost_net), report.lost_amount);
+    assert_eq!(Some(check.lost_net), report.summary.lost_amount);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -88,12 +105,19 @@ async fn timeouts_widen_the_expectation_into_a_range_without_a_false_alarm() {
         .expect("run");
     server.stop().await;
 
-    assert_eq!(report.errors.timeout, 20, "{:?}", report.errors);
-    assert_eq!(report.ok, 0);
-    assert_eq!(report.expected_balance, None);
-    assert_eq!((report.expected_min, report.expected_max), (1000, 1100));
-    assert!(report.consistent, "{}", report.to_text());
-    assert_eq!(report.lost_amount, Some(0));
+    assert_eq!(
+        report.summary.errors.timeout, 20,
+        "{:?}",
+        report.summary.errors
+    );
+    assert_eq!(report.summary.ok, 0);
+    assert_eq!(report.summary.expected_balance, None);
+    assert_eq!(
+        (report.summary.expected_min, report.summary.expected_max),
+        (1000, 1100)
+    );
+    assert!(report.summary.consistent, "{}", report.to_text());
+    assert_eq!(report.summary.lost_amount, Some(0));
 }
 
 #[tokio::test]
@@ -115,10 +139,14 @@ async fn a_duration_limited_run_stops_on_time_and_stays_consistent() {
         .expect("run");
     server.stop().await;
 
-    assert!(report.requests > 0);
-    assert!(report.duration_s < 5.0, "{}", report.duration_s);
-    assert!(report.consistent, "{}", report.to_text());
-    assert_eq!(report.duplicates, Some(0));
+    assert!(report.summary.requests > 0);
+    assert!(
+        report.summary.duration_s < 5.0,
+        "{}",
+        report.summary.duration_s
+    );
+    assert!(report.summary.consistent, "{}", report.to_text());
+    assert_eq!(report.summary.duplicates, Some(0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -165,12 +193,12 @@ async fn another_client_during_the_run_makes_it_inconclusive_not_lost() {
     server.stop().await;
 
     assert_eq!(
-        report.verdict,
+        report.summary.verdict,
         racebank_load::Conclusion::Inconclusive,
         "{}",
         report.to_text()
     );
-    assert!(!report.consistent);
+    assert!(!report.summary.consistent);
     assert_eq!(report.exit_code(), racebank_load::EXIT_INCONCLUSIVE);
     let text = report.to_text();
     assert!(
@@ -206,7 +234,7 @@ async fn the_history_has_one_line_per_request_spread_over_the_replicas() {
         .expect("run");
     server.stop().await;
 
-    assert!(report.consistent, "{}", report.to_text());
+    assert!(report.summary.consistent, "{}", report.to_text());
     assert_eq!(report.setup.urls.len(), 2);
     let text = std::fs::read_to_string(&path).expect("the history file");
     let _ = std::fs::remove_file(&path);

@@ -1,6 +1,7 @@
 //! A server that stops answering during the run: what was acknowledged is reported, the final
 //! balance is said to be unknown, and the verdict is `unknown` with its own exit status.
 
+use racebank_load::Render as _;
 use std::process::{Command, Output, Stdio};
 
 use racebank_load::{Conclusion, EXIT_SERVER_LOST};
@@ -93,14 +94,19 @@ async fn a_server_stopped_mid_run_is_reported_in_text_with_the_range_it_should_h
     let stats = server.stop().await;
     let report = run.await.expect("join").expect("a report, not an error");
 
-    assert_eq!(report.verdict, Conclusion::Unknown, "{}", report.to_text());
+    assert_eq!(
+        report.summary.verdict,
+        Conclusion::Unknown,
+        "{}",
+        report.to_text()
+    );
     assert_eq!(report.exit_code(), EXIT_SERVER_LOST);
-    assert_eq!(report.final_balance, None);
+    assert_eq!(report.summary.final_balance, None);
     // Whatever the drain did with the last requests, the balance the server really ended with
     // lies in the range the report gives.
     let balance = i128::from(stats.balance);
     assert!(
-        (report.expected_min..=report.expected_max).contains(&balance),
+        (report.summary.expected_min..=report.summary.expected_max).contains(&balance),
         "server ended at {balance}\n{}",
         report.to_text()
     );

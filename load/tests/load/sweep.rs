@@ -56,29 +56,36 @@ async fn a_small_sweep_writes_the_numbers_its_runs_measured_as_csv_json_svg_and_
     assert_eq!(seen, 4);
     assert_eq!(points.len(), 4);
     let pair = point(&points, "unguarded", 2);
-    assert_eq!((pair.requests, pair.ok, pair.errors), (200, 200, 0));
-    assert_eq!(pair.acked_deposit_sum, 1000);
-    assert_eq!(pair.lost_amount, 500);
-    assert_eq!(pair.lost_share_of_acked_deposits, 0.5);
-    assert_eq!(pair.duplicates, Some(100));
-    assert_eq!(pair.server_lost_updates, Some(100));
-    assert_eq!(pair.verdict, "lost");
+    assert_eq!(
+        (pair.summary.requests, pair.summary.ok, pair.errors()),
+        (200, 200, 0)
+    );
+    assert_eq!(pair.acked_deposit_sum(), 1000);
+    assert_eq!(pair.lost_amount(), 500);
+    assert_eq!(pair.lost_share_of_acked_deposits(), 0.5);
+    assert_eq!(pair.summary.duplicates, Some(100));
+    assert_eq!(pair.server_lost_updates(), Some(100));
+    assert_eq!(pair.verdict(), "lost");
     // At 4 in flight, pairs also overlap each other: some loss, the exact share is luck.
     let four = point(&points, "unguarded", 4);
-    assert!(four.lost_share_of_acked_deposits > 0.0, "{four:?}");
-    assert!(four.lost_share_of_acked_deposits < 1.0, "{four:?}");
+    assert!(four.lost_share_of_acked_deposits() > 0.0, "{four:?}");
+    assert!(four.lost_share_of_acked_deposits() < 1.0, "{four:?}");
     assert_eq!(
-        four.lost_share_of_acked_deposits,
-        four.lost_amount as f64 / four.acked_deposit_sum as f64
+        four.lost_share_of_acked_deposits(),
+        four.lost_amount() as f64 / four.acked_deposit_sum() as f64
     );
     for c in [2, 4] {
         let atomic = point(&points, "atomic", c);
-        assert_eq!((atomic.requests, atomic.ok), (200, 200), "{atomic:?}");
-        assert_eq!(atomic.lost_amount, 0, "{atomic:?}");
-        assert_eq!(atomic.lost_share_of_acked_deposits, 0.0);
-        assert_eq!(atomic.duplicates, Some(0));
-        assert_eq!(atomic.server_lost_updates, Some(0));
-        assert_eq!(atomic.verdict, "consistent");
+        assert_eq!(
+            (atomic.summary.requests, atomic.summary.ok),
+            (200, 200),
+            "{atomic:?}"
+        );
+        assert_eq!(atomic.lost_amount(), 0, "{atomic:?}");
+        assert_eq!(atomic.lost_share_of_acked_deposits(), 0.0);
+        assert_eq!(atomic.summary.duplicates, Some(0));
+        assert_eq!(atomic.server_lost_updates(), Some(0));
+        assert_eq!(atomic.verdict(), "consistent");
         assert_eq!(atomic.work, "rendezvous:2");
     }
 
@@ -118,16 +125,19 @@ async fn a_small_sweep_writes_the_numbers_its_runs_measured_as_csv_json_svg_and_
         assert_eq!(cell(row, "concurrency"), p.concurrency.to_string());
         assert_eq!(cell(row, "requests"), "200");
         assert_eq!(cell(row, "acked_deposit_sum"), "1000");
-        assert_eq!(cell(row, "lost_amount"), p.lost_amount.to_string());
+        assert_eq!(cell(row, "lost_amount"), p.lost_amount().to_string());
         let share: f64 = cell(row, "lost_share_of_acked_deposits").parse().unwrap();
         assert!(
-            (share - p.lost_share_of_acked_deposits).abs() < 1e-6,
+            (share - p.lost_share_of_acked_deposits()).abs() < 1e-6,
             "{row:?}"
         );
-        assert_eq!(cell(row, "duplicates"), p.duplicates.unwrap().to_string());
+        assert_eq!(
+            cell(row, "duplicates"),
+            p.summary.duplicates.unwrap().to_string()
+        );
         let rps: f64 = cell(row, "rps").parse().unwrap();
-        assert!((rps - p.rps).abs() <= 0.05, "{row:?} {p:?}");
-        assert_eq!(cell(row, "verdict"), p.verdict);
+        assert!((rps - p.summary.rps).abs() <= 0.05, "{row:?} {p:?}");
+        assert_eq!(cell(row, "verdict"), p.verdict());
     }
     let exact = rows
         .iter()
@@ -144,15 +154,24 @@ async fn a_small_sweep_writes_the_numbers_its_runs_measured_as_csv_json_svg_and_
     for (value, p) in array.iter().zip(&points) {
         assert_eq!(value["mode"], p.mode.as_str());
         assert_eq!(value["concurrency"], p.concurrency);
-        assert_eq!(value["lost_amount"], p.lost_amount as i64);
+        assert_eq!(
+            value["lost_amount"],
+            i64::try_from(p.lost_amount()).unwrap()
+        );
         assert_eq!(
             value["lost_share_of_acked_deposits"].as_f64(),
-            Some(p.lost_share_of_acked_deposits)
+            Some(p.lost_share_of_acked_deposits())
         );
-        assert_eq!(value["server_lost_updates"], p.server_lost_updates.unwrap());
+        assert_eq!(
+            value["server_lost_updates"],
+            p.server_lost_updates().unwrap()
+        );
         // serde_json parses floats to within an ulp, not always exactly.
         let rps = value["rps"].as_f64().unwrap();
-        assert!((rps - p.rps).abs() <= 1e-9 * p.rps, "{value} {p:?}");
+        assert!(
+            (rps - p.summary.rps).abs() <= 1e-9 * p.summary.rps,
+            "{value} {p:?}"
+        );
     }
 
     // The charts: well-formed SVG documents and PNG images with something drawn on them.
@@ -217,8 +236,8 @@ async fn a_running_server_is_reset_before_each_point() {
     assert_eq!(points.len(), 2);
     for p in &points {
         assert_eq!((p.mode.as_str(), p.work.as_str()), ("mine", "-"));
-        assert_eq!((p.requests, p.lost_amount), (100, 0), "{p:?}");
-        assert_eq!(p.verdict, "consistent");
+        assert_eq!((p.summary.requests, p.lost_amount()), (100, 0), "{p:?}");
+        assert_eq!(p.verdict(), "consistent");
     }
     // Reset before the second point: only its 100 deposits of 5 remain.
     assert_eq!(stats.balance, 500);
@@ -322,18 +341,22 @@ async fn a_sweep_on_postgres_measures_the_same_exact_loss_as_in_memory() {
     // PostgreSQL's ledger counts the same 50 erasing writes.
     let pair = point(&points, "unguarded", 2);
     assert_eq!(
-        (pair.requests, pair.ok, pair.lost_amount),
+        (pair.summary.requests, pair.summary.ok, pair.lost_amount()),
         (100, 100, 250),
         "{pair:?}"
     );
-    assert_eq!(pair.server_lost_updates, Some(50), "{pair:?}");
+    assert_eq!(pair.server_lost_updates(), Some(50), "{pair:?}");
     let atomic = point(&points, "atomic", 2);
     assert_eq!(
-        (atomic.requests, atomic.ok, atomic.lost_amount),
+        (
+            atomic.summary.requests,
+            atomic.summary.ok,
+            atomic.lost_amount()
+        ),
         (100, 100, 0),
         "{atomic:?}"
     );
-    assert_eq!(atomic.server_lost_updates, Some(0), "{atomic:?}");
+    assert_eq!(atomic.server_lost_updates(), Some(0), "{atomic:?}");
 }
 
 #[test]

@@ -2,6 +2,7 @@
 
 use crate::binary::racebank_load;
 use crate::helpers::{opts, spawn_server};
+use racebank_load::Render as _;
 
 /// Bars whose class list has `word`.
 fn bars_with(html: &str, word: &str) -> usize {
@@ -38,7 +39,7 @@ async fn the_timeline_marks_every_request_whose_answer_repeated_a_balance() {
     let _ = std::fs::remove_file(&history);
     let _ = std::fs::remove_file(&page);
 
-    assert_eq!(report.duplicates, Some(5), "{}", report.to_text());
+    assert_eq!(report.summary.duplicates, Some(5), "{}", report.to_text());
     assert_eq!(
         output.status.code(),
         Some(0),
@@ -58,7 +59,7 @@ async fn the_timeline_marks_every_request_whose_answer_repeated_a_balance() {
     );
     assert_eq!(
         bars_with(&html, "repeat") as u64,
-        report.duplicates.unwrap(),
+        report.summary.duplicates.unwrap(),
         "the repeats are the run's duplicates"
     );
     assert_eq!(

@@ -1,0 +1,3 @@
+//! The judgments, made afterwards from what was recorded, never trusting the server.
+
+pub(crate) mod verdict;

@@ -1,0 +1,9 @@
+//! One module per subcommand, each taking a plain description and returning a result.
+
+pub(crate) mod burst;
+pub(crate) mod demo;
+pub(crate) mod retries;
+pub(crate) mod run;
+pub(crate) mod servers;
+pub(crate) mod sweep;
+pub(crate) mod timeline;

@@ -1,0 +1,361 @@
+//! The hot loop: worker threads, each with its own single-threaded runtime, connections and
+//! [`Stats`].
+//!
+//! This follows oha's fast path. Each of `--threads` OS threads runs a current-thread tokio runtime
+//! with its share of the concurrency as local tasks ("slots"). Each slot keeps one HTTP/1.1
+//! keep-alive connection per replica ([`crate::engine::connection`]) and sends its requests one after the
+//! other. Slots claim request indices from one shared atomic counter (or stop at a deadline), so no
+//! lock is ever taken; request `i` goes to replica `i % replicas` (round robin). They record into
+//! their thread's `Stats` through a `RefCell` that is never held across an await. The request parts
+//! are built once per thread ([`crate::engine::requests`]), so that threads share no reference count. The
+//! only shared write per request is that `fetch_add`.
+//!
+//! An interruption (Ctrl-C) stops every thread at once: what is in flight is abandoned and counted
+//! as indeterminate, since the server may or may not apply it.
+//!
+//! A server that is gone (every connection refused) is not hammered until the run's count or
+//! deadline: a slot waits [`REFUSED_PAUSE`] after each refused connection, and stops once it has
+//! been refused for [`GIVE_UP_AFTER`] without a single connection accepted on any replica. The run
+//! then ends early and says so ([`Job::gave_up`]).
+
+use std::cell::RefCell;
+use std::pin::{pin, Pin};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use hyper::header::HeaderValue;
+use racebank::wire::ProblemType;
+use tokio::sync::{oneshot, watch};
+use tokio::time::{Instant as TokioInstant, Sleep};
+
+use crate::engine::connection::{exchange, Connection, Exchange};
+use crate::engine::history::{Batch, Entry, History};
+use crate::engine::requests::Requests;
+use crate::engine::stats::{Reading, Recorded, Stats};
+use crate::plan::api::Api;
+use crate::plan::ops::{Op, Plan};
+use crate::plan::target::{replica_of, Target};
+
+/// How long a slot pauses after a refused connection: a port nobody listens on refuses at once,
+/// and trying it again at full speed would only pile up errors.
+pub(crate) const REFUSED_PAUSE: Duration = Duration::from_millis(10);
+
+/// How long a slot goes on while every connection it tries is refused: past that, the server is
+/// gone and the slot stops.
+pub(crate) const GIVE_UP_AFTER: Duration = Duration::from_secs(1);
+
+/// When the workers stop.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Stop {
+    /// When this many indices have been claimed.
+    After(u64),
+    /// When this instant has passed (requests in flight are finished).
+    At(Instant),
+}
+
+/// Everything the workers need, shared read-only between threads.
+#[derive(Debug)]
+pub(crate) struct Job {
+    /// Where requests go, one per replica.
+    pub targets: Vec<Target>,
+    /// The shape of the API.
+    pub api: Api,
+    /// The operation sequence.
+    pub plan: Plan,
+    /// When to stop.
+    pub stop: Stop,
+    /// Per-request timeout.
+    pub timeout: Duration,
+    /// How answers are read.
+    pub reading: Reading,
+    /// Request indices claimed so far (also read by the progress bar).
+    pub claimed: Arc<AtomicU64>,
+    /// When the run started: the zero of the history's times.
+    pub started: Instant,
+    /// How often an operation is sent again after a failure that leaves its outcome unknown.
+    pub retries: u32,
+    /// With idempotency keys: the run's id, the middle of every key (`rb-<run>-<index>`).
+    pub keys: Option<u64>,
+    /// Set when a slot stopped because every connection was refused for [`GIVE_UP_AFTER`]; then
+    /// every slot stops, and the run ends before its count or deadline.
+    pub gave_up: AtomicBool,
+}
+
+impl Job {
+    /// The request parts for one thread, built in advance (each thread builds its own).
+    pub(crate) fn requests(&self) -> anyhow::Result<Requests> {
+        Requests::new(&self.targets, &self.api, self.plan.amounts())
+    }
+}
+
+/// Runs the job on `threads` threads sharing `concurrency` slots until it is done or `interrupt`
+/// turns true, and merges what they saw.
+pub(crate) async fn run(
+    job: Arc<Job>,
+    threads: usize,
+    concurrency: u64,
+    history: Option<&History>,
+    interrupt: watch::Receiver<bool>,
+) -> anyhow::Result<Stats> {
+    let threads = threads.clamp(1, usize::try_from(concurrency.max(1)).unwrap_or(usize::MAX));
+    let mut results = Vec::with_capacity(threads);
+    let mut first_slot = 0;
+    for thread in 0..threads {
+        // Spread the remainder over the first threads: 64 over 3 is 22, 21, 21.
+        let share = concurrency / threads as u64
+            + u64::from((thread as u64) < concurrency % threads as u64);
+        let share = usize::try_from(share).unwrap_or(usize::MAX);
+        let (sender, receiver) = oneshot::channel();
+        let job = job.clone();
+        let batch = history.map(History::batch);
+        let interrupt = interrupt.clone();
+        std::thread::Builder::new()
+            .name(format!("racebank-load-{thread}"))
+            .spawn(move || {
+                let slots = first_slot..first_slot + share;
+                let _ = sender.send(worker_thread(&job, slots, batch, interrupt));
+            })
+            .context("cannot start a worker thread")?;
+        first_slot += share;
+        results.push(receiver);
+    }
+    let mut merged = Stats::new(job.reading.ladder.is_some());
+    for receiver in results {
+        let stats = receiver
+            .await
+            .context("a worker thread stopped unexpectedly")??;
+        merged.merge(&stats);
+    }
+    Ok(merged)
+}
+
+/// What one worker thread shares between its slots.
+struct Thread {
+    job: Arc<Job>,
+    requests: Requests,
+    stats: RefCell<Stats>,
+    history: RefCell<Option<Batch>>,
+    /// The request each slot has in flight, so an interruption can count it.
+    in_flight: RefCell<Vec<Option<InFlight>>>,
+    first_slot: usize,
+}
+
+/// A request sent and not yet answered.
+#[derive(Debug, Clone, Copy)]
+struct InFlight {
+    index: u64,
+    op: Op,
+    replica: usize,
+    started: Instant,
+}
+
+impl Thread {
+    /// Records what became of a request, in the stats and the history.
+    #[inline]
+    fn record(&self, slot: usize, request: InFlight, recorded: Recorded, ended: Instant) {
+        if let Some(batch) = self.history.borrow_mut().as_mut() {
+            let since = |at: Instant| {
+                u64::try_from(at.duration_since(self.job.started).as_micros()).unwrap_or(u64::MAX)
+            };
+            batch.push(Entry::new(
+                request.index,
+                request.op,
+                (request.replica, self.first_slot + slot),
+                (since(request.started), since(ended)),
+                recorded,
+            ));
+        }
+    }
+}
+
+/// One worker thread: its runtime, its request parts, its slots, its stats.
+fn worker_thread(
+    job: &Arc<Job>,
+    slots: std::ops::Range<usize>,
+    history: Option<Batch>,
+    mut interrupt: watch::Receiver<bool>,
+) -> anyhow::Result<Stats> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start a worker runtime")?;
+    let thread = Rc::new(Thread {
+        job: job.clone(),
+        requests: job.requests()?,
+        stats: RefCell::new(Stats::new(job.reading.ladder.is_some())),
+        history: RefCell::new(history),
+        in_flight: RefCell::new(vec![None; slots.len()]),
+        first_slot: slots.start,
+    });
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&runtime, async {
+        let handles: Vec<_> = (0..slots.len())
+            .map(|slot| tokio::task::spawn_local(slot_loop(thread.clone(), slot)))
+            .collect();
+        let all_done = async {
+            for handle in handles {
+                // A slot cannot fail; if one panicked, the others' results still stand.
+                let _ = handle.await;
+            }
+        };
+        tokio::select! {
+            () = all_done => {}
+            _ = interrupt.wait_for(|stop| *stop) => {}
+        }
+    });
+    // Dropping the local set drops the slots that are still waiting for an answer.
+    drop(local);
+    let abandoned: Vec<_> = thread
+        .in_flight
+        .borrow_mut()
+        .drain(..)
+        .enumerate()
+        .collect();
+    for (slot, request) in abandoned {
+        if let Some(request) = request {
+            let recorded = thread.stats.borrow_mut().record_interrupted(request.op);
+            thread.record(slot, request, recorded, Instant::now());
+        }
+    }
+    thread.history.borrow_mut().take();
+    let stats = thread.stats.replace(Stats::new(false));
+    Ok(stats)
+}
+
+/// The idempotency key of operation `index` of run `run`: the same on every attempt.
+fn idempotency_key(run: u64, index: u64) -> HeaderValue {
+    HeaderValue::from_str(&format!("rb-{run:016x}-{index}"))
+        .expect("a key of ASCII letters, digits and dashes is a valid header value")
+}
+
+/// Whether an attempt is worth sending again, and if so whether it may have been applied: no
+/// connection (not applied), a timeout or a broken connection (may have been), an answer that
+/// broke off or says the outcome is unknown (may have been), or racebank's "another request
+/// with this key was answered at the same moment" (this one was not, its twin may have been).
+fn retry(exchange: &Exchange) -> Option<bool> {
+    match exchange {
+        Exchange::NotSent => Some(false),
+        Exchange::TimedOut | Exchange::Broken | Exchange::Answer { body: None, .. } => Some(true),
+        // An answer came, if an overlong one: the server decided; resending would not help.
+        Exchange::Oversized { .. } => None,
+        Exchange::Answer {
+            body: Some(body), ..
+        } => match ProblemType::of_document(body) {
+            Some(ProblemType::OutcomeUnknown | ProblemType::IdempotencyKeyInUse) => Some(true),
+            _ => None,
+        },
+    }
+}
+
+impl Job {
+    /// The next index to send, or `None` once the count is reached or the time is up.
+    fn claim(&self) -> Option<u64> {
+        match self.stop {
+            Stop::After(count) => {
+                let index = self.claimed.fetch_add(1, Ordering::Relaxed);
+                (index < count).then_some(index)
+            }
+            Stop::At(deadline) => {
+                if Instant::now() >= deadline {
+                    return None;
+                }
+                Some(self.claimed.fetch_add(1, Ordering::Relaxed))
+            }
+        }
+    }
+}
+
+/// Sends one operation, and again to the next replica after an answer that allows a retry,
+/// up to `--retry` times; returns the last attempt's exchange.
+async fn send(
+    thread: &Thread,
+    connections: &mut [Option<Connection>],
+    mut timer: Pin<&mut Sleep>,
+    request: InFlight,
+    key: Option<HeaderValue>,
+) -> Exchange {
+    let job = &thread.job;
+    let replicas = connections.len();
+    let op = request.op;
+    let mut attempt = 0;
+    let mut to = request.replica;
+    loop {
+        let deadline = TokioInstant::from_std(Instant::now() + job.timeout);
+        let exchange = exchange(
+            &mut connections[to],
+            &job.targets[to].addrs,
+            thread.requests.build(op, to, key.as_ref()),
+            timer.as_mut(),
+            deadline,
+        )
+        .await;
+        let Some(may_have_applied) = retry(&exchange).filter(|_| attempt < job.retries) else {
+            return exchange;
+        };
+        thread.stats.borrow_mut().record_retry(
+            op.kind,
+            op.amount,
+            key.is_none() && may_have_applied,
+        );
+        attempt += 1;
+        to = (to + 1) % replicas;
+    }
+}
+
+/// The loop of one in-flight slot: claim an index, send its operation on the slot's connection to
+/// its replica, record the answer.
+async fn slot_loop(thread: Rc<Thread>, slot: usize) {
+    let job = &thread.job;
+    let replicas = thread.requests.replicas();
+    let mut connections: Vec<Option<Connection>> = (0..replicas).map(|_| None).collect();
+    // One timer per slot, re-armed lazily (see `connection::within`).
+    let mut timer = pin!(tokio::time::sleep(job.timeout));
+    // Since when every connection this slot tried was refused.
+    let mut refused_since: Option<Instant> = None;
+    loop {
+        if job.gave_up.load(Ordering::Relaxed) {
+            break;
+        }
+        let Some(index) = job.claim() else {
+            break;
+        };
+        let op = job.plan.op(index);
+        let replica = if replicas == 1 {
+            0
+        } else {
+            replica_of(index, replicas)
+        };
+        let started = Instant::now();
+        let request = InFlight {
+            index,
+            op,
+            replica,
+            started,
+        };
+        thread.in_flight.borrow_mut()[slot] = Some(request);
+        let key = job.keys.map(|run| idempotency_key(run, index));
+        let exchange = send(&thread, &mut connections, timer.as_mut(), request, key).await;
+        let ended = Instant::now();
+        thread.in_flight.borrow_mut()[slot] = None;
+        let refused = matches!(exchange, Exchange::NotSent);
+        let recorded =
+            thread
+                .stats
+                .borrow_mut()
+                .record(&job.reading, op, exchange, ended - started, || {
+                    job.claimed.load(Ordering::Relaxed)
+                });
+        thread.record(slot, request, recorded, ended);
+        if !refused {
+            refused_since = None;
+        } else if ended - *refused_since.get_or_insert(started) >= GIVE_UP_AFTER {
+            job.gave_up.store(true, Ordering::Relaxed);
+            break;
+        } else {
+            tokio::time::sleep(REFUSED_PAUSE).await;
+        }
+    }
+}
