@@ -243,8 +243,8 @@ impl Mode {
         self.row().stores.contains(&store)
     }
 
-    /// What this mode's section does, in one line.
-    pub fn section(self) -> &'static str {
+    /// What this mode's section does, in one line (the start-up log says it).
+    pub(crate) fn section(self) -> &'static str {
         self.row().section
     }
 

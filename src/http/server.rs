@@ -77,6 +77,7 @@ pub async fn serve(
         store = config.account.store.name(),
         account = %config.account.id,
         mode = %config.account.mode,
+        section = config.account.mode.section(),
         work = %config.account.work,
         initial_balance = config.account.initial_balance,
         pool_size = config.account.store.pool_size(),
