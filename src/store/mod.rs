@@ -7,6 +7,11 @@
 //! Every store offers the same few operations to [`crate::account::Account`], which adds what is
 //! the same everywhere (the in-process guards, the work, the stop signal). A store keeps its own
 //! ledger where its balance is, so that `/stats` of any replica is the account's, not the replica's.
+//!
+//! The PostgreSQL and Redis futures are boxed where [`Store`] dispatches to them: they are several
+//! kilobytes each, and unboxed they would make every request's future that large, the memory
+//! store's too, to be copied on every request (BENCHMARKS.md). A request to a database pays one
+//! allocation beside its network round trips.
 
 mod memory;
 mod postgres;
@@ -58,8 +63,8 @@ impl Store {
     ) -> Result<i64, AccountError> {
         match self {
             Store::Memory(memory) => memory.apply(work, op, claim).await,
-            Store::Postgres(postgres) => postgres.apply(work, op, claim).await,
-            Store::Redis(redis) => redis.apply(work, op, claim).await,
+            Store::Postgres(postgres) => Box::pin(postgres.apply(work, op, claim)).await,
+            Store::Redis(redis) => Box::pin(redis.apply(work, op, claim)).await,
         }
     }
 
@@ -70,8 +75,8 @@ impl Store {
     ) -> Result<Option<Remembered>, AccountError> {
         match self {
             Store::Memory(memory) => Ok(memory.lookup(key)),
-            Store::Postgres(postgres) => postgres.lookup(key).await,
-            Store::Redis(redis) => redis.lookup(key).await,
+            Store::Postgres(postgres) => Box::pin(postgres.lookup(key)).await,
+            Store::Redis(redis) => Box::pin(redis.lookup(key)).await,
         }
     }
 
@@ -84,8 +89,8 @@ impl Store {
     ) -> Result<bool, AccountError> {
         match self {
             Store::Memory(memory) => memory.remember(claim, answer),
-            Store::Postgres(postgres) => postgres.remember(claim, answer).await,
-            Store::Redis(redis) => redis.remember(claim, answer).await,
+            Store::Postgres(postgres) => Box::pin(postgres.remember(claim, answer)).await,
+            Store::Redis(redis) => Box::pin(redis.remember(claim, answer)).await,
         }
     }
 
@@ -93,8 +98,8 @@ impl Store {
     pub(crate) async fn balance(&self) -> Result<i64, AccountError> {
         match self {
             Store::Memory(memory) => Ok(memory.balance()),
-            Store::Postgres(postgres) => postgres.balance().await,
-            Store::Redis(redis) => redis.balance().await,
+            Store::Postgres(postgres) => Box::pin(postgres.balance()).await,
+            Store::Redis(redis) => Box::pin(redis.balance()).await,
         }
     }
 
@@ -102,8 +107,8 @@ impl Store {
     pub(crate) async fn ledger(&self) -> Result<(Ledger, i64), AccountError> {
         match self {
             Store::Memory(memory) => Ok(memory.ledger()),
-            Store::Postgres(postgres) => postgres.ledger().await,
-            Store::Redis(redis) => redis.ledger().await,
+            Store::Postgres(postgres) => Box::pin(postgres.ledger()).await,
+            Store::Redis(redis) => Box::pin(redis.ledger()).await,
         }
     }
 
@@ -114,8 +119,8 @@ impl Store {
                 memory.reset(balance);
                 Ok(())
             }
-            Store::Postgres(postgres) => postgres.reset(balance).await,
-            Store::Redis(redis) => redis.reset(work, balance).await,
+            Store::Postgres(postgres) => Box::pin(postgres.reset(balance)).await,
+            Store::Redis(redis) => Box::pin(redis.reset(work, balance)).await,
         }
     }
 }
