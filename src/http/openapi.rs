@@ -324,7 +324,9 @@ fn reset_item() -> PathItem {
         .summary(Some("Reset the account"))
         .description(Some(
             "Sets the balance and zeroes every counter, and answers the ledger after it. Without \
-             a body the balance goes back to the one the server started with.",
+             a body the balance goes back to the one the server started with. The request must \
+             carry `Content-Type: application/json` even without a body (415 otherwise): no \
+             cross-site HTML form can send that.",
         ))
         .request_body(Some(
             RequestBodyBuilder::new()

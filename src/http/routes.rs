@@ -137,11 +137,13 @@ async fn stats(State(account): State<Arc<Account>>) -> Result<Json<Stats>, Probl
     Ok(Json(account.stats().await?))
 }
 
-/// Without a body, back to the balance the server started with; with one, to `balance`.
+/// Without a body, back to the balance the server started with; with one, to `balance`. Either
+/// way the request must say it is JSON: an HTML form on another site can post an empty body too.
 async fn reset(
     State(account): State<Arc<Account>>,
     body: JsonBody,
 ) -> Result<Json<Stats>, Problem> {
+    body.require_json("balance")?;
     let balance = if body.is_empty() {
         account.opening_balance()
     } else {

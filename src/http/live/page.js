@@ -311,7 +311,12 @@
     const button = $("reset");
     button.disabled = true;
     try {
-      const response = await fetch("/reset", { method: "POST", cache: "no-store" });
+      const response = await fetch("/reset", {
+        method: "POST",
+        // Required even without a body: it is what no cross-site form post can send.
+        headers: { "content-type": "application/json" },
+        cache: "no-store",
+      });
       const stats = await response.json();
       if (!response.ok) throw new Error(stats.detail || `status ${response.status}`);
       history = [];
