@@ -34,6 +34,8 @@ pub mod paths {
     pub const RESET: &str = "/reset";
     /// `GET`, answer `{"status": "ok"}`.
     pub const HEALTHZ: &str = "/healthz";
+    /// `GET`, answer `{"status": "ready"}`, or 503 while the store does not answer.
+    pub const READYZ: &str = "/readyz";
     /// `GET`, answer Prometheus metrics (OpenMetrics text).
     pub const METRICS: &str = "/metrics";
     /// `GET`, answer the OpenAPI 3.1 description of every route.

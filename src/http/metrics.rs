@@ -47,6 +47,8 @@ pub(crate) enum Route {
     Reset,
     /// `/healthz`.
     Healthz,
+    /// `/readyz`.
+    Readyz,
     /// `/metrics`.
     Metrics,
     /// `/openapi.json`.
@@ -58,13 +60,14 @@ pub(crate) enum Route {
 }
 
 impl Route {
-    const ALL: [Route; 10] = [
+    const ALL: [Route; 11] = [
         Route::Deposit,
         Route::Withdraw,
         Route::Balance,
         Route::Stats,
         Route::Reset,
         Route::Healthz,
+        Route::Readyz,
         Route::Metrics,
         Route::OpenApi,
         Route::Live,
@@ -81,6 +84,7 @@ impl Route {
             paths::STATS => Route::Stats,
             paths::RESET => Route::Reset,
             paths::HEALTHZ => Route::Healthz,
+            paths::READYZ => Route::Readyz,
             paths::METRICS => Route::Metrics,
             paths::OPENAPI => Route::OpenApi,
             "/" => Route::Live,
@@ -98,6 +102,7 @@ impl Route {
             Route::Stats => "stats",
             Route::Reset => "reset",
             Route::Healthz => "healthz",
+            Route::Readyz => "readyz",
             Route::Metrics => "metrics",
             Route::OpenApi => "openapi",
             Route::Live => "live",
@@ -501,6 +506,7 @@ mod tests {
             ("/stats", Route::Stats),
             ("/reset", Route::Reset),
             ("/healthz", Route::Healthz),
+            ("/readyz", Route::Readyz),
             ("/metrics", Route::Metrics),
             ("/openapi.json", Route::OpenApi),
             ("/", Route::Live),

@@ -31,7 +31,7 @@ use utoipa::ToSchema;
 
 use crate::domain::idempotency::{IdempotencyKey, KEY_HEADER, REPLAYED_HEADER};
 use crate::http::metrics;
-use crate::http::problem::PROBLEM_JSON;
+use crate::http::problem::{PROBLEM_JSON, RETRY_AFTER_SECONDS};
 use crate::wire::{
     paths, AmountBody, BalanceBody, ProblemDocument, ProblemType, ResetBody, Stats, BODY_LIMIT,
 };
@@ -169,6 +169,22 @@ fn operations_paths(paths: PathsBuilder) -> PathsBuilder {
                     .content("application/json", Content::new(Some(health())))
                     .build(),
                 &[],
+            ),
+        )
+        .path(
+            paths::READYZ,
+            get(
+                OPERATIONS,
+                "readyz",
+                "Readiness",
+                "Answers 200 when the store answers a read of the account within 1 s, and 503 \
+                 `store-unavailable` with `Retry-After` otherwise: send traffic here only while \
+                 it is ready.",
+                ResponseBuilder::new()
+                    .description("The store answers.")
+                    .content("application/json", Content::new(Some(readiness())))
+                    .build(),
+                READ,
             ),
         )
         .path(
@@ -401,10 +417,24 @@ fn problem_response(status: u16, kinds: &[ProblemType]) -> Response {
         .map(|kind| format!("`{}`: {}.", kind.slug(), kind.title()))
         .collect::<Vec<_>>()
         .join(" ");
-    ResponseBuilder::new()
+    let mut response = ResponseBuilder::new()
         .description(description)
         .content(PROBLEM_JSON, Content::new(Some(schema)))
-        .build()
+        .build();
+    if status == 503 {
+        let header = HeaderBuilder::new()
+            .schema(Some(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .enum_values(Some([RETRY_AFTER_SECONDS])),
+            ))
+            .description(Some("Seconds to wait before trying again."))
+            .build();
+        response
+            .headers
+            .insert("retry-after".to_string(), header.into());
+    }
+    response
 }
 
 /// `response`, which may be a replay of the first answer to an `Idempotency-Key`.
@@ -476,6 +506,19 @@ fn text_answer(content_type: &str, description: &str) -> Response {
 }
 
 /// `{"status": "ok"}`.
+fn readiness() -> Schema {
+    ObjectBuilder::new()
+        .property(
+            "status",
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some(["ready"])),
+        )
+        .required("status")
+        .additional_properties(Some(AdditionalProperties::<Schema>::FreeForm(false)))
+        .into()
+}
+
 fn health() -> Schema {
     ObjectBuilder::new()
         .property(

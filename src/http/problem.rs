@@ -19,6 +19,10 @@ use crate::wire::{ProblemDocument, ProblemType};
 /// The media type of a problem document.
 pub(crate) const PROBLEM_JSON: &str = "application/problem+json";
 
+/// What every 503 says in `Retry-After`, in seconds: each of them (a store that did not answer, a
+/// server stopping, retries exhausted, too many viewers) is worth trying again about that soon.
+pub(crate) const RETRY_AFTER_SECONDS: &str = "1";
+
 /// What was wrong with a request, or why it was not carried out.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum Problem {
@@ -56,7 +60,7 @@ pub enum Problem {
     #[error("gave up after redoing the work {retries} times because every attempt met a conflicting write; nothing was changed, try again")]
     Contention { retries: u32 },
     /// No such route.
-    #[error("there is no {path}; try /deposit, /withdraw, /balance, /stats, /reset or /healthz")]
+    #[error("there is no {path}; try /deposit, /withdraw, /balance, /stats, /reset, /healthz or /readyz")]
     NotFound { path: String },
     /// The route exists, with another method.
     #[error("this route does not take that method; the Allow header lists the ones it takes")]
@@ -207,9 +211,15 @@ impl IntoResponse for Problem {
         let status = self.status();
         let body = self.to_json().to_string();
         let mut response = (status, body).into_response();
-        response
-            .headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        // Every 503 gets it here, once, wherever the problem came from.
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            headers.insert(
+                header::RETRY_AFTER,
+                HeaderValue::from_static(RETRY_AFTER_SECONDS),
+            );
+        }
         response
     }
 }
@@ -253,6 +263,15 @@ mod tests {
             assert_eq!(document["type"], kind.urn(), "{problem:?}");
             assert_eq!(document["status"], kind.status(), "{problem:?}");
             assert_eq!(problem.status().as_u16(), kind.status(), "{problem:?}");
+        }
+        for problem in problems.iter().cloned() {
+            let unavailable = problem.status() == StatusCode::SERVICE_UNAVAILABLE;
+            let response = problem.into_response();
+            assert_eq!(
+                response.headers().contains_key(header::RETRY_AFTER),
+                unavailable,
+                "{response:?}"
+            );
         }
         for kind in ProblemType::ALL {
             assert!(

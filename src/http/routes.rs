@@ -8,6 +8,7 @@
 //! | `GET /stats`        |                           | 200 [`Stats`]                                        |
 //! | `POST /reset`       | optional `{"balance": N}` | 200 [`Stats`] after the reset                        |
 //! | `GET /healthz`      |                           | 200 `{"status": "ok"}`                               |
+//! | `GET /readyz`       |                           | 200 `{"status": "ready"}`, 503 while the store does not answer |
 //! | `GET /metrics`      |                           | 200 Prometheus metrics ([`metrics`])                 |
 //! | `GET /openapi.json` |                           | 200 the OpenAPI 3.1 description of all of these ([`openapi`]) |
 //!
@@ -60,6 +61,7 @@ pub(crate) fn app(
         .route(paths::STATS, get(stats))
         .route(paths::RESET, post(reset))
         .route(paths::HEALTHZ, get(healthz))
+        .route(paths::READYZ, get(readyz))
         .route(paths::METRICS, get(scrape))
         .route(paths::OPENAPI, get(openapi::serve))
         .merge(live::routes(closing))
@@ -164,6 +166,23 @@ async fn scrape(State(state): State<AppState>) -> impl IntoResponse {
 
 async fn healthz() -> Json<Value> {
     Json(serde_json::json!({ "status": "ok" }))
+}
+
+/// How long readiness waits for the store: an orchestrator asks often, and a store slower than
+/// this is as good as unreachable to the clients it would be sent.
+const READINESS_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Ready when the account's stats can be read within [`READINESS_TIMEOUT`]; otherwise 503
+/// `store-unavailable`, with `Retry-After`. Liveness (`/healthz`) never touches the store.
+async fn readyz(State(account): State<Arc<Account>>) -> Result<Json<Value>, Problem> {
+    match tokio::time::timeout(READINESS_TIMEOUT, account.stats()).await {
+        Ok(Ok(_)) => Ok(Json(serde_json::json!({ "status": "ready" }))),
+        Ok(Err(error)) => Err(error.into()),
+        Err(_) => Err(Problem::StoreUnavailable(format!(
+            "the store did not answer within {}",
+            crate::duration::format_duration(READINESS_TIMEOUT)
+        ))),
+    }
 }
 
 async fn not_found(uri: axum::http::Uri) -> Problem {

@@ -13,6 +13,7 @@ mod abuse;
 mod bad_input;
 mod browser;
 mod crash;
+mod health;
 mod helpers;
 mod idempotency;
 mod live;
