@@ -261,7 +261,8 @@ fn live_paths(paths: PathsBuilder) -> PathsBuilder {
                 "live_events",
                 "The live page's event stream",
                 "Server-sent events that never end by themselves (only when the server \
-                 shuts down): one `hello` event (the mode, the work, the mode's lesson), \
+                 shuts down): one `hello` event (the mode, the work, the mode's lesson and \
+                 the numbers now), \
                  then a `stats` event four times a second (the `/stats` document and the \
                  requests per second), or a `trouble` event when the store could not be \
                  read.",

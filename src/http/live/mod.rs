@@ -5,7 +5,7 @@
 //! | `GET /`              | the page (HTML, CSS and JavaScript compiled into the binary) |
 //! | `GET /live/page.css` | its style                                                   |
 //! | `GET /live/page.js`  | its script                                                  |
-//! | `GET /live/events`   | `text/event-stream`: one `hello`, then a `stats` frame every [`TICK`] |
+//! | `GET /live/events`   | `text/event-stream`: one `hello` with the numbers now, then a `stats` frame every [`TICK`] |
 //!
 //! Nothing is fetched from anywhere else (the page's Content-Security-Policy says so), so it works
 //! offline and on a projector in a room without Wi-Fi.
@@ -167,7 +167,8 @@ struct Feed {
     greeted: bool,
 }
 
-/// The first frame: what the account runs and what that means.
+/// The first frame: what the account runs and what that means, and the numbers now, so that a
+/// page shows them the moment it connects rather than a tick later.
 #[derive(Debug, Serialize)]
 struct Hello<'a> {
     mode: &'a str,
@@ -175,6 +176,8 @@ struct Hello<'a> {
     /// The mode's paragraph from [`lesson`](mod@crate::http::live::lesson), with `code` in backticks.
     lesson: Option<&'static str>,
     tick_ms: u128,
+    #[serde(flatten)]
+    frame: Frame<'a>,
 }
 
 /// Every later frame.
@@ -208,6 +211,7 @@ impl Feed {
                 return Some(json_event("trouble", &Trouble { detail }));
             }
         };
+        let requests_per_second = self.rate.observe(Instant::now(), decided(&stats));
         if !self.greeted {
             self.greeted = true;
             let hello = Hello {
@@ -215,10 +219,13 @@ impl Feed {
                 work: &stats.work,
                 lesson: lesson(&stats.mode),
                 tick_ms: TICK.as_millis(),
+                frame: Frame {
+                    stats: &stats,
+                    requests_per_second,
+                },
             };
             return Some(json_event("hello", &hello).retry(RECONNECT));
         }
-        let requests_per_second = self.rate.observe(Instant::now(), decided(&stats));
         Some(json_event(
             "stats",
             &Frame {

@@ -32,7 +32,12 @@
         setConnection("reconnecting", "Server unreachable, retrying…");
       }
     });
-    source.addEventListener("hello", (event) => showSetup(JSON.parse(event.data)));
+    source.addEventListener("hello", (event) => {
+      const hello = JSON.parse(event.data);
+      showSetup(hello);
+      // The first event carries the numbers now: no dashes until the first tick.
+      if (hello.stats) showFrame(hello);
+    });
     source.addEventListener("stats", (event) => showFrame(JSON.parse(event.data)));
     source.addEventListener("trouble", (event) => {
       setConnection("reconnecting", JSON.parse(event.data).detail);
