@@ -64,6 +64,9 @@ pub struct ServerConfig {
     pub max_connections: usize,
     /// Faults to inject (`--chaos`); none by default.
     pub chaos: crate::chaos::Chaos,
+    /// Host names served besides the loopback ones and the bound address (`--allow-host`): a
+    /// request whose `Host` names anything else gets 421, against DNS rebinding.
+    pub allowed_hosts: Vec<String>,
 }
 
 impl Default for ServerConfig {
@@ -74,6 +77,7 @@ impl Default for ServerConfig {
             body_timeout: Duration::from_secs(10),
             max_connections: 512,
             chaos: crate::chaos::Chaos::default(),
+            allowed_hosts: Vec::new(),
         }
     }
 }

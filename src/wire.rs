@@ -241,11 +241,15 @@ pub enum ProblemType {
     IdempotencyKeyReused,
     /// Another request with the same key was answered at the same moment; this one wrote nothing.
     IdempotencyKeyInUse,
+    /// The `Host` header names a host this server does not serve (a guard against DNS rebinding).
+    MisdirectedRequest,
+    /// The live page's event streams are all taken.
+    TooManyViewers,
 }
 
 impl ProblemType {
     /// Every problem type.
-    pub const ALL: [ProblemType; 19] = [
+    pub const ALL: [ProblemType; 21] = [
         ProblemType::MalformedBody,
         ProblemType::UnsupportedMediaType,
         ProblemType::InvalidField,
@@ -265,6 +269,8 @@ impl ProblemType {
         ProblemType::InvalidIdempotencyKey,
         ProblemType::IdempotencyKeyReused,
         ProblemType::IdempotencyKeyInUse,
+        ProblemType::MisdirectedRequest,
+        ProblemType::TooManyViewers,
     ];
 
     /// The full `type` member: `urn:racebank:problem:<slug>`.
@@ -291,6 +297,8 @@ impl ProblemType {
             ProblemType::InvalidIdempotencyKey => "urn:racebank:problem:invalid-idempotency-key",
             ProblemType::IdempotencyKeyReused => "urn:racebank:problem:idempotency-key-reused",
             ProblemType::IdempotencyKeyInUse => "urn:racebank:problem:idempotency-key-in-use",
+            ProblemType::MisdirectedRequest => "urn:racebank:problem:misdirected-request",
+            ProblemType::TooManyViewers => "urn:racebank:problem:too-many-viewers",
         }
     }
 
@@ -321,6 +329,8 @@ impl ProblemType {
             ProblemType::InvalidIdempotencyKey => "Invalid Idempotency-Key",
             ProblemType::IdempotencyKeyReused => "Idempotency-Key reused for another request",
             ProblemType::IdempotencyKeyInUse => "Idempotency-Key in use",
+            ProblemType::MisdirectedRequest => "This server does not serve that host",
+            ProblemType::TooManyViewers => "Too many live viewers",
         }
     }
 
@@ -341,7 +351,9 @@ impl ProblemType {
             ProblemType::TooMuchContention
             | ProblemType::ShuttingDown
             | ProblemType::StoreUnavailable
-            | ProblemType::LeaseLost => 503,
+            | ProblemType::LeaseLost
+            | ProblemType::TooManyViewers => 503,
+            ProblemType::MisdirectedRequest => 421,
             ProblemType::OutcomeUnknown => 500,
             ProblemType::NotFound => 404,
             ProblemType::MethodNotAllowed => 405,
@@ -370,7 +382,9 @@ impl ProblemType {
             | ProblemType::LeaseLost
             | ProblemType::InvalidIdempotencyKey
             | ProblemType::IdempotencyKeyReused
-            | ProblemType::IdempotencyKeyInUse => Effect::NotApplied,
+            | ProblemType::IdempotencyKeyInUse
+            | ProblemType::MisdirectedRequest
+            | ProblemType::TooManyViewers => Effect::NotApplied,
             ProblemType::OutcomeUnknown => Effect::Unknown,
         }
     }

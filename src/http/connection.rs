@@ -37,6 +37,7 @@ use tower_service::Service;
 
 use crate::chaos::Chaos;
 use crate::domain::idempotency::REPLAYED_HEADER;
+use crate::http::host::Hosts;
 use crate::http::metrics::{Metrics, Route};
 use crate::http::problem::Problem;
 use crate::wire::{paths, MAX_HEAD_BYTES};
@@ -48,6 +49,7 @@ pub(crate) struct Http {
     header_timeout: Duration,
     metrics: Arc<Metrics>,
     chaos: Chaos,
+    hosts: Arc<Hosts>,
 }
 
 /// The error a connection ends with when chaos drops an answer: hyper closes the connection
@@ -65,8 +67,14 @@ impl std::error::Error for DroppedByChaos {}
 
 impl Http {
     /// HTTP/1.1 with keep-alive, the header timeout and the head size limit; every answer is
-    /// counted in `metrics`, and `chaos` may drop some.
-    pub(crate) fn new(header_timeout: Duration, metrics: Arc<Metrics>, chaos: Chaos) -> Self {
+    /// counted in `metrics`, `chaos` may drop some, and only requests naming one of `hosts` are
+    /// served.
+    pub(crate) fn new(
+        header_timeout: Duration,
+        metrics: Arc<Metrics>,
+        chaos: Chaos,
+        hosts: Hosts,
+    ) -> Self {
         let mut builder = http1::Builder::new();
         // The header timeout is the watchdog's (see the module docs), not hyper's timer.
         builder
@@ -77,6 +85,7 @@ impl Http {
             header_timeout,
             metrics,
             chaos,
+            hosts: Arc::new(hosts),
         }
     }
 
@@ -98,9 +107,17 @@ impl Http {
         let progress = Arc::new(Progress::default());
         let requests = progress.clone();
         let chaos = self.chaos;
+        let hosts = self.hosts.clone();
         let service = service_fn(move |request: Request<Incoming>| {
             requests.started.fetch_add(1, Ordering::Relaxed);
-            let problem = framing_problem(&request);
+            let problem = framing_problem(&request).map(close_after).or_else(|| {
+                // Before any route runs: against DNS rebinding (`crate::http::host`).
+                let host = request.headers().get(HOST)?;
+                (!hosts.allows(host.as_bytes())).then(|| {
+                    let host = String::from_utf8_lossy(host.as_bytes()).into_owned();
+                    Problem::MisdirectedRequest(host).into_response()
+                })
+            });
             let changes = chaos.is_on() && changes_balance(&request);
             let route = Route::of(request.uri().path());
             // Only deposits and withdrawals are timed: two clock reads, the rest a counter.
@@ -110,7 +127,7 @@ impl Http {
             let requests = requests.clone();
             async move {
                 let response = match problem {
-                    Some(problem) => close_after(problem),
+                    Some(answer) => answer,
                     None => match router.call(request).await {
                         Ok(response) => response,
                         Err(infallible) => match infallible {},

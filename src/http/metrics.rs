@@ -124,7 +124,9 @@ impl Route {
 
 /// The statuses counted one by one: every status racebank's code answers (200 and each problem
 /// type's, [`crate::wire::ProblemType::status`]); anything else is counted as `other`.
-const STATUSES: [u16; 12] = [200, 400, 404, 405, 408, 409, 413, 415, 422, 500, 501, 503];
+const STATUSES: [u16; 13] = [
+    200, 400, 404, 405, 408, 409, 413, 415, 421, 422, 500, 501, 503,
+];
 
 /// The slot of `status`: its place in [`STATUSES`], or the last slot, `other`.
 #[inline]
@@ -138,10 +140,11 @@ fn status_slot(status: u16) -> usize {
         409 => 5,
         413 => 6,
         415 => 7,
-        422 => 8,
-        500 => 9,
-        501 => 10,
-        503 => 11,
+        421 => 8,
+        422 => 9,
+        500 => 10,
+        501 => 11,
+        503 => 12,
         _ => STATUSES.len(),
     }
 }

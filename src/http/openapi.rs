@@ -58,7 +58,11 @@ const LIVE: &str = "live page";
 
 /// What every route can answer: the framing checks run before the router
 /// (`crate::http::connection`).
-const FRAMING: &[ProblemType] = &[ProblemType::BadHost, ProblemType::UnsupportedTransferCoding];
+const FRAMING: &[ProblemType] = &[
+    ProblemType::BadHost,
+    ProblemType::UnsupportedTransferCoding,
+    ProblemType::MisdirectedRequest,
+];
 
 /// A body that cannot be read or is not the JSON the route takes (`routes::JsonBody`).
 const BODY: &[ProblemType] = &[
@@ -104,7 +108,10 @@ counter (`/metrics` counts it as a request), and no error answer moves the balan
 perhaps `outcome-unknown` (500): the store failed after the write was sent, so it may or may not \
 have been applied.\n\n\
 A path not listed here answers 404 `not-found`, and a listed path with another method 405 \
-`method-not-allowed` with an `Allow` header (`components.responses`). hyper answers a malformed \
+`method-not-allowed` with an `Allow` header (`components.responses`). A request whose `Host` names \
+neither a loopback address, `localhost`, the server's own address nor a host of `--allow-host` \
+answers 421 `misdirected-request` before any route runs (a guard against DNS rebinding; the port \
+in `Host` is ignored). hyper answers a malformed \
 request head (400), a too long URI (414) and a head over 16 KiB (431) itself, with an empty body, \
 before any route sees the request.";
 
@@ -267,7 +274,7 @@ fn live_paths(paths: PathsBuilder) -> PathsBuilder {
                  requests per second), or a `trouble` event when the store could not be \
                  read.",
                 text_answer("text/event-stream", "The stream."),
-                &[],
+                &[ProblemType::TooManyViewers],
             ),
         )
 }

@@ -86,6 +86,15 @@ pub enum Problem {
     /// Another request with the same key was answered at the same moment; this one wrote nothing.
     #[error("{0}")]
     IdempotencyKeyInUse(String),
+    /// The `Host` header names a host this server does not serve.
+    #[error(
+        "this server does not serve the host `{0}`: it answers to loopback names and addresses, \
+         its own address and the hosts of --allow-host (a guard against DNS rebinding)"
+    )]
+    MisdirectedRequest(String),
+    /// Every live-page stream is taken.
+    #[error("{limit} live viewers are watching already (--max-viewers); try again shortly")]
+    TooManyViewers { limit: usize },
 }
 
 impl Problem {
@@ -117,6 +126,8 @@ impl Problem {
             Problem::InvalidIdempotencyKey(_) => ProblemType::InvalidIdempotencyKey,
             Problem::IdempotencyKeyReused(_) => ProblemType::IdempotencyKeyReused,
             Problem::IdempotencyKeyInUse(_) => ProblemType::IdempotencyKeyInUse,
+            Problem::MisdirectedRequest(_) => ProblemType::MisdirectedRequest,
+            Problem::TooManyViewers { .. } => ProblemType::TooManyViewers,
         }
     }
 
@@ -186,6 +197,8 @@ impl Problem {
             Problem::InvalidIdempotencyKey("x".into()),
             Problem::IdempotencyKeyReused("x".into()),
             Problem::IdempotencyKeyInUse("x".into()),
+            Problem::MisdirectedRequest("x".into()),
+            Problem::TooManyViewers { limit: 1 },
         ]
     }
 

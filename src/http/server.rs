@@ -29,6 +29,7 @@ use crate::config::{Config, ServerConfig};
 use crate::domain::error::{AccountError, OpenError};
 use crate::domain::ledger::Stats;
 use crate::http::connection::Http;
+use crate::http::host::Hosts;
 use crate::http::live;
 use crate::http::metrics::Metrics;
 use crate::http::routes;
@@ -86,6 +87,14 @@ pub async fn serve(
         body_timeout = ?config.server.body_timeout,
         "racebank is listening"
     );
+    let bound = listener.local_addr()?;
+    if !bound.ip().is_loopback() {
+        tracing::warn!(
+            addr = %bound,
+            "NOT LOOPBACK: this server has no authentication; anyone who can reach this port can \
+             move money and reset the account"
+        );
+    }
     if config.server.chaos.is_on() {
         tracing::warn!(
             chaos = %config.server.chaos,
@@ -143,7 +152,17 @@ async fn accept(
     settings: &ServerConfig,
     shutdown: impl Future<Output = ()>,
 ) {
-    let http = Arc::new(Http::new(settings.header_timeout, metrics, settings.chaos));
+    let hosts = match listener.local_addr() {
+        Ok(bound) => Hosts::new(bound, &settings.allowed_hosts),
+        // Unreachable for a bound listener; loopback and the allowed names still pass.
+        Err(_) => Hosts::new(([127, 0, 0, 1], 0).into(), &settings.allowed_hosts),
+    };
+    let http = Arc::new(Http::new(
+        settings.header_timeout,
+        metrics,
+        settings.chaos,
+        hosts,
+    ));
     // One permit per open connection; all of them back means every connection has ended.
     let slots = Arc::new(Semaphore::new(settings.max_connections));
     let (stop_connections, stopping) = watch::channel(false);

@@ -441,7 +441,7 @@ async fn a_transfer_coding_other_than_chunked_gets_501_and_changes_nothing() {
 
     let answer = raw_answer(
         &app,
-        "POST /deposit HTTP/1.1\r\nHost: racebank\r\nContent-Type: application/json\r\n\
+        "POST /deposit HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
          Transfer-Encoding: gzip, chunked\r\n\r\nd\r\n{\"amount\": 5}\r\n0\r\n\r\n",
     )
     .await;
@@ -460,7 +460,7 @@ async fn expect_100_continue_with_a_body_over_the_limit_gets_413_without_continu
 
     let answer = raw_answer(
         &app,
-        "POST /deposit HTTP/1.1\r\nHost: racebank\r\nContent-Type: application/json\r\n\
+        "POST /deposit HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
          Content-Length: 100000\r\nExpect: 100-continue\r\n\r\n",
     )
     .await;

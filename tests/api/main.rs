@@ -15,6 +15,7 @@ mod browser;
 mod crash;
 mod health;
 mod helpers;
+mod hosts;
 mod idempotency;
 mod live;
 mod metrics;
