@@ -47,12 +47,13 @@ use crate::wire::paths;
 pub(crate) use crate::wire::BalanceBody;
 
 /// The router for one account: a body must arrive within `body_timeout` of its head, `metrics`
-/// is what `/metrics` shows, and `closing` ends the live page's streams when shutdown begins.
+/// is what `/metrics` shows, `closing` ends the live page's streams when shutdown begins, and
+/// each stream sends a keep-alive comment every `keep_alive`.
 pub(crate) fn app(
     account: Arc<Account>,
     metrics: Arc<Metrics>,
     body_timeout: Duration,
-    closing: live::Closing,
+    (closing, keep_alive): (live::Closing, Duration),
 ) -> Router {
     Router::new()
         .route(paths::DEPOSIT, post(deposit))
@@ -64,7 +65,7 @@ pub(crate) fn app(
         .route(paths::READYZ, get(readyz))
         .route(paths::METRICS, get(scrape))
         .route(paths::OPENAPI, get(openapi::serve))
-        .merge(live::routes(closing))
+        .merge(live::routes(closing, keep_alive))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(AppState {

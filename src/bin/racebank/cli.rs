@@ -102,6 +102,22 @@ pub(crate) struct Cli {
     #[arg(long, env = "RACEBANK_BODY_TIMEOUT", default_value = "10s", value_parser = parse_timeout)]
     pub body_timeout: Duration,
 
+    /// How long a connection may stay open; past it, its next answer says `Connection: close`, or
+    /// it is closed once quiet.
+    #[arg(long, env = "RACEBANK_MAX_CONNECTION_AGE", default_value = "60s", value_parser = parse_timeout)]
+    pub max_connection_age: Duration,
+
+    /// Requests one connection may carry; the last one's answer says `Connection: close`.
+    #[arg(long, env = "RACEBANK_MAX_REQUESTS_PER_CONNECTION", default_value_t = 1000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_requests_per_connection: u64,
+
+    /// Live-page event streams open at once; they hold no connection slot. Further viewers get
+    /// 503 with Retry-After.
+    #[arg(long, env = "RACEBANK_MAX_VIEWERS", default_value_t = 100,
+          value_parser = parse_max_connections)]
+    pub max_viewers: usize,
+
     /// Connections served at once; further ones wait in the listen backlog until one closes.
     #[arg(long, env = "RACEBANK_MAX_CONNECTIONS", default_value_t = 512,
           value_parser = parse_max_connections)]
@@ -139,6 +155,9 @@ impl Cli {
                 max_connections: self.max_connections,
                 chaos: self.chaos.unwrap_or_default(),
                 allowed_hosts: self.allow_hosts.clone(),
+                max_connection_age: self.max_connection_age,
+                max_requests_per_connection: self.max_requests_per_connection,
+                max_viewers: self.max_viewers,
             },
         }
     }
@@ -251,6 +270,15 @@ mod tests {
             config.server.max_connections,
             default.server.max_connections
         );
+        assert_eq!(
+            config.server.max_connection_age,
+            default.server.max_connection_age
+        );
+        assert_eq!(
+            config.server.max_requests_per_connection,
+            default.server.max_requests_per_connection
+        );
+        assert_eq!(config.server.max_viewers, default.server.max_viewers);
     }
 
     #[test]
@@ -327,6 +355,9 @@ mod tests {
             &["racebank", "--header-timeout", "0"],
             &["racebank", "--body-timeout", "0s"],
             &["racebank", "--max-connections", "0"],
+            &["racebank", "--max-viewers", "0"],
+            &["racebank", "--max-requests-per-connection", "0"],
+            &["racebank", "--max-connection-age", "0s"],
         ] {
             assert!(
                 Cli::try_parse_from(args).is_err(),
