@@ -5,10 +5,14 @@
 //!
 //! The accept loop is ours rather than `axum::serve`'s, for the limits it lacks (docs/hardening.md):
 //! at most `max_connections` connections at once, each cut off by the timeouts of
-//! [`crate::http::connection`]. Past the limit, the loop stops accepting, so new connections wait in the
-//! kernel's listen backlog until one closes rather than being refused: a burst of clients is served
-//! a little later instead of failing, and the timeouts guarantee that a slot frees up. Running out
-//! of file descriptors is an error in the log, retried with a backoff rather than a hot loop.
+//! [`crate::http::connection`]. Past the limit, the loop holds the one connection it accepted and
+//! asks the oldest open connection to make room ([`crate::http::registry`]): it closes at once if
+//! its client is quiet, or says `Connection: close` on its next answer; every 200 ms without a free
+//! slot, the next oldest is asked too. Further connections wait in the kernel's listen backlog
+//! rather than being refused, so a burst of clients is served a little later instead of failing,
+//! and a client that holds connections (trickling requests, idle keep-alive) cannot keep a newcomer
+//! out. Live-page streams hold no slot: they count against `max_viewers` instead. Running out of
+//! file descriptors is an error in the log, retried with a backoff rather than a hot loop.
 //!
 //! Shutdown is graceful but bounded: once `shutdown` completes, no new connection is accepted,
 //! requests in flight get `shutdown_grace` to finish, and then the account cuts short whatever is
