@@ -11,14 +11,18 @@
 //! server's own port, so checking it would stop nothing, and a proxy or a port forward may
 //! legitimately show another.
 //!
-//! The check compares bytes against a few names prepared at start and parses an IP literal
-//! without allocating: nothing per request but a few comparisons.
+//! The check first compares the bytes against the few values clients usually send, prepared at
+//! start (`127.0.0.1:PORT`, `localhost:PORT`, ...); only another value is parsed, without
+//! allocating. Nothing per request but a few comparisons.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 /// Which `Host` values this server answers to.
 #[derive(Debug)]
 pub(crate) struct Hosts {
+    /// The values clients send most, compared byte for byte before anything is parsed:
+    /// `127.0.0.1:PORT`, `localhost:PORT`, `[::1]:PORT` and the bound address, with its port.
+    usual: Vec<Box<[u8]>>,
     bound: IpAddr,
     /// Host names, lowercase and without a trailing dot: `localhost` and the allowed ones.
     names: Vec<Box<[u8]>>,
@@ -34,7 +38,18 @@ impl Hosts {
                 names.push(name.into_bytes().into_boxed_slice());
             }
         }
+        let port = bound.port();
+        let usual = [
+            format!("127.0.0.1:{port}"),
+            format!("localhost:{port}"),
+            format!("[::1]:{port}"),
+            bound.to_string(),
+        ]
+        .into_iter()
+        .map(|host| host.into_bytes().into_boxed_slice())
+        .collect();
         Self {
+            usual,
             bound: bound.ip(),
             names,
         }
@@ -42,6 +57,9 @@ impl Hosts {
 
     /// Whether a `Host` header's value names this server.
     pub(crate) fn allows(&self, host: &[u8]) -> bool {
+        if self.usual.iter().any(|usual| **usual == *host) {
+            return true;
+        }
         let Some(name) = without_port(host) else {
             return false;
         };
