@@ -355,9 +355,12 @@ fn reset_item() -> PathItem {
         .request_body(Some(
             RequestBodyBuilder::new()
                 .description(Some(
-                    "Optional: `{\"balance\": N}` and nothing else, as `application/json`.",
+                    "`{\"balance\": N}` and nothing else, as `application/json`; or an empty \
+                     body, still sent as `application/json`, for the opening balance. The \
+                     content type is required either way, which is why the body is described \
+                     as required: a request without it gets 415.",
                 ))
-                .required(Some(Required::False))
+                .required(Some(Required::True))
                 .content("application/json", json_content::<ResetBody>())
                 .build(),
         ))
