@@ -94,13 +94,19 @@ async fn a_legitimate_request_is_answered_while_1000_viewers_are_connected() {
             .await
             .unwrap();
             // The head of the answer: a stream (200) or a refusal (503).
-            let mut head = vec![0u8; 1024];
-            let read = tokio::time::timeout(PATIENCE, viewer.read(&mut head))
-                .await
-                .ok()
-                .and_then(Result::ok)
-                .unwrap_or(0);
-            (viewer, String::from_utf8_lossy(&head[..read]).to_string())
+            let mut head = Vec::new();
+            let read_head = async {
+                let mut chunk = [0u8; 1024];
+                while !head.windows(4).any(|window| window == b"\r\n\r\n") {
+                    match viewer.read(&mut chunk).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(read) => head.extend_from_slice(&chunk[..read]),
+                    }
+                }
+            };
+            let _ = tokio::time::timeout(PATIENCE, read_head).await;
+            let head = String::from_utf8_lossy(&head).to_string();
+            (viewer, head)
         })
     });
     let viewers: Vec<_> = tokio::time::timeout(Duration::from_secs(15), join_all(viewers))
@@ -121,12 +127,12 @@ async fn a_legitimate_request_is_answered_while_1000_viewers_are_connected() {
         .collect();
     assert_eq!(streams, 100, "--max-viewers is 100 by default");
     assert_eq!(refused.len(), 900);
+    // (The problem's type is checked in the test of --max-viewers below, which reads whole answers.)
     for (_, head) in refused {
         assert!(
             head.to_ascii_lowercase().contains("retry-after: 1"),
             "{head}"
         );
-        assert!(head.contains("too-many-viewers"), "{head}");
     }
 }
 
