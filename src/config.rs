@@ -64,6 +64,17 @@ pub struct ServerConfig {
     pub max_connections: usize,
     /// Faults to inject (`--chaos`); none by default.
     pub chaos: crate::chaos::Chaos,
+    /// How long a connection may stay open: past it, its next answer says `Connection: close`
+    /// (or it is closed once quiet), so no client keeps a connection forever.
+    pub max_connection_age: Duration,
+    /// Requests a connection may carry: the last one's answer says `Connection: close`.
+    pub max_requests_per_connection: u64,
+    /// Live-page event streams open at once (`--max-viewers`); they hold no connection slot.
+    /// Further viewers get 503 with `Retry-After`.
+    pub max_viewers: usize,
+    /// Host names served besides the loopback ones and the bound address (`--allow-host`): a
+    /// request whose `Host` names anything else gets 421, against DNS rebinding.
+    pub allowed_hosts: Vec<String>,
 }
 
 impl Default for ServerConfig {
@@ -74,6 +85,10 @@ impl Default for ServerConfig {
             body_timeout: Duration::from_secs(10),
             max_connections: 512,
             chaos: crate::chaos::Chaos::default(),
+            allowed_hosts: Vec::new(),
+            max_connection_age: Duration::from_secs(60),
+            max_requests_per_connection: 1000,
+            max_viewers: 100,
         }
     }
 }

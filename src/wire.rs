@@ -34,6 +34,8 @@ pub mod paths {
     pub const RESET: &str = "/reset";
     /// `GET`, answer `{"status": "ok"}`.
     pub const HEALTHZ: &str = "/healthz";
+    /// `GET`, answer `{"status": "ready"}`, or 503 while the store does not answer.
+    pub const READYZ: &str = "/readyz";
     /// `GET`, answer Prometheus metrics (OpenMetrics text).
     pub const METRICS: &str = "/metrics";
     /// `GET`, answer the OpenAPI 3.1 description of every route.
@@ -245,11 +247,15 @@ pub enum ProblemType {
     /// The store keeps as many live idempotency keys as it can: a new key is refused rather than
     /// another client's live key forgotten; nothing was changed.
     IdempotencyKeysFull,
+    /// The `Host` header names a host this server does not serve (a guard against DNS rebinding).
+    MisdirectedRequest,
+    /// The live page's event streams are all taken.
+    TooManyViewers,
 }
 
 impl ProblemType {
     /// Every problem type.
-    pub const ALL: [ProblemType; 21] = [
+    pub const ALL: [ProblemType; 23] = [
         ProblemType::MalformedBody,
         ProblemType::UnsupportedMediaType,
         ProblemType::InvalidField,
@@ -271,6 +277,8 @@ impl ProblemType {
         ProblemType::IdempotencyKeyInUse,
         ProblemType::StoreRolledBack,
         ProblemType::IdempotencyKeysFull,
+        ProblemType::MisdirectedRequest,
+        ProblemType::TooManyViewers,
     ];
 
     /// The full `type` member: `urn:racebank:problem:<slug>`.
@@ -299,6 +307,8 @@ impl ProblemType {
             ProblemType::IdempotencyKeyInUse => "urn:racebank:problem:idempotency-key-in-use",
             ProblemType::StoreRolledBack => "urn:racebank:problem:store-rolled-back",
             ProblemType::IdempotencyKeysFull => "urn:racebank:problem:idempotency-keys-full",
+            ProblemType::MisdirectedRequest => "urn:racebank:problem:misdirected-request",
+            ProblemType::TooManyViewers => "urn:racebank:problem:too-many-viewers",
         }
     }
 
@@ -331,6 +341,8 @@ impl ProblemType {
             ProblemType::IdempotencyKeyInUse => "Idempotency-Key in use",
             ProblemType::StoreRolledBack => "The store lost acknowledged writes",
             ProblemType::IdempotencyKeysFull => "Too many live idempotency keys",
+            ProblemType::MisdirectedRequest => "This server does not serve that host",
+            ProblemType::TooManyViewers => "Too many live viewers",
         }
     }
 
@@ -353,7 +365,9 @@ impl ProblemType {
             | ProblemType::StoreUnavailable
             | ProblemType::LeaseLost
             | ProblemType::StoreRolledBack
-            | ProblemType::IdempotencyKeysFull => 503,
+            | ProblemType::IdempotencyKeysFull
+            | ProblemType::TooManyViewers => 503,
+            ProblemType::MisdirectedRequest => 421,
             ProblemType::OutcomeUnknown => 500,
             ProblemType::NotFound => 404,
             ProblemType::MethodNotAllowed => 405,
@@ -384,7 +398,9 @@ impl ProblemType {
             | ProblemType::IdempotencyKeyReused
             | ProblemType::IdempotencyKeyInUse
             | ProblemType::StoreRolledBack
-            | ProblemType::IdempotencyKeysFull => Effect::NotApplied,
+            | ProblemType::IdempotencyKeysFull
+            | ProblemType::MisdirectedRequest
+            | ProblemType::TooManyViewers => Effect::NotApplied,
             ProblemType::OutcomeUnknown => Effect::Unknown,
         }
     }

@@ -19,8 +19,9 @@
 //! add a body (`Server::on_error` in hyper's `proto/h1/role.rs`). Everything the router answers is
 //! a problem document.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use axum::http::header::{CONNECTION, HOST, TRANSFER_ENCODING};
@@ -32,13 +33,17 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
-use tokio::sync::{oneshot, watch, OwnedSemaphorePermit};
+use tokio::sync::{oneshot, watch, Notify, OwnedSemaphorePermit, Semaphore};
 use tower_service::Service;
 
 use crate::chaos::Chaos;
+use crate::config::ServerConfig;
 use crate::domain::idempotency::REPLAYED_HEADER;
+use crate::http::host::Hosts;
+use crate::http::live;
 use crate::http::metrics::{Metrics, Route};
 use crate::http::problem::Problem;
+use crate::http::registry::{Registration, Registry};
 use crate::wire::{paths, MAX_HEAD_BYTES};
 
 /// How every connection of one server is served.
@@ -46,8 +51,14 @@ use crate::wire::{paths, MAX_HEAD_BYTES};
 pub(crate) struct Http {
     builder: http1::Builder,
     header_timeout: Duration,
+    max_age: Duration,
+    max_requests: u64,
     metrics: Arc<Metrics>,
     chaos: Chaos,
+    hosts: Arc<Hosts>,
+    /// One permit per open live-page stream.
+    viewers: Arc<Semaphore>,
+    max_viewers: usize,
 }
 
 /// The error a connection ends with when chaos drops an answer: hyper closes the connection
@@ -63,10 +74,28 @@ impl std::fmt::Display for DroppedByChaos {
 
 impl std::error::Error for DroppedByChaos {}
 
+/// What an open connection holds: a connection slot and its place in the [`Registry`], or, once
+/// it carries a live-page stream, a viewer's permit instead (a stream holds no connection slot).
+#[derive(Debug)]
+struct Seat {
+    slot: Option<OwnedSemaphorePermit>,
+    registration: Option<Registration>,
+    viewer: Option<OwnedSemaphorePermit>,
+}
+
+impl Seat {
+    /// Trades the connection slot for `viewer`: the connection now carries a stream.
+    fn become_viewer(&mut self, viewer: OwnedSemaphorePermit) {
+        self.slot = None;
+        self.registration = None;
+        self.viewer = Some(viewer);
+    }
+}
+
 impl Http {
-    /// HTTP/1.1 with keep-alive, the header timeout and the head size limit; every answer is
-    /// counted in `metrics`, and `chaos` may drop some.
-    pub(crate) fn new(header_timeout: Duration, metrics: Arc<Metrics>, chaos: Chaos) -> Self {
+    /// HTTP/1.1 with keep-alive and the limits of `settings`; every answer is counted in
+    /// `metrics`, and only requests naming one of `hosts` are served.
+    pub(crate) fn new(settings: &ServerConfig, metrics: Arc<Metrics>, hosts: Hosts) -> Self {
         let mut builder = http1::Builder::new();
         // The header timeout is the watchdog's (see the module docs), not hyper's timer.
         builder
@@ -74,57 +103,37 @@ impl Http {
             .max_buf_size(MAX_HEAD_BYTES);
         Self {
             builder,
-            header_timeout,
+            header_timeout: settings.header_timeout,
+            max_age: settings.max_connection_age,
+            max_requests: settings.max_requests_per_connection,
             metrics,
-            chaos,
+            chaos: settings.chaos,
+            hosts: Arc::new(hosts),
+            viewers: Arc::new(Semaphore::new(settings.max_viewers)),
+            max_viewers: settings.max_viewers,
         }
     }
 
-    /// Serves `tcp` until the client closes it, a limit cuts it off, or the server stops (then the
-    /// request in flight finishes first). The connection's `_slot` is given back when it ends.
+    /// Serves `tcp` until the client closes it, a limit cuts it off, the accept loop asks it to
+    /// make room (through `registry`), or the server stops (then the request in flight finishes
+    /// first). The connection's `slot` is given back when it ends, or when it starts a stream.
     pub(crate) async fn serve(
         self: Arc<Self>,
         tcp: TcpStream,
         router: Router,
         stopping: watch::Receiver<bool>,
-        _slot: OwnedSemaphorePermit,
+        slot: OwnedSemaphorePermit,
+        registry: Arc<Registry>,
     ) {
         // Small requests and answers: send each at once rather than waiting to batch (Nagle).
         let _ = tcp.set_nodelay(true);
-        // A handle of this connection's own, cloned for each request: its reference count is
-        // touched by this connection alone, where the server-wide one would be a cache line every
-        // worker thread fights over on every request.
-        let metrics = Arc::new(self.metrics.clone());
         let progress = Arc::new(Progress::default());
-        let requests = progress.clone();
-        let chaos = self.chaos;
-        let service = service_fn(move |request: Request<Incoming>| {
-            requests.started.fetch_add(1, Ordering::Relaxed);
-            let problem = framing_problem(&request);
-            let changes = chaos.is_on() && changes_balance(&request);
-            let route = Route::of(request.uri().path());
-            // Only deposits and withdrawals are timed: two clock reads, the rest a counter.
-            let started = route.timed().map(|_| Instant::now());
-            let mut router = router.clone();
-            let metrics = metrics.clone();
-            let requests = requests.clone();
-            async move {
-                let response = match problem {
-                    Some(problem) => close_after(problem),
-                    None => match router.call(request).await {
-                        Ok(response) => response,
-                        Err(infallible) => match infallible {},
-                    },
-                };
-                requests.finished.fetch_add(1, Ordering::Relaxed);
-                if changes && applied(&response) && chaos.drops_answer() {
-                    return Err(DroppedByChaos);
-                }
-                let elapsed = started.map(|started| started.elapsed());
-                metrics.record(route, response.status().as_u16(), elapsed);
-                Ok(response)
-            }
-        });
+        let seat = Arc::new(Mutex::new(Seat {
+            slot: Some(slot),
+            registration: Some(registry.register(progress.clone())),
+            viewer: None,
+        }));
+        let service = self.service(router, progress.clone(), seat);
         let connection = self
             .builder
             .serve_connection(TokioIo::new(tcp), service)
@@ -133,7 +142,8 @@ impl Http {
         // end, so that every wake-up of this task polls one cheap receiver rather than a timer
         // and the stop signal (measured in BENCHMARKS.md).
         let (close, closing) = oneshot::channel();
-        tokio::spawn(watchdog(progress, self.header_timeout, stopping, close));
+        let limits = (self.header_timeout, self.max_age);
+        tokio::spawn(watchdog(progress, limits, stopping, close));
         tokio::pin!(connection);
         let ended = tokio::select! {
             biased;
@@ -158,22 +168,101 @@ impl Http {
             tracing::debug!(%error, "connection ended with an error");
         }
     }
+
+    /// The service of one connection: the checks hyper leaves to us, the router, the metrics and
+    /// the connection's limits.
+    fn service(
+        &self,
+        router: Router,
+        progress: Arc<Progress>,
+        seat: Arc<Mutex<Seat>>,
+    ) -> impl hyper::service::Service<
+        Request<Incoming>,
+        Response = axum::response::Response,
+        Error = DroppedByChaos,
+        Future = impl Future<Output = Result<axum::response::Response, DroppedByChaos>> + Send,
+    > + Send {
+        // A handle of this connection's own, cloned for each request: its reference count is
+        // touched by this connection alone, where the server-wide one would be a cache line every
+        // worker thread fights over on every request.
+        let metrics = Arc::new(self.metrics.clone());
+        let (chaos, max_requests) = (self.chaos, self.max_requests);
+        let (hosts, viewers, max_viewers) =
+            (self.hosts.clone(), self.viewers.clone(), self.max_viewers);
+        service_fn(move |request: Request<Incoming>| {
+            let number = progress.started.fetch_add(1, Ordering::Relaxed) + 1;
+            let route = Route::of(request.uri().path());
+            let mut problem = framing_problem(&request)
+                .map(close_after)
+                .or_else(|| misdirected(&hosts, &request));
+            // Only a stream asks for a viewer's permit; every other request pays one comparison.
+            let mut viewer = None;
+            if route == Route::Live && problem.is_none() && is_stream(&request) {
+                if let Ok(permit) = viewers.clone().try_acquire_owned() {
+                    viewer = Some((permit, seat.clone()));
+                } else {
+                    let refused = Problem::TooManyViewers { limit: max_viewers };
+                    problem = Some(close_after(refused));
+                }
+            }
+            let changes = chaos.is_on() && changes_balance(&request);
+            // Only deposits and withdrawals are timed: two clock reads, the rest a counter.
+            let started = route.timed().map(|_| Instant::now());
+            let mut router = router.clone();
+            let metrics = metrics.clone();
+            let progress = progress.clone();
+            async move {
+                let mut response = match problem {
+                    Some(answer) => answer,
+                    None => match router.call(request).await {
+                        Ok(response) => response,
+                        Err(infallible) => match infallible {},
+                    },
+                };
+                match viewer {
+                    // A stream stays in flight for the watchdog, which so never takes it for idle.
+                    Some((permit, seat)) if response.status().is_success() => {
+                        seat.lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .become_viewer(permit);
+                    }
+                    _ => {
+                        progress.finished.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                if changes && applied(&response) && chaos.drops_answer() {
+                    return Err(DroppedByChaos);
+                }
+                if number >= max_requests || progress.is_retiring() {
+                    // hyper closes the connection once this answer is written.
+                    response
+                        .headers_mut()
+                        .insert(CONNECTION, HeaderValue::from_static("close"));
+                }
+                let elapsed = started.map(|started| started.elapsed());
+                metrics.record(route, response.status().as_u16(), elapsed);
+                Ok(response)
+            }
+        })
+    }
 }
 
 /// Why a connection's watchdog ends it.
 #[derive(Debug)]
 enum Close {
-    /// The server is stopping: finish the request in flight, then close.
+    /// The server is stopping, or the connection retires: finish the request in flight, then
+    /// close.
     Stopping,
     /// The connection waited too long for a request head: close at once.
     Stalled,
 }
 
-/// Watches one connection: tells it to end when the server stops or when it has waited too long
-/// for a request head, and ends by itself when the connection ends first.
+/// Watches one connection: tells it to end when the server stops, when it has waited too long
+/// for a request head, or when it retires (too old, or asked to make room) and its client is
+/// quiet; ends by itself when the connection ends first.
 async fn watchdog(
     progress: Arc<Progress>,
-    header_timeout: Duration,
+    (header_timeout, max_age): (Duration, Duration),
     mut stopping: watch::Receiver<bool>,
     mut close: oneshot::Sender<Close>,
 ) {
@@ -181,17 +270,26 @@ async fn watchdog(
         () = close.closed() => return,
         _ = stopping.wait_for(|stopping| *stopping) => Close::Stopping,
         () = progress.stalled(header_timeout) => Close::Stalled,
+        () = progress.retired(max_age) => Close::Stopping,
     };
     // The connection may have ended meanwhile; then nobody needs to hear it.
     let _ = close.send(why);
 }
 
+/// How long a retiring connection's client must have sent nothing before it is closed at once
+/// rather than by `Connection: close` on its next answer: long enough that a client busy on its
+/// connection is never cut between two requests, short enough that a newcomer hardly waits.
+const QUIET: Duration = Duration::from_millis(50);
+
 /// How many of a connection's requests have started (their head arrived) and finished (their
-/// answer is ready), for the watchdog that closes a connection waiting too long for a head.
+/// answer is ready), for the watchdog that closes a connection waiting too long for a head; and
+/// whether the connection is retiring.
 #[derive(Debug, Default)]
-struct Progress {
+pub(crate) struct Progress {
     started: AtomicU64,
     finished: AtomicU64,
+    retiring: AtomicBool,
+    retire: Notify,
 }
 
 impl Progress {
@@ -200,6 +298,19 @@ impl Progress {
             self.started.load(Ordering::Relaxed),
             self.finished.load(Ordering::Relaxed),
         )
+    }
+
+    /// Whether the connection was asked to close, or is older than its maximum age.
+    pub(crate) fn is_retiring(&self) -> bool {
+        self.retiring.load(Ordering::Relaxed)
+    }
+
+    /// Asks the connection to close: `Connection: close` on its next answer, or at once if its
+    /// client is quiet.
+    pub(crate) fn retire(&self) {
+        if !self.retiring.swap(true, Ordering::Relaxed) {
+            self.retire.notify_one();
+        }
     }
 
     /// Completes once the connection has been waiting for a request head for at least `timeout`
@@ -216,6 +327,39 @@ impl Progress {
             seen = now;
         }
     }
+
+    /// Completes once the connection retires (asked to, or `max_age` old) and its client has
+    /// been quiet for [`QUIET`] with nothing in flight. Until then an answer closes it.
+    async fn retired(&self, max_age: Duration) {
+        tokio::select! {
+            () = self.retire.notified() => {}
+            () = tokio::time::sleep(max_age) => self.retiring.store(true, Ordering::Relaxed),
+        }
+        let mut seen = self.now();
+        loop {
+            tokio::time::sleep(QUIET).await;
+            let now = self.now();
+            if now == seen && now.0 == now.1 {
+                return;
+            }
+            seen = now;
+        }
+    }
+}
+
+/// Whether the request opens the live page's event stream.
+fn is_stream<B>(request: &Request<B>) -> bool {
+    request.method() == Method::GET && request.uri().path() == live::EVENTS
+}
+
+/// The 421 answer to a request whose `Host` this server does not serve ([`crate::http::host`]).
+fn misdirected<B>(hosts: &Hosts, request: &Request<B>) -> Option<axum::response::Response> {
+    let host = request.headers().get(HOST)?;
+    if hosts.allows(host.as_bytes()) {
+        return None;
+    }
+    let host = String::from_utf8_lossy(host.as_bytes()).into_owned();
+    Some(Problem::MisdirectedRequest(host).into_response())
 }
 
 /// Whether the request is a deposit or a withdrawal.

@@ -47,6 +47,8 @@ pub(crate) enum Route {
     Reset,
     /// `/healthz`.
     Healthz,
+    /// `/readyz`.
+    Readyz,
     /// `/metrics`.
     Metrics,
     /// `/openapi.json`.
@@ -58,13 +60,14 @@ pub(crate) enum Route {
 }
 
 impl Route {
-    const ALL: [Route; 10] = [
+    const ALL: [Route; 11] = [
         Route::Deposit,
         Route::Withdraw,
         Route::Balance,
         Route::Stats,
         Route::Reset,
         Route::Healthz,
+        Route::Readyz,
         Route::Metrics,
         Route::OpenApi,
         Route::Live,
@@ -81,6 +84,7 @@ impl Route {
             paths::STATS => Route::Stats,
             paths::RESET => Route::Reset,
             paths::HEALTHZ => Route::Healthz,
+            paths::READYZ => Route::Readyz,
             paths::METRICS => Route::Metrics,
             paths::OPENAPI => Route::OpenApi,
             "/" => Route::Live,
@@ -98,6 +102,7 @@ impl Route {
             Route::Stats => "stats",
             Route::Reset => "reset",
             Route::Healthz => "healthz",
+            Route::Readyz => "readyz",
             Route::Metrics => "metrics",
             Route::OpenApi => "openapi",
             Route::Live => "live",
@@ -119,7 +124,9 @@ impl Route {
 
 /// The statuses counted one by one: every status racebank's code answers (200 and each problem
 /// type's, [`crate::wire::ProblemType::status`]); anything else is counted as `other`.
-const STATUSES: [u16; 12] = [200, 400, 404, 405, 408, 409, 413, 415, 422, 500, 501, 503];
+const STATUSES: [u16; 13] = [
+    200, 400, 404, 405, 408, 409, 413, 415, 421, 422, 500, 501, 503,
+];
 
 /// The slot of `status`: its place in [`STATUSES`], or the last slot, `other`.
 #[inline]
@@ -133,10 +140,11 @@ fn status_slot(status: u16) -> usize {
         409 => 5,
         413 => 6,
         415 => 7,
-        422 => 8,
-        500 => 9,
-        501 => 10,
-        503 => 11,
+        421 => 8,
+        422 => 9,
+        500 => 10,
+        501 => 11,
+        503 => 12,
         _ => STATUSES.len(),
     }
 }
@@ -501,6 +509,7 @@ mod tests {
             ("/stats", Route::Stats),
             ("/reset", Route::Reset),
             ("/healthz", Route::Healthz),
+            ("/readyz", Route::Readyz),
             ("/metrics", Route::Metrics),
             ("/openapi.json", Route::OpenApi),
             ("/", Route::Live),

@@ -4,6 +4,8 @@
 //!   the graceful shutdown.
 //! - [`connection`]: one client connection over HTTP/1.1, with the limits that cut off slow,
 //!   idle and greedy clients.
+//! - [`host`]: the `Host` check against DNS rebinding.
+//! - [`registry`]: the open connections, oldest first, for the accept loop to retire when full.
 //! - [`routes`]: the API's router (`app()`), no socket needed.
 //! - [`body`]: request bodies, read within limits and parsed into amounts.
 //! - [`problem`]: every client error as an RFC 9457 problem document.
@@ -14,9 +16,11 @@
 
 pub(crate) mod body;
 pub(crate) mod connection;
+pub(crate) mod host;
 pub(crate) mod live;
 pub(crate) mod metrics;
 pub(crate) mod openapi;
 pub(crate) mod problem;
+pub(crate) mod registry;
 pub(crate) mod routes;
 pub(crate) mod server;

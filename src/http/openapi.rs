@@ -31,7 +31,7 @@ use utoipa::ToSchema;
 
 use crate::domain::idempotency::{IdempotencyKey, KEY_HEADER, REPLAYED_HEADER};
 use crate::http::metrics;
-use crate::http::problem::PROBLEM_JSON;
+use crate::http::problem::{PROBLEM_JSON, RETRY_AFTER_SECONDS};
 use crate::wire::{
     paths, AmountBody, BalanceBody, ProblemDocument, ProblemType, ResetBody, Stats, BODY_LIMIT,
 };
@@ -58,7 +58,11 @@ const LIVE: &str = "live page";
 
 /// What every route can answer: the framing checks run before the router
 /// (`crate::http::connection`).
-const FRAMING: &[ProblemType] = &[ProblemType::BadHost, ProblemType::UnsupportedTransferCoding];
+const FRAMING: &[ProblemType] = &[
+    ProblemType::BadHost,
+    ProblemType::UnsupportedTransferCoding,
+    ProblemType::MisdirectedRequest,
+];
 
 /// A body that cannot be read or is not the JSON the route takes (`routes::JsonBody`).
 const BODY: &[ProblemType] = &[
@@ -106,7 +110,10 @@ counter (`/metrics` counts it as a request), and no error answer moves the balan
 perhaps `outcome-unknown` (500): the store failed after the write was sent, so it may or may not \
 have been applied.\n\n\
 A path not listed here answers 404 `not-found`, and a listed path with another method 405 \
-`method-not-allowed` with an `Allow` header (`components.responses`). hyper answers a malformed \
+`method-not-allowed` with an `Allow` header (`components.responses`). A request whose `Host` names \
+neither a loopback address, `localhost`, the server's own address nor a host of `--allow-host` \
+answers 421 `misdirected-request` before any route runs (a guard against DNS rebinding; the port \
+in `Host` is ignored). hyper answers a malformed \
 request head (400), a too long URI (414) and a head over 16 KiB (431) itself, with an empty body, \
 before any route sees the request.";
 
@@ -171,6 +178,22 @@ fn operations_paths(paths: PathsBuilder) -> PathsBuilder {
                     .content("application/json", Content::new(Some(health())))
                     .build(),
                 &[],
+            ),
+        )
+        .path(
+            paths::READYZ,
+            get(
+                OPERATIONS,
+                "readyz",
+                "Readiness",
+                "Answers 200 when the store answers a read of the account within 1 s, and 503 \
+                 `store-unavailable` with `Retry-After` otherwise: send traffic here only while \
+                 it is ready.",
+                ResponseBuilder::new()
+                    .description("The store answers.")
+                    .content("application/json", Content::new(Some(readiness())))
+                    .build(),
+                READ,
             ),
         )
         .path(
@@ -247,12 +270,13 @@ fn live_paths(paths: PathsBuilder) -> PathsBuilder {
                 "live_events",
                 "The live page's event stream",
                 "Server-sent events that never end by themselves (only when the server \
-                 shuts down): one `hello` event (the mode, the work, the mode's lesson), \
+                 shuts down): one `hello` event (the mode, the work, the mode's lesson and \
+                 the numbers now), \
                  then a `stats` event four times a second (the `/stats` document and the \
                  requests per second), or a `trouble` event when the store could not be \
                  read.",
                 text_answer("text/event-stream", "The stream."),
-                &[],
+                &[ProblemType::TooManyViewers],
             ),
         )
 }
@@ -326,14 +350,19 @@ fn reset_item() -> PathItem {
         .summary(Some("Reset the account"))
         .description(Some(
             "Sets the balance and zeroes every counter, and answers the ledger after it. Without \
-             a body the balance goes back to the one the server started with.",
+             a body the balance goes back to the one the server started with. The request must \
+             carry `Content-Type: application/json` even without a body (415 otherwise): no \
+             cross-site HTML form can send that.",
         ))
         .request_body(Some(
             RequestBodyBuilder::new()
                 .description(Some(
-                    "Optional: `{\"balance\": N}` and nothing else, as `application/json`.",
+                    "`{\"balance\": N}` and nothing else, as `application/json`; or an empty \
+                     body, still sent as `application/json`, for the opening balance. The \
+                     content type is required either way, which is why the body is described \
+                     as required: a request without it gets 415.",
                 ))
-                .required(Some(Required::False))
+                .required(Some(Required::True))
                 .content("application/json", json_content::<ResetBody>())
                 .build(),
         ))
@@ -401,10 +430,24 @@ fn problem_response(status: u16, kinds: &[ProblemType]) -> Response {
         .map(|kind| format!("`{}`: {}.", kind.slug(), kind.title()))
         .collect::<Vec<_>>()
         .join(" ");
-    ResponseBuilder::new()
+    let mut response = ResponseBuilder::new()
         .description(description)
         .content(PROBLEM_JSON, Content::new(Some(schema)))
-        .build()
+        .build();
+    if status == 503 {
+        let header = HeaderBuilder::new()
+            .schema(Some(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .enum_values(Some([RETRY_AFTER_SECONDS])),
+            ))
+            .description(Some("Seconds to wait before trying again."))
+            .build();
+        response
+            .headers
+            .insert("retry-after".to_string(), header.into());
+    }
+    response
 }
 
 /// `response`, which may be a replay of the first answer to an `Idempotency-Key`.
@@ -476,6 +519,19 @@ fn text_answer(content_type: &str, description: &str) -> Response {
 }
 
 /// `{"status": "ok"}`.
+fn readiness() -> Schema {
+    ObjectBuilder::new()
+        .property(
+            "status",
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some(["ready"])),
+        )
+        .required("status")
+        .additional_properties(Some(AdditionalProperties::<Schema>::FreeForm(false)))
+        .into()
+}
+
 fn health() -> Schema {
     ObjectBuilder::new()
         .property(

@@ -19,9 +19,9 @@ use crate::wire::{ProblemDocument, ProblemType};
 /// The media type of a problem document.
 pub(crate) const PROBLEM_JSON: &str = "application/problem+json";
 
-/// The `Retry-After` of every 503, in seconds: long enough for a lease to run out, a connection to
-/// come back or a key to expire, short enough not to idle a client that could go on.
-const RETRY_AFTER_SECONDS: &str = "1";
+/// What every 503 says in `Retry-After`, in seconds: each of them (a store that did not answer, a
+/// server stopping, retries exhausted, too many viewers) is worth trying again about that soon.
+pub(crate) const RETRY_AFTER_SECONDS: &str = "1";
 
 /// What was wrong with a request, or why it was not carried out.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -60,7 +60,7 @@ pub enum Problem {
     #[error("gave up after redoing the work {retries} times because every attempt met a conflicting write; nothing was changed, try again")]
     Contention { retries: u32 },
     /// No such route.
-    #[error("there is no {path}; try /deposit, /withdraw, /balance, /stats, /reset or /healthz")]
+    #[error("there is no {path}; try /deposit, /withdraw, /balance, /stats, /reset, /healthz or /readyz")]
     NotFound { path: String },
     /// The route exists, with another method.
     #[error("this route does not take that method; the Allow header lists the ones it takes")]
@@ -92,6 +92,15 @@ pub enum Problem {
     /// Every idempotency key the store can keep is live; a new one is refused.
     #[error("{0}; nothing was changed, try again when keys expire")]
     IdempotencyKeysFull(String),
+    /// The `Host` header names a host this server does not serve.
+    #[error(
+        "this server does not serve the host `{0}`: it answers to loopback names and addresses, \
+         its own address and the hosts of --allow-host (a guard against DNS rebinding)"
+    )]
+    MisdirectedRequest(String),
+    /// Every live-page stream is taken.
+    #[error("{limit} live viewers are watching already (--max-viewers); try again shortly")]
+    TooManyViewers { limit: usize },
 }
 
 impl Problem {
@@ -125,6 +134,8 @@ impl Problem {
             Problem::IdempotencyKeyInUse(_) => ProblemType::IdempotencyKeyInUse,
             Problem::StoreRolledBack(_) => ProblemType::StoreRolledBack,
             Problem::IdempotencyKeysFull(_) => ProblemType::IdempotencyKeysFull,
+            Problem::MisdirectedRequest(_) => ProblemType::MisdirectedRequest,
+            Problem::TooManyViewers { .. } => ProblemType::TooManyViewers,
         }
     }
 
@@ -196,6 +207,8 @@ impl Problem {
             Problem::IdempotencyKeyInUse("x".into()),
             Problem::StoreRolledBack("x".into()),
             Problem::IdempotencyKeysFull("x".into()),
+            Problem::MisdirectedRequest("x".into()),
+            Problem::TooManyViewers { limit: 1 },
         ]
     }
 

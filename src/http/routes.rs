@@ -8,6 +8,7 @@
 //! | `GET /stats`        |                           | 200 [`Stats`]                                        |
 //! | `POST /reset`       | optional `{"balance": N}` | 200 [`Stats`] after the reset                        |
 //! | `GET /healthz`      |                           | 200 `{"status": "ok"}`                               |
+//! | `GET /readyz`       |                           | 200 `{"status": "ready"}`, 503 while the store does not answer |
 //! | `GET /metrics`      |                           | 200 Prometheus metrics ([`metrics`])                 |
 //! | `GET /openapi.json` |                           | 200 the OpenAPI 3.1 description of all of these ([`openapi`]) |
 //!
@@ -46,12 +47,13 @@ use crate::wire::paths;
 pub(crate) use crate::wire::BalanceBody;
 
 /// The router for one account: a body must arrive within `body_timeout` of its head, `metrics`
-/// is what `/metrics` shows, and `closing` ends the live page's streams when shutdown begins.
+/// is what `/metrics` shows, `closing` ends the live page's streams when shutdown begins, and
+/// each stream sends a keep-alive comment every `keep_alive`.
 pub(crate) fn app(
     account: Arc<Account>,
     metrics: Arc<Metrics>,
     body_timeout: Duration,
-    closing: live::Closing,
+    (closing, keep_alive): (live::Closing, Duration),
 ) -> Router {
     Router::new()
         .route(paths::DEPOSIT, post(deposit))
@@ -60,9 +62,10 @@ pub(crate) fn app(
         .route(paths::STATS, get(stats))
         .route(paths::RESET, post(reset))
         .route(paths::HEALTHZ, get(healthz))
+        .route(paths::READYZ, get(readyz))
         .route(paths::METRICS, get(scrape))
         .route(paths::OPENAPI, get(openapi::serve))
-        .merge(live::routes(closing))
+        .merge(live::routes(closing, keep_alive))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(AppState {
@@ -137,11 +140,13 @@ async fn stats(State(account): State<Arc<Account>>) -> Result<Json<Stats>, Probl
     Ok(Json(account.stats().await?))
 }
 
-/// Without a body, back to the balance the server started with; with one, to `balance`.
+/// Without a body, back to the balance the server started with; with one, to `balance`. Either
+/// way the request must say it is JSON: an HTML form on another site can post an empty body too.
 async fn reset(
     State(account): State<Arc<Account>>,
     body: JsonBody,
 ) -> Result<Json<Stats>, Problem> {
+    body.require_json("balance")?;
     let balance = if body.is_empty() {
         account.opening_balance()
     } else {
@@ -162,6 +167,23 @@ async fn scrape(State(state): State<AppState>) -> impl IntoResponse {
 
 async fn healthz() -> Json<Value> {
     Json(serde_json::json!({ "status": "ok" }))
+}
+
+/// How long readiness waits for the store: an orchestrator asks often, and a store slower than
+/// this is as good as unreachable to the clients it would be sent.
+const READINESS_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Ready when the account's stats can be read within [`READINESS_TIMEOUT`]; otherwise 503
+/// `store-unavailable`, with `Retry-After`. Liveness (`/healthz`) never touches the store.
+async fn readyz(State(account): State<Arc<Account>>) -> Result<Json<Value>, Problem> {
+    match tokio::time::timeout(READINESS_TIMEOUT, account.stats()).await {
+        Ok(Ok(_)) => Ok(Json(serde_json::json!({ "status": "ready" }))),
+        Ok(Err(error)) => Err(error.into()),
+        Err(_) => Err(Problem::StoreUnavailable(format!(
+            "the store did not answer within {}",
+            crate::duration::format_duration(READINESS_TIMEOUT)
+        ))),
+    }
 }
 
 async fn not_found(uri: axum::http::Uri) -> Problem {

@@ -262,6 +262,36 @@ async fn a_bad_reset_is_refused_and_changes_nothing() {
     assert_eq!(app.stats().await, before);
 }
 
+/// A web page on another site can send a form post or `text/plain` to this server without asking
+/// (no CORS preflight), but never `Content-Type: application/json`: requiring it, even of an empty
+/// reset, is what keeps such a page from moving money or resetting the account.
+#[tokio::test]
+async fn a_state_changing_request_without_a_json_content_type_gets_415_even_with_an_empty_body() {
+    let app = seeded_app().await;
+    let before = app.stats().await;
+
+    for path in ["/reset", "/deposit", "/withdraw"] {
+        for content_type in [
+            None,
+            Some("application/x-www-form-urlencoded"),
+            Some("multipart/form-data; boundary=x"),
+            Some("text/plain"),
+        ] {
+            for body in ["", "balance=0&amount=5"] {
+                let case = format!("{path} with {content_type:?} and body {body:?}");
+                let response = app.post_raw(path, content_type, body).await;
+                let problem =
+                    assert_problem(response, StatusCode::UNSUPPORTED_MEDIA_TYPE, &case).await;
+                assert_eq!(
+                    problem["type"], "urn:racebank:problem:unsupported-media-type",
+                    "{case}"
+                );
+            }
+        }
+    }
+    assert_eq!(app.stats().await, before);
+}
+
 #[tokio::test]
 async fn unknown_routes_and_wrong_methods_get_problem_documents() {
     let app = seeded_app().await;
@@ -411,7 +441,7 @@ async fn a_transfer_coding_other_than_chunked_gets_501_and_changes_nothing() {
 
     let answer = raw_answer(
         &app,
-        "POST /deposit HTTP/1.1\r\nHost: racebank\r\nContent-Type: application/json\r\n\
+        "POST /deposit HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
          Transfer-Encoding: gzip, chunked\r\n\r\nd\r\n{\"amount\": 5}\r\n0\r\n\r\n",
     )
     .await;
@@ -430,7 +460,7 @@ async fn expect_100_continue_with_a_body_over_the_limit_gets_413_without_continu
 
     let answer = raw_answer(
         &app,
-        "POST /deposit HTTP/1.1\r\nHost: racebank\r\nContent-Type: application/json\r\n\
+        "POST /deposit HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
          Content-Length: 100000\r\nExpect: 100-continue\r\n\r\n",
     )
     .await;

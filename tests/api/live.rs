@@ -141,6 +141,21 @@ async fn the_stream_greets_with_the_mode_and_its_paragraph_then_sends_the_stats(
 }
 
 #[tokio::test]
+async fn the_streams_first_event_carries_the_current_numbers() {
+    let app = spawn_app("mutex", "none").await;
+    assert_eq!(app.deposit(5).await.status(), StatusCode::OK);
+    let mut events = Events::open(&app).await;
+
+    let hello = events.next().await.unwrap();
+
+    // The page shows numbers from the first event, not dashes until the first tick's frame.
+    assert_eq!(hello.event, "hello");
+    assert_eq!(hello.data["stats"]["balance"], 5);
+    assert_eq!(hello.data["stats"]["deposit_count"], 1);
+    assert_eq!(hello.data["requests_per_second"], 0.0);
+}
+
+#[tokio::test]
 async fn the_stream_shows_a_lost_update_the_moment_it_happens() {
     let app = spawn_app("unguarded", "rendezvous:2").await;
     let mut events = Events::open(&app).await;

@@ -26,11 +26,16 @@ impl Drop for Process {
 /// Starts `racebank args..` under `sh -c "<setup>; exec racebank args.."`, with stderr piped, and
 /// reads its log up to the line that gives its address.
 pub(crate) fn start(setup: &str, args: &[&str]) -> (Process, BufReader<ChildStderr>) {
+    start_on("127.0.0.1:0", setup, args)
+}
+
+/// [`start`], listening on `addr`.
+fn start_on(addr: &str, setup: &str, args: &[&str]) -> (Process, BufReader<ChildStderr>) {
     let mut child = Command::new("sh")
         .arg("-c")
         .arg(format!("{setup}\nexec \"$0\" \"$@\""))
         .arg(env!("CARGO_BIN_EXE_racebank"))
-        .args(["--addr", "127.0.0.1:0"])
+        .args(["--addr", addr])
         .args(args)
         .env_remove("RUST_LOG")
         .stdin(Stdio::null())
@@ -110,11 +115,45 @@ fn healthz(address: &str) -> String {
     let mut stream = TcpStream::connect(address).expect("connect");
     stream.set_read_timeout(Some(PATIENCE)).unwrap();
     stream
-        .write_all(b"GET /healthz HTTP/1.1\r\nHost: racebank\r\nConnection: close\r\n\r\n")
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
         .unwrap();
     let mut answer = String::new();
     let _ = stream.read_to_string(&mut answer);
     answer.lines().next().unwrap_or("").to_string()
+}
+
+#[test]
+fn a_server_listening_beyond_loopback_warns_that_anyone_who_can_reach_it_can_move_money() {
+    // Port 0 on every address, for the second it takes to read the log: nothing is sent to it.
+    let (process, stderr) = start_on("0.0.0.0:0", "", &[]);
+    let lines = log_lines(stderr);
+
+    let warning = wait_for_line(&lines, "no authentication");
+
+    let warning = warning.last().unwrap();
+    assert!(warning.contains("WARN"), "{warning}");
+    assert!(warning.contains("move money"), "{warning}");
+    drop(process);
+}
+
+#[test]
+fn an_address_may_name_a_host_that_resolves_and_loopback_logs_no_warning() {
+    let (process, stderr) = start_on("localhost:0", "", &[]);
+    let lines = log_lines(stderr);
+
+    assert!(healthz(&process.address).contains("200"));
+
+    let port = process.address.rsplit(':').next().unwrap();
+    let seen = {
+        // The stop's final line is the mark that every start-up line has been read.
+        signal(&process, "TERM");
+        wait_for_line(&lines, "racebank stopped")
+    };
+    assert!(
+        !seen.iter().any(|line| line.contains("no authentication")),
+        "{seen:#?}"
+    );
+    assert!(port.parse::<u16>().is_ok(), "{}", process.address);
 }
 
 #[test]
@@ -140,12 +179,12 @@ fn a_second_signal_during_shutdown_stops_at_once_with_a_failure_status() {
     // proved open by a first answer; the sleep gives the deposit ample time to enter its work.
     let mut held = TcpStream::connect(&process.address).unwrap();
     held.set_read_timeout(Some(PATIENCE)).unwrap();
-    held.write_all(b"GET /healthz HTTP/1.1\r\nHost: racebank\r\n\r\n")
+    held.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
         .unwrap();
     let mut first = [0u8; 12];
     held.read_exact(&mut first).unwrap();
     held.write_all(
-        b"POST /deposit HTTP/1.1\r\nHost: racebank\r\nContent-Type: application/json\r\n\
+        b"POST /deposit HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
           Content-Length: 13\r\n\r\n{\"amount\": 5}",
     )
     .unwrap();

@@ -59,6 +59,11 @@ impl TestAccount {
         }
     }
 
+    /// The account's id.
+    pub(crate) fn id(&self) -> AccountId {
+        self.id.clone()
+    }
+
     /// A server configuration for this account.
     pub(crate) fn config(&self, mode: &str, work: &str, lease_ms: u64) -> Config {
         Config {

@@ -99,7 +99,7 @@ async fn reset_without_a_body_returns_to_the_opening_balance() {
     .await;
     app.deposit(5).await;
 
-    let response = app.post_raw("/reset", None, "").await;
+    let response = app.post_raw("/reset", Some("application/json"), "").await;
 
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(app.balance().await, 1000);

@@ -180,6 +180,7 @@ async fn reset(client: &reqwest::Client, url: &Url) -> anyhow::Result<()> {
     let reset = url.join("reset").context("cannot form the /reset URL")?;
     let response = client
         .post(reset.clone())
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
         .send()
         .await
         .with_context(|| format!("cannot reach {reset}"))?;

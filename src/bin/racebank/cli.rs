@@ -19,9 +19,17 @@ use racebank::{
     after_help = "Try: racebank --mode unguarded --work rendezvous:2, then send two deposits at once."
 )]
 pub(crate) struct Cli {
-    /// Address to listen on. Loopback by default: this server is for experiments, not the internet.
-    #[arg(long, env = "RACEBANK_ADDR", default_value = "127.0.0.1:3000")]
-    pub addr: SocketAddr,
+    /// Address to listen on: `IP:PORT` or `HOST:PORT` (`localhost:3000`). Loopback by default:
+    /// this server is for experiments, not the internet; anything else logs a WARN at start.
+    #[arg(long, env = "RACEBANK_ADDR", default_value = "127.0.0.1:3000", value_parser = parse_addr)]
+    pub addr: String,
+
+    /// A host name to serve besides loopback names and the bound address (repeatable, or
+    /// comma-separated in the environment); requests whose `Host` names anything else get 421,
+    /// against DNS rebinding.
+    #[arg(long = "allow-host", env = "RACEBANK_ALLOW_HOSTS", value_delimiter = ',',
+          value_parser = parse_host_name)]
+    pub allow_hosts: Vec<String>,
 
     /// Where the balance lives: memory (this process), postgres or redis (shared by replicas).
     #[arg(long, env = "RACEBANK_STORE", value_enum, default_value_t = StoreKind::Memory)]
@@ -99,6 +107,22 @@ pub(crate) struct Cli {
     #[arg(long, env = "RACEBANK_BODY_TIMEOUT", default_value = "10s", value_parser = parse_timeout)]
     pub body_timeout: Duration,
 
+    /// How long a connection may stay open; past it, its next answer says `Connection: close`, or
+    /// it is closed once quiet.
+    #[arg(long, env = "RACEBANK_MAX_CONNECTION_AGE", default_value = "60s", value_parser = parse_timeout)]
+    pub max_connection_age: Duration,
+
+    /// Requests one connection may carry; the last one's answer says `Connection: close`.
+    #[arg(long, env = "RACEBANK_MAX_REQUESTS_PER_CONNECTION", default_value_t = 1000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_requests_per_connection: u64,
+
+    /// Live-page event streams open at once; they hold no connection slot. Further viewers get
+    /// 503 with Retry-After.
+    #[arg(long, env = "RACEBANK_MAX_VIEWERS", default_value_t = 100,
+          value_parser = parse_max_connections)]
+    pub max_viewers: usize,
+
     /// Connections served at once; further ones wait in the listen backlog until one closes.
     #[arg(long, env = "RACEBANK_MAX_CONNECTIONS", default_value_t = 512,
           value_parser = parse_max_connections)]
@@ -136,8 +160,45 @@ impl Cli {
                 body_timeout: self.body_timeout,
                 max_connections: self.max_connections,
                 chaos: self.chaos.unwrap_or_default(),
+                allowed_hosts: self.allow_hosts.clone(),
+                max_connection_age: self.max_connection_age,
+                max_requests_per_connection: self.max_requests_per_connection,
+                max_viewers: self.max_viewers,
             },
         }
+    }
+}
+
+/// `IP:PORT`, `[IPv6]:PORT` or `HOST:PORT`: checked for shape here, resolved when bound.
+fn parse_addr(text: &str) -> Result<String, String> {
+    if text.parse::<SocketAddr>().is_ok() {
+        return Ok(text.to_string());
+    }
+    let shape = text.rsplit_once(':').filter(|(host, port)| {
+        !host.is_empty() && !host.contains(':') && port.parse::<u16>().is_ok()
+    });
+    match shape {
+        Some((host, _)) if parse_host_name(host).is_ok() => Ok(text.to_string()),
+        _ => Err(format!(
+            "`{text}` is not an address: use IP:PORT or HOST:PORT, e.g. 127.0.0.1:3000 or \
+             localhost:3000"
+        )),
+    }
+}
+
+/// A host name: letters, digits, `-` and `.`, as DNS has them.
+fn parse_host_name(text: &str) -> Result<String, String> {
+    let name = text.trim();
+    let valid = (1..=253).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+    if valid {
+        Ok(name.to_ascii_lowercase())
+    } else {
+        Err(format!(
+            "`{text}` is not a host name: use letters, digits, `-` and `.`"
+        ))
     }
 }
 
@@ -197,7 +258,7 @@ mod tests {
     fn the_defaults_of_the_flags_match_the_default_config() {
         let cli = Cli::try_parse_from(["racebank"]).unwrap();
         let (config, default) = (cli.config(), Config::default());
-        assert_eq!(cli.addr, "127.0.0.1:3000".parse().unwrap());
+        assert_eq!(cli.addr, "127.0.0.1:3000");
         assert_eq!(config.account.store, default.account.store);
         assert_eq!(config.account.id, default.account.id);
         assert_eq!(config.account.mode, default.account.mode);
@@ -219,6 +280,15 @@ mod tests {
             config.server.max_connections,
             default.server.max_connections
         );
+        assert_eq!(
+            config.server.max_connection_age,
+            default.server.max_connection_age
+        );
+        assert_eq!(
+            config.server.max_requests_per_connection,
+            default.server.max_requests_per_connection
+        );
+        assert_eq!(config.server.max_viewers, default.server.max_viewers);
     }
 
     #[test]
@@ -266,12 +336,35 @@ mod tests {
     }
 
     #[test]
+    fn an_address_may_name_a_host_and_allowed_hosts_repeat() {
+        let cli = Cli::try_parse_from([
+            "racebank",
+            "--addr",
+            "localhost:3000",
+            "--allow-host",
+            "Bank.Internal",
+            "--allow-host",
+            "other.internal",
+        ])
+        .unwrap();
+        assert_eq!(cli.addr, "localhost:3000");
+        assert_eq!(
+            cli.config().server.allowed_hosts,
+            ["bank.internal", "other.internal"]
+        );
+        assert!(Cli::try_parse_from(["racebank", "--addr", "[::1]:3000"]).is_ok());
+    }
+
+    #[test]
     fn flags_are_checked() {
         for args in [
             &["racebank", "--mode", "spinlock"][..],
             &["racebank", "--work", "fast"],
             &["racebank", "--initial-balance", "-1"],
             &["racebank", "--addr", "localhost"],
+            &["racebank", "--addr", "localhost:http"],
+            &["racebank", "--addr", "exa mple:3000"],
+            &["racebank", "--allow-host", "evil.example:80"],
             &["racebank", "--store", "mongo"],
             &["racebank", "--pool-size", "0"],
             &["racebank", "--account", "a b"],
@@ -279,6 +372,9 @@ mod tests {
             &["racebank", "--header-timeout", "0"],
             &["racebank", "--body-timeout", "0s"],
             &["racebank", "--max-connections", "0"],
+            &["racebank", "--max-viewers", "0"],
+            &["racebank", "--max-requests-per-connection", "0"],
+            &["racebank", "--max-connection-age", "0s"],
         ] {
             assert!(
                 Cli::try_parse_from(args).is_err(),

@@ -27,7 +27,8 @@ async fn run(cli: cli::Cli) -> anyhow::Result<()> {
     let config = cli.config();
     // A configuration that cannot run is refused before the port is taken.
     config.validate()?;
-    let listener = tokio::net::TcpListener::bind(cli.addr)
+    // A host name is resolved here, and the first of its addresses that binds is taken.
+    let listener = tokio::net::TcpListener::bind(cli.addr.as_str())
         .await
         .with_context(|| format!("cannot listen on {}", cli.addr))?;
     racebank::serve(listener, config, signal::shutdown_signal()).await?;

@@ -37,7 +37,7 @@ use axum::http::{header, HeaderMap};
 
 use crate::domain::idempotency::{self, IdempotencyKey};
 use crate::domain::money::Amount;
-use crate::http::body::parse::{parse_amount, parse_reset_balance};
+use crate::http::body::parse::{parse_amount, parse_reset_balance, unsupported_media_type};
 use crate::http::problem::Problem;
 use crate::wire::BODY_LIMIT;
 
@@ -61,6 +61,16 @@ impl JsonBody {
     /// Reads `{"amount": N}`: a positive whole number of minor units.
     pub(crate) fn amount(&self) -> Result<Amount, Problem> {
         parse_amount(&self.bytes, self.is_json)
+    }
+
+    /// Whether the request declared a JSON content type: required of every request that changes
+    /// state, even one without a body, since that is what no cross-site form post can send.
+    pub(crate) fn require_json(&self, field: &str) -> Result<(), Problem> {
+        if self.is_json {
+            Ok(())
+        } else {
+            Err(unsupported_media_type(field))
+        }
     }
 
     /// Reads `{"balance": N}` for a reset: a whole number of minor units, zero or more.

@@ -49,7 +49,7 @@ fn example(field: &str) -> String {
     format!(r#"{{"{field}": 5}}"#)
 }
 
-fn unsupported_media_type(field: &str) -> Problem {
+pub(crate) fn unsupported_media_type(field: &str) -> Problem {
     Problem::UnsupportedMediaType(format!(
         "send the body as JSON with `Content-Type: application/json`, e.g. {}",
         example(field)

@@ -5,7 +5,7 @@
 //! | `GET /`              | the page (HTML, CSS and JavaScript compiled into the binary) |
 //! | `GET /live/page.css` | its style                                                   |
 //! | `GET /live/page.js`  | its script                                                  |
-//! | `GET /live/events`   | `text/event-stream`: one `hello`, then a `stats` frame every [`TICK`] |
+//! | `GET /live/events`   | `text/event-stream`: one `hello` with the numbers now, then a `stats` frame every [`TICK`] |
 //!
 //! Nothing is fetched from anywhere else (the page's Content-Security-Policy says so), so it works
 //! offline and on a projector in a room without Wi-Fi.
@@ -48,6 +48,14 @@ pub(crate) const TICK: Duration = Duration::from_millis(250);
 /// req/s is averaged over about this long, so that a quiet tick does not make it flicker to zero.
 const RATE_WINDOW: Duration = Duration::from_secs(1);
 
+/// The event stream's path.
+pub(crate) const EVENTS: &str = "/live/events";
+
+/// The longest pause between two keep-alive comments on a stream (`: keep-alive`): what proxies
+/// and browsers expect of an idle event stream. A server with a shorter header timeout sends them
+/// at least twice per timeout.
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
 /// How long a browser waits before reconnecting a dropped stream.
 const RECONNECT: Duration = Duration::from_secs(1);
 
@@ -88,8 +96,17 @@ impl Closing {
     }
 }
 
-/// The page's routes, for `routes::app` to merge.
-pub(crate) fn routes<S>(closing: Closing) -> Router<S>
+/// How often a stream sends a keep-alive comment on a server whose header timeout is
+/// `header_timeout`.
+pub(crate) fn keep_alive_every(header_timeout: Duration) -> Duration {
+    KEEP_ALIVE
+        .min(header_timeout / 2)
+        .max(Duration::from_millis(1))
+}
+
+/// The page's routes, for `routes::app` to merge; each stream sends a keep-alive comment every
+/// `keep_alive`.
+pub(crate) fn routes<S>(closing: Closing, keep_alive: Duration) -> Router<S>
 where
     Arc<Account>: FromRef<S>,
     S: Clone + Send + Sync + 'static,
@@ -99,8 +116,10 @@ where
         .route("/live/page.css", get(css))
         .route("/live/page.js", get(js))
         .route(
-            "/live/events",
-            get(move |State(account): State<Arc<Account>>| events(account, closing.clone())),
+            EVENTS,
+            get(move |State(account): State<Arc<Account>>| {
+                events(account, closing.clone(), keep_alive)
+            }),
         )
 }
 
@@ -141,14 +160,18 @@ async fn js() -> impl IntoResponse {
 async fn events(
     account: Arc<Account>,
     closing: Closing,
+    keep_alive: Duration,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let mut ticks = tokio::time::interval(TICK);
     // A viewer that falls behind wants the latest numbers, not a backlog of old ones.
     ticks.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    let mut keep_alive = tokio::time::interval_at(Instant::now() + keep_alive, keep_alive);
+    keep_alive.set_missed_tick_behavior(MissedTickBehavior::Skip);
     let feed = Feed {
         account,
         closing,
         ticks,
+        keep_alive,
         rate: Rate::default(),
         greeted: false,
     };
@@ -163,11 +186,14 @@ struct Feed {
     account: Arc<Account>,
     closing: Closing,
     ticks: Interval,
+    /// A comment now and then, which shows a stalled store's stream to be alive still.
+    keep_alive: Interval,
     rate: Rate,
     greeted: bool,
 }
 
-/// The first frame: what the account runs and what that means.
+/// The first frame: what the account runs and what that means, and the numbers now, so that a
+/// page shows them the moment it connects rather than a tick later.
 #[derive(Debug, Serialize)]
 struct Hello<'a> {
     mode: &'a str,
@@ -175,6 +201,8 @@ struct Hello<'a> {
     /// The mode's paragraph from [`lesson`](mod@crate::http::live::lesson), with `code` in backticks.
     lesson: Option<&'static str>,
     tick_ms: u128,
+    #[serde(flatten)]
+    frame: Frame<'a>,
 }
 
 /// Every later frame.
@@ -199,6 +227,7 @@ impl Feed {
         tokio::select! {
             biased;
             () = self.closing.closed() => return None,
+            _ = self.keep_alive.tick() => return Some(Event::default().comment("keep-alive")),
             _ = self.ticks.tick() => {}
         }
         let stats = match self.account.stats().await {
@@ -208,6 +237,7 @@ impl Feed {
                 return Some(json_event("trouble", &Trouble { detail }));
             }
         };
+        let requests_per_second = self.rate.observe(Instant::now(), decided(&stats));
         if !self.greeted {
             self.greeted = true;
             let hello = Hello {
@@ -215,10 +245,13 @@ impl Feed {
                 work: &stats.work,
                 lesson: lesson(&stats.mode),
                 tick_ms: TICK.as_millis(),
+                frame: Frame {
+                    stats: &stats,
+                    requests_per_second,
+                },
             };
             return Some(json_event("hello", &hello).retry(RECONNECT));
         }
-        let requests_per_second = self.rate.observe(Instant::now(), decided(&stats));
         Some(json_event(
             "stats",
             &Frame {

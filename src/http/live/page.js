@@ -32,7 +32,12 @@
         setConnection("reconnecting", "Server unreachable, retrying…");
       }
     });
-    source.addEventListener("hello", (event) => showSetup(JSON.parse(event.data)));
+    source.addEventListener("hello", (event) => {
+      const hello = JSON.parse(event.data);
+      showSetup(hello);
+      // The first event carries the numbers now: no dashes until the first tick.
+      if (hello.stats) showFrame(hello);
+    });
     source.addEventListener("stats", (event) => showFrame(JSON.parse(event.data)));
     source.addEventListener("trouble", (event) => {
       setConnection("reconnecting", JSON.parse(event.data).detail);
@@ -311,7 +316,12 @@
     const button = $("reset");
     button.disabled = true;
     try {
-      const response = await fetch("/reset", { method: "POST", cache: "no-store" });
+      const response = await fetch("/reset", {
+        method: "POST",
+        // Required even without a body: it is what no cross-site form post can send.
+        headers: { "content-type": "application/json" },
+        cache: "no-store",
+      });
       const stats = await response.json();
       if (!response.ok) throw new Error(stats.detail || `status ${response.status}`);
       history = [];
