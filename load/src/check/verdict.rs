@@ -136,7 +136,7 @@ impl Verdict {
 
 /// What a run concludes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum Conclusion {
     /// No lost amount, no overdraft, no duplicate, and no sign of another client.
     Consistent,
@@ -147,6 +147,12 @@ pub enum Conclusion {
     /// The server stopped answering before the final balance could be read, and nothing that
     /// needs no final balance proves a loss: the run cannot be decided.
     Unknown,
+    /// The money is right (or cannot be judged), but the answers contradict each other: two
+    /// acknowledgements reported the same balance where every one must differ.
+    InconsistentAnswers,
+    /// The server answered the balance read after the run with no balance an account can hold:
+    /// it broke the protocol, and the run cannot be judged.
+    ProtocolError,
 }
 
 impl Conclusion {

@@ -34,7 +34,7 @@ use tokio::time::{Instant as TokioInstant, Sleep};
 use crate::engine::connection::{exchange, Connection, Exchange};
 use crate::engine::history::{Batch, Entry, History};
 use crate::engine::requests::Requests;
-use crate::engine::stats::{Reading, Recorded, Stats};
+use crate::engine::stats::{Earlier, Reading, Recorded, Stats};
 use crate::plan::api::Api;
 use crate::plan::ops::{Op, Plan};
 use crate::plan::target::{replica_of, Target};
@@ -269,19 +269,24 @@ impl Job {
 }
 
 /// Sends one operation, and again to the next replica after an answer that allows a retry,
-/// up to `--retry` times; returns the last attempt's exchange.
+/// up to `--retry` times; returns the last attempt's exchange, and what the attempts before it
+/// may have done (the operation is judged by all of them: [`Stats::record_attempts`]).
 async fn send(
     thread: &Thread,
     connections: &mut [Option<Connection>],
     mut timer: Pin<&mut Sleep>,
     request: InFlight,
     key: Option<HeaderValue>,
-) -> Exchange {
+) -> (Exchange, Earlier) {
     let job = &thread.job;
     let replicas = connections.len();
     let op = request.op;
     let mut attempt = 0;
     let mut to = request.replica;
+    let mut earlier = Earlier {
+        may_have_applied: false,
+        keyed: key.is_some(),
+    };
     loop {
         let deadline = TokioInstant::from_std(Instant::now() + job.timeout);
         let exchange = exchange(
@@ -293,8 +298,9 @@ async fn send(
         )
         .await;
         let Some(may_have_applied) = retry(&exchange).filter(|_| attempt < job.retries) else {
-            return exchange;
+            return (exchange, earlier);
         };
+        earlier.may_have_applied |= may_have_applied;
         thread.stats.borrow_mut().record_retry(
             op.kind,
             op.amount,
@@ -337,17 +343,19 @@ async fn slot_loop(thread: Rc<Thread>, slot: usize) {
         };
         thread.in_flight.borrow_mut()[slot] = Some(request);
         let key = job.keys.map(|run| idempotency_key(run, index));
-        let exchange = send(&thread, &mut connections, timer.as_mut(), request, key).await;
+        let (exchange, earlier) =
+            send(&thread, &mut connections, timer.as_mut(), request, key).await;
         let ended = Instant::now();
         thread.in_flight.borrow_mut()[slot] = None;
         let refused = matches!(exchange, Exchange::NotSent);
-        let recorded =
-            thread
-                .stats
-                .borrow_mut()
-                .record(&job.reading, op, exchange, ended - started, || {
-                    job.claimed.load(Ordering::Relaxed)
-                });
+        let recorded = thread.stats.borrow_mut().record_attempts(
+            &job.reading,
+            op,
+            exchange,
+            ended - started,
+            || job.claimed.load(Ordering::Relaxed),
+            earlier,
+        );
         thread.record(slot, request, recorded, ended);
         if !refused {
             refused_since = None;

@@ -391,6 +391,8 @@ impl Report {
                 "UNKNOWN: the server stopped answering; a correct server would now hold {}",
                 s.expected_text()
             ),
+            Conclusion::InconsistentAnswers => "NO: inconsistent answers".to_string(),
+            Conclusion::ProtocolError => "PROTOCOL ERROR".to_string(),
         }
     }
 }

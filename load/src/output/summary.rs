@@ -61,6 +61,8 @@ pub struct Summary {
     pub indeterminate: Totals,
     /// Attempts sent again (`--retry`).
     pub retries: u64,
+    /// Waits for a 503's `Retry-After` before the next attempt or request.
+    pub retry_after_waits: u64,
     /// Operations sent again without an idempotency key after an attempt that may have been
     /// applied: each may have paid twice.
     pub resent_without_key: Totals,
@@ -195,6 +197,7 @@ impl Summary {
                 stats.indeterminate_withdrawals,
             ),
             retries: stats.retries,
+            retry_after_waits: stats.retry_after_waits,
             resent_without_key: Totals::new(stats.resent_deposits, stats.resent_withdrawals),
             consistent: conclusion == Conclusion::Consistent,
             verdict: conclusion,

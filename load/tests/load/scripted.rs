@@ -1,0 +1,295 @@
+//! Hand-written servers that answer exactly what a test needs (issue 17: never cry wolf, never
+//! lose money quietly): an attempt applied and answered 500 `outcome-unknown`, then 503 to its
+//! retry; runs without evidence; answers that repeat a balance while the money is right; a final
+//! balance no account can hold; 503 with `Retry-After`; redirects to another origin.
+
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use racebank::wire::ProblemType;
+use racebank_load::{
+    Conclusion, Render as _, EXIT_INCONCLUSIVE, EXIT_INCONSISTENT_ANSWERS, EXIT_PROTOCOL_ERROR,
+};
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::closing::read_request;
+use crate::helpers::opts;
+
+/// One request as the scripted server saw it.
+#[derive(Debug, Clone)]
+pub(crate) struct Seen {
+    /// When it arrived.
+    pub at: Instant,
+    /// Its head (request line and headers).
+    pub head: String,
+}
+
+/// What the script answers: status line, extra header lines, body.
+pub(crate) struct Answer {
+    status: &'static str,
+    headers: String,
+    body: String,
+}
+
+impl Answer {
+    fn json(status: &'static str, body: String) -> Self {
+        Answer {
+            status,
+            headers: String::new(),
+            body,
+        }
+    }
+
+    fn balance(balance: i64) -> Self {
+        Answer::json("200 OK", format!(r#"{{"balance":{balance}}}"#))
+    }
+
+    fn problem(status: &'static str, problem: ProblemType) -> Self {
+        Answer::json(
+            status,
+            format!(r#"{{"type":"{}","title":"scripted"}}"#, problem.urn()),
+        )
+    }
+
+    fn with_header(mut self, line: &str) -> Self {
+        self.headers.push_str(line);
+        self.headers.push_str("\r\n");
+        self
+    }
+}
+
+type Script = dyn Fn(&str) -> Answer + Send + Sync;
+
+/// A server answering every request with `script(head)`, and the requests it saw.
+pub(crate) struct Scripted {
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    /// Every request received, in order.
+    pub seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+pub(crate) async fn scripted(script: impl Fn(&str) -> Answer + Send + Sync + 'static) -> Scripted {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind loopback");
+    let url = format!("http://{}", listener.local_addr().expect("local addr"));
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let script: Arc<Script> = Arc::new(script);
+    let log = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(serve(stream, script.clone(), log.clone()));
+        }
+    });
+    Scripted { url, seen }
+}
+
+async fn serve(mut stream: TcpStream, script: Arc<Script>, seen: Arc<Mutex<Vec<Seen>>>) {
+    let mut buffer = Vec::new();
+    while let Some((head, _body)) = read_request(&mut stream, &mut buffer).await {
+        seen.lock().expect("log").push(Seen {
+            at: Instant::now(),
+            head: head.clone(),
+        });
+        let answer = script(&head);
+        let response = format!(
+            "HTTP/1.1 {}\r\ncontent-type: application/json\r\n{}content-length: {}\r\n\r\n{}",
+            answer.status,
+            answer.headers,
+            answer.body.len(),
+            answer.body
+        );
+        if stream.write_all(response.as_bytes()).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// The idempotency key of a request's head, if it has one.
+fn key(head: &str) -> Option<String> {
+    head.lines().find_map(|line| {
+        let (name, value) = line.split_once(':')?;
+        name.eq_ignore_ascii_case("idempotency-key")
+            .then(|| value.trim().to_string())
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_attempt_that_may_have_applied_keeps_its_operation_unknown_whatever_the_retry_is_answered(
+) {
+    // Deposits of 5. Operation 0 is applied and answered 500 outcome-unknown; its retry is
+    // answered 503 store-unavailable (that attempt wrote nothing). The others are applied.
+    let balance = Arc::new(AtomicI64::new(0));
+    let attempts_of_zero = AtomicU64::new(0);
+    let server = scripted(move |head| {
+        if head.starts_with("GET ") {
+            return Answer::balance(balance.load(Ordering::SeqCst));
+        }
+        if key(head).is_some_and(|key| key.ends_with("-0")) {
+            // The first attempt of operation 0 applies; later ones find the store down.
+            if attempts_of_zero.fetch_add(1, Ordering::SeqCst) == 0 {
+                balance.fetch_add(5, Ordering::SeqCst);
+                return Answer::problem("500 Internal Server Error", ProblemType::OutcomeUnknown);
+            }
+            return Answer::problem("503 Service Unavailable", ProblemType::StoreUnavailable);
+        }
+        Answer::balance(balance.fetch_add(5, Ordering::SeqCst) + 5)
+    })
+    .await;
+
+    let report = racebank_load::run(opts(&server.url, &["-n", "3", "-c", "1", "--retry", "3"]))
+        .await
+        .expect("run");
+
+    let text = report.to_text();
+    assert_eq!(report.summary.final_balance, Some(15), "{text}");
+    assert_ne!(report.summary.verdict, Conclusion::Lost, "{text}");
+    assert_eq!(report.summary.indeterminate.deposits, 1, "{text}");
+    assert_eq!(report.summary.verdict, Conclusion::Consistent, "{text}");
+    assert!(!text.contains("updates were lost"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_where_nothing_was_acknowledged_is_inconclusive_never_consistent() {
+    // Every write is answered 503 store-unavailable (nothing written), or 500 with no word of
+    // its outcome (perhaps written): either way the answers are no evidence.
+    for (status, problem) in [
+        ("503 Service Unavailable", ProblemType::StoreUnavailable),
+        ("500 Internal Server Error", ProblemType::OutcomeUnknown),
+    ] {
+        let server = scripted(move |head| {
+            if head.starts_with("GET ") {
+                Answer::balance(0)
+            } else {
+                Answer::problem(status, problem)
+            }
+        })
+        .await;
+
+        let report = racebank_load::run(opts(&server.url, &["-n", "20", "-c", "2"]))
+            .await
+            .expect("run");
+
+        let text = report.to_text();
+        assert_eq!(
+            report.summary.verdict,
+            Conclusion::Inconclusive,
+            "{status}: {text}"
+        );
+        assert!(!report.summary.consistent, "{status}: {text}");
+        assert_eq!(report.exit_code(), EXIT_INCONCLUSIVE, "{status}: {text}");
+        assert!(
+            text.contains("INCONCLUSIVE: no evidence"),
+            "{status}: {text}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_balances_with_the_right_final_balance_are_inconsistent_answers_not_lost_updates()
+{
+    // Two deposits of 5 both answered "balance 5"; the account holds 10 afterwards: no money is
+    // missing, but the answers cannot both be true.
+    let balance = Arc::new(AtomicI64::new(0));
+    let server = scripted(move |head| {
+        if head.starts_with("GET ") {
+            Answer::balance(balance.load(Ordering::SeqCst))
+        } else {
+            balance.fetch_add(5, Ordering::SeqCst);
+            Answer::balance(5)
+        }
+    })
+    .await;
+
+    let report = racebank_load::run(opts(&server.url, &["-n", "2", "-c", "1"]))
+        .await
+        .expect("run");
+
+    let text = report.to_text();
+    assert_eq!(report.summary.lost_amount, Some(0), "{text}");
+    assert_eq!(report.summary.duplicates, Some(1), "{text}");
+    assert_eq!(
+        report.summary.verdict,
+        Conclusion::InconsistentAnswers,
+        "{text}"
+    );
+    assert_eq!(report.exit_code(), EXIT_INCONSISTENT_ANSWERS, "{text}");
+    assert!(text.contains("NO: inconsistent answers"), "{text}");
+    assert!(!text.contains("updates were lost"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_final_balance_no_account_can_hold_is_a_protocol_error_not_a_server_gone() {
+    let reads = Arc::new(AtomicU64::new(0));
+    let server = scripted(move |head| {
+        if head.starts_with("GET /balance") {
+            if reads.fetch_add(1, Ordering::SeqCst) == 0 {
+                Answer::balance(0)
+            } else {
+                // Past any 64-bit balance.
+                Answer::json(
+                    "200 OK",
+                    r#"{"balance":123456789012345678901234567890}"#.into(),
+                )
+            }
+        } else if head.starts_with("GET ") {
+            Answer::json("404 Not Found", "{}".into())
+        } else {
+            Answer::balance(5)
+        }
+    })
+    .await;
+
+    let report = racebank_load::run(opts(&server.url, &["-n", "1", "-c", "1"]))
+        .await
+        .expect("run");
+
+    let text = report.to_text();
+    assert_eq!(report.summary.verdict, Conclusion::ProtocolError, "{text}");
+    assert_eq!(report.exit_code(), EXIT_PROTOCOL_ERROR, "{text}");
+    assert!(text.contains("PROTOCOL ERROR"), "{text}");
+    assert!(!text.contains("stopped answering"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_after_a_503_with_retry_after_waits_that_long() {
+    // The first write is answered 503 Retry-After: 1, the next 200.
+    let writes = Arc::new(AtomicU64::new(0));
+    let server = scripted(move |head| {
+        if head.starts_with("GET ") {
+            return Answer::balance(0);
+        }
+        if writes.fetch_add(1, Ordering::SeqCst) == 0 {
+            Answer::problem("503 Service Unavailable", ProblemType::StoreUnavailable)
+                .with_header("retry-after: 1")
+        } else {
+            Answer::balance(5)
+        }
+    })
+    .await;
+
+    let report = racebank_load::run(opts(&server.url, &["-n", "1", "-c", "1", "--retry", "2"]))
+        .await
+        .expect("run");
+
+    let text = report.to_text();
+    let writes: Vec<Instant> = server
+        .seen
+        .lock()
+        .expect("log")
+        .iter()
+        .filter(|seen| seen.head.starts_with("POST "))
+        .map(|seen| seen.at)
+        .collect();
+    assert_eq!(writes.len(), 2, "{text}");
+    let waited = writes[1] - writes[0];
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_secs(4),
+        "{waited:?}"
+    );
+    assert_eq!(report.summary.ok, 1, "{text}");
+    assert_eq!(report.summary.retry_after_waits, 1, "{text}");
+    assert!(text.contains("Retry-After"), "{text}");
+}
