@@ -139,7 +139,7 @@ async fn one_round(
     };
     let duplicates = Duplicates::from_seen(stats.seen.as_ref(), unchecked);
     let verdict = Verdict::judge(initial, Some(final_balance), &stats, duplicates);
-    let (conclusion, _) = Conclusion::of(&verdict, None);
+    let (conclusion, _) = Conclusion::of(&verdict, None, None);
     let round = Round {
         round,
         verdict: conclusion,

@@ -95,11 +95,14 @@ impl Probe {
         }
         let bytes = match read_capped(response).await {
             Ok(bytes) => bytes,
-            Err(Unread::TooLarge) => bail!(
-                "{} {url} answered a body larger than {} KiB; a balance is a few bytes",
-                route.method,
-                MAX_BODY / 1024
-            ),
+            Err(Unread::TooLarge) => {
+                return Err(Unreadable(format!(
+                    "{} {url} answered a body larger than {} KiB; a balance is a few bytes",
+                    route.method,
+                    MAX_BODY / 1024
+                ))
+                .into())
+            }
             Err(Unread::Broken(error)) if error.is_timeout() => {
                 bail!("{url}: the answer did not arrive within {:?}", self.timeout)
             }
@@ -109,12 +112,13 @@ impl Probe {
         };
         match self.api.pointer.read(&bytes) {
             Some(balance) => Ok(balance),
-            None => bail!(
+            None => Err(Unreadable(format!(
                 "{} {url} answered no whole-number balance at {}: {}; set --balance-pointer",
                 route.method,
                 self.api.pointer,
                 excerpt(&bytes)
-            ),
+            ))
+            .into()),
         }
     }
 
@@ -157,6 +161,20 @@ impl Probe {
         }
     }
 }
+
+/// The balance read was answered, 2xx, with something that is no balance (not a whole number,
+/// past any 64-bit balance, or a body far too long): the server broke the protocol, it did not
+/// stop answering.
+#[derive(Debug)]
+pub(crate) struct Unreadable(pub String);
+
+impl std::fmt::Display for Unreadable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Unreadable {}
 
 /// Why an answer's body was not read.
 enum Unread {

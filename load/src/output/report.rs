@@ -7,8 +7,8 @@ use crate::check::verdict::Conclusion;
 use crate::output::summary::Summary;
 use crate::output::table::Fields;
 use crate::output::{
-    json, Render, EXIT_INCONCLUSIVE, EXIT_INTERRUPTED, EXIT_LOST, EXIT_SERVER_LOST,
-    EXIT_TOO_MANY_ERRORS,
+    json, Render, EXIT_INCONCLUSIVE, EXIT_INCONSISTENT_ANSWERS, EXIT_INTERRUPTED, EXIT_LOST,
+    EXIT_PROTOCOL_ERROR, EXIT_SERVER_LOST, EXIT_TOO_MANY_ERRORS,
 };
 
 /// The width of the names in the text, colon included.
@@ -95,13 +95,18 @@ impl Render for Report {
         json(self)
     }
 
-    /// 0 consistent, 1 lost, 3 inconclusive, 4 too many errors, 5 server lost, 130 interrupted.
+    /// 0 consistent, 1 lost, 3 inconclusive, 4 too many errors, 5 server lost, 6 inconsistent
+    /// answers, 7 protocol error, 130 interrupted.
     fn exit_code(&self) -> u8 {
         let summary = &self.summary;
         if summary.interrupted {
             EXIT_INTERRUPTED
         } else if summary.verdict == Conclusion::Lost {
             EXIT_LOST
+        } else if summary.verdict == Conclusion::InconsistentAnswers {
+            EXIT_INCONSISTENT_ANSWERS
+        } else if summary.verdict == Conclusion::ProtocolError {
+            EXIT_PROTOCOL_ERROR
         } else if summary.verdict == Conclusion::Unknown {
             // Before the error rate: a dead server fails every request after it, and that is the
             // news, not the rate.
@@ -282,9 +287,12 @@ impl Report {
             s.expected_text()
         };
         f.line("Expected balance", &expected);
-        let final_balance = match s.final_balance {
-            Some(balance) => balance.to_string(),
-            None => "unknown: the server stopped answering, so it could not be read".to_string(),
+        let final_balance = match (s.final_balance, &s.protocol_error) {
+            (Some(balance), _) => balance.to_string(),
+            (None, Some(_)) => "unknown: the server answered it with no balance".to_string(),
+            (None, None) => {
+                "unknown: the server stopped answering, so it could not be read".to_string()
+            }
         };
         f.line("Final balance", &final_balance);
         f.line("Lost amount", &self.lost_text());
@@ -391,8 +399,19 @@ impl Report {
                 "UNKNOWN: the server stopped answering; a correct server would now hold {}",
                 s.expected_text()
             ),
-            Conclusion::InconsistentAnswers => "NO: inconsistent answers".to_string(),
-            Conclusion::ProtocolError => "PROTOCOL ERROR".to_string(),
+            Conclusion::InconsistentAnswers => format!(
+                "NO: inconsistent answers: {} answers repeated a balance another acknowledgement reported, where every one must differ; {}",
+                s.duplicates.unwrap_or(0),
+                match s.lost_amount {
+                    Some(_) => "the final balance is right, so no money is proved missing",
+                    None => "without a final balance, no money is proved missing",
+                }
+            ),
+            Conclusion::ProtocolError => format!(
+                "PROTOCOL ERROR: the server answered the balance read after the run with no balance an account can hold ({}); a correct server would now hold {}",
+                s.protocol_error.as_deref().unwrap_or("unreadable"),
+                s.expected_text()
+            ),
         }
     }
 }

@@ -74,6 +74,8 @@ pub struct Summary {
     pub inconclusive_reason: Option<String>,
     /// Why the balance could not be read after the run, when the server stopped answering.
     pub server_lost: Option<String>,
+    /// What the server answered the balance read after the run with, when that was no balance.
+    pub protocol_error: Option<String>,
     /// The checks the answers allowed.
     pub checks: Vec<String>,
     /// Whether the acknowledgements reported a balance.
@@ -142,8 +144,10 @@ pub(crate) struct Ending {
     pub max_error_rate: Option<f64>,
     /// Ctrl-C stopped it.
     pub interrupted: bool,
-    /// Why the balance could not be read after the run, if it could not.
+    /// Why the balance could not be read after the run, if the server stopped answering.
     pub server_lost: Option<String>,
+    /// What the balance read after the run was answered with, if that was no balance.
+    pub protocol_error: Option<String>,
     /// Why the workers stopped before the run's count or duration, if they did.
     pub stopped_early: Option<String>,
 }
@@ -157,7 +161,11 @@ impl Summary {
         server_stats: Option<CrossCheck>,
         ending: Ending,
     ) -> Self {
-        let (conclusion, inconclusive_reason) = Conclusion::of(verdict, server_stats.as_ref());
+        let (conclusion, inconclusive_reason) = Conclusion::of(
+            verdict,
+            server_stats.as_ref(),
+            ending.protocol_error.as_deref(),
+        );
         let checks = checks(verdict, server_stats.as_ref());
         let error_rate = share(stats.errors.total(), stats.requests);
         let too_many_errors = ending
@@ -203,6 +211,7 @@ impl Summary {
             verdict: conclusion,
             inconclusive_reason,
             server_lost: ending.server_lost,
+            protocol_error: ending.protocol_error,
             checks,
             answers_carry_balance: ending.answers_carry_balance,
             error_rate,
