@@ -182,7 +182,7 @@ fn reproduce(
     let mut got = BTreeMap::new();
     for answer in answers {
         let text = match answer {
-            Exchange::Answer { status, body } => {
+            Exchange::Answer { status, body, .. } => {
                 let body = body.unwrap_or_default();
                 let shown = String::from_utf8_lossy(&body[..body.len().min(SHOWN)]).to_string();
                 format!("{} {shown}", status.as_u16())

@@ -13,6 +13,7 @@ use std::future::{poll_fn, Future};
 use std::net::SocketAddr;
 use std::pin::{pin, Pin};
 use std::task::Poll;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
@@ -40,6 +41,9 @@ pub enum Exchange {
         status: StatusCode,
         /// The whole body.
         body: Option<Bytes>,
+        /// A 503's `Retry-After`, in seconds (the HTTP-date form is not read); `None` for any
+        /// other status, so a 2xx costs no header lookup.
+        retry_after: Option<Duration>,
     },
     /// An HTTP answer whose body was longer than `MAX_BODY`: the rest was never read.
     Oversized {
@@ -166,6 +170,11 @@ pub(crate) async fn exchange(
             }
         };
         let status = response.status();
+        let retry_after = if status == StatusCode::SERVICE_UNAVAILABLE {
+            retry_after(response.headers())
+        } else {
+            None
+        };
         let body = Limited::new(response.into_body(), MAX_BODY);
         let body = match within(timer.as_mut(), deadline, body.collect()).await {
             Some(Ok(collected)) => Some(collected.to_bytes()),
@@ -180,7 +189,17 @@ pub(crate) async fn exchange(
                 None
             }
         };
-        return Exchange::Answer { status, body };
+        return Exchange::Answer {
+            status,
+            body,
+            retry_after,
+        };
     }
     Exchange::NotSent
+}
+
+/// The `Retry-After` of an answer, when it is a number of seconds.
+fn retry_after(headers: &hyper::HeaderMap) -> Option<Duration> {
+    let seconds = headers.get(hyper::header::RETRY_AFTER)?.to_str().ok()?;
+    seconds.trim().parse().ok().map(Duration::from_secs)
 }

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use hyper::header::HeaderValue;
-use racebank::wire::ProblemType;
+use racebank::wire::{Effect, ProblemType};
 use tokio::sync::{oneshot, watch};
 use tokio::time::{Instant as TokioInstant, Sleep};
 
@@ -46,6 +46,10 @@ pub(crate) const REFUSED_PAUSE: Duration = Duration::from_millis(10);
 /// How long a slot goes on while every connection it tries is refused: past that, the server is
 /// gone and the slot stops.
 pub(crate) const GIVE_UP_AFTER: Duration = Duration::from_secs(1);
+
+/// The longest wait for a 503's `Retry-After`: a server asking for more is asked again sooner,
+/// so that a run cannot be stalled by one header.
+pub(crate) const MAX_RETRY_AFTER: Duration = Duration::from_secs(5);
 
 /// When the workers stop.
 #[derive(Debug, Clone, Copy)]
@@ -233,11 +237,23 @@ fn idempotency_key(run: u64, index: u64) -> HeaderValue {
 
 /// Whether an attempt is worth sending again, and if so whether it may have been applied: no
 /// connection (not applied), a timeout or a broken connection (may have been), an answer that
-/// broke off or says the outcome is unknown (may have been), or racebank's "another request
-/// with this key was answered at the same moment" (this one was not, its twin may have been).
+/// broke off or says the outcome is unknown (may have been), racebank's "another request
+/// with this key was answered at the same moment" (this one was not, its twin may have been),
+/// or a 503 with `Retry-After`: the server asks to be asked again (not applied when it is one of
+/// racebank's problems that write nothing, else may have been).
 fn retry(exchange: &Exchange) -> Option<bool> {
     match exchange {
         Exchange::NotSent => Some(false),
+        Exchange::Answer {
+            body,
+            retry_after: Some(_),
+            ..
+        } => Some(
+            body.as_deref()
+                .and_then(ProblemType::of_document)
+                .map(ProblemType::effect)
+                != Some(Effect::NotApplied),
+        ),
         Exchange::TimedOut | Exchange::Broken | Exchange::Answer { body: None, .. } => Some(true),
         // An answer came, if an overlong one: the server decided; resending would not help.
         Exchange::Oversized { .. } => None,
@@ -251,6 +267,16 @@ fn retry(exchange: &Exchange) -> Option<bool> {
 }
 
 impl Job {
+    /// How long to wait for a `Retry-After` of `asked`: at most [`MAX_RETRY_AFTER`], and `None`
+    /// when that wait would end past the run's deadline (nothing is sent after it).
+    fn retry_wait(&self, asked: Duration) -> Option<Duration> {
+        let wait = asked.min(MAX_RETRY_AFTER);
+        match self.stop {
+            Stop::At(deadline) if Instant::now() + wait >= deadline => None,
+            _ => Some(wait),
+        }
+    }
+
     /// The next index to send, or `None` once the count is reached or the time is up.
     fn claim(&self) -> Option<u64> {
         match self.stop {
@@ -301,6 +327,19 @@ async fn send(
             return (exchange, earlier);
         };
         earlier.may_have_applied |= may_have_applied;
+        if let Exchange::Answer {
+            retry_after: Some(asked),
+            ..
+        } = exchange
+        {
+            // The server asked for time: give it, or give up on this operation if the run
+            // ends first.
+            let Some(wait) = job.retry_wait(asked) else {
+                return (exchange, earlier);
+            };
+            thread.stats.borrow_mut().retry_after_waits += 1;
+            tokio::time::sleep(wait).await;
+        }
         thread.stats.borrow_mut().record_retry(
             op.kind,
             op.amount,
@@ -348,6 +387,15 @@ async fn slot_loop(thread: Rc<Thread>, slot: usize) {
         let ended = Instant::now();
         thread.in_flight.borrow_mut()[slot] = None;
         let refused = matches!(exchange, Exchange::NotSent);
+        // A 503 with `Retry-After` asks this client to slow down: the slot pauses before its
+        // next request instead of hammering (retries of the same operation have waited already).
+        let pause = match exchange {
+            Exchange::Answer {
+                retry_after: Some(asked),
+                ..
+            } => job.retry_wait(asked),
+            _ => None,
+        };
         let recorded = thread.stats.borrow_mut().record_attempts(
             &job.reading,
             op,
@@ -357,6 +405,10 @@ async fn slot_loop(thread: Rc<Thread>, slot: usize) {
             earlier,
         );
         thread.record(slot, request, recorded, ended);
+        if let Some(pause) = pause {
+            thread.stats.borrow_mut().retry_after_waits += 1;
+            tokio::time::sleep(pause).await;
+        }
         if !refused {
             refused_since = None;
         } else if ended - *refused_since.get_or_insert(started) >= GIVE_UP_AFTER {

@@ -292,7 +292,7 @@ impl Stats {
         limit: impl FnOnce() -> u64,
     ) -> Recorded {
         match exchange {
-            Exchange::Answer { status, body } => {
+            Exchange::Answer { status, body, .. } => {
                 self.record_status(status.as_u16(), latency);
                 self.record_answer(reading, status, body, limit)
             }
@@ -505,6 +505,7 @@ mod tests {
         let exchange = Exchange::Answer {
             status: StatusCode::from_u16(status).unwrap(),
             body: Some(Bytes::from(body.to_string())),
+            retry_after: None,
         };
         stats.record(&reading, DEPOSIT, exchange, Duration::from_micros(10), || 1)
     }
@@ -573,6 +574,7 @@ mod tests {
         let attempt = |status: u16, body: &str| Exchange::Answer {
             status: StatusCode::from_u16(status).unwrap(),
             body: Some(Bytes::from(body.to_string())),
+            retry_after: None,
         };
         let unavailable = Problem::one_of_each()
             .into_iter()

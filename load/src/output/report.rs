@@ -38,10 +38,16 @@ const NAMES: usize = 18;
 /// - `retries`: attempts sent again (`--retry`); `resent_without_key`: the operations among them
 ///   sent again without an idempotency key after an attempt that may have been applied (the same
 ///   fields as `acknowledged`): each may have been applied twice.
-/// - `consistent`: no lost amount, no overdraft, no duplicate, no other client.
-/// - `verdict`: `consistent`, `lost`, `inconclusive` or `unknown` (the server stopped
-///   answering); `inconclusive_reason`; `server_lost`: null, or why the balance could not be read
-///   after the run.
+/// - `retry_after_waits`: waits for a 503's `Retry-After` (at most 5 s, never past the deadline)
+///   before the next attempt of an operation or the slot's next request.
+/// - `consistent`: no lost amount, no overdraft, no duplicate, no other client, and at least one
+///   operation acknowledged or refused.
+/// - `verdict`: `consistent`, `lost` (money provably missing or extra), `inconsistent_answers`
+///   (repeated balances, money not proved missing), `inconclusive` (another client, or no
+///   evidence), `unknown` (the server stopped answering) or `protocol_error` (the balance read
+///   after the run was answered with no balance); `inconclusive_reason`; `server_lost`: null, or
+///   why the balance could not be read after the run; `protocol_error`: null, or what the
+///   balance read after the run was answered with.
 /// - `checks`: the checks the answers allowed (`expected range`, `overdraft`, `duplicate
 ///   answers`, `server /stats`); `answers_carry_balance`.
 /// - `error_rate`, `max_error_rate`, `too_many_errors`; `interrupted`; `stopped_early`: null, or
@@ -183,6 +189,15 @@ impl Report {
             f.line(
                 "Retries",
                 &format!("{} attempts sent again{note}", s.retries),
+            );
+        }
+        if s.retry_after_waits > 0 {
+            f.line(
+                "Retry-After",
+                &format!(
+                    "{} waits: 503 answers asked for time, given before the next attempt or request (at most 5 s each, never past the deadline)",
+                    s.retry_after_waits
+                ),
             );
         }
         format!("Summary:\n{}", f.render())

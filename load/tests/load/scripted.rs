@@ -293,3 +293,73 @@ async fn a_retry_after_a_503_with_retry_after_waits_that_long() {
     assert_eq!(report.summary.retry_after_waits, 1, "{text}");
     assert!(text.contains("Retry-After"), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_retry_a_slot_answered_503_with_retry_after_pauses_before_its_next_request() {
+    // One slot; the first write is answered 503 Retry-After: 1, the next 200.
+    let writes = Arc::new(AtomicU64::new(0));
+    let server = scripted(move |head| {
+        if head.starts_with("GET ") {
+            return Answer::balance(5);
+        }
+        if writes.fetch_add(1, Ordering::SeqCst) == 0 {
+            Answer::problem("503 Service Unavailable", ProblemType::StoreUnavailable)
+                .with_header("retry-after: 1")
+        } else {
+            Answer::balance(5)
+        }
+    })
+    .await;
+
+    let report = racebank_load::run(opts(&server.url, &["-n", "2", "-c", "1"]))
+        .await
+        .expect("run");
+
+    let text = report.to_text();
+    let writes: Vec<Instant> = server
+        .seen
+        .lock()
+        .expect("log")
+        .iter()
+        .filter(|seen| seen.head.starts_with("POST "))
+        .map(|seen| seen.at)
+        .collect();
+    assert_eq!(writes.len(), 2, "{text}");
+    let paused = writes[1] - writes[0];
+    assert!(
+        paused >= Duration::from_millis(900) && paused < Duration::from_secs(4),
+        "{paused:?}"
+    );
+    assert_eq!(report.summary.retries, 0, "{text}");
+    assert_eq!(report.summary.retry_after_waits, 1, "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_after_longer_than_the_run_is_not_waited_past_its_deadline() {
+    // Every write is answered 503 Retry-After: 3600; the run lasts 300 ms.
+    let server = scripted(move |head| {
+        if head.starts_with("GET ") {
+            Answer::balance(0)
+        } else {
+            Answer::problem("503 Service Unavailable", ProblemType::StoreUnavailable)
+                .with_header("retry-after: 3600")
+        }
+    })
+    .await;
+    let started = Instant::now();
+
+    let report = racebank_load::run(opts(
+        &server.url,
+        &["-z", "300ms", "-c", "2", "--retry", "3"],
+    ))
+    .await
+    .expect("run");
+
+    // Capped at 5 s and never past the deadline: the run ends about when it should.
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(report.summary.ok, 0, "{}", report.to_text());
+}
