@@ -78,7 +78,7 @@ fn hot_path(c: &mut Criterion) {
             let exchange = Exchange::Answer {
                 status: StatusCode::OK,
                 body: Some(answers[step].clone()),
-                retry_after: None,
+                hint: None,
             };
             black_box(stats.record(
                 &job.reading,
@@ -100,7 +100,7 @@ fn hot_path(c: &mut Criterion) {
             let exchange = Exchange::Answer {
                 status: StatusCode::OK,
                 body: Some(body.clone()),
-                retry_after: None,
+                hint: None,
             };
             black_box(stats.record(
                 &job.reading,

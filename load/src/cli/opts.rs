@@ -105,6 +105,12 @@ pub struct TargetArgs {
     /// Read these settings from a TOML file first; flags given here override it.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+
+    /// Follow redirects to the same origin (scheme, host, port): 307 and 308 for writes, any for
+    /// reads. Without it no redirect is followed; one to another origin never is, so the -H
+    /// headers never leave for it.
+    #[arg(long)]
+    pub follow_redirects: bool,
 }
 
 impl TargetArgs {
@@ -119,6 +125,10 @@ impl TargetArgs {
             pointer: self.balance_pointer.clone(),
         }
         .build()
+        .map(|api| crate::plan::api::Api {
+            follow_redirects: self.follow_redirects,
+            ..api
+        })
     }
 }
 

@@ -18,6 +18,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::client::conn::http1::{self, SendRequest};
+use hyper::header::HeaderValue;
 use hyper::{Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
@@ -41,9 +42,9 @@ pub enum Exchange {
         status: StatusCode,
         /// The whole body.
         body: Option<Bytes>,
-        /// A 503's `Retry-After`, in seconds (the HTTP-date form is not read); `None` for any
-        /// other status, so a 2xx costs no header lookup.
-        retry_after: Option<Duration>,
+        /// What a 503 or a redirect asks of the client; `None` for any other status, so a 2xx
+        /// costs no header lookup.
+        hint: Option<Hint>,
     },
     /// An HTTP answer whose body was longer than `MAX_BODY`: the rest was never read.
     Oversized {
@@ -56,6 +57,15 @@ pub enum Exchange {
     TimedOut,
     /// The connection failed after it was sent.
     Broken,
+}
+
+/// What an answer asks of the client besides its status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Hint {
+    /// A 503's `Retry-After`, in seconds (the HTTP-date form is not read).
+    RetryAfter(Duration),
+    /// A redirect's `Location`, as sent.
+    Location(HeaderValue),
 }
 
 /// A keep-alive connection and the task that drives it; dropping it closes the socket.
@@ -170,8 +180,11 @@ pub(crate) async fn exchange(
             }
         };
         let status = response.status();
-        let retry_after = if status == StatusCode::SERVICE_UNAVAILABLE {
-            retry_after(response.headers())
+        let hint = if status == StatusCode::SERVICE_UNAVAILABLE {
+            retry_after(response.headers()).map(Hint::RetryAfter)
+        } else if status.is_redirection() {
+            let location = response.headers().get(hyper::header::LOCATION);
+            location.cloned().map(Hint::Location)
         } else {
             None
         };
@@ -189,11 +202,7 @@ pub(crate) async fn exchange(
                 None
             }
         };
-        return Exchange::Answer {
-            status,
-            body,
-            retry_after,
-        };
+        return Exchange::Answer { status, body, hint };
     }
     Exchange::NotSent
 }

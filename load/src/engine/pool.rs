@@ -27,11 +27,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use hyper::header::HeaderValue;
+use hyper::Uri;
 use racebank::wire::{Effect, ProblemType};
 use tokio::sync::{oneshot, watch};
 use tokio::time::{Instant as TokioInstant, Sleep};
 
-use crate::engine::connection::{exchange, Connection, Exchange};
+use crate::engine::connection::{exchange, Connection, Exchange, Hint};
 use crate::engine::history::{Batch, Entry, History};
 use crate::engine::requests::Requests;
 use crate::engine::stats::{Earlier, Reading, Recorded, Stats};
@@ -50,6 +51,9 @@ pub(crate) const GIVE_UP_AFTER: Duration = Duration::from_secs(1);
 /// The longest wait for a 503's `Retry-After`: a server asking for more is asked again sooner,
 /// so that a run cannot be stalled by one header.
 pub(crate) const MAX_RETRY_AFTER: Duration = Duration::from_secs(5);
+
+/// The most same-origin redirects one attempt follows (`--follow-redirects`).
+pub(crate) const MAX_REDIRECTS: usize = 5;
 
 /// When the workers stop.
 #[derive(Debug, Clone, Copy)]
@@ -246,7 +250,7 @@ fn retry(exchange: &Exchange) -> Option<bool> {
         Exchange::NotSent => Some(false),
         Exchange::Answer {
             body,
-            retry_after: Some(_),
+            hint: Some(Hint::RetryAfter(_)),
             ..
         } => Some(
             body.as_deref()
@@ -314,13 +318,13 @@ async fn send(
         keyed: key.is_some(),
     };
     loop {
-        let deadline = TokioInstant::from_std(Instant::now() + job.timeout);
-        let exchange = exchange(
+        let exchange = attempt_once(
+            thread,
             &mut connections[to],
-            &job.targets[to].addrs,
-            thread.requests.build(op, to, key.as_ref()),
             timer.as_mut(),
-            deadline,
+            op,
+            to,
+            key.as_ref(),
         )
         .await;
         let Some(may_have_applied) = retry(&exchange).filter(|_| attempt < job.retries) else {
@@ -328,7 +332,7 @@ async fn send(
         };
         earlier.may_have_applied |= may_have_applied;
         if let Exchange::Answer {
-            retry_after: Some(asked),
+            hint: Some(Hint::RetryAfter(asked)),
             ..
         } = exchange
         {
@@ -348,6 +352,74 @@ async fn send(
         attempt += 1;
         to = (to + 1) % replicas;
     }
+}
+
+/// Sends one attempt of `op` to replica `to`; with `--follow-redirects`, a 307 or 308 to the
+/// same origin is followed (the same method, body and headers, up to [`MAX_REDIRECTS`] times).
+/// Any other redirect is the attempt's answer: never followed, least of all to another origin,
+/// which would receive the `-H` headers.
+async fn attempt_once(
+    thread: &Thread,
+    connection: &mut Option<Connection>,
+    mut timer: Pin<&mut Sleep>,
+    op: Op,
+    to: usize,
+    key: Option<&HeaderValue>,
+) -> Exchange {
+    let job = &thread.job;
+    let mut moved: Option<Uri> = None;
+    let mut hops = 0;
+    loop {
+        let mut request = thread.requests.build(op, to, key);
+        if let Some(uri) = moved.take() {
+            *request.uri_mut() = uri;
+        }
+        let from = request.uri().clone();
+        let deadline = TokioInstant::from_std(Instant::now() + job.timeout);
+        let exchange = exchange(
+            connection,
+            &job.targets[to].addrs,
+            request,
+            timer.as_mut(),
+            deadline,
+        )
+        .await;
+        // 301, 302 and 303 would turn the write into a GET: those are answers, never followed.
+        if let Exchange::Answer {
+            status,
+            hint: Some(Hint::Location(location)),
+            ..
+        } = &exchange
+        {
+            if job.api.follow_redirects
+                && hops < MAX_REDIRECTS
+                && matches!(status.as_u16(), 307 | 308)
+            {
+                moved = same_origin(&job.targets[to], &from, location);
+            }
+        }
+        if moved.is_none() {
+            return exchange;
+        }
+        hops += 1;
+    }
+}
+
+/// The request target `location` leads to from `from`, if it is on `target`'s origin (scheme,
+/// host and port).
+fn same_origin(target: &Target, from: &Uri, location: &HeaderValue) -> Option<Uri> {
+    let mut base = target.url.clone();
+    base.set_path(from.path());
+    base.set_query(from.query());
+    let next = base.join(location.to_str().ok()?).ok()?;
+    if next.origin() != target.url.origin() {
+        return None;
+    }
+    let origin_form = match next.query() {
+        Some(query) => format!("{}?{query}", next.path()),
+        None => next.path().to_string(),
+    };
+    Uri::try_from(origin_form).ok()
 }
 
 /// The loop of one in-flight slot: claim an index, send its operation on the slot's connection to
@@ -389,11 +461,11 @@ async fn slot_loop(thread: Rc<Thread>, slot: usize) {
         let refused = matches!(exchange, Exchange::NotSent);
         // A 503 with `Retry-After` asks this client to slow down: the slot pauses before its
         // next request instead of hammering (retries of the same operation have waited already).
-        let pause = match exchange {
+        let pause = match &exchange {
             Exchange::Answer {
-                retry_after: Some(asked),
+                hint: Some(Hint::RetryAfter(asked)),
                 ..
-            } => job.retry_wait(asked),
+            } => job.retry_wait(*asked),
             _ => None,
         };
         let recorded = thread.stats.borrow_mut().record_attempts(

@@ -45,7 +45,7 @@ async fn read_answer(stream: Option<TcpStream>, timeout: Duration) -> Exchange {
             Some((status, body)) => Exchange::Answer {
                 status,
                 body: Some(body),
-                retry_after: None,
+                hint: None,
             },
             None => Exchange::TimedOut,
         },
@@ -53,7 +53,7 @@ async fn read_answer(stream: Option<TcpStream>, timeout: Duration) -> Exchange {
             Some((status, body)) => Exchange::Answer {
                 status,
                 body: Some(body),
-                retry_after: None,
+                hint: None,
             },
             None => Exchange::Broken,
         },

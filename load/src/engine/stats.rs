@@ -14,7 +14,7 @@ use hdrhistogram::Histogram;
 use hyper::StatusCode;
 use racebank::wire::{Effect, ProblemType};
 
-use crate::engine::connection::Exchange;
+use crate::engine::connection::{Exchange, Hint};
 use crate::engine::seen::{Ladder, Seen};
 use crate::plan::api::BalancePointer;
 use crate::plan::ops::{Kind, Op};
@@ -204,6 +204,8 @@ pub struct Stats {
     pub retries: u64,
     /// Waits for a 503's `Retry-After` before the next attempt, or the slot's next request.
     pub retry_after_waits: u64,
+    /// The first redirect answered and not followed: its status and `Location`.
+    pub redirect: Option<String>,
     /// Deposits sent again without an idempotency key after an attempt that may have been
     /// applied: each may have been applied once more.
     pub resent_deposits: Tally,
@@ -230,6 +232,7 @@ impl Stats {
             oversized: 0,
             retries: 0,
             retry_after_waits: 0,
+            redirect: None,
             resent_deposits: Tally::default(),
             resent_withdrawals: Tally::default(),
         }
@@ -292,8 +295,15 @@ impl Stats {
         limit: impl FnOnce() -> u64,
     ) -> Recorded {
         match exchange {
-            Exchange::Answer { status, body, .. } => {
+            Exchange::Answer { status, body, hint } => {
                 self.record_status(status.as_u16(), latency);
+                if let (Some(Hint::Location(location)), None) = (hint, &self.redirect) {
+                    self.redirect = Some(format!(
+                        "{} to {}",
+                        status.as_u16(),
+                        String::from_utf8_lossy(location.as_bytes())
+                    ));
+                }
                 self.record_answer(reading, status, body, limit)
             }
             Exchange::Oversized { status } => {
@@ -446,6 +456,9 @@ impl Stats {
             .merge(other.indeterminate_withdrawals);
         self.retries += other.retries;
         self.retry_after_waits += other.retry_after_waits;
+        if self.redirect.is_none() {
+            self.redirect.clone_from(&other.redirect);
+        }
         self.resent_deposits.merge(other.resent_deposits);
         self.resent_withdrawals.merge(other.resent_withdrawals);
         match (&mut self.seen, &other.seen) {
@@ -505,7 +518,7 @@ mod tests {
         let exchange = Exchange::Answer {
             status: StatusCode::from_u16(status).unwrap(),
             body: Some(Bytes::from(body.to_string())),
-            retry_after: None,
+            hint: None,
         };
         stats.record(&reading, DEPOSIT, exchange, Duration::from_micros(10), || 1)
     }
@@ -574,7 +587,7 @@ mod tests {
         let attempt = |status: u16, body: &str| Exchange::Answer {
             status: StatusCode::from_u16(status).unwrap(),
             body: Some(Bytes::from(body.to_string())),
-            retry_after: None,
+            hint: None,
         };
         let unavailable = Problem::one_of_each()
             .into_iter()

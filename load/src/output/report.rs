@@ -38,6 +38,9 @@ const NAMES: usize = 18;
 /// - `retries`: attempts sent again (`--retry`); `resent_without_key`: the operations among them
 ///   sent again without an idempotency key after an attempt that may have been applied (the same
 ///   fields as `acknowledged`): each may have been applied twice.
+/// - `redirect`: null, or the first redirect answered and not followed (`307 to http://...`):
+///   redirects are answers (not applied); `--follow-redirects` follows a 307 or 308 to the
+///   same origin only.
 /// - `retry_after_waits`: waits for a 503's `Retry-After` (at most 5 s, never past the deadline)
 ///   before the next attempt of an operation or the slot's next request.
 /// - `consistent`: no lost amount, no overdraft, no duplicate, no other client, and at least one
@@ -263,6 +266,12 @@ impl Report {
             if count > 0 {
                 f.line(name, &format!("{count} ({meaning})"));
             }
+        }
+        if let Some(redirect) = &s.redirect {
+            f.line(
+                "redirect",
+                &format!("{redirect}: not followed (only --follow-redirects follows a 307 or 308, to the same origin)"),
+            );
         }
         let limit = match s.max_error_rate {
             Some(limit) if s.too_many_errors => {

@@ -63,6 +63,8 @@ pub struct Summary {
     pub retries: u64,
     /// Waits for a 503's `Retry-After` before the next attempt or request.
     pub retry_after_waits: u64,
+    /// The first redirect answered and not followed: its status and `Location`.
+    pub redirect: Option<String>,
     /// Operations sent again without an idempotency key after an attempt that may have been
     /// applied: each may have paid twice.
     pub resent_without_key: Totals,
@@ -206,6 +208,7 @@ impl Summary {
             ),
             retries: stats.retries,
             retry_after_waits: stats.retry_after_waits,
+            redirect: stats.redirect.clone(),
             resent_without_key: Totals::new(stats.resent_deposits, stats.resent_withdrawals),
             consistent: conclusion == Conclusion::Consistent,
             verdict: conclusion,

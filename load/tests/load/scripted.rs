@@ -363,3 +363,109 @@ async fn a_retry_after_longer_than_the_run_is_not_waited_past_its_deadline() {
     );
     assert_eq!(report.summary.ok, 0, "{}", report.to_text());
 }
+
+/// `Location` pointing at `url` (another listener), as a header line.
+fn location(url: &str, path: &str) -> String {
+    format!("location: {url}{path}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redirected_balance_read_is_not_followed_and_the_error_names_status_and_location() {
+    // The balance read is redirected to another listener on loopback, which must hear nothing.
+    let elsewhere = scripted(|_| Answer::balance(0)).await;
+    let target = elsewhere.url.clone();
+    let server = scripted(move |_| {
+        Answer::json("302 Found", String::new()).with_header(&location(&target, "/balance"))
+    })
+    .await;
+
+    let error = racebank_load::run(opts(&server.url, &["-n", "1", "-H", "X-Api-Key: s3cret"]))
+        .await
+        .expect_err("a redirect is no balance");
+
+    let message = format!("{error:#}");
+    assert!(message.contains("302"), "{message}");
+    assert!(
+        message.contains(&format!("{}/balance", elsewhere.url)),
+        "{message}"
+    );
+    assert!(message.contains(&server.url), "{message}");
+    assert!(elsewhere.seen.lock().expect("log").is_empty(), "{message}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redirect_to_another_origin_is_never_followed_with_or_without_follow_redirects() {
+    for follow in [false, true] {
+        // The balance is answered here; the writes and /stats are sent elsewhere.
+        let elsewhere = scripted(|_| Answer::balance(0)).await;
+        let target = elsewhere.url.clone();
+        let server = scripted(move |head| {
+            if head.starts_with("GET /balance") {
+                Answer::balance(0)
+            } else {
+                let path = head.split(' ').nth(1).unwrap_or("/").to_string();
+                Answer::json("307 Temporary Redirect", String::new())
+                    .with_header(&location(&target, &path))
+            }
+        })
+        .await;
+        let mut args = vec!["-n", "4", "-c", "1", "-H", "X-Api-Key: s3cret"];
+        if follow {
+            args.push("--follow-redirects");
+        }
+
+        let report = racebank_load::run(opts(&server.url, &args))
+            .await
+            .expect("run");
+
+        let text = report.to_text();
+        assert!(
+            elsewhere.seen.lock().expect("log").is_empty(),
+            "follow {follow}: {text}"
+        );
+        assert_eq!(
+            report.summary.status_codes.get("307"),
+            Some(&4),
+            "follow {follow}: {text}"
+        );
+        assert_eq!(report.summary.ok, 0, "follow {follow}: {text}");
+        assert!(
+            text.contains(&format!("307 to {}/deposit", elsewhere.url)),
+            "follow {follow}: {text}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_follow_redirects_a_redirect_to_the_same_origin_is_followed() {
+    // Every route moved under /v2 on the same server: 307 for the writes, 308 for the reads.
+    let balance = Arc::new(AtomicI64::new(0));
+    let server = scripted(move |head| {
+        let path = head.split(' ').nth(1).unwrap_or("/").to_string();
+        match (head.starts_with("GET "), path.strip_prefix("/v2")) {
+            (true, Some("/balance")) => Answer::balance(balance.load(Ordering::SeqCst)),
+            (false, Some("/deposit")) => {
+                Answer::balance(balance.fetch_add(5, Ordering::SeqCst) + 5)
+            }
+            (true, None) => Answer::json("308 Permanent Redirect", String::new())
+                .with_header(&format!("location: /v2{path}")),
+            (false, None) => Answer::json("307 Temporary Redirect", String::new())
+                .with_header(&format!("location: /v2{path}")),
+            _ => Answer::json("404 Not Found", "{}".into()),
+        }
+    })
+    .await;
+
+    let plain = racebank_load::run(opts(&server.url, &["-n", "4", "-c", "1"])).await;
+    let followed = racebank_load::run(opts(
+        &server.url,
+        &["-n", "4", "-c", "1", "--follow-redirects"],
+    ))
+    .await
+    .expect("run");
+
+    assert!(plain.is_err(), "not followed by default");
+    let text = followed.to_text();
+    assert_eq!(followed.summary.ok, 4, "{text}");
+    assert_eq!(followed.summary.verdict, Conclusion::Consistent, "{text}");
+}
