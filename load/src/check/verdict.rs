@@ -3,15 +3,21 @@
 //! The client knows the balance before, every acknowledged deposit and withdrawal, and the balance
 //! after. A request that timed out or failed in transport may or may not have been applied, so,
 //! like Jepsen's `:info` operations, it widens the expected balance into a range instead of being
-//! guessed: `[exact - indeterminate withdrawals, exact + indeterminate deposits]`. Updates are lost
-//! only when the final balance lies outside that range. Two more proofs need no balance at all:
-//! an overdraft (more paid out than the account could ever have held) and duplicate answers (see
-//! [`crate::engine::seen`]). The server's own `/stats`, when it has one, is compared but never trusted.
+//! guessed: `[exact - indeterminate withdrawals, exact + indeterminate deposits]`. An operation
+//! retried is judged by all its attempts: one that may have been applied keeps it indeterminate
+//! whatever the later ones say. Updates are lost only when money is provably missing or extra: the
+//! final balance lies outside that range, or (no final balance needed) an overdraft, more paid out
+//! than the account could ever have held. Duplicate answers (see [`crate::engine::seen`]) prove the
+//! answers wrong, not the money: `InconsistentAnswers`. A run in which no operation was
+//! acknowledged or refused proves nothing either way: `Inconclusive`, never `Consistent`. The
+//! server's own `/stats`, when it has one, is compared but never trusted.
 //!
 //! A server that stops answering before the balance can be read again (killed, crashed, drained
 //! by SIGTERM) leaves the final balance unknown. The answers still stand, and so do the proofs that
-//! need no final balance (overdraft, duplicates); without one of those the [`Conclusion`] is
-//! `Unknown`, as Jepsen's checkers answer `:unknown` for a history they cannot decide.
+//! need no final balance (an overdraft is `Lost`, duplicates `InconsistentAnswers`); without one
+//! of those the [`Conclusion`] is
+//! `Unknown`, as Jepsen's checkers answer `:unknown` for a history they cannot decide. A server
+//! that answers the read with no balance at all broke the protocol: `ProtocolError`.
 //!
 //! All of this assumes the run is the account's only client. When the answers show that another
 //! client changed the account (balances off the ladder, or a server that acknowledged changes this

@@ -34,7 +34,7 @@ pub(crate) const DEFAULT_REQUESTS: u64 = 2000;
     about = "Load generator that proves, from the responses alone, whether a bank account lost updates",
     args_conflicts_with_subcommands = true,
     after_help = "Without a subcommand, `run` is assumed: racebank-load -n 5000 -c 64 --url http://127.0.0.1:3000\n\
-                  Exit status: 0 consistent, 1 updates lost, 2 usage or unreachable, 3 inconclusive (another client), 4 too many errors, 5 the server stopped answering, 130 interrupted."
+                  Exit status: 0 consistent, 1 updates lost, 2 usage or unreachable, 3 inconclusive (another client, or no evidence), 4 too many errors, 5 the server stopped answering, 6 inconsistent answers, 7 protocol error, 130 interrupted."
 )]
 pub struct Cli {
     /// What to do; `run` when omitted.
