@@ -78,6 +78,7 @@ pub async fn burst(burst: Burst) -> anyhow::Result<BurstReport> {
         size: burst.size,
         rounds: burst.rounds,
         lost_rounds: count(Conclusion::Lost),
+        inconsistent_rounds: count(Conclusion::InconsistentAnswers),
         inconclusive_rounds: count(Conclusion::Inconclusive),
         consistent_rounds: count(Conclusion::Consistent),
         release_spread_us: Spread {

@@ -101,7 +101,8 @@ async fn serve(mut stream: TcpStream, script: Arc<Script>, seen: Arc<Mutex<Vec<S
             answer.body.len(),
             answer.body
         );
-        if stream.write_all(response.as_bytes()).await.is_err() {
+        let close = head.to_ascii_lowercase().contains("connection: close");
+        if stream.write_all(response.as_bytes()).await.is_err() || close {
             return;
         }
     }
@@ -468,4 +469,35 @@ async fn with_follow_redirects_a_redirect_to_the_same_origin_is_followed() {
     let text = followed.to_text();
     assert_eq!(followed.summary.ok, 4, "{text}");
     assert_eq!(followed.summary.verdict, Conclusion::Consistent, "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_whose_answers_repeat_a_balance_with_the_money_right_says_inconsistent_answers() {
+    // Every deposit is applied, every answer says "balance 5".
+    let balance = Arc::new(AtomicI64::new(0));
+    let server = scripted(move |head| {
+        if head.starts_with("GET /balance") {
+            Answer::balance(balance.load(Ordering::SeqCst))
+        } else if head.starts_with("GET ") {
+            Answer::json("404 Not Found", "{}".into())
+        } else {
+            balance.fetch_add(5, Ordering::SeqCst);
+            Answer::balance(5)
+        }
+    })
+    .await;
+    let burst = racebank_load::Burst {
+        load: racebank_load::Load::new(server.url.parse().expect("a URL")),
+        size: 4,
+        // One round: in a second, "balance 5" would be off the ladder (another client).
+        rounds: 1,
+    };
+
+    let report = racebank_load::burst(burst).await.expect("burst");
+
+    let text = report.to_text();
+    assert_eq!(report.lost_rounds, 0, "{text}");
+    assert_eq!(report.inconsistent_rounds, 1, "{text}");
+    assert_eq!(report.exit_code(), EXIT_INCONSISTENT_ANSWERS, "{text}");
+    assert!(text.contains("INCONSISTENT ANSWERS"), "{text}");
 }
