@@ -367,14 +367,14 @@ async fn attempt_once(
     key: Option<&HeaderValue>,
 ) -> Exchange {
     let job = &thread.job;
+    // Where the last redirect sent the request; `None` for its own route.
     let mut moved: Option<Uri> = None;
     let mut hops = 0;
     loop {
         let mut request = thread.requests.build(op, to, key);
-        if let Some(uri) = moved.take() {
-            *request.uri_mut() = uri;
+        if let Some(uri) = &moved {
+            *request.uri_mut() = uri.clone();
         }
-        let from = request.uri().clone();
         let deadline = TokioInstant::from_std(Instant::now() + job.timeout);
         let exchange = exchange(
             connection,
@@ -395,13 +395,18 @@ async fn attempt_once(
                 && hops < MAX_REDIRECTS
                 && matches!(status.as_u16(), 307 | 308)
             {
-                moved = same_origin(&job.targets[to], &from, location);
+                // Only a redirect pays for finding where the request went.
+                let from = moved
+                    .take()
+                    .unwrap_or_else(|| thread.requests.build(op, to, key).uri().clone());
+                if let Some(next) = same_origin(&job.targets[to], &from, location) {
+                    moved = Some(next);
+                    hops += 1;
+                    continue;
+                }
             }
         }
-        if moved.is_none() {
-            return exchange;
-        }
-        hops += 1;
+        return exchange;
     }
 }
 
