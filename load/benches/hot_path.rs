@@ -78,6 +78,7 @@ fn hot_path(c: &mut Criterion) {
             let exchange = Exchange::Answer {
                 status: StatusCode::OK,
                 body: Some(answers[step].clone()),
+                hint: None,
             };
             black_box(stats.record(
                 &job.reading,
@@ -99,6 +100,7 @@ fn hot_path(c: &mut Criterion) {
             let exchange = Exchange::Answer {
                 status: StatusCode::OK,
                 body: Some(body.clone()),
+                hint: None,
             };
             black_box(stats.record(
                 &job.reading,

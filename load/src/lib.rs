@@ -43,7 +43,8 @@ pub use output::demo::Row;
 pub use output::retries::RetryRow;
 pub use output::sweep::{Point, Swept, CSV_HEADER};
 pub use output::{
-    Render, Wrote, EXIT_INCONCLUSIVE, EXIT_INTERRUPTED, EXIT_LOST, EXIT_SERVER_LOST, EXIT_USAGE,
+    Render, Wrote, EXIT_INCONCLUSIVE, EXIT_INCONSISTENT_ANSWERS, EXIT_INTERRUPTED, EXIT_LOST,
+    EXIT_PROTOCOL_ERROR, EXIT_SERVER_LOST, EXIT_USAGE,
 };
 pub use plan::api::Api;
 pub use plan::load::{Limit, Load};

@@ -3,15 +3,21 @@
 //! The client knows the balance before, every acknowledged deposit and withdrawal, and the balance
 //! after. A request that timed out or failed in transport may or may not have been applied, so,
 //! like Jepsen's `:info` operations, it widens the expected balance into a range instead of being
-//! guessed: `[exact - indeterminate withdrawals, exact + indeterminate deposits]`. Updates are lost
-//! only when the final balance lies outside that range. Two more proofs need no balance at all:
-//! an overdraft (more paid out than the account could ever have held) and duplicate answers (see
-//! [`crate::engine::seen`]). The server's own `/stats`, when it has one, is compared but never trusted.
+//! guessed: `[exact - indeterminate withdrawals, exact + indeterminate deposits]`. An operation
+//! retried is judged by all its attempts: one that may have been applied keeps it indeterminate
+//! whatever the later ones say. Updates are lost only when money is provably missing or extra: the
+//! final balance lies outside that range, or (no final balance needed) an overdraft, more paid out
+//! than the account could ever have held. Duplicate answers (see [`crate::engine::seen`]) prove the
+//! answers wrong, not the money: `InconsistentAnswers`. A run in which no operation was
+//! acknowledged or refused proves nothing either way: `Inconclusive`, never `Consistent`. The
+//! server's own `/stats`, when it has one, is compared but never trusted.
 //!
 //! A server that stops answering before the balance can be read again (killed, crashed, drained
 //! by SIGTERM) leaves the final balance unknown. The answers still stand, and so do the proofs that
-//! need no final balance (overdraft, duplicates); without one of those the [`Conclusion`] is
-//! `Unknown`, as Jepsen's checkers answer `:unknown` for a history they cannot decide.
+//! need no final balance (an overdraft is `Lost`, duplicates `InconsistentAnswers`); without one
+//! of those the [`Conclusion`] is
+//! `Unknown`, as Jepsen's checkers answer `:unknown` for a history they cannot decide. A server
+//! that answers the read with no balance at all broke the protocol: `ProtocolError`.
 //!
 //! All of this assumes the run is the account's only client. When the answers show that another
 //! client changed the account (balances off the ladder, or a server that acknowledged changes this
@@ -78,6 +84,9 @@ pub struct Verdict {
     pub overdraft: bool,
     /// The duplicate check.
     pub duplicates: Duplicates,
+    /// Operations the server answered definitely (acknowledged, or refused with 409): without
+    /// one, the answers are no evidence either way.
+    pub definite: u64,
 }
 
 impl Verdict {
@@ -111,6 +120,7 @@ impl Verdict {
             // Even if every uncertain deposit went through, the withdrawals paid out more.
             overdraft: expected_max < 0,
             duplicates,
+            definite: stats.deposits.count + stats.withdrawals.count + stats.refused,
         }
     }
 
@@ -124,34 +134,47 @@ impl Verdict {
         self.lost_amount == Some(0) && !self.overdraft && self.duplicates.count().unwrap_or(0) == 0
     }
 
-    /// The answers prove that updates were lost: money vanished or appeared, more was paid out
-    /// than ever held, or two answers reported the same balance. The last two need no final
-    /// balance, so they stand even when the server stopped answering.
+    /// The answers prove that updates were lost: money vanished or appeared (the final balance
+    /// lies outside the range the acknowledged operations allow), or more was paid out than was
+    /// ever held. The last needs no final balance, so it stands even when the server stopped
+    /// answering. Duplicate answers alone prove no money missing: they are
+    /// [`Conclusion::InconsistentAnswers`].
     pub fn proves_loss(&self) -> bool {
-        self.lost_amount.is_some_and(|amount| amount != 0)
-            || self.overdraft
-            || self.duplicates.count().unwrap_or(0) > 0
+        self.lost_amount.is_some_and(|amount| amount != 0) || self.overdraft
     }
 }
 
 /// What a run concludes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum Conclusion {
-    /// No lost amount, no overdraft, no duplicate, and no sign of another client.
+    /// No lost amount, no overdraft, no duplicate, no sign of another client, and at least one
+    /// operation answered definitely.
     Consistent,
-    /// The answers prove that updates were lost.
+    /// The answers prove that money is missing or extra: updates were lost.
     Lost,
-    /// Another client changed the account during the run, so the answers prove nothing.
+    /// The answers prove nothing: another client changed the account during the run, or no
+    /// operation was answered definitely (nothing acknowledged or refused).
     Inconclusive,
     /// The server stopped answering before the final balance could be read, and nothing that
     /// needs no final balance proves a loss: the run cannot be decided.
     Unknown,
+    /// The money is right (or cannot be judged), but the answers contradict each other: two
+    /// acknowledgements reported the same balance where every one must differ.
+    InconsistentAnswers,
+    /// The server answered the balance read after the run with no balance an account can hold:
+    /// it broke the protocol, and the run cannot be judged.
+    ProtocolError,
 }
 
 impl Conclusion {
-    /// Judges the verdict and the cross-check together; the reason when inconclusive.
-    pub fn of(verdict: &Verdict, cross_check: Option<&CrossCheck>) -> (Self, Option<String>) {
+    /// Judges the verdict, the cross-check and, when the balance read after the run was
+    /// answered with something that is no balance, why; the reason when inconclusive.
+    pub fn of(
+        verdict: &Verdict,
+        cross_check: Option<&CrossCheck>,
+        unreadable_final: Option<&str>,
+    ) -> (Self, Option<String>) {
         if let Duplicates::Checked { unexpected, .. } = verdict.duplicates {
             if unexpected > 0 {
                 return (
@@ -176,12 +199,24 @@ impl Conclusion {
                 )),
             );
         }
-        if verdict.consistent() {
-            (Conclusion::Consistent, None)
-        } else if verdict.proves_loss() {
+        if verdict.proves_loss() {
             (Conclusion::Lost, None)
-        } else {
+        } else if unreadable_final.is_some() {
+            (Conclusion::ProtocolError, None)
+        } else if verdict.duplicates.count().unwrap_or(0) > 0 {
+            (Conclusion::InconsistentAnswers, None)
+        } else if verdict.final_balance.is_none() {
             (Conclusion::Unknown, None)
+        } else if verdict.definite == 0 {
+            (
+                Conclusion::Inconclusive,
+                Some(
+                    "no evidence: no operation was acknowledged or refused, so the answers prove nothing either way"
+                        .to_string(),
+                ),
+            )
+        } else {
+            (Conclusion::Consistent, None)
         }
     }
 }
@@ -387,7 +422,44 @@ mod tests {
             unexpected: 0,
         };
         assert!(Verdict::judge(0, Some(5), &stats, checked(0)).consistent());
-        assert!(!Verdict::judge(0, Some(5), &stats, checked(1)).consistent());
+        let duplicated = Verdict::judge(0, Some(5), &stats, checked(1));
+        assert!(!duplicated.consistent());
+        // The money is right: the answers contradict each other, no update is proved lost.
+        assert_eq!(
+            Conclusion::of(&duplicated, None, None).0,
+            Conclusion::InconsistentAnswers
+        );
+    }
+
+    #[test]
+    fn a_run_without_a_definite_answer_is_inconclusive_never_consistent() {
+        for ops in [
+            vec![],
+            vec![(Deposit, 5, NotApplied), (Deposit, 5, Indeterminate)],
+        ] {
+            let verdict = Verdict::judge(0, Some(0), &stats(&ops), UNCHECKED);
+            assert!(
+                verdict.consistent(),
+                "the balance alone looks right: {ops:?}"
+            );
+            let (conclusion, reason) = Conclusion::of(&verdict, None, None);
+            assert_eq!(conclusion, Conclusion::Inconclusive, "{ops:?}");
+            assert!(reason.unwrap().starts_with("no evidence"), "{ops:?}");
+        }
+    }
+
+    #[test]
+    fn an_unreadable_final_balance_is_a_protocol_error_unless_a_loss_is_proved_without_it() {
+        let stats = stats(&[(Deposit, 5, Applied)]);
+        let verdict = Verdict::judge(0, None, &stats, UNCHECKED);
+        let why = Some("not a balance");
+        assert_eq!(
+            Conclusion::of(&verdict, None, why).0,
+            Conclusion::ProtocolError
+        );
+        let overdrawn = self::stats(&[(Withdraw, 30, Applied)]);
+        let verdict = Verdict::judge(10, None, &overdrawn, UNCHECKED);
+        assert_eq!(Conclusion::of(&verdict, None, why).0, Conclusion::Lost);
     }
 
     #[test]
@@ -437,7 +509,7 @@ mod tests {
         };
         let check = CrossCheck::new(&before, &after, &stats, &verdict);
         assert!(check.interference);
-        let (conclusion, reason) = Conclusion::of(&verdict, Some(&check));
+        let (conclusion, reason) = Conclusion::of(&verdict, Some(&check), None);
         assert_eq!(conclusion, Conclusion::Inconclusive);
         assert!(reason.unwrap().contains("another client"));
         // Answers off the ladder say the same without /stats.
@@ -446,14 +518,18 @@ mod tests {
             unexpected: 1,
         };
         let verdict = Verdict::judge(0, Some(17), &stats, off_ladder);
-        assert_eq!(Conclusion::of(&verdict, None).0, Conclusion::Inconclusive);
+        assert_eq!(
+            Conclusion::of(&verdict, None, None).0,
+            Conclusion::Inconclusive
+        );
         // Without either sign, a wrong balance is lost updates.
         let verdict = Verdict::judge(0, Some(5), &stats, UNCHECKED);
-        assert_eq!(Conclusion::of(&verdict, None).0, Conclusion::Lost);
+        assert_eq!(Conclusion::of(&verdict, None, None).0, Conclusion::Lost);
     }
 
     #[test]
-    fn without_a_final_balance_a_run_is_unknown_unless_the_answers_alone_prove_a_loss() {
+    fn without_a_final_balance_a_run_is_unknown_unless_the_answers_alone_prove_a_loss_or_contradict_each_other(
+    ) {
         let stats = stats(&[
             (Deposit, 5, Applied),
             (Deposit, 5, Applied),
@@ -463,18 +539,22 @@ mod tests {
         assert_eq!((verdict.expected_min, verdict.expected_max), (110, 117));
         assert_eq!(verdict.lost_amount, None);
         assert!(!verdict.consistent() && !verdict.proves_loss());
-        assert_eq!(Conclusion::of(&verdict, None).0, Conclusion::Unknown);
-        // Two answers with the same balance prove a loss whatever the balance is now.
+        assert_eq!(Conclusion::of(&verdict, None, None).0, Conclusion::Unknown);
+        // Two answers with the same balance contradict each other whatever the balance is now,
+        // but prove no money missing.
         let duplicated = Duplicates::Checked {
             duplicates: 1,
             unexpected: 0,
         };
         let verdict = Verdict::judge(100, None, &stats, duplicated);
-        assert_eq!(Conclusion::of(&verdict, None).0, Conclusion::Lost);
+        assert_eq!(
+            Conclusion::of(&verdict, None, None).0,
+            Conclusion::InconsistentAnswers
+        );
         // So does paying out more than was ever held.
         let overdrawn = self::stats(&[(Withdraw, 30, Applied)]);
         let verdict = Verdict::judge(10, None, &overdrawn, UNCHECKED);
-        assert_eq!(Conclusion::of(&verdict, None).0, Conclusion::Lost);
+        assert_eq!(Conclusion::of(&verdict, None, None).0, Conclusion::Lost);
     }
 
     #[test]

@@ -34,7 +34,7 @@ pub(crate) const DEFAULT_REQUESTS: u64 = 2000;
     about = "Load generator that proves, from the responses alone, whether a bank account lost updates",
     args_conflicts_with_subcommands = true,
     after_help = "Without a subcommand, `run` is assumed: racebank-load -n 5000 -c 64 --url http://127.0.0.1:3000\n\
-                  Exit status: 0 consistent, 1 updates lost, 2 usage or unreachable, 3 inconclusive (another client), 4 too many errors, 5 the server stopped answering, 130 interrupted."
+                  Exit status: 0 consistent, 1 updates lost, 2 usage or unreachable, 3 inconclusive (another client, or no evidence), 4 too many errors, 5 the server stopped answering, 6 inconsistent answers, 7 protocol error, 130 interrupted."
 )]
 pub struct Cli {
     /// What to do; `run` when omitted.
@@ -105,6 +105,12 @@ pub struct TargetArgs {
     /// Read these settings from a TOML file first; flags given here override it.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+
+    /// Follow redirects to the same origin (scheme, host, port): 307 and 308 for writes, any for
+    /// reads. Without it no redirect is followed; one to another origin never is, so the -H
+    /// headers never leave for it.
+    #[arg(long)]
+    pub follow_redirects: bool,
 }
 
 impl TargetArgs {
@@ -119,6 +125,10 @@ impl TargetArgs {
             pointer: self.balance_pointer.clone(),
         }
         .build()
+        .map(|api| crate::plan::api::Api {
+            follow_redirects: self.follow_redirects,
+            ..api
+        })
     }
 }
 

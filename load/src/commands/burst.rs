@@ -78,6 +78,7 @@ pub async fn burst(burst: Burst) -> anyhow::Result<BurstReport> {
         size: burst.size,
         rounds: burst.rounds,
         lost_rounds: count(Conclusion::Lost),
+        inconsistent_rounds: count(Conclusion::InconsistentAnswers),
         inconclusive_rounds: count(Conclusion::Inconclusive),
         consistent_rounds: count(Conclusion::Consistent),
         release_spread_us: Spread {
@@ -139,7 +140,7 @@ async fn one_round(
     };
     let duplicates = Duplicates::from_seen(stats.seen.as_ref(), unchecked);
     let verdict = Verdict::judge(initial, Some(final_balance), &stats, duplicates);
-    let (conclusion, _) = Conclusion::of(&verdict, None);
+    let (conclusion, _) = Conclusion::of(&verdict, None, None);
     let round = Round {
         round,
         verdict: conclusion,
@@ -182,7 +183,7 @@ fn reproduce(
     let mut got = BTreeMap::new();
     for answer in answers {
         let text = match answer {
-            Exchange::Answer { status, body } => {
+            Exchange::Answer { status, body, .. } => {
                 let body = body.unwrap_or_default();
                 let shown = String::from_utf8_lossy(&body[..body.len().min(SHOWN)]).to_string();
                 format!("{} {shown}", status.as_u16())

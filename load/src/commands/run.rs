@@ -11,7 +11,7 @@ use tokio::sync::watch;
 use crate::check::verdict::{CrossCheck, Duplicates, Verdict};
 use crate::engine::history::History;
 use crate::engine::pool::{self, Job, Stop};
-use crate::engine::probe::{Probe, ServerStats};
+use crate::engine::probe::{Probe, ServerStats, Unreadable};
 use crate::engine::progress::Progress;
 use crate::engine::stats::{Reading, Stats};
 use crate::output::report::{Report, Setup};
@@ -170,9 +170,11 @@ async fn judge(load: &Load, prepared: Prepared, mut sent: Sent) -> Report {
     let stats = &mut sent.stats;
     // A server that died during the run (killed, crashed, stopped) cannot be read, but what it
     // acknowledged stands: the report says what is known instead of discarding it.
-    let (final_balance, server_lost) = match probe.balance_after().await {
-        Ok(balance) => (Some(balance), None),
-        Err(error) => (None, Some(format!("{error:#}"))),
+    // An answer that holds no balance is the server breaking the protocol, not stopping.
+    let (final_balance, server_lost, protocol_error) = match probe.balance_after().await {
+        Ok(balance) => (Some(balance), None, None),
+        Err(error) if error.is::<Unreadable>() => (None, None, Some(format!("{error:#}"))),
+        Err(error) => (None, Some(format!("{error:#}")), None),
     };
     let stats_after = match final_balance {
         Some(_) => probe.stats().await,
@@ -203,6 +205,7 @@ async fn judge(load: &Load, prepared: Prepared, mut sent: Sent) -> Report {
         max_error_rate: load.max_error_rate,
         interrupted: sent.interrupted,
         server_lost,
+        protocol_error,
         stopped_early,
     };
     Report {

@@ -13,10 +13,12 @@ use std::future::{poll_fn, Future};
 use std::net::SocketAddr;
 use std::pin::{pin, Pin};
 use std::task::Poll;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::client::conn::http1::{self, SendRequest};
+use hyper::header::HeaderValue;
 use hyper::{Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
@@ -40,6 +42,9 @@ pub enum Exchange {
         status: StatusCode,
         /// The whole body.
         body: Option<Bytes>,
+        /// What a 503 or a redirect asks of the client; `None` for any other status, so a 2xx
+        /// costs no header lookup.
+        hint: Option<Hint>,
     },
     /// An HTTP answer whose body was longer than `MAX_BODY`: the rest was never read.
     Oversized {
@@ -52,6 +57,15 @@ pub enum Exchange {
     TimedOut,
     /// The connection failed after it was sent.
     Broken,
+}
+
+/// What an answer asks of the client besides its status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Hint {
+    /// A 503's `Retry-After`, in seconds (the HTTP-date form is not read).
+    RetryAfter(Duration),
+    /// A redirect's `Location`, as sent.
+    Location(HeaderValue),
 }
 
 /// A keep-alive connection and the task that drives it; dropping it closes the socket.
@@ -166,6 +180,14 @@ pub(crate) async fn exchange(
             }
         };
         let status = response.status();
+        let hint = if status == StatusCode::SERVICE_UNAVAILABLE {
+            retry_after(response.headers()).map(Hint::RetryAfter)
+        } else if status.is_redirection() {
+            let location = response.headers().get(hyper::header::LOCATION);
+            location.cloned().map(Hint::Location)
+        } else {
+            None
+        };
         let body = Limited::new(response.into_body(), MAX_BODY);
         let body = match within(timer.as_mut(), deadline, body.collect()).await {
             Some(Ok(collected)) => Some(collected.to_bytes()),
@@ -180,7 +202,13 @@ pub(crate) async fn exchange(
                 None
             }
         };
-        return Exchange::Answer { status, body };
+        return Exchange::Answer { status, body, hint };
     }
     Exchange::NotSent
+}
+
+/// The `Retry-After` of an answer, when it is a number of seconds.
+fn retry_after(headers: &hyper::HeaderMap) -> Option<Duration> {
+    let seconds = headers.get(hyper::header::RETRY_AFTER)?.to_str().ok()?;
+    seconds.trim().parse().ok().map(Duration::from_secs)
 }

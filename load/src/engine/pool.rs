@@ -27,14 +27,15 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use hyper::header::HeaderValue;
-use racebank::wire::ProblemType;
+use hyper::Uri;
+use racebank::wire::{Effect, ProblemType};
 use tokio::sync::{oneshot, watch};
 use tokio::time::{Instant as TokioInstant, Sleep};
 
-use crate::engine::connection::{exchange, Connection, Exchange};
+use crate::engine::connection::{exchange, Connection, Exchange, Hint};
 use crate::engine::history::{Batch, Entry, History};
 use crate::engine::requests::Requests;
-use crate::engine::stats::{Reading, Recorded, Stats};
+use crate::engine::stats::{Earlier, Reading, Recorded, Stats};
 use crate::plan::api::Api;
 use crate::plan::ops::{Op, Plan};
 use crate::plan::target::{replica_of, Target};
@@ -46,6 +47,13 @@ pub(crate) const REFUSED_PAUSE: Duration = Duration::from_millis(10);
 /// How long a slot goes on while every connection it tries is refused: past that, the server is
 /// gone and the slot stops.
 pub(crate) const GIVE_UP_AFTER: Duration = Duration::from_secs(1);
+
+/// The longest wait for a 503's `Retry-After`: a server asking for more is asked again sooner,
+/// so that a run cannot be stalled by one header.
+pub(crate) const MAX_RETRY_AFTER: Duration = Duration::from_secs(5);
+
+/// The most same-origin redirects one attempt follows (`--follow-redirects`).
+pub(crate) const MAX_REDIRECTS: usize = 5;
 
 /// When the workers stop.
 #[derive(Debug, Clone, Copy)]
@@ -233,11 +241,23 @@ fn idempotency_key(run: u64, index: u64) -> HeaderValue {
 
 /// Whether an attempt is worth sending again, and if so whether it may have been applied: no
 /// connection (not applied), a timeout or a broken connection (may have been), an answer that
-/// broke off or says the outcome is unknown (may have been), or racebank's "another request
-/// with this key was answered at the same moment" (this one was not, its twin may have been).
+/// broke off or says the outcome is unknown (may have been), racebank's "another request
+/// with this key was answered at the same moment" (this one was not, its twin may have been),
+/// or a 503 with `Retry-After`: the server asks to be asked again (not applied when it is one of
+/// racebank's problems that write nothing, else may have been).
 fn retry(exchange: &Exchange) -> Option<bool> {
     match exchange {
         Exchange::NotSent => Some(false),
+        Exchange::Answer {
+            body,
+            hint: Some(Hint::RetryAfter(_)),
+            ..
+        } => Some(
+            body.as_deref()
+                .and_then(ProblemType::of_document)
+                .map(ProblemType::effect)
+                != Some(Effect::NotApplied),
+        ),
         Exchange::TimedOut | Exchange::Broken | Exchange::Answer { body: None, .. } => Some(true),
         // An answer came, if an overlong one: the server decided; resending would not help.
         Exchange::Oversized { .. } => None,
@@ -251,6 +271,16 @@ fn retry(exchange: &Exchange) -> Option<bool> {
 }
 
 impl Job {
+    /// How long to wait for a `Retry-After` of `asked`: at most [`MAX_RETRY_AFTER`], and `None`
+    /// when that wait would end past the run's deadline (nothing is sent after it).
+    fn retry_wait(&self, asked: Duration) -> Option<Duration> {
+        let wait = asked.min(MAX_RETRY_AFTER);
+        match self.stop {
+            Stop::At(deadline) if Instant::now() + wait >= deadline => None,
+            _ => Some(wait),
+        }
+    }
+
     /// The next index to send, or `None` once the count is reached or the time is up.
     fn claim(&self) -> Option<u64> {
         match self.stop {
@@ -269,32 +299,51 @@ impl Job {
 }
 
 /// Sends one operation, and again to the next replica after an answer that allows a retry,
-/// up to `--retry` times; returns the last attempt's exchange.
+/// up to `--retry` times; returns the last attempt's exchange, and what the attempts before it
+/// may have done (the operation is judged by all of them: [`Stats::record_attempts`]).
 async fn send(
     thread: &Thread,
     connections: &mut [Option<Connection>],
     mut timer: Pin<&mut Sleep>,
     request: InFlight,
     key: Option<HeaderValue>,
-) -> Exchange {
+) -> (Exchange, Earlier) {
     let job = &thread.job;
     let replicas = connections.len();
     let op = request.op;
     let mut attempt = 0;
     let mut to = request.replica;
+    let mut earlier = Earlier {
+        may_have_applied: false,
+        keyed: key.is_some(),
+    };
     loop {
-        let deadline = TokioInstant::from_std(Instant::now() + job.timeout);
-        let exchange = exchange(
+        let exchange = attempt_once(
+            thread,
             &mut connections[to],
-            &job.targets[to].addrs,
-            thread.requests.build(op, to, key.as_ref()),
             timer.as_mut(),
-            deadline,
+            op,
+            to,
+            key.as_ref(),
         )
         .await;
         let Some(may_have_applied) = retry(&exchange).filter(|_| attempt < job.retries) else {
-            return exchange;
+            return (exchange, earlier);
         };
+        earlier.may_have_applied |= may_have_applied;
+        if let Exchange::Answer {
+            hint: Some(Hint::RetryAfter(asked)),
+            ..
+        } = exchange
+        {
+            // The server asked for time: give it, or give up on this operation if the run
+            // ends first.
+            let Some(wait) = job.retry_wait(asked) else {
+                return (exchange, earlier);
+            };
+            thread.stats.borrow_mut().retry_after_waits += 1;
+            tokio::time::sleep(wait).await;
+        }
         thread.stats.borrow_mut().record_retry(
             op.kind,
             op.amount,
@@ -303,6 +352,79 @@ async fn send(
         attempt += 1;
         to = (to + 1) % replicas;
     }
+}
+
+/// Sends one attempt of `op` to replica `to`; with `--follow-redirects`, a 307 or 308 to the
+/// same origin is followed (the same method, body and headers, up to [`MAX_REDIRECTS`] times).
+/// Any other redirect is the attempt's answer: never followed, least of all to another origin,
+/// which would receive the `-H` headers.
+async fn attempt_once(
+    thread: &Thread,
+    connection: &mut Option<Connection>,
+    mut timer: Pin<&mut Sleep>,
+    op: Op,
+    to: usize,
+    key: Option<&HeaderValue>,
+) -> Exchange {
+    let job = &thread.job;
+    // Where the last redirect sent the request; `None` for its own route.
+    let mut moved: Option<Uri> = None;
+    let mut hops = 0;
+    loop {
+        let mut request = thread.requests.build(op, to, key);
+        if let Some(uri) = &moved {
+            *request.uri_mut() = uri.clone();
+        }
+        let deadline = TokioInstant::from_std(Instant::now() + job.timeout);
+        let exchange = exchange(
+            connection,
+            &job.targets[to].addrs,
+            request,
+            timer.as_mut(),
+            deadline,
+        )
+        .await;
+        // 301, 302 and 303 would turn the write into a GET: those are answers, never followed.
+        if let Exchange::Answer {
+            status,
+            hint: Some(Hint::Location(location)),
+            ..
+        } = &exchange
+        {
+            if job.api.follow_redirects
+                && hops < MAX_REDIRECTS
+                && matches!(status.as_u16(), 307 | 308)
+            {
+                // Only a redirect pays for finding where the request went.
+                let from = moved
+                    .take()
+                    .unwrap_or_else(|| thread.requests.build(op, to, key).uri().clone());
+                if let Some(next) = same_origin(&job.targets[to], &from, location) {
+                    moved = Some(next);
+                    hops += 1;
+                    continue;
+                }
+            }
+        }
+        return exchange;
+    }
+}
+
+/// The request target `location` leads to from `from`, if it is on `target`'s origin (scheme,
+/// host and port).
+fn same_origin(target: &Target, from: &Uri, location: &HeaderValue) -> Option<Uri> {
+    let mut base = target.url.clone();
+    base.set_path(from.path());
+    base.set_query(from.query());
+    let next = base.join(location.to_str().ok()?).ok()?;
+    if next.origin() != target.url.origin() {
+        return None;
+    }
+    let origin_form = match next.query() {
+        Some(query) => format!("{}?{query}", next.path()),
+        None => next.path().to_string(),
+    };
+    Uri::try_from(origin_form).ok()
 }
 
 /// The loop of one in-flight slot: claim an index, send its operation on the slot's connection to
@@ -337,18 +459,33 @@ async fn slot_loop(thread: Rc<Thread>, slot: usize) {
         };
         thread.in_flight.borrow_mut()[slot] = Some(request);
         let key = job.keys.map(|run| idempotency_key(run, index));
-        let exchange = send(&thread, &mut connections, timer.as_mut(), request, key).await;
+        let (exchange, earlier) =
+            send(&thread, &mut connections, timer.as_mut(), request, key).await;
         let ended = Instant::now();
         thread.in_flight.borrow_mut()[slot] = None;
         let refused = matches!(exchange, Exchange::NotSent);
-        let recorded =
-            thread
-                .stats
-                .borrow_mut()
-                .record(&job.reading, op, exchange, ended - started, || {
-                    job.claimed.load(Ordering::Relaxed)
-                });
+        // A 503 with `Retry-After` asks this client to slow down: the slot pauses before its
+        // next request instead of hammering (retries of the same operation have waited already).
+        let pause = match &exchange {
+            Exchange::Answer {
+                hint: Some(Hint::RetryAfter(asked)),
+                ..
+            } => job.retry_wait(*asked),
+            _ => None,
+        };
+        let recorded = thread.stats.borrow_mut().record_attempts(
+            &job.reading,
+            op,
+            exchange,
+            ended - started,
+            || job.claimed.load(Ordering::Relaxed),
+            earlier,
+        );
         thread.record(slot, request, recorded, ended);
+        if let Some(pause) = pause {
+            thread.stats.borrow_mut().retry_after_waits += 1;
+            tokio::time::sleep(pause).await;
+        }
         if !refused {
             refused_since = None;
         } else if ended - *refused_since.get_or_insert(started) >= GIVE_UP_AFTER {

@@ -31,6 +31,7 @@ impl Probe {
             .no_proxy()
             .http1_only()
             .timeout(timeout)
+            .redirect(redirects(api.follow_redirects))
             .build()
             .context("cannot build the HTTP client")?;
         Ok(Probe {
@@ -88,6 +89,11 @@ impl Probe {
                 "{} {url} answered 404 Not Found: is the balance route right (--balance, --account)?",
                 route.method
             ),
+            300..=399 => bail!(
+                "{} {url} answered {status}{}",
+                route.method,
+                self.not_followed(&response)
+            ),
             _ => bail!(
                 "{} {url} answered {status}, not 2xx with the balance",
                 route.method
@@ -95,11 +101,14 @@ impl Probe {
         }
         let bytes = match read_capped(response).await {
             Ok(bytes) => bytes,
-            Err(Unread::TooLarge) => bail!(
-                "{} {url} answered a body larger than {} KiB; a balance is a few bytes",
-                route.method,
-                MAX_BODY / 1024
-            ),
+            Err(Unread::TooLarge) => {
+                return Err(Unreadable(format!(
+                    "{} {url} answered a body larger than {} KiB; a balance is a few bytes",
+                    route.method,
+                    MAX_BODY / 1024
+                ))
+                .into())
+            }
             Err(Unread::Broken(error)) if error.is_timeout() => {
                 bail!("{url}: the answer did not arrive within {:?}", self.timeout)
             }
@@ -109,12 +118,31 @@ impl Probe {
         };
         match self.api.pointer.read(&bytes) {
             Some(balance) => Ok(balance),
-            None => bail!(
+            None => Err(Unreadable(format!(
                 "{} {url} answered no whole-number balance at {}: {}; set --balance-pointer",
                 route.method,
                 self.api.pointer,
                 excerpt(&bytes)
-            ),
+            ))
+            .into()),
+        }
+    }
+
+    /// Where a redirect that was not followed leads, and why it was not.
+    fn not_followed(&self, response: &reqwest::Response) -> String {
+        let location = response
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .map(|location| String::from_utf8_lossy(location.as_bytes()).to_string());
+        let to = location.map_or_else(String::new, |location| format!(" to {location}"));
+        if self.api.follow_redirects {
+            format!(
+                "{to}: a redirect to another origin is never followed (the -H headers would go there)"
+            )
+        } else {
+            format!(
+                "{to}: redirects are not followed; --follow-redirects follows those to the same origin"
+            )
         }
     }
 
@@ -156,6 +184,36 @@ impl Probe {
             anyhow::anyhow!("{url} failed: {}", error_chain(error))
         }
     }
+}
+
+/// The balance read was answered, 2xx, with something that is no balance (not a whole number,
+/// past any 64-bit balance, or a body far too long): the server broke the protocol, it did not
+/// stop answering.
+#[derive(Debug)]
+pub(crate) struct Unreadable(pub String);
+
+impl std::fmt::Display for Unreadable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Unreadable {}
+
+/// The probe's redirect policy: none followed, or (`--follow-redirects`) those to the origin of
+/// the first request, at most 10.
+fn redirects(follow: bool) -> reqwest::redirect::Policy {
+    if !follow {
+        return reqwest::redirect::Policy::none();
+    }
+    reqwest::redirect::Policy::custom(|attempt| {
+        let first = attempt.previous().first().map(reqwest::Url::origin);
+        if attempt.previous().len() > 10 || first != Some(attempt.url().origin()) {
+            attempt.stop()
+        } else {
+            attempt.follow()
+        }
+    })
 }
 
 /// Why an answer's body was not read.

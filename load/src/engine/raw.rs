@@ -45,6 +45,7 @@ async fn read_answer(stream: Option<TcpStream>, timeout: Duration) -> Exchange {
             Some((status, body)) => Exchange::Answer {
                 status,
                 body: Some(body),
+                hint: None,
             },
             None => Exchange::TimedOut,
         },
@@ -52,6 +53,7 @@ async fn read_answer(stream: Option<TcpStream>, timeout: Duration) -> Exchange {
             Some((status, body)) => Exchange::Answer {
                 status,
                 body: Some(body),
+                hint: None,
             },
             None => Exchange::Broken,
         },

@@ -14,7 +14,7 @@ use hdrhistogram::Histogram;
 use hyper::StatusCode;
 use racebank::wire::{Effect, ProblemType};
 
-use crate::engine::connection::Exchange;
+use crate::engine::connection::{Exchange, Hint};
 use crate::engine::seen::{Ladder, Seen};
 use crate::plan::api::BalancePointer;
 use crate::plan::ops::{Kind, Op};
@@ -144,6 +144,23 @@ impl Recorded {
     }
 }
 
+/// What the attempts of an operation before its last one may have done.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Earlier {
+    /// One of them may have been applied.
+    pub may_have_applied: bool,
+    /// Every attempt carried the operation's idempotency key.
+    pub keyed: bool,
+}
+
+impl Earlier {
+    /// A single attempt: nothing before it.
+    pub(crate) const NONE: Earlier = Earlier {
+        may_have_applied: false,
+        keyed: false,
+    };
+}
+
 /// Whether a request changed the balance, as far as the client can tell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -185,6 +202,10 @@ pub struct Stats {
     pub oversized: u64,
     /// Attempts sent again (`--retry`).
     pub retries: u64,
+    /// Waits for a 503's `Retry-After` before the next attempt, or the slot's next request.
+    pub retry_after_waits: u64,
+    /// The first redirect answered and not followed: its status and `Location`.
+    pub redirect: Option<String>,
     /// Deposits sent again without an idempotency key after an attempt that may have been
     /// applied: each may have been applied once more.
     pub resent_deposits: Tally,
@@ -210,6 +231,8 @@ impl Stats {
             seen: check_duplicates.then(Seen::new),
             oversized: 0,
             retries: 0,
+            retry_after_waits: 0,
+            redirect: None,
             resent_deposits: Tally::default(),
             resent_withdrawals: Tally::default(),
         }
@@ -228,9 +251,59 @@ impl Stats {
         latency: Duration,
         limit: impl FnOnce() -> u64,
     ) -> Recorded {
-        let recorded = match exchange {
-            Exchange::Answer { status, body } => {
+        self.record_attempts(reading, op, exchange, latency, limit, Earlier::NONE)
+    }
+
+    /// Records what became of `op` after several attempts: `exchange` is the last one's, and
+    /// `earlier` says what the ones before may have done.
+    ///
+    /// An operation is judged by all its attempts, not by the last alone: when an earlier one may
+    /// have been applied (a 500 `outcome-unknown`, a connection broken after sending), a later
+    /// "not applied" (a 503 `store-unavailable`, a refused connection) speaks only for itself,
+    /// and the operation stays indeterminate. Only an acknowledgement settles it, or, when every
+    /// attempt carried the same idempotency key, the key's own answer: a refusal under the key
+    /// is the answer the earlier attempt would have left, had it applied anything.
+    #[inline]
+    pub(crate) fn record_attempts(
+        &mut self,
+        reading: &Reading,
+        op: Op,
+        exchange: Exchange,
+        latency: Duration,
+        limit: impl FnOnce() -> u64,
+        earlier: Earlier,
+    ) -> Recorded {
+        let mut recorded = self.classify(reading, exchange, latency, limit);
+        if earlier.may_have_applied && recorded.outcome == Outcome::NotApplied {
+            // A refusal stays counted as a 409 answer; without the key it settles nothing.
+            let refusal = recorded.error.is_none();
+            if !(refusal && earlier.keyed) {
+                recorded.outcome = Outcome::Indeterminate;
+            }
+        }
+        self.record_outcome(op.kind, op.amount, recorded.outcome);
+        recorded
+    }
+
+    /// The outcome of one exchange on its own, with its counters.
+    #[inline]
+    fn classify(
+        &mut self,
+        reading: &Reading,
+        exchange: Exchange,
+        latency: Duration,
+        limit: impl FnOnce() -> u64,
+    ) -> Recorded {
+        match exchange {
+            Exchange::Answer { status, body, hint } => {
                 self.record_status(status.as_u16(), latency);
+                if let (Some(Hint::Location(location)), None) = (hint, &self.redirect) {
+                    self.redirect = Some(format!(
+                        "{} to {}",
+                        status.as_u16(),
+                        String::from_utf8_lossy(location.as_bytes())
+                    ));
+                }
                 self.record_answer(reading, status, body, limit)
             }
             Exchange::Oversized { status } => {
@@ -251,9 +324,7 @@ impl Stats {
                 self.errors.transport += 1;
                 failed(Outcome::Indeterminate, ErrorKind::Transport)
             }
-        };
-        self.record_outcome(op.kind, op.amount, recorded.outcome);
-        recorded
+        }
     }
 
     /// Records a request that was still in flight when the run was interrupted: it may or may
@@ -384,6 +455,10 @@ impl Stats {
         self.indeterminate_withdrawals
             .merge(other.indeterminate_withdrawals);
         self.retries += other.retries;
+        self.retry_after_waits += other.retry_after_waits;
+        if self.redirect.is_none() {
+            self.redirect.clone_from(&other.redirect);
+        }
         self.resent_deposits.merge(other.resent_deposits);
         self.resent_withdrawals.merge(other.resent_withdrawals);
         match (&mut self.seen, &other.seen) {
@@ -443,6 +518,7 @@ mod tests {
         let exchange = Exchange::Answer {
             status: StatusCode::from_u16(status).unwrap(),
             body: Some(Bytes::from(body.to_string())),
+            hint: None,
         };
         stats.record(&reading, DEPOSIT, exchange, Duration::from_micros(10), || 1)
     }
@@ -500,6 +576,79 @@ mod tests {
         let recorded = answer(&mut stats, 409, &document);
         assert_eq!(recorded.outcome, Outcome::Indeterminate);
         assert_eq!((stats.refused, stats.errors.status), (0, 1));
+    }
+
+    #[test]
+    fn an_earlier_attempt_that_may_have_applied_outweighs_a_later_not_applied() {
+        let reading = Reading {
+            pointer: BalancePointer::TopLevel,
+            ladder: None,
+        };
+        let attempt = |status: u16, body: &str| Exchange::Answer {
+            status: StatusCode::from_u16(status).unwrap(),
+            body: Some(Bytes::from(body.to_string())),
+            hint: None,
+        };
+        let unavailable = Problem::one_of_each()
+            .into_iter()
+            .find(|problem| problem.problem_type() == ProblemType::StoreUnavailable)
+            .unwrap()
+            .to_json()
+            .to_string();
+        let cases = [
+            (
+                "503 store-unavailable, no key",
+                attempt(503, &unavailable),
+                false,
+                Outcome::Indeterminate,
+            ),
+            (
+                "503 store-unavailable, keyed",
+                attempt(503, &unavailable),
+                true,
+                Outcome::Indeterminate,
+            ),
+            (
+                "refused connection",
+                Exchange::NotSent,
+                true,
+                Outcome::Indeterminate,
+            ),
+            (
+                "409 without a key",
+                attempt(409, ""),
+                false,
+                Outcome::Indeterminate,
+            ),
+            (
+                "409 under the key: settled",
+                attempt(409, ""),
+                true,
+                Outcome::NotApplied,
+            ),
+            (
+                "200: settled",
+                attempt(200, r#"{"balance":5}"#),
+                false,
+                Outcome::Applied,
+            ),
+        ];
+        for (case, exchange, keyed, expected) in cases {
+            let mut stats = Stats::new(false);
+            let earlier = Earlier {
+                may_have_applied: true,
+                keyed,
+            };
+            let recorded = stats.record_attempts(
+                &reading,
+                DEPOSIT,
+                exchange,
+                Duration::from_micros(10),
+                || 1,
+                earlier,
+            );
+            assert_eq!(recorded.outcome, expected, "{case}");
+        }
     }
 
     #[test]

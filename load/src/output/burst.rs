@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::check::verdict::Conclusion;
 use crate::output::table::{Column, Fields, Table};
-use crate::output::{json, Render, EXIT_INCONCLUSIVE, EXIT_LOST};
+use crate::output::{json, Render, EXIT_INCONCLUSIVE, EXIT_INCONSISTENT_ANSWERS, EXIT_LOST};
 
 /// The width of the names in the text, colon included.
 const NAMES: usize = 20;
@@ -70,6 +70,8 @@ pub struct BurstReport {
     pub rounds: u64,
     /// Rounds whose answers prove lost updates.
     pub lost_rounds: u64,
+    /// Rounds whose answers repeated a balance while no money is proved missing.
+    pub inconsistent_rounds: u64,
     /// Rounds in which another client changed the account.
     pub inconclusive_rounds: u64,
     /// Rounds that kept every update.
@@ -109,6 +111,8 @@ impl Render for BurstReport {
     fn exit_code(&self) -> u8 {
         if self.lost_rounds > 0 {
             EXIT_LOST
+        } else if self.inconsistent_rounds > 0 {
+            EXIT_INCONSISTENT_ANSWERS
         } else if self.inconclusive_rounds > 0 {
             EXIT_INCONCLUSIVE
         } else {
@@ -147,6 +151,15 @@ impl BurstReport {
             "Lost updates in",
             &format!("{} of {} rounds", self.lost_rounds, self.rounds),
         );
+        if self.inconsistent_rounds > 0 {
+            f.line(
+                "Inconsistent",
+                &format!(
+                    "{} rounds (answers repeated a balance; no money proved missing)",
+                    self.inconsistent_rounds
+                ),
+            );
+        }
         if self.inconclusive_rounds > 0 {
             f.line(
                 "Inconclusive",
@@ -169,6 +182,11 @@ impl BurstReport {
             format!(
                 "LOST UPDATES: the answers prove updates were lost in {} of {} rounds",
                 self.lost_rounds, self.rounds
+            )
+        } else if self.inconsistent_rounds > 0 {
+            format!(
+                "INCONSISTENT ANSWERS: in {} of {} rounds two acknowledgements reported the same balance, while no money is proved missing",
+                self.inconsistent_rounds, self.rounds
             )
         } else if self.inconclusive_rounds > 0 {
             "INCONCLUSIVE: another client changed the account during some rounds".to_string()

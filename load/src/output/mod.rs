@@ -29,6 +29,12 @@ pub const EXIT_TOO_MANY_ERRORS: u8 = 4;
 /// Exit status: the server stopped answering before the final balance could be read, and the
 /// answers alone prove nothing: what was acknowledged and what may have been is reported.
 pub const EXIT_SERVER_LOST: u8 = 5;
+/// Exit status: the money is right, but the answers contradict each other (two acknowledgements
+/// reported the same balance): the server is wrong, without proof that money was lost.
+pub const EXIT_INCONSISTENT_ANSWERS: u8 = 6;
+/// Exit status: the server answered the balance read after the run with something that is no
+/// balance (not a whole number, or past any 64-bit balance): a protocol error of the server.
+pub const EXIT_PROTOCOL_ERROR: u8 = 7;
 /// Exit status: interrupted (Ctrl-C); the partial report is printed.
 pub const EXIT_INTERRUPTED: u8 = 130;
 

@@ -7,8 +7,8 @@ use crate::check::verdict::Conclusion;
 use crate::output::summary::Summary;
 use crate::output::table::Fields;
 use crate::output::{
-    json, Render, EXIT_INCONCLUSIVE, EXIT_INTERRUPTED, EXIT_LOST, EXIT_SERVER_LOST,
-    EXIT_TOO_MANY_ERRORS,
+    json, Render, EXIT_INCONCLUSIVE, EXIT_INCONSISTENT_ANSWERS, EXIT_INTERRUPTED, EXIT_LOST,
+    EXIT_PROTOCOL_ERROR, EXIT_SERVER_LOST, EXIT_TOO_MANY_ERRORS,
 };
 
 /// The width of the names in the text, colon included.
@@ -38,10 +38,19 @@ const NAMES: usize = 18;
 /// - `retries`: attempts sent again (`--retry`); `resent_without_key`: the operations among them
 ///   sent again without an idempotency key after an attempt that may have been applied (the same
 ///   fields as `acknowledged`): each may have been applied twice.
-/// - `consistent`: no lost amount, no overdraft, no duplicate, no other client.
-/// - `verdict`: `consistent`, `lost`, `inconclusive` or `unknown` (the server stopped
-///   answering); `inconclusive_reason`; `server_lost`: null, or why the balance could not be read
-///   after the run.
+/// - `redirect`: null, or the first redirect answered and not followed (`307 to http://...`):
+///   redirects are answers (not applied); `--follow-redirects` follows a 307 or 308 to the
+///   same origin only.
+/// - `retry_after_waits`: waits for a 503's `Retry-After` (at most 5 s, never past the deadline)
+///   before the next attempt of an operation or the slot's next request.
+/// - `consistent`: no lost amount, no overdraft, no duplicate, no other client, and at least one
+///   operation acknowledged or refused.
+/// - `verdict`: `consistent`, `lost` (money provably missing or extra), `inconsistent_answers`
+///   (repeated balances, money not proved missing), `inconclusive` (another client, or no
+///   evidence), `unknown` (the server stopped answering) or `protocol_error` (the balance read
+///   after the run was answered with no balance); `inconclusive_reason`; `server_lost`: null, or
+///   why the balance could not be read after the run; `protocol_error`: null, or what the
+///   balance read after the run was answered with.
 /// - `checks`: the checks the answers allowed (`expected range`, `overdraft`, `duplicate
 ///   answers`, `server /stats`); `answers_carry_balance`.
 /// - `error_rate`, `max_error_rate`, `too_many_errors`; `interrupted`; `stopped_early`: null, or
@@ -95,13 +104,18 @@ impl Render for Report {
         json(self)
     }
 
-    /// 0 consistent, 1 lost, 3 inconclusive, 4 too many errors, 5 server lost, 130 interrupted.
+    /// 0 consistent, 1 lost, 3 inconclusive, 4 too many errors, 5 server lost, 6 inconsistent
+    /// answers, 7 protocol error, 130 interrupted.
     fn exit_code(&self) -> u8 {
         let summary = &self.summary;
         if summary.interrupted {
             EXIT_INTERRUPTED
         } else if summary.verdict == Conclusion::Lost {
             EXIT_LOST
+        } else if summary.verdict == Conclusion::InconsistentAnswers {
+            EXIT_INCONSISTENT_ANSWERS
+        } else if summary.verdict == Conclusion::ProtocolError {
+            EXIT_PROTOCOL_ERROR
         } else if summary.verdict == Conclusion::Unknown {
             // Before the error rate: a dead server fails every request after it, and that is the
             // news, not the rate.
@@ -180,6 +194,15 @@ impl Report {
                 &format!("{} attempts sent again{note}", s.retries),
             );
         }
+        if s.retry_after_waits > 0 {
+            f.line(
+                "Retry-After",
+                &format!(
+                    "{} waits: 503 answers asked for time, given before the next attempt or request (at most 5 s each, never past the deadline)",
+                    s.retry_after_waits
+                ),
+            );
+        }
         format!("Summary:\n{}", f.render())
     }
 
@@ -244,6 +267,12 @@ impl Report {
                 f.line(name, &format!("{count} ({meaning})"));
             }
         }
+        if let Some(redirect) = &s.redirect {
+            f.line(
+                "redirect",
+                &format!("{redirect}: not followed (only --follow-redirects follows a 307 or 308, to the same origin)"),
+            );
+        }
         let limit = match s.max_error_rate {
             Some(limit) if s.too_many_errors => {
                 format!(": over --max-error-rate {limit}, the run FAILS")
@@ -282,9 +311,12 @@ impl Report {
             s.expected_text()
         };
         f.line("Expected balance", &expected);
-        let final_balance = match s.final_balance {
-            Some(balance) => balance.to_string(),
-            None => "unknown: the server stopped answering, so it could not be read".to_string(),
+        let final_balance = match (s.final_balance, &s.protocol_error) {
+            (Some(balance), _) => balance.to_string(),
+            (None, Some(_)) => "unknown: the server answered it with no balance".to_string(),
+            (None, None) => {
+                "unknown: the server stopped answering, so it could not be read".to_string()
+            }
         };
         f.line("Final balance", &final_balance);
         f.line("Lost amount", &self.lost_text());
@@ -389,6 +421,19 @@ impl Report {
             ),
             Conclusion::Unknown => format!(
                 "UNKNOWN: the server stopped answering; a correct server would now hold {}",
+                s.expected_text()
+            ),
+            Conclusion::InconsistentAnswers => format!(
+                "NO: inconsistent answers: {} answers repeated a balance another acknowledgement reported, where every one must differ; {}",
+                s.duplicates.unwrap_or(0),
+                match s.lost_amount {
+                    Some(_) => "the final balance is right, so no money is proved missing",
+                    None => "without a final balance, no money is proved missing",
+                }
+            ),
+            Conclusion::ProtocolError => format!(
+                "PROTOCOL ERROR: the server answered the balance read after the run with no balance an account can hold ({}); a correct server would now hold {}",
+                s.protocol_error.as_deref().unwrap_or("unreadable"),
                 s.expected_text()
             ),
         }

@@ -61,6 +61,10 @@ pub struct Summary {
     pub indeterminate: Totals,
     /// Attempts sent again (`--retry`).
     pub retries: u64,
+    /// Waits for a 503's `Retry-After` before the next attempt or request.
+    pub retry_after_waits: u64,
+    /// The first redirect answered and not followed: its status and `Location`.
+    pub redirect: Option<String>,
     /// Operations sent again without an idempotency key after an attempt that may have been
     /// applied: each may have paid twice.
     pub resent_without_key: Totals,
@@ -72,6 +76,8 @@ pub struct Summary {
     pub inconclusive_reason: Option<String>,
     /// Why the balance could not be read after the run, when the server stopped answering.
     pub server_lost: Option<String>,
+    /// What the server answered the balance read after the run with, when that was no balance.
+    pub protocol_error: Option<String>,
     /// The checks the answers allowed.
     pub checks: Vec<String>,
     /// Whether the acknowledgements reported a balance.
@@ -140,8 +146,10 @@ pub(crate) struct Ending {
     pub max_error_rate: Option<f64>,
     /// Ctrl-C stopped it.
     pub interrupted: bool,
-    /// Why the balance could not be read after the run, if it could not.
+    /// Why the balance could not be read after the run, if the server stopped answering.
     pub server_lost: Option<String>,
+    /// What the balance read after the run was answered with, if that was no balance.
+    pub protocol_error: Option<String>,
     /// Why the workers stopped before the run's count or duration, if they did.
     pub stopped_early: Option<String>,
 }
@@ -155,7 +163,11 @@ impl Summary {
         server_stats: Option<CrossCheck>,
         ending: Ending,
     ) -> Self {
-        let (conclusion, inconclusive_reason) = Conclusion::of(verdict, server_stats.as_ref());
+        let (conclusion, inconclusive_reason) = Conclusion::of(
+            verdict,
+            server_stats.as_ref(),
+            ending.protocol_error.as_deref(),
+        );
         let checks = checks(verdict, server_stats.as_ref());
         let error_rate = share(stats.errors.total(), stats.requests);
         let too_many_errors = ending
@@ -195,11 +207,14 @@ impl Summary {
                 stats.indeterminate_withdrawals,
             ),
             retries: stats.retries,
+            retry_after_waits: stats.retry_after_waits,
+            redirect: stats.redirect.clone(),
             resent_without_key: Totals::new(stats.resent_deposits, stats.resent_withdrawals),
             consistent: conclusion == Conclusion::Consistent,
             verdict: conclusion,
             inconclusive_reason,
             server_lost: ending.server_lost,
+            protocol_error: ending.protocol_error,
             checks,
             answers_carry_balance: ending.answers_carry_balance,
             error_rate,

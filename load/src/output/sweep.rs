@@ -69,6 +69,8 @@ impl Point {
             Conclusion::Lost => "lost",
             Conclusion::Inconclusive => "inconclusive",
             Conclusion::Unknown => "unknown",
+            Conclusion::InconsistentAnswers => "inconsistent_answers",
+            Conclusion::ProtocolError => "protocol_error",
         }
     }
 

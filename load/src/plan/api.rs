@@ -169,6 +169,9 @@ pub struct Api {
     pub headers: Vec<Header>,
     /// Where answers keep the balance.
     pub pointer: BalancePointer,
+    /// `--follow-redirects`: follow a redirect to the same origin (scheme, host, port); one to
+    /// another origin is never followed, so the headers never leave for it.
+    pub follow_redirects: bool,
 }
 
 impl Default for Api {
@@ -282,6 +285,7 @@ impl ApiSpec {
             body,
             headers,
             pointer: BalancePointer::parse(&self.pointer).map_err(anyhow::Error::msg)?,
+            follow_redirects: false,
         })
     }
 }

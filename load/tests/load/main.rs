@@ -14,6 +14,7 @@ mod hostile;
 mod other_api;
 mod retries;
 mod run;
+mod scripted;
 mod server_lost;
 mod sweep;
 mod timeline;
