@@ -70,6 +70,19 @@ pub(crate) struct Scripted {
     pub seen: Arc<Mutex<Vec<Seen>>>,
 }
 
+impl Scripted {
+    /// When each `POST` arrived, in order.
+    fn post_times(&self) -> Vec<Instant> {
+        self.seen
+            .lock()
+            .expect("log")
+            .iter()
+            .filter(|seen| seen.head.starts_with("POST "))
+            .map(|seen| seen.at)
+            .collect()
+    }
+}
+
 pub(crate) async fn scripted(script: impl Fn(&str) -> Answer + Send + Sync + 'static) -> Scripted {
     let listener = TcpListener::bind("127.0.0.1:0")
         .await
@@ -276,14 +289,7 @@ async fn a_retry_after_a_503_with_retry_after_waits_that_long() {
         .expect("run");
 
     let text = report.to_text();
-    let writes: Vec<Instant> = server
-        .seen
-        .lock()
-        .expect("log")
-        .iter()
-        .filter(|seen| seen.head.starts_with("POST "))
-        .map(|seen| seen.at)
-        .collect();
+    let writes = server.post_times();
     assert_eq!(writes.len(), 2, "{text}");
     let waited = writes[1] - writes[0];
     assert!(
@@ -317,14 +323,7 @@ async fn without_retry_a_slot_answered_503_with_retry_after_pauses_before_its_ne
         .expect("run");
 
     let text = report.to_text();
-    let writes: Vec<Instant> = server
-        .seen
-        .lock()
-        .expect("log")
-        .iter()
-        .filter(|seen| seen.head.starts_with("POST "))
-        .map(|seen| seen.at)
-        .collect();
+    let writes = server.post_times();
     assert_eq!(writes.len(), 2, "{text}");
     let paused = writes[1] - writes[0];
     assert!(
