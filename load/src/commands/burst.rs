@@ -47,12 +47,7 @@ pub struct Burst {
 /// Runs every round of `burst` and judges each.
 pub async fn burst(burst: Burst) -> anyhow::Result<BurstReport> {
     let load = &burst.load;
-    anyhow::ensure!(!load.targets.is_empty(), "no --url to send the bursts to");
-    let targets = load
-        .targets
-        .iter()
-        .map(Target::new)
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let targets = load.resolve_targets()?;
     let probe = Probe::new(&targets[0], &load.api, load.timeout)?;
     let requests = Requests::new(&targets, &load.api, load.amount)?;
     let plan = Plan::new(load.seed, load.withdraw_ratio, load.amount);

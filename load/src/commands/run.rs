@@ -18,7 +18,6 @@ use crate::output::report::{Report, Setup};
 use crate::output::summary::{Ending, Summary};
 use crate::plan::load::{Limit, Load};
 use crate::plan::ops::Plan;
-use crate::plan::target::Target;
 
 /// Runs `load` and judges the result.
 ///
@@ -60,13 +59,7 @@ struct Sent {
 
 /// Resolves the replicas, reads the account, and lays out the job.
 async fn prepare(load: &Load) -> anyhow::Result<Prepared> {
-    anyhow::ensure!(!load.targets.is_empty(), "no --url to send the load to");
-    // Refuses anything but http:// and resolves every host once, before anything is sent.
-    let targets = load
-        .targets
-        .iter()
-        .map(Target::new)
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let targets = load.resolve_targets()?;
     let probe = Probe::new(&targets[0], &load.api, load.timeout)?;
     let stats_before = probe.stats().await;
     let initial = probe

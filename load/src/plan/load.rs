@@ -9,6 +9,7 @@ use reqwest::Url;
 
 use crate::plan::api::Api;
 use crate::plan::ops::AmountSpec;
+use crate::plan::target::Target;
 
 /// The seed used when none is given: fixed, so two runs send the same operations.
 pub(crate) const DEFAULT_SEED: u64 = 1;
@@ -60,6 +61,13 @@ pub struct Load {
 }
 
 impl Load {
+    /// Every `--url`, checked (http only) and resolved once, before anything is sent; at least
+    /// one. The balance and `/stats` are read from the first.
+    pub(crate) fn resolve_targets(&self) -> anyhow::Result<Vec<Target>> {
+        anyhow::ensure!(!self.targets.is_empty(), "no --url to send the load to");
+        self.targets.iter().map(Target::new).collect()
+    }
+
     /// Whether each operation carries an idempotency key.
     pub fn sends_keys(&self) -> bool {
         self.retries > 0 && self.idempotency_keys
