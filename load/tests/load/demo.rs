@@ -170,3 +170,57 @@ async fn the_redis_demo_shows_a_lease_failing_once_the_work_outlasts_it() {
         "{expires:?}"
     );
 }
+
+/// The demo's `Err` as one line, with its causes, and how long it took to come.
+async fn demo_failure(args: &[&str]) -> (String, std::time::Duration) {
+    let started = std::time::Instant::now();
+    let error = racebank_load::demo(demo_opts(args))
+        .await
+        .expect_err("the demo must not run");
+    (format!("{error:#}"), started.elapsed())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_demo_on_a_missing_database_says_so_at_once_with_the_command_that_creates_it() {
+    let (line, took) = demo_failure(&[
+        "--store",
+        "postgres",
+        "--database-url",
+        "postgres://postgres@127.0.0.1:5432/no_such_racebank_demo_db",
+    ])
+    .await;
+
+    assert!(
+        took < std::time::Duration::from_secs(3),
+        "took {took:?}: {line}"
+    );
+    assert!(line.contains("could not start"), "{line}");
+    assert!(
+        line.contains("127.0.0.1:5432/no_such_racebank_demo_db"),
+        "names the URL: {line}"
+    );
+    assert!(line.contains("createdb"), "says how to fix it: {line}");
+    assert!(!line.contains("never answered"), "{line}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_demo_on_a_port_where_nothing_listens_says_so_at_once_with_a_start_command_for_that_port(
+) {
+    let (line, took) =
+        demo_failure(&["--store", "redis", "--redis-url", "redis://127.0.0.1:6380"]).await;
+
+    assert!(
+        took < std::time::Duration::from_secs(3),
+        "took {took:?}: {line}"
+    );
+    assert!(line.contains("could not start"), "{line}");
+    assert!(
+        line.contains("cannot reach Redis at redis://127.0.0.1:6380"),
+        "{line}"
+    );
+    assert!(
+        line.contains("--port 6380"),
+        "starts Redis on the URL's port: {line}"
+    );
+    assert!(!line.contains("never answered"), "{line}");
+}

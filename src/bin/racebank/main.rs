@@ -27,9 +27,21 @@ async fn run(cli: cli::Cli) -> anyhow::Result<()> {
     let config = cli.config();
     // A configuration that cannot run is refused before the port is taken.
     config.validate()?;
-    let listener = tokio::net::TcpListener::bind(cli.addr)
-        .await
-        .with_context(|| format!("cannot listen on {}", cli.addr))?;
+    let listener = match tokio::net::TcpListener::bind(cli.addr).await {
+        Ok(listener) => listener,
+        Err(error) if error.kind() == std::io::ErrorKind::AddrInUse => {
+            let mut other = cli.addr;
+            other.set_port(cli.addr.port().wrapping_add(1).max(1));
+            anyhow::bail!(
+                "cannot listen on {}: another process already listens there (a racebank started \
+                 earlier?); stop it, or listen on another port: --addr {other}",
+                cli.addr
+            );
+        }
+        Err(error) => {
+            return Err(error).with_context(|| format!("cannot listen on {}", cli.addr));
+        }
+    };
     racebank::serve(listener, config, signal::shutdown_signal()).await?;
     Ok(())
 }
