@@ -1,7 +1,9 @@
 //! `demo` in-process and through the binary.
 
 use clap::Parser;
-use racebank_load::{Cli, Command, Row};
+use racebank_load::{Cli, Command, Render, Row};
+
+use crate::docs::{marked_blocks, shape};
 
 use crate::helpers::test_database_url;
 
@@ -25,6 +27,20 @@ async fn the_demo_shows_the_race_in_unguarded_mode_and_none_in_the_safe_modes() 
     let rows = racebank_load::demo(demo_opts(&[])).await.expect("demo");
 
     assert_eq!(rows.len(), 10, "two scenarios times five modes");
+    // README's copy is a real run: its numbers are that run's, its lines, tables and rows this one's.
+    let readme = marked_blocks("<!-- shape checked: racebank-load demo -->");
+    let (place, _, block) = readme.first().expect("README's demo block is marked");
+    assert_eq!(
+        shape(&block.join("\n")),
+        shape(&rows.to_text()),
+        "{place}: the demo's output changed shape; paste a new run (cargo run --release -p racebank-load -- demo)"
+    );
+    let text = rows.to_text();
+    assert!(text.contains("In short:"), "{text}");
+    assert!(
+        text.contains("  mutex        kept every update\n"),
+        "{text}"
+    );
     let deposits = row(&rows, "deposits", "unguarded");
     assert!(
         !deposits.summary.consistent && deposits.lost_amount() > 0,
@@ -135,6 +151,17 @@ async fn the_postgres_demo_shows_the_mutex_safe_on_one_replica_and_losing_on_thr
         !three.safe && !three.summary.consistent && three.lost_amount() > 0,
         "{three:?}"
     );
+    // The lesson under the table, said from these rows.
+    let text = rows.to_text();
+    let lesson = conclusion(&text, "mutex");
+    assert!(
+        lesson.contains("kept every update on 1 replica, lost "),
+        "{lesson}"
+    );
+    assert!(
+        lesson.ends_with("on 3: an in-process guard covers one process only"),
+        "{lesson}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -145,7 +172,7 @@ async fn the_redis_demo_shows_a_lease_failing_once_the_work_outlasts_it() {
         "--replicas",
         "1",
         "--modes",
-        "lease",
+        "lease,fenced",
         "-n",
         "60",
         "-c",
@@ -169,6 +196,41 @@ async fn the_redis_demo_shows_a_lease_failing_once_the_work_outlasts_it() {
         !expires.safe && !expires.summary.consistent && expires.lost_amount() > 0,
         "{expires:?}"
     );
+    // Under the table: why the short lease lost, and that a fenced mode keeping every update by
+    // turning requests away says how many went through.
+    let text = rows.to_text();
+    let line = |label: &str| conclusion(&text, label);
+    let short_lease = line("lease (2ms lease, 10ms work)");
+    assert!(
+        short_lease.ends_with(": the 2ms lease expires while the 10ms work goes on"),
+        "{short_lease}"
+    );
+    let fenced = (rows.iter())
+        .find(|row| {
+            row.scenario == "deposits"
+                && row.mode == "fenced"
+                && row.lease.as_deref() == Some("2ms")
+        })
+        .expect("the fenced row with the short lease");
+    let fenced_line = line("fenced (2ms lease, 10ms work)");
+    if fenced.summary.ok < fenced.summary.requests {
+        assert!(
+            fenced_line.contains(&format!(
+                "kept every update, but {} of {} went through",
+                fenced.summary.ok, fenced.summary.requests
+            )),
+            "{fenced_line}"
+        );
+    }
+}
+
+/// The line for `label` under the first table (deposits), after its "In short:".
+fn conclusion(text: &str, label: &str) -> String {
+    (text.lines())
+        .skip_while(|line| *line != "In short:")
+        .find(|line| line.starts_with(&format!("  {label}  ")))
+        .unwrap_or_else(|| panic!("no conclusion for {label}:\n{text}"))
+        .to_string()
 }
 
 /// The demo's `Err` as one line, with its causes, and how long it took to come.
