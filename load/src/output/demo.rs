@@ -259,16 +259,21 @@ fn conclusion(rows: &[&Row]) -> String {
         let runs: Vec<&Row> = (rows.iter().copied())
             .filter(|row| &row.label() == label)
             .collect();
-        let outcomes: Vec<String> = (runs.iter())
-            .map(|row| {
-                let on = match (several, row.replicas) {
-                    (false, _) => String::new(),
-                    (true, 1) => " on 1 replica".to_string(),
-                    (true, n) => format!(" on {n}"),
-                };
-                format!("{}{on}", outcome(row))
-            })
-            .collect();
+        let on = |replicas: usize| match (several, replicas) {
+            (false, _) => String::new(),
+            (true, 1) => " on 1 replica".to_string(),
+            (true, n) => format!(" on {n}"),
+        };
+        let results: Vec<String> = runs.iter().map(|row| outcome(row)).collect();
+        let outcomes: Vec<String> = if several && results.windows(2).all(|w| w[0] == w[1]) {
+            // The same on every replica count: say it once.
+            let counts: Vec<String> = runs.iter().map(|row| on(row.replicas)).collect();
+            vec![format!("{}{}", results[0], counts.join(" and"))]
+        } else {
+            (runs.iter().zip(&results))
+                .map(|(row, result)| format!("{result}{}", on(row.replicas)))
+                .collect()
+        };
         let _ = writeln!(
             out,
             "  {label:<width$}  {}{}",
@@ -335,9 +340,11 @@ fn why(runs: &[&Row]) -> String {
         return ": an in-process guard covers one process only".to_string();
     }
     if runs.iter().all(|row| row.summary.consistent) {
-        return match first.server_retries() {
-            Some(redos) if redos > 0 => format!("; {redos} redos after a conflict"),
-            _ => String::new(),
+        let redos: u64 = runs.iter().filter_map(|row| row.server_retries()).sum();
+        return if redos > 0 {
+            format!("; {redos} redos after a conflict")
+        } else {
+            String::new()
         };
     }
     match (first.mode.as_str(), &first.lease) {

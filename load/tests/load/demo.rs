@@ -286,3 +286,48 @@ async fn a_redis_demo_on_a_port_where_nothing_listens_says_so_at_once_with_a_sta
     );
     assert!(!line.contains("never answered"), "{line}");
 }
+
+/// A demo with few requests per row, compared in shape with the doc's block marked `marker` (a
+/// full run's): the same headings, tables, rows and conclusions.
+async fn assert_the_demo_has_the_docs_shape(marker: &str, args: &[&str]) {
+    let rows = racebank_load::demo(demo_opts(args))
+        .await
+        .unwrap_or_else(|error| panic!("the demo failed: {error:#}"));
+    let blocks = marked_blocks(marker);
+    let (place, _, block) = blocks
+        .first()
+        .unwrap_or_else(|| panic!("no block marked {marker}"));
+    assert_eq!(
+        shape(&block.join("\n")),
+        shape(&rows.to_text()),
+        "{place}: the demo's output changed shape; paste a new run of the command above the block"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_postgres_demo_has_the_shape_the_postgres_chapter_shows() {
+    let database_url = test_database_url();
+    assert_the_demo_has_the_docs_shape(
+        "<!-- shape checked: racebank-load demo --store postgres --replicas 3 -->",
+        &[
+            "--store",
+            "postgres",
+            "--replicas",
+            "3",
+            "--database-url",
+            &database_url,
+            "-n",
+            "40",
+        ],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_redis_demo_has_the_shape_the_redis_chapter_shows() {
+    assert_the_demo_has_the_docs_shape(
+        "<!-- shape checked: racebank-load demo --store redis --replicas 3 -->",
+        &["--store", "redis", "--replicas", "3", "-n", "40"],
+    )
+    .await;
+}
