@@ -436,3 +436,61 @@ fn a_doc_line_with_an_elision_matches_any_text_in_its_place() {
     assert!(!matches("date: [..]", "day: Wed"));
     assert!(!matches("{\"balance\":5}", "{\"balance\":10}"));
 }
+
+/// What `racebank ARGS` prints, stdout then stderr, with no `RACEBANK_*`, `DATABASE_URL` or
+/// `REDIS_URL` in its environment (clap shows their values in the help).
+fn racebank(args: &[String]) -> Vec<String> {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_racebank"));
+    command.args(args).stdin(std::process::Stdio::null());
+    for (name, _) in std::env::vars() {
+        if name.starts_with("RACEBANK_") || name == "DATABASE_URL" || name == "REDIS_URL" {
+            command.env_remove(name);
+        }
+    }
+    let output = command.output().expect("run racebank");
+    let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&output.stderr));
+    text.lines().map(str::to_string).collect()
+}
+
+/// Blocks marked `<!-- checked: racebank -->`: each `$ racebank ARGS` line is run and what it
+/// prints must be the lines up to the next `$ ` (a `--help` text, a usage error).
+#[test]
+fn every_checked_racebank_transcript_of_the_docs_prints_what_the_docs_show() {
+    let mut checked = 0;
+    let mut differences = Vec::new();
+    for path in documents() {
+        let text = std::fs::read_to_string(&path).expect("read a doc");
+        let lines: Vec<&str> = text.lines().collect();
+        for (number, line) in lines.iter().enumerate() {
+            if *line != "<!-- checked: racebank -->" {
+                continue;
+            }
+            let (_, body, _) = block(&lines, number + 1);
+            for (commands, expected) in prompted(&body) {
+                let command = commands.concat();
+                let args = words(&command);
+                assert_eq!(
+                    args.first().map(String::as_str),
+                    Some("racebank"),
+                    "{command}"
+                );
+                let actual = racebank(&args[1..]);
+                let same = expected.len() == actual.len()
+                    && expected.iter().zip(&actual).all(|(e, a)| matches(e, a));
+                if !same {
+                    differences.push(format!(
+                        "{}:{}: `{command}` prints\n{}\nbut the doc shows\n{}\n",
+                        path.display(),
+                        number + 1,
+                        actual.join("\n"),
+                        expected.join("\n")
+                    ));
+                }
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 0, "no checked racebank block in the docs");
+    assert!(differences.is_empty(), "{}", differences.join("\n"));
+}

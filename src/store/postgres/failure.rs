@@ -224,3 +224,36 @@ pub(super) fn chain(error: &dyn std::error::Error) -> String {
     }
     line
 }
+
+#[cfg(test)]
+mod tests {
+    use deadpool_postgres::PoolError;
+
+    use super::{open_hint, START_HINT};
+
+    /// The pool's error for a connection refused at `127.0.0.1:1`, where nothing listens.
+    async fn refused() -> PoolError {
+        let error =
+            tokio_postgres::connect("host=127.0.0.1 port=1 user=postgres", tokio_postgres::NoTls)
+                .await
+                .err()
+                .expect("nothing listens on port 1");
+        PoolError::Backend(error)
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_on_postgres_own_port_says_it_is_not_running_and_how_to_start_it()
+    {
+        let hint = open_hint(&refused().await, "postgres://postgres@127.0.0.1:5432/test");
+
+        assert_eq!(hint, format!("PostgreSQL is not running: {START_HINT}"));
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_on_another_port_asks_about_the_port_instead() {
+        let hint = open_hint(&refused().await, "postgres://postgres@127.0.0.1:6543/test");
+
+        assert!(hint.starts_with("nothing listens on port 6543"), "{hint}");
+        assert!(!hint.contains("pg_ctlcluster"), "{hint}");
+    }
+}
