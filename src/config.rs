@@ -29,6 +29,12 @@ pub const DEFAULT_POOL_SIZE: usize = 32;
 pub const START_REDIS: &str = "redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 \
     --save \"\" --appendonly no --dir /var/lib/redis --logfile /var/log/redis/ci.log";
 
+/// [`START_REDIS`] for a Redis on `port`: a URL on another port is answered with a command that
+/// starts a Redis where the URL points, not on 6379.
+pub fn start_redis(port: u16) -> String {
+    START_REDIS.replace("--port 6379", &format!("--port {port}"))
+}
+
 /// Everything `serve` needs besides a listener.
 #[derive(Debug, Clone, Default)]
 pub struct Config {

@@ -34,7 +34,7 @@ pub mod wire;
 pub use account::Account;
 pub use chaos::Chaos;
 pub use config::{
-    AccountConfig, AccountId, Config, ServerConfig, StoreConfig, DEFAULT_DATABASE_URL,
+    start_redis, AccountConfig, AccountId, Config, ServerConfig, StoreConfig, DEFAULT_DATABASE_URL,
     DEFAULT_POOL_SIZE, DEFAULT_REDIS_URL, START_REDIS,
 };
 pub use domain::error::{AccountError, OpenError};

@@ -37,7 +37,7 @@ pub use commands::burst::{burst, Burst};
 pub use commands::demo::{demo, Demo};
 pub use commands::retries::retries_demo;
 pub use commands::run::{run, run_until};
-pub use commands::sweep::{sweep, write_files as write_sweep_files, DEFAULT_POINT_REQUESTS};
+pub use commands::sweep::{sweep, write_files as write_sweep_files, DEFAULT_POINT_DURATION};
 pub use commands::timeline::write_timeline;
 pub use output::demo::Row;
 pub use output::retries::RetryRow;

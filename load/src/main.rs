@@ -88,6 +88,7 @@ fn execute(
         }
         Command::Sweep(opts) => {
             let sweep = opts.to_sweep()?;
+            eprintln!("{}", sweep.opening_line());
             // One line per point on stderr as it goes; the files once all are done.
             let points = runtime.block_on(racebank_load::sweep(&sweep, |point| {
                 eprintln!("{}", point.line());

@@ -13,6 +13,7 @@ mod abuse;
 mod bad_input;
 mod browser;
 mod crash;
+mod docs;
 mod fairness;
 mod health;
 mod helpers;

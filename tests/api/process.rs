@@ -263,3 +263,31 @@ fn a_mode_the_store_does_not_run_is_refused_before_the_port_is_bound() {
     assert!(!stderr.contains("--store redis"), "{stderr}");
     assert!(!stderr.contains("cannot listen"), "{stderr}");
 }
+
+/// `racebank --addr` on a port another process holds: the line says so and suggests another port.
+#[test]
+fn a_port_in_use_is_refused_with_a_line_suggesting_another_port() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a port");
+    let addr = taken.local_addr().expect("its address");
+    let next = format!("127.0.0.1:{}", addr.port() + 1);
+
+    let output = Command::new(env!("CARGO_BIN_EXE_racebank"))
+        .args(["--addr", &addr.to_string()])
+        .env_remove("RUST_LOG")
+        .env_remove("RACEBANK_STORE")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run racebank");
+
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot listen on {addr}")),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("another process already listens there"),
+        "{stderr}"
+    );
+    assert!(stderr.contains(&format!("--addr {next}")), "{stderr}");
+}

@@ -575,7 +575,8 @@ async fn redis_store_refuses_the_postgres_modes_at_start() {
 }
 
 #[tokio::test]
-async fn a_server_whose_redis_is_unreachable_fails_to_start_with_one_line_saying_how_to_start_it() {
+async fn a_server_whose_redis_is_unreachable_fails_to_start_with_one_line_saying_how_to_start_it_on_the_urls_port(
+) {
     let mut config = Config::default();
     config.account.mode = Mode::Atomic;
     // Port 1 on loopback: nothing listens there, so the connection is refused at once.
@@ -589,7 +590,11 @@ async fn a_server_whose_redis_is_unreachable_fails_to_start_with_one_line_saying
     let Err(ServeError::Open(OpenError::Store(message))) = outcome else {
         panic!("expected an open error, got {outcome:?}");
     };
-    assert!(message.contains(START_REDIS), "{message}");
+    assert!(message.contains(&racebank::start_redis(1)), "{message}");
+    assert!(
+        message.contains("--port 1 "),
+        "starts Redis where the URL points: {message}"
+    );
     assert!(!message.contains('\n'), "one line: {message}");
 }
 

@@ -17,7 +17,7 @@ use reqwest::Url;
 use crate::commands::burst::Burst;
 use crate::commands::demo::Demo;
 use crate::commands::servers::{demo_account, ServerSpec};
-use crate::commands::sweep::{Servers, Sweep, DEFAULT_POINT_REQUESTS};
+use crate::commands::sweep::{Servers, Sweep, DEFAULT_POINT_DURATION};
 use crate::commands::timeline::DEFAULT_LIMIT as TIMELINE_LIMIT;
 use crate::plan::api::{ApiSpec, Header, RouteTemplate, DEFAULT_BODY};
 use crate::plan::load::{Limit, Load, DEFAULT_SEED};
@@ -419,7 +419,7 @@ pub struct SweepOpts {
     )]
     pub work: Vec<WorkSpec>,
 
-    /// Deposits per point [default: 1000 unless -z is given].
+    /// Deposits per point [default: none: each point sends for 500ms (-z) unless -n is given].
     #[arg(short = 'n', long, conflicts_with = "duration",
           value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     pub requests: Option<u64>,
@@ -513,7 +513,7 @@ impl SweepOpts {
             limit: match (self.requests, self.duration) {
                 (_, Some(duration)) => Limit::Duration(duration),
                 (Some(count), None) => Limit::Count(count),
-                (None, None) => Limit::Count(DEFAULT_POINT_REQUESTS),
+                (None, None) => Limit::Duration(DEFAULT_POINT_DURATION),
             },
             amount: self.amount,
             seed: self.seed,

@@ -4,7 +4,7 @@
 //! sent to it, and the verdicts are laid side by side. A fresh server per row means no row inherits
 //! another's guard or pool; with a shared store (`--store postgres|redis`) each row also resets the
 //! demo's account first. The race is the expected result here, not a failure: the demo exits 0
-//! whenever it ran. The closing paragraph is written from the rows that ran.
+//! whenever it ran. The conclusion under each table is written from its rows.
 //!
 //! With a shared store every mode runs twice, on one replica and on `--replicas N` replicas
 //! (in-process servers, each with its own account object, guard and connections, sharing one account

@@ -133,14 +133,41 @@ pub(crate) async fn start_server(spec: &ServerSpec) -> anyhow::Result<Server> {
                 .context("cannot form the server's URL")?,
         );
     }
-    let server = Server { urls, stop, tasks };
+    let mut server = Server { urls, stop, tasks };
     if spec.store != StoreConfig::Memory {
-        if let Err(error) = reset(&server.urls[0], spec.initial_balance).await {
+        // A server that cannot open its store ends at once with the reason (store, URL, cause,
+        // what to do): report that, not a timeout waiting for an answer that never comes.
+        let url = server.urls[0].clone();
+        let outcome = tokio::select! {
+            outcome = reset(&url, spec.initial_balance) => outcome,
+            error = first_failure(&mut server.tasks) => Err(error),
+        };
+        if let Err(error) = outcome {
             let _ = server.stop().await;
             return Err(error);
         }
     }
     Ok(server)
+}
+
+/// The error of the first server task to end; pending while every one runs (they run until told
+/// to stop, so one that ends now could not start).
+async fn first_failure(
+    tasks: &mut Vec<JoinHandle<Result<racebank::Stats, racebank::ServeError>>>,
+) -> anyhow::Error {
+    loop {
+        // Taken out of the list: a task awaited here must not be awaited again by `stop`.
+        if let Some(ended) = tasks.iter().position(JoinHandle::is_finished) {
+            return match tasks.swap_remove(ended).await {
+                Ok(Err(error)) => {
+                    anyhow::Error::new(error).context("the in-process server could not start")
+                }
+                Ok(Ok(_)) => anyhow::anyhow!("the in-process server stopped before it answered"),
+                Err(error) => anyhow::Error::new(error).context("the in-process server panicked"),
+            };
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 /// `POST /reset {"balance": N}`, once the server answers.

@@ -41,9 +41,10 @@ use crate::output::sweep::{charts, to_csv, About, Point};
 use crate::plan::load::{Limit, Load};
 use crate::plan::ops::AmountSpec;
 
-/// The requests of one point when neither `-n` nor `-z` is given: enough for the loss to show,
-/// few enough that the default sweep (21 points) ends in seconds.
-pub const DEFAULT_POINT_REQUESTS: u64 = 1000;
+/// How long each point sends when neither `-n` nor `-z` is given: long enough to measure at any
+/// work (a count of 1000 deposits took ~15 ms at `--work none`, too short for a rate or a p99),
+/// short enough that the default sweep (21 points) ends in about fifteen seconds.
+pub const DEFAULT_POINT_DURATION: Duration = Duration::from_millis(500);
 
 /// A whole sweep: where, which concurrencies, and the load of each point.
 #[derive(Debug, Clone)]
@@ -192,6 +193,21 @@ async fn reset(client: &reqwest::Client, url: &Url) -> anyhow::Result<()> {
 }
 
 impl Sweep {
+    /// The line a sweep starts with: how many points, and the load of each.
+    pub fn opening_line(&self) -> String {
+        let points = match &self.servers {
+            Servers::InProcess { modes, works, .. } => {
+                modes.len() * works.len().max(1) * self.concurrency.len()
+            }
+            Servers::Running { .. } => self.concurrency.len(),
+        };
+        let about = self.about();
+        format!(
+            "sweep: {points} points, {} ({}); -n or -z sets the load of a point",
+            about.load, about.place
+        )
+    }
+
     /// What every point shares, for the charts' subtitle.
     fn about(&self) -> About {
         let load = match self.limit {

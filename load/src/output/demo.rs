@@ -1,11 +1,13 @@
 //! `demo`'s rows: one per mode and scenario, each holding the run's [`Summary`], shown as one
-//! table per scenario and a closing paragraph written from the rows that ran.
+//! table per scenario, each followed by its conclusion ("In short:") written from its rows.
+
+use std::fmt::Write;
 
 use serde::{Serialize, Serializer};
 
 use crate::output::summary::Summary;
 use crate::output::table::{Column, Table};
-use crate::output::{json, json_object, Render};
+use crate::output::{json, json_object, percent, Render};
 use crate::plan::scenario::{Scenario, DEPOSITS, WITHDRAWALS};
 
 /// One mode under one scenario.
@@ -124,8 +126,9 @@ impl Render for [Row] {
             out.push('\n');
             out.push_str(&table(&rows).render());
             out.push('\n');
+            out.push_str(&conclusion(&rows));
+            out.push('\n');
         }
-        out.push_str(&closing(self));
         out
     }
 
@@ -240,105 +243,145 @@ fn what_guards(row: &Row) -> String {
     }
 }
 
-/// What the rows show, said from the rows themselves: one sentence per scenario.
-fn closing(rows: &[Row]) -> String {
-    let mut out = String::from("What these runs show:\n");
-    for scenario in [DEPOSITS, WITHDRAWALS] {
-        let rows = of(rows, &scenario);
-        if rows.is_empty() {
-            continue;
+/// What one table shows, said from its rows: one line per mode with its outcome on each replica
+/// count and, where the rows show it, why; then what keeping every update cost.
+fn conclusion(rows: &[&Row]) -> String {
+    let mut labels: Vec<String> = Vec::new();
+    for row in rows {
+        if !labels.contains(&row.label()) {
+            labels.push(row.label());
         }
-        let damaged: Vec<String> = (rows.iter().filter(|row| !row.summary.consistent))
-            .map(|row| damage(row))
-            .collect();
-        let kept: Vec<&Row> = (rows.iter().copied())
-            .filter(|row| row.summary.consistent)
-            .collect();
-        let what = if scenario.withdraw_ratio == 0.0 {
-            "deposits"
-        } else {
-            "withdrawals"
-        };
-        let mut sentence = format!("- Concurrent {what}: ");
-        if damaged.is_empty() {
-            sentence.push_str("no mode lost an update in this run");
-        } else {
-            sentence.push_str(&damaged.join("; "));
-        }
-        sentence.push_str(&kept_every_update(&kept));
-        sentence.push_str(&fastest_and_slowest(&kept));
-        out.push_str(&sentence);
-        out.push_str(".\n");
     }
+    let several = rows.iter().any(|row| row.replicas > 1);
+    let width = labels.iter().map(String::len).max().unwrap_or(0);
+    let mut out = String::from("In short:\n");
+    for label in &labels {
+        let runs: Vec<&Row> = (rows.iter().copied())
+            .filter(|row| &row.label() == label)
+            .collect();
+        let on = |replicas: usize| match (several, replicas) {
+            (false, _) => String::new(),
+            (true, 1) => " on 1 replica".to_string(),
+            (true, n) => format!(" on {n}"),
+        };
+        let results: Vec<String> = runs.iter().map(|row| outcome(row)).collect();
+        let outcomes: Vec<String> = if several && results.windows(2).all(|w| w[0] == w[1]) {
+            // The same on every replica count: say it once.
+            let counts: Vec<String> = runs.iter().map(|row| on(row.replicas)).collect();
+            vec![format!("{}{}", results[0], counts.join(" and"))]
+        } else {
+            (runs.iter().zip(&results))
+                .map(|(row, result)| format!("{result}{}", on(row.replicas)))
+                .collect()
+        };
+        let _ = writeln!(
+            out,
+            "  {label:<width$}  {}{}",
+            outcomes.join(", "),
+            why(&runs)
+        );
+    }
+    out.push_str(&cost(rows));
     out
 }
 
-/// What an inconsistent row did to the money.
-fn damage(row: &Row) -> String {
+/// What one row did to the money. Where every update was kept, how many requests went through
+/// too: a mode that keeps every update by turning most requests away must say so.
+fn outcome(row: &Row) -> String {
     let s = &row.summary;
+    let errors = s.errors.total();
     match row.lost_amount() {
-        lost if lost > 0 => format!(
-            "{} lost {lost} of an expected {}{}",
-            row.named(),
-            row.expected(),
-            s.duplicates
-                .filter(|&d| d > 0)
-                .map(|d| format!(" ({d} answers repeated a balance)"))
-                .unwrap_or_default()
-        ),
-        lost if lost < 0 => format!(
-            "{} paid out {} it never took from the balance{}",
-            row.named(),
-            -lost,
-            if s.overdraft {
-                ", more than the account ever held"
-            } else {
-                ""
+        _ if s.consistent && s.ok == s.requests => "kept every update".to_string(),
+        _ if s.consistent => {
+            let mut why = Vec::new();
+            if s.refused > 0 {
+                why.push(format!("{} refused with 409", s.refused));
             }
+            if errors > 0 {
+                why.push(format!("{errors} failed"));
+            }
+            format!(
+                "kept every update, but {} of {} went through ({})",
+                s.ok,
+                s.requests,
+                why.join(", ")
+            )
+        }
+        lost if lost > 0 => {
+            let expected = s.expected_max - i128::from(s.initial_balance);
+            let share = if expected > 0 {
+                percent(lost as f64 / expected as f64)
+            } else {
+                lost.to_string()
+            };
+            format!("lost {share} ({lost} of {})", row.expected())
+        }
+        lost if lost < 0 => format!(
+            "paid out {} never debited{}",
+            -lost,
+            if s.overdraft { " (an overdraft)" } else { "" }
         ),
-        _ => format!("{} gave answers no correct server gives", row.named()),
+        _ => "gave answers no correct server gives".to_string(),
     }
 }
 
-/// The modes that kept every update, grouped by replicas.
-fn kept_every_update(kept: &[&Row]) -> String {
-    if kept.is_empty() {
+/// Why a mode's rows came out as they did, when the rows themselves show it.
+fn why(runs: &[&Row]) -> String {
+    let kept_alone = runs
+        .iter()
+        .any(|row| row.replicas == 1 && row.summary.consistent);
+    let lost_together = runs
+        .iter()
+        .any(|row| row.replicas > 1 && !row.summary.consistent);
+    let Some(first) = runs.first() else {
         return String::new();
+    };
+    if kept_alone && lost_together {
+        return ": an in-process guard covers one process only".to_string();
     }
-    let mut groups: Vec<String> = Vec::new();
-    let mut replica_counts: Vec<usize> = kept.iter().map(|row| row.replicas).collect();
-    replica_counts.dedup();
-    for replicas in replica_counts {
-        let names: Vec<String> = (kept.iter())
-            .filter(|row| row.replicas == replicas)
-            .map(|row| row.label())
-            .collect();
-        groups.push(match replicas {
-            1 if kept.iter().all(|row| row.replicas == 1) => names.join(", "),
-            1 => format!("{} on one replica", names.join(", ")),
-            _ => format!("{} on {replicas} replicas", names.join(", ")),
-        });
+    if runs.iter().all(|row| row.summary.consistent) {
+        let redos: u64 = runs.iter().filter_map(|row| row.server_retries()).sum();
+        return if redos > 0 {
+            format!("; {redos} redos after a conflict")
+        } else {
+            String::new()
+        };
     }
-    format!(
-        ". Kept every update (expected == final): {}",
-        groups.join("; ")
-    )
+    match (first.mode.as_str(), &first.lease) {
+        ("unguarded", _) => ": nothing keeps a second request out of the window".to_string(),
+        (mode, _) if mode.starts_with("semaphore:") => format!(
+            ": {} permits let that many requests into the window at once",
+            mode.trim_start_matches("semaphore:")
+        ),
+        (_, Some(lease)) => format!(
+            ": the {lease} lease expires while the {} work goes on",
+            first.work
+        ),
+        _ => String::new(),
+    }
 }
 
-/// What the fastest and the slowest of the safe rows cost.
-fn fastest_and_slowest(kept: &[&Row]) -> String {
-    let rps = |row: &&&Row| row.summary.rps;
+/// What the fastest and the slowest of the rows that kept every update cost.
+fn cost(rows: &[&Row]) -> String {
+    let kept: Vec<&Row> = (rows.iter().copied())
+        .filter(|row| row.summary.consistent)
+        .collect();
+    let rps = |row: &&Row| row.summary.rps;
     let fastest = kept.iter().max_by(|a, b| rps(a).total_cmp(&rps(b)));
     let slowest = kept.iter().min_by(|a, b| rps(a).total_cmp(&rps(b)));
+    let speed = |row: &Row| {
+        format!(
+            "{}, {:.0} req/s (p99 {:.1} ms)",
+            row.named(),
+            row.summary.rps,
+            row.summary.latency_ms.p99
+        )
+    };
     match (fastest, slowest) {
         (Some(fastest), Some(slowest)) if fastest.named() != slowest.named() => format!(
-            "; of those, {} ran at {:.0} req/s (p99 {:.1} ms) and {} at {:.0} req/s (p99 {:.1} ms)",
-            fastest.named(),
-            fastest.summary.rps,
-            fastest.summary.latency_ms.p99,
-            slowest.named(),
-            slowest.summary.rps,
-            slowest.summary.latency_ms.p99
+            "  Fastest of the modes that kept every update: {}; slowest: {}.\n",
+            speed(fastest),
+            speed(slowest)
         ),
         _ => String::new(),
     }

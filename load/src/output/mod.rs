@@ -88,6 +88,19 @@ impl Render for Wrote {
 }
 
 /// `value` as pretty JSON; a value that cannot be written says so in JSON.
+/// A share as a percentage to read: `66 %`, `4.2 %`, and `<0.1 %` rather than `0.0 %` when
+/// something (however little) is in it.
+pub(crate) fn percent(share: f64) -> String {
+    let percent = share * 100.0;
+    if percent > 0.0 && percent < 0.1 {
+        "<0.1 %".to_string()
+    } else if percent >= 10.0 || percent == 0.0 {
+        format!("{percent:.0} %")
+    } else {
+        format!("{percent:.1} %")
+    }
+}
+
 pub(crate) fn json<T: Serialize + ?Sized>(value: &T) -> String {
     serde_json::to_string_pretty(value).unwrap_or_else(|e| format!(r#"{{"error":"{e}"}}"#))
 }
@@ -103,3 +116,17 @@ macro_rules! json_object {
     }};
 }
 pub(crate) use json_object;
+
+#[cfg(test)]
+mod tests {
+    use super::percent;
+
+    #[test]
+    fn a_share_is_never_printed_as_zero_when_something_is_in_it() {
+        assert_eq!(percent(0.0), "0 %");
+        assert_eq!(percent(0.000_4), "<0.1 %");
+        assert_eq!(percent(0.042), "4.2 %");
+        assert_eq!(percent(0.662), "66 %");
+        assert_eq!(percent(1.0), "100 %");
+    }
+}

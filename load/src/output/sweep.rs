@@ -9,7 +9,7 @@ use serde::{Serialize, Serializer};
 use crate::check::verdict::Conclusion;
 use crate::output::chart::{Chart, Series, XAxis, YAxis};
 use crate::output::summary::Summary;
-use crate::output::{json, json_object, Render};
+use crate::output::{json, json_object, percent, Render};
 
 /// One point: one run, and what it showed.
 ///
@@ -78,13 +78,14 @@ impl Point {
     pub fn line(&self) -> String {
         let s = &self.summary;
         format!(
-            "{:<12} work {:<6} c {:>4}: {:>8.0} req/s, p99 {:>8.2} ms, lost {:>5.1} % of acknowledged deposits{}",
+            "{:<12} work {:<6} c {:>4}: {:>6} requests, {:>8.0} req/s, p99 {:>8.2} ms, lost {:>6} of acknowledged deposits{}",
             self.mode,
             self.work,
             self.concurrency,
+            s.requests,
             s.rps,
             s.latency_ms.p99,
-            self.lost_share_of_acked_deposits() * 100.0,
+            percent(self.lost_share_of_acked_deposits()),
             self.server_lost_updates()
                 .map(|n| format!(" (server: {n} lost updates)"))
                 .unwrap_or_default()

@@ -9,6 +9,7 @@ mod binary;
 mod burst;
 mod closing;
 mod demo;
+mod docs;
 mod helpers;
 mod hostile;
 mod other_api;

@@ -267,7 +267,15 @@ async fn the_sweep_binary_writes_its_files_and_a_work_sweep_charts_the_work_wind
 
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(0), "{stderr}");
-    assert_eq!(stderr.lines().count(), 4, "one line per point: {stderr}");
+    assert_eq!(
+        stderr.lines().count(),
+        5,
+        "what each point sends, then one line per point: {stderr}"
+    );
+    assert!(
+        stderr.starts_with("sweep: 4 points, 50 deposits of 5 per point"),
+        "{stderr}"
+    );
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains("work-lost.png"), "{stdout}");
     let svg = std::fs::read_to_string(dir.join("work-lost.svg")).unwrap();
@@ -307,7 +315,7 @@ fn sweep_flags_are_checked() {
     assert_eq!(opts.modes.len(), 3);
     assert_eq!(
         opts.to_sweep().expect("a valid sweep").limit,
-        racebank_load::Limit::Count(racebank_load::DEFAULT_POINT_REQUESTS)
+        racebank_load::Limit::Duration(racebank_load::DEFAULT_POINT_DURATION)
     );
 }
 

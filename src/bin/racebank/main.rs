@@ -28,9 +28,34 @@ async fn run(cli: cli::Cli) -> anyhow::Result<()> {
     // A configuration that cannot run is refused before the port is taken.
     config.validate()?;
     // A host name is resolved here, and the first of its addresses that binds is taken.
-    let listener = tokio::net::TcpListener::bind(cli.addr.as_str())
-        .await
-        .with_context(|| format!("cannot listen on {}", cli.addr))?;
+    let listener = match tokio::net::TcpListener::bind(cli.addr.as_str()).await {
+        Ok(listener) => listener,
+        Err(error) if error.kind() == std::io::ErrorKind::AddrInUse => {
+            anyhow::bail!(
+                "cannot listen on {}: another process already listens there (a racebank started \
+                 earlier?); stop it, or listen on another port: --addr {}",
+                cli.addr,
+                next_port(&cli.addr)
+            );
+        }
+        Err(error) => {
+            return Err(error).with_context(|| format!("cannot listen on {}", cli.addr));
+        }
+    };
     racebank::serve(listener, config, signal::shutdown_signal()).await?;
     Ok(())
+}
+
+/// The same host with the next port, for the hint when `addr`'s port is taken (`cli` checked its
+/// shape: it ends in `:PORT`).
+fn next_port(addr: &str) -> String {
+    match addr.rsplit_once(':') {
+        Some((host, port)) => {
+            let port = port
+                .parse::<u16>()
+                .map_or(3001, |port| port.wrapping_add(1).max(1));
+            format!("{host}:{port}")
+        }
+        None => addr.to_string(),
+    }
 }

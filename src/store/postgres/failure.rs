@@ -24,6 +24,64 @@ const STORE: &str = "postgres";
 pub(super) const START_HINT: &str =
     "start it with `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`";
 
+/// What to do about a connection the pool could not open, chosen from the cause: the role or
+/// password, the database, the port, or a server that is not running. `url` is the one the store
+/// was opened with (its host, port, user and database name the commands).
+pub(super) fn open_hint(error: &PoolError, url: &str) -> String {
+    let config: Option<tokio_postgres::Config> = url.parse().ok();
+    let port = config
+        .as_ref()
+        .and_then(|c| c.get_ports().first().copied())
+        .unwrap_or(5432);
+    let user = config
+        .as_ref()
+        .and_then(|c| c.get_user().map(str::to_string))
+        .unwrap_or_else(|| "postgres".to_string());
+    let database = config
+        .as_ref()
+        .and_then(|c| c.get_dbname().map(str::to_string))
+        .unwrap_or_else(|| user.clone());
+    let PoolError::Backend(backend) = error else {
+        return START_HINT.to_string();
+    };
+    match backend.code() {
+        Some(code) if *code == SqlState::INVALID_PASSWORD => format!(
+            "the server refused role `{user}`'s password: put the right one in the URL \
+             (postgres://{user}:PASSWORD@host:{port}/{database})"
+        ),
+        Some(code) if *code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION => format!(
+            "the server does not let role `{user}` in (unknown role, or no pg_hba.conf line for it): \
+             use a role it knows (the local server trusts `postgres`), or create it with \
+             `createuser -h 127.0.0.1 -p {port} -U postgres {user}`"
+        ),
+        Some(code) if *code == SqlState::INVALID_CATALOG_NAME => format!(
+            "database `{database}` does not exist: create it with \
+             `createdb -h 127.0.0.1 -p {port} -U postgres {database}`, or name one that exists in the URL"
+        ),
+        Some(_) => START_HINT.to_string(),
+        None if refused(backend) && port != 5432 => format!(
+            "nothing listens on port {port}: is the URL's port right? The local PostgreSQL listens \
+             on 5432 (`pg_lsclusters` lists its clusters and their ports)"
+        ),
+        None if refused(backend) => format!("PostgreSQL is not running: {START_HINT}"),
+        None => format!(
+            "is the host right, and does PostgreSQL accept connections there? If it is local: {START_HINT}"
+        ),
+    }
+}
+
+/// Whether the connection was refused: nothing listens at the address.
+fn refused(error: &tokio_postgres::Error) -> bool {
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            return io.kind() == std::io::ErrorKind::ConnectionRefused;
+        }
+        source = cause.source();
+    }
+    false
+}
+
 /// Whether redoing the section may succeed: a serialization failure or a deadlock.
 pub(super) fn is_conflict(error: &tokio_postgres::Error) -> bool {
     matches!(
@@ -165,4 +223,37 @@ pub(super) fn chain(error: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     line
+}
+
+#[cfg(test)]
+mod tests {
+    use deadpool_postgres::PoolError;
+
+    use super::{open_hint, START_HINT};
+
+    /// The pool's error for a connection refused at `127.0.0.1:1`, where nothing listens.
+    async fn refused() -> PoolError {
+        let error =
+            tokio_postgres::connect("host=127.0.0.1 port=1 user=postgres", tokio_postgres::NoTls)
+                .await
+                .err()
+                .expect("nothing listens on port 1");
+        PoolError::Backend(error)
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_on_postgres_own_port_says_it_is_not_running_and_how_to_start_it()
+    {
+        let hint = open_hint(&refused().await, "postgres://postgres@127.0.0.1:5432/test");
+
+        assert_eq!(hint, format!("PostgreSQL is not running: {START_HINT}"));
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_on_another_port_asks_about_the_port_instead() {
+        let hint = open_hint(&refused().await, "postgres://postgres@127.0.0.1:6543/test");
+
+        assert!(hint.starts_with("nothing listens on port 6543"), "{hint}");
+        assert!(!hint.contains("pg_ctlcluster"), "{hint}");
+    }
 }

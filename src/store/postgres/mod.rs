@@ -146,7 +146,7 @@ impl Postgres {
                 "cannot reach PostgreSQL at {}: {}; {}",
                 redacted(url),
                 failure::pool_error(&error),
-                failure::START_HINT
+                failure::open_hint(&error, url)
             ))
         })?;
         let cannot = |what: &str, error: tokio_postgres::Error| {

@@ -42,7 +42,7 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Client, RedisError};
 
-use crate::config::{AccountConfig, START_REDIS};
+use crate::config::{start_redis, AccountConfig};
 use crate::domain::error::{AccountError, OpenError};
 use crate::domain::idempotency::{Claim, IdempotencyKey, Remembered};
 use crate::domain::ledger::Ledger;
@@ -179,9 +179,16 @@ impl Redis {
         config.mode.check_store(StoreKind::Redis)?;
         let strategy = Strategy::of(config, &client)
             .ok_or_else(|| OpenError::Store(format!("no Redis strategy runs `{}`", config.mode)))?;
+        // The start command names the URL's port: a Redis on 6380 is started on 6380.
+        let start = match client.get_connection_info().addr() {
+            redis::ConnectionAddr::Tcp(_, port) | redis::ConnectionAddr::TcpTls { port, .. } => {
+                start_redis(*port)
+            }
+            _ => start_redis(6379),
+        };
         let unreachable = |error: RedisError| {
             OpenError::Store(format!(
-                "cannot reach Redis at {url} ({error}); start it with: {START_REDIS}"
+                "cannot reach Redis at {url} ({error}); start it with: {start}"
             ))
         };
         let manager_config = ConnectionManagerConfig::new()

@@ -162,12 +162,11 @@ async fn replicas_starting_at_once_on_an_empty_database_migrate_it_exactly_once(
         .expect("drop the scratch database");
 }
 
-#[tokio::test]
-async fn an_unreachable_database_stops_the_server_with_a_line_saying_how_to_start_it() {
-    let mut config = replica_config(&unique_account("pg-unreachable"), "atomic", "none");
-    // Port 1 on loopback: nothing listens there, so the connection is refused at once.
+/// The line a server refuses to start with when its store is `url`.
+async fn open_error(url: &str) -> String {
+    let mut config = replica_config(&unique_account("pg-open"), "atomic", "none");
     config.account.store = StoreConfig::Postgres {
-        url: "postgres://postgres@127.0.0.1:1/test".into(),
+        url: url.into(),
         pool_size: 1,
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -175,11 +174,50 @@ async fn an_unreachable_database_stops_the_server_with_a_line_saying_how_to_star
     let outcome = racebank::serve(listener, config, std::future::pending()).await;
 
     let Err(ServeError::Open(error)) = outcome else {
-        panic!("the server must not start: {outcome:?}");
+        panic!("the server must not start on {url}: {outcome:?}");
     };
     let line = error.to_string();
-    assert!(!line.contains('\n'), "{line}");
-    assert!(line.contains("pg_ctlcluster"), "{line}");
+    assert!(!line.contains('\n'), "one line: {line}");
+    line
+}
+
+#[tokio::test]
+async fn a_url_on_a_port_where_nothing_listens_is_told_to_check_the_port_not_to_start_postgres() {
+    // Port 1 on loopback: nothing listens there, so the connection is refused at once.
+    let line = open_error("postgres://postgres@127.0.0.1:1/test").await;
+
+    assert!(line.contains("nothing listens on port 1"), "{line}");
+    assert!(line.contains("5432"), "names the usual port: {line}");
+    assert!(!line.contains("pg_ctlcluster"), "{line}");
+}
+
+#[tokio::test]
+async fn an_unknown_role_is_told_to_use_a_known_role_or_create_it() {
+    super::require_postgres().await;
+    let line = open_error("postgres://no_such_racebank_role@127.0.0.1:5432/test").await;
+
+    assert!(line.contains("no_such_racebank_role"), "{line}");
+    assert!(
+        line.contains("createuser -h 127.0.0.1 -p 5432 -U postgres no_such_racebank_role"),
+        "{line}"
+    );
+    assert!(!line.contains("pg_ctlcluster"), "{line}");
+}
+
+#[tokio::test]
+async fn a_missing_database_is_told_to_create_it() {
+    super::require_postgres().await;
+    let line = open_error("postgres://postgres@127.0.0.1:5432/no_such_racebank_db").await;
+
+    assert!(
+        line.contains("database `no_such_racebank_db` does not exist"),
+        "{line}"
+    );
+    assert!(
+        line.contains("createdb -h 127.0.0.1 -p 5432 -U postgres no_such_racebank_db"),
+        "{line}"
+    );
+    assert!(!line.contains("pg_ctlcluster"), "{line}");
 }
 
 #[tokio::test]

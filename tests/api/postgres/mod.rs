@@ -38,7 +38,7 @@ pub(crate) fn database_url() -> String {
 }
 
 /// Fails the test with one line if PostgreSQL is not there; checked once per test binary.
-async fn require_postgres() {
+pub(crate) async fn require_postgres() {
     static REACHABLE: OnceCell<Result<(), String>> = OnceCell::const_new();
     let reachable = REACHABLE
         .get_or_init(|| async {

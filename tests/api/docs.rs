@@ -1,0 +1,496 @@
+//! The docs' curl transcripts, run against the real server: every block marked
+//! `<!-- checked: curl against racebank ARGS -->` in README.md and docs/*.md is replayed and its
+//! output compared with the block, so a change to `/stats` or to an answer fails here until the
+//! docs follow.
+//!
+//! What a marked block may be:
+//! - a ```text block of `$ curl ..` lines, each followed by its output;
+//! - a ```sh block of curl lines, then a ```text block of their outputs (README's form, where the
+//!   commands are meant to be pasted).
+//!
+//! The server is the built `racebank` with ARGS on a port of its own; `--account NAME` is made
+//! unique per run so tests on a shared store do not meet. `on 3001,3002` before `racebank` starts
+//! one server per port named, and each `localhost:PORT` of the commands goes to its server. curl is
+//! emulated (`-s -i -X -H -d -o /dev/null -w '\n'`, the request headers curl sends), over a plain
+//! socket, so the answers' headers are shown as the server wrote them. Lines that end in `&` run
+//! at the same time as the next; their outputs are compared in any order. A `[..]` in an output
+//! line stands for anything (a date, a fencing token).
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+
+use crate::process::{start, Process};
+
+/// One marked transcript: where it is, the server, the commands and the outputs it shows.
+#[derive(Debug)]
+struct Transcript {
+    place: String,
+    ports: Vec<u16>,
+    server_args: Vec<String>,
+    /// Groups of commands run at once, each with the output lines the doc shows for it.
+    steps: Vec<(Vec<String>, Vec<String>)>,
+}
+
+const MARKER: &str = "<!-- checked: curl against ";
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// README.md and every chapter.
+fn documents() -> Vec<PathBuf> {
+    let mut files = vec![root().join("README.md")];
+    let mut chapters: Vec<PathBuf> = std::fs::read_dir(root().join("docs"))
+        .expect("docs/")
+        .map(|entry| entry.expect("a docs entry").path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "md"))
+        .collect();
+    chapters.sort();
+    files.extend(chapters);
+    files
+}
+
+/// The fenced block that starts at or after `lines[from]`: its info string, its lines, and the
+/// index after its closing fence.
+fn block(lines: &[&str], from: usize) -> (String, Vec<String>, usize) {
+    let open = (from..lines.len())
+        .find(|&i| lines[i].starts_with("```"))
+        .expect("a fenced block after the marker");
+    let close = (open + 1..lines.len())
+        .find(|&i| lines[i].starts_with("```"))
+        .expect("the block's closing fence");
+    let body = lines[open + 1..close]
+        .iter()
+        .map(|l| (*l).to_string())
+        .collect();
+    (lines[open][3..].trim().to_string(), body, close + 1)
+}
+
+/// Every marked transcript of `path`.
+fn transcripts(path: &Path) -> Vec<Transcript> {
+    let text = std::fs::read_to_string(path).expect("read a doc");
+    let lines: Vec<&str> = text.lines().collect();
+    let name = path
+        .strip_prefix(root())
+        .unwrap_or(path)
+        .display()
+        .to_string();
+    let mut found = Vec::new();
+    for (number, line) in lines.iter().enumerate() {
+        let Some(rest) = line.strip_prefix(MARKER) else {
+            continue;
+        };
+        let what = rest.trim_end_matches("-->").trim();
+        let (ports, server) = match what.strip_prefix("on ") {
+            Some(rest) => {
+                let (ports, server) = rest.split_once(": ").expect("`on PORTS: racebank ..`");
+                let ports = ports
+                    .split(',')
+                    .map(|p| p.trim().parse().expect("a port"))
+                    .collect();
+                (ports, server)
+            }
+            None => (vec![3000], what),
+        };
+        let server_args: Vec<String> = words(server).into_iter().skip(1).collect();
+        let (info, body, after) = block(&lines, number + 1);
+        let steps = if info == "sh" {
+            let (_, outputs, _) = block(&lines, after);
+            split_outputs(&groups(&body), &outputs)
+        } else {
+            prompted(&body)
+        };
+        found.push(Transcript {
+            place: format!("{name}:{}", number + 1),
+            ports,
+            server_args,
+            steps,
+        });
+    }
+    found
+}
+
+/// Commands grouped: a line ending in `&` joins the next one.
+fn groups(commands: &[String]) -> Vec<Vec<String>> {
+    let mut groups = Vec::new();
+    let mut group = Vec::new();
+    for command in commands.iter().filter(|c| !c.trim().is_empty()) {
+        let together = command.trim_end().ends_with('&');
+        group.push(command.clone());
+        if !together {
+            groups.push(std::mem::take(&mut group));
+        }
+    }
+    groups
+}
+
+/// README's form: the outputs of all the groups in one block, each group's lines as many as its
+/// commands print (one line each with `-w '\n'`, none with `-o /dev/null`).
+fn split_outputs(groups: &[Vec<String>], outputs: &[String]) -> Vec<(Vec<String>, Vec<String>)> {
+    let mut steps = Vec::new();
+    let mut at = 0;
+    for group in groups {
+        let count = group.iter().filter(|c| !c.contains("/dev/null")).count();
+        let end = (at + count).min(outputs.len());
+        steps.push((group.clone(), outputs[at..end].to_vec()));
+        at = end;
+    }
+    if at < outputs.len() {
+        steps.push((Vec::new(), outputs[at..].to_vec()));
+    }
+    steps
+}
+
+/// The `$ ` form: each group of commands, then the lines up to the next prompt.
+fn prompted(body: &[String]) -> Vec<(Vec<String>, Vec<String>)> {
+    let mut steps: Vec<(Vec<String>, Vec<String>)> = Vec::new();
+    let mut pending: Vec<String> = Vec::new();
+    for line in body {
+        if let Some(command) = line.strip_prefix("$ ") {
+            pending.push(command.to_string());
+            if !command.trim_end().ends_with('&') {
+                steps.push((std::mem::take(&mut pending), Vec::new()));
+            }
+        } else if let Some(step) = steps.last_mut() {
+            step.1.push(line.clone());
+        }
+    }
+    steps
+}
+
+/// A shell line cut into words: single quotes keep everything, double quotes keep all but `\"`
+/// and `\\`; a trailing `&` or `; wait` is left out.
+fn words(line: &str) -> Vec<String> {
+    let line = line.trim_end();
+    let line = line.strip_suffix("; wait").unwrap_or(line);
+    let line = line.strip_suffix('&').unwrap_or(line);
+    let mut words = Vec::new();
+    let mut word: Option<String> = None;
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            ' ' | '\t' => words.extend(word.take()),
+            '\'' => {
+                let w = word.get_or_insert_with(String::new);
+                w.extend(chars.by_ref().take_while(|&c| c != '\''));
+            }
+            '"' => {
+                let w = word.get_or_insert_with(String::new);
+                while let Some(c) = chars.next() {
+                    match c {
+                        '"' => break,
+                        '\\' => w.extend(chars.next()),
+                        c => w.push(c),
+                    }
+                }
+            }
+            c => word.get_or_insert_with(String::new).push(c),
+        }
+    }
+    words.extend(word);
+    words
+}
+
+/// What curl prints for `command`, sent to the servers by port.
+fn curl(command: &str, servers: &HashMap<u16, String>) -> String {
+    let args = words(command);
+    assert_eq!(args.first().map(String::as_str), Some("curl"), "{command}");
+    let (mut method, mut headers, mut data) = (None, Vec::<String>::new(), None::<String>);
+    let (mut include, mut discard, mut after) = (false, false, String::new());
+    let mut url = None;
+    let mut rest = args[1..].iter();
+    while let Some(arg) = rest.next() {
+        match arg.as_str() {
+            "-s" => {}
+            "-i" | "-si" => include = true,
+            "-X" => method = rest.next().cloned(),
+            "-H" => headers.push(rest.next().expect("-H's value").clone()),
+            "-d" => data = rest.next().cloned(),
+            "-o" => discard = rest.next().map(String::as_str) == Some("/dev/null"),
+            "-w" => after = rest.next().expect("-w's value").replace("\\n", "\n"),
+            other if !other.starts_with('-') => url = Some(other.to_string()),
+            other => panic!("curl option {other} is not emulated: {command}"),
+        }
+    }
+    let url = url.expect("a URL");
+    let url = url.trim_start_matches("http://");
+    let (authority, path) = url.split_at(url.find('/').unwrap_or(url.len()));
+    let port: u16 = authority
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .expect("a port");
+    let address = servers
+        .get(&port)
+        .unwrap_or_else(|| panic!("no server for port {port}"));
+    let method = method.unwrap_or_else(|| if data.is_some() { "POST" } else { "GET" }.into());
+    let path = if path.is_empty() { "/" } else { path };
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nUser-Agent: curl/8\r\nAccept: */*\r\n"
+    );
+    for header in &headers {
+        let _ = write!(request, "{header}\r\n");
+    }
+    if let Some(data) = &data {
+        if !headers
+            .iter()
+            .any(|h| h.to_lowercase().starts_with("content-type"))
+        {
+            request.push_str("Content-Type: application/x-www-form-urlencoded\r\n");
+        }
+        let _ = write!(request, "Content-Length: {}\r\n", data.len());
+    }
+    request.push_str("\r\n");
+    request.push_str(data.as_deref().unwrap_or(""));
+    let mut stream = TcpStream::connect(address).expect("connect to the server");
+    stream
+        .write_all(request.as_bytes())
+        .expect("send the request");
+    let (head, body) = read_answer(&mut stream);
+    let (head, body) = (head.as_str(), body.as_str());
+    if discard {
+        return String::new();
+    }
+    let mut out = String::new();
+    if include {
+        out.push_str(&head.replace("\r\n", "\n"));
+        out.push_str("\n\n");
+    }
+    out.push_str(body);
+    out.push_str(&after);
+    out
+}
+
+/// One answer off a keep-alive connection, as curl reads it (no `Connection: close` asked for,
+/// so the headers are the ones curl would show): the head, and a body of `content-length` bytes.
+fn read_answer(stream: &mut TcpStream) -> (String, String) {
+    let mut bytes = Vec::new();
+    let mut byte = [0u8; 1];
+    while !bytes.ends_with(b"\r\n\r\n") {
+        stream
+            .read_exact(&mut byte)
+            .expect("read the answer's head");
+        bytes.push(byte[0]);
+    }
+    let head = String::from_utf8(bytes).expect("a UTF-8 head");
+    let length: usize = (head.lines())
+        .find_map(|line| {
+            line.to_lowercase()
+                .strip_prefix("content-length:")
+                .map(|v| v.trim().parse())
+        })
+        .expect("answers carry content-length")
+        .expect("a length");
+    let mut body = vec![0u8; length];
+    stream
+        .read_exact(&mut body)
+        .expect("read the answer's body");
+    let head = head.trim_end_matches("\r\n").to_string();
+    (head, String::from_utf8(body).expect("a UTF-8 body"))
+}
+
+/// Whether `actual` is `expected`, where each `[..]` of `expected` stands for anything.
+fn matches(expected: &str, actual: &str) -> bool {
+    let mut parts = expected.split("[..]");
+    let first = parts.next().unwrap_or("");
+    let Some(mut rest) = actual.strip_prefix(first) else {
+        return false;
+    };
+    let parts: Vec<&str> = parts.collect();
+    for (i, part) in parts.iter().enumerate() {
+        if i + 1 == parts.len() {
+            return rest.ends_with(part);
+        }
+        match rest.find(part) {
+            Some(at) => rest = &rest[at + part.len()..],
+            None => return false,
+        }
+    }
+    rest.is_empty()
+}
+
+/// The doc's lines and the real ones, in order or (for commands run at once) in any order.
+fn compare(
+    place: &str,
+    commands: &[String],
+    expected: &[String],
+    actual: &[String],
+) -> Option<String> {
+    let mut actual = actual.to_vec();
+    let mut expected = expected.to_vec();
+    if commands.len() > 1 {
+        // Run at once: the order of the answers is the scheduler's.
+        actual.sort();
+        expected.sort_by_key(|line| actual.iter().position(|a| matches(line, a)));
+    }
+    let same =
+        actual.len() == expected.len() && expected.iter().zip(&actual).all(|(e, a)| matches(e, a));
+    (!same).then(|| {
+        format!(
+            "{place}: the doc's output is not the server's for\n  {}\ndoc:\n{}\nserver:\n{}\n",
+            commands.join("\n  "),
+            expected.join("\n"),
+            actual.join("\n")
+        )
+    })
+}
+
+/// Starts the transcript's servers, runs its commands, compares every output: what differs.
+fn replay(transcript: &Transcript) -> Vec<String> {
+    let mut args = transcript.server_args.clone();
+    let unique = format!(
+        "docs-{}-{}",
+        std::process::id(),
+        transcript.place.replace([':', '/', '.'], "-")
+    );
+    match args.iter().position(|a| a == "--account") {
+        Some(at) => args[at + 1] = format!("{}-{unique}", args[at + 1]),
+        None if args.iter().any(|a| a == "--store") => {
+            args.extend(["--account".to_string(), unique]);
+        }
+        None => {}
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let setup = format!("export DATABASE_URL={}", crate::postgres::database_url());
+    let mut processes: Vec<Process> = Vec::new();
+    let mut servers = HashMap::new();
+    for &port in &transcript.ports {
+        let (process, _log) = start(&setup, &args);
+        servers.insert(port, process.address.clone());
+        processes.push(process);
+    }
+    let mut differences = Vec::new();
+    for (commands, expected) in &transcript.steps {
+        let outputs: Vec<String> = std::thread::scope(|scope| {
+            let running: Vec<_> = (commands.iter())
+                .map(|command| scope.spawn(|| curl(command, &servers)))
+                .collect();
+            running
+                .into_iter()
+                .map(|r| r.join().expect("a curl"))
+                .collect()
+        });
+        let actual: Vec<String> = outputs.concat().lines().map(str::to_string).collect();
+        differences.extend(compare(&transcript.place, commands, expected, &actual));
+    }
+    drop(processes);
+    differences
+}
+
+/// Replays every transcript and fails with every difference at once.
+fn replay_all(transcripts: &[Transcript]) {
+    let differences: Vec<String> = transcripts.iter().flat_map(replay).collect();
+    assert!(differences.is_empty(), "{}", differences.join("\n"));
+}
+
+/// The transcripts whose server runs on `store` (`memory` when no `--store` is given).
+fn on_store(store: &str) -> Vec<Transcript> {
+    let all: Vec<Transcript> = documents()
+        .iter()
+        .flat_map(|path| transcripts(path))
+        .collect();
+    assert!(!all.is_empty(), "no marked transcript found");
+    all.into_iter()
+        .filter(|t| {
+            let named = t.server_args.iter().position(|a| a == "--store");
+            named.map_or("memory", |at| t.server_args[at + 1].as_str()) == store
+        })
+        .collect()
+}
+
+#[test]
+fn every_curl_transcript_of_the_docs_on_the_memory_store_prints_what_the_docs_show() {
+    let transcripts = on_store("memory");
+    assert!(
+        transcripts.iter().any(|t| t.place.starts_with("README.md")),
+        "{transcripts:?}"
+    );
+    replay_all(&transcripts);
+}
+
+#[tokio::test]
+async fn every_curl_transcript_of_the_docs_on_postgres_prints_what_the_docs_show() {
+    crate::postgres::require_postgres().await;
+    let transcripts = on_store("postgres");
+    tokio::task::spawn_blocking(move || replay_all(&transcripts))
+        .await
+        .expect("the replay");
+}
+
+#[test]
+fn every_curl_transcript_of_the_docs_on_redis_prints_what_the_docs_show() {
+    replay_all(&on_store("redis"));
+}
+
+#[test]
+fn a_doc_line_with_an_elision_matches_any_text_in_its_place() {
+    assert!(matches("date: [..]", "date: Wed, 25 Nov 2026 12:35:49 GMT"));
+    assert!(matches(
+        "token [..] is older than [..], which",
+        "token 17 is older than 18, which"
+    ));
+    assert!(!matches("date: [..]", "day: Wed"));
+    assert!(!matches("{\"balance\":5}", "{\"balance\":10}"));
+}
+
+/// What `racebank ARGS` prints, stdout then stderr, with no `RACEBANK_*`, `DATABASE_URL` or
+/// `REDIS_URL` in its environment (clap shows their values in the help).
+fn racebank(args: &[String]) -> Vec<String> {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_racebank"));
+    command.args(args).stdin(std::process::Stdio::null());
+    for (name, _) in std::env::vars() {
+        if name.starts_with("RACEBANK_") || name == "DATABASE_URL" || name == "REDIS_URL" {
+            command.env_remove(name);
+        }
+    }
+    let output = command.output().expect("run racebank");
+    let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&output.stderr));
+    text.lines().map(str::to_string).collect()
+}
+
+/// Blocks marked `<!-- checked: racebank -->`: each `$ racebank ARGS` line is run and what it
+/// prints must be the lines up to the next `$ ` (a `--help` text, a usage error).
+#[test]
+fn every_checked_racebank_transcript_of_the_docs_prints_what_the_docs_show() {
+    let mut checked = 0;
+    let mut differences = Vec::new();
+    for path in documents() {
+        let text = std::fs::read_to_string(&path).expect("read a doc");
+        let lines: Vec<&str> = text.lines().collect();
+        for (number, line) in lines.iter().enumerate() {
+            if *line != "<!-- checked: racebank -->" {
+                continue;
+            }
+            let (_, body, _) = block(&lines, number + 1);
+            for (commands, expected) in prompted(&body) {
+                let command = commands.concat();
+                let args = words(&command);
+                assert_eq!(
+                    args.first().map(String::as_str),
+                    Some("racebank"),
+                    "{command}"
+                );
+                let actual = racebank(&args[1..]);
+                let same = expected.len() == actual.len()
+                    && expected.iter().zip(&actual).all(|(e, a)| matches(e, a));
+                if !same {
+                    differences.push(format!(
+                        "{}:{}: `{command}` prints\n{}\nbut the doc shows\n{}\n",
+                        path.display(),
+                        number + 1,
+                        actual.join("\n"),
+                        expected.join("\n")
+                    ));
+                }
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 0, "no checked racebank block in the docs");
+    assert!(differences.is_empty(), "{}", differences.join("\n"));
+}
