@@ -343,15 +343,20 @@ def racebank_redis(mode, work, account):
 
 
 def redis_account_keys(account):
-    return [f"racebank:{{{account}}}:{name}" for name in ["balance", "ledger", "lock", "fence", "seen"]]
+    return [f"racebank:{{{account}}}:{name}" for name in
+            ["balance", "ledger", "lock", "fence", "seen", "writes", "generation", "halted"]]
 
 
 def atomic_script_sha():
-    """The SHA1 of the atomic mode's script, from its source: the prelude and the script body."""
+    """The SHA1 of the atomic mode's script as the server sends it, from its source: the prelude,
+    the guard against a Redis that lost writes, the script body and the guard's end."""
     source = open(SCRIPTS_RS).read()
-    prelude = re.search(r'const PRELUDE: &str = r#"(.*?)"#;', source, re.S).group(1)
-    atomic = re.search(r'const ATOMIC: &str = r#"(.*?)"#;', source, re.S).group(1)
-    return hashlib.sha1((prelude + atomic).encode()).hexdigest()
+
+    def const(name):
+        return re.search(rf'const {name}: &str = r"(.*?)";', source, re.S).group(1)
+
+    script = const("PRELUDE") + const("GUARD") + const("ATOMIC") + const("GUARD_END")
+    return hashlib.sha1(script.encode()).hexdigest()
 
 
 def reset_account(url):
@@ -363,10 +368,13 @@ def reset_account(url):
 
 def run_redis_benchmark(sha, account, requests):
     """redis-benchmark -c 64 running EVALSHA of the atomic script: a deposit of 1, as racebank sends."""
-    balance, ledger = redis_account_keys(account)[:2]
+    balance, ledger, _, _, _, writes, generation, halted = redis_account_keys(account)
+    # The guard's keys come first, then the script's; its first two arguments are the highest
+    # generation and write count this client has seen (none: it never refuses).
     out = subprocess.run(
         ["redis-benchmark", "-h", "127.0.0.1", "-p", "6379", "-c", str(CONCURRENCY), "-n", str(requests),
-         "--csv", "EVALSHA", sha, "2", balance, ledger, "deposit", "1"],
+         "--csv", "EVALSHA", sha, "5", writes, generation, halted, balance, ledger, "0", "0", "deposit",
+         "1"],
         capture_output=True, text=True, timeout=600,
     ).stdout
     row = out.strip().splitlines()[-1].replace('"', "").rsplit(",", 7)
