@@ -20,7 +20,6 @@
 //! a problem document.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -33,7 +32,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
-use tokio::sync::{oneshot, watch, Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{oneshot, watch, OwnedSemaphorePermit, Semaphore};
 use tower_service::Service;
 
 use crate::chaos::Chaos;
@@ -43,6 +42,7 @@ use crate::http::host::Hosts;
 use crate::http::live;
 use crate::http::metrics::{Metrics, Route};
 use crate::http::problem::Problem;
+use crate::http::progress::Progress;
 use crate::http::registry::{Registration, Registry};
 use crate::wire::{paths, MAX_HEAD_BYTES};
 
@@ -190,7 +190,7 @@ impl Http {
         let (hosts, viewers, max_viewers) =
             (self.hosts.clone(), self.viewers.clone(), self.max_viewers);
         service_fn(move |request: Request<Incoming>| {
-            let number = progress.started.fetch_add(1, Ordering::Relaxed) + 1;
+            let number = progress.start();
             let route = Route::of(request.uri().path());
             let mut problem = framing_problem(&request)
                 .map(close_after)
@@ -198,19 +198,16 @@ impl Http {
             // Only a stream asks for a viewer's permit; every other request pays one comparison.
             let mut viewer = None;
             if route == Route::Live && problem.is_none() && is_stream(&request) {
-                if let Ok(permit) = viewers.clone().try_acquire_owned() {
-                    viewer = Some((permit, seat.clone()));
-                } else {
-                    let refused = Problem::TooManyViewers { limit: max_viewers };
-                    problem = Some(close_after(refused));
+                match admit_viewer(&viewers, max_viewers) {
+                    Ok(permit) => viewer = Some((permit, seat.clone())),
+                    Err(refused) => problem = Some(close_after(refused)),
                 }
             }
             let changes = chaos.is_on() && changes_balance(&request);
             // Only deposits and withdrawals are timed: two clock reads, the rest a counter.
             let started = route.timed().map(|_| Instant::now());
-            // The route's future is made here, under this connection's own lock, rather than from a
-            // clone of the router: a clone is an atomic addition on the server-wide router's
-            // count, a cache line every worker thread shares (BENCHMARKS.md).
+            // Routed under this connection's own lock, not through a clone of the server-wide
+            // router, whose count is a cache line every worker thread shares (BENCHMARKS.md).
             let answer = match problem {
                 Some(answer) => Err(answer),
                 None => Ok(router
@@ -236,7 +233,7 @@ impl Http {
                             .become_viewer(permit);
                     }
                     _ => {
-                        progress.finished.fetch_add(1, Ordering::Relaxed);
+                        progress.finish();
                     }
                 }
                 if changes && applied(&response) && chaos.drops_answer() {
@@ -254,6 +251,17 @@ impl Http {
             }
         })
     }
+}
+
+/// A live-page stream's permit, or, when every stream is taken, the refusal.
+fn admit_viewer(
+    viewers: &Arc<Semaphore>,
+    max_viewers: usize,
+) -> Result<OwnedSemaphorePermit, Problem> {
+    viewers
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| Problem::TooManyViewers { limit: max_viewers })
 }
 
 /// Why a connection's watchdog ends it.
@@ -283,77 +291,6 @@ async fn watchdog(
     };
     // The connection may have ended meanwhile; then nobody needs to hear it.
     let _ = close.send(why);
-}
-
-/// How long a retiring connection's client must have sent nothing before it is closed at once
-/// rather than by `Connection: close` on its next answer: long enough that a client busy on its
-/// connection is never cut between two requests, short enough that a newcomer hardly waits.
-const QUIET: Duration = Duration::from_millis(50);
-
-/// How many of a connection's requests have started (their head arrived) and finished (their
-/// answer is ready), for the watchdog that closes a connection waiting too long for a head; and
-/// whether the connection is retiring.
-#[derive(Debug, Default)]
-pub(crate) struct Progress {
-    started: AtomicU64,
-    finished: AtomicU64,
-    retiring: AtomicBool,
-    retire: Notify,
-}
-
-impl Progress {
-    fn now(&self) -> (u64, u64) {
-        (
-            self.started.load(Ordering::Relaxed),
-            self.finished.load(Ordering::Relaxed),
-        )
-    }
-
-    /// Whether the connection was asked to close, or is older than its maximum age.
-    pub(crate) fn is_retiring(&self) -> bool {
-        self.retiring.load(Ordering::Relaxed)
-    }
-
-    /// Asks the connection to close: `Connection: close` on its next answer, or at once if its
-    /// client is quiet.
-    pub(crate) fn retire(&self) {
-        if !self.retiring.swap(true, Ordering::Relaxed) {
-            self.retire.notify_one();
-        }
-    }
-
-    /// Completes once the connection has been waiting for a request head for at least `timeout`
-    /// (and at most twice that): nothing started or finished over one whole period, and nothing
-    /// is in flight. A request that runs longer than the timeout is never cut here.
-    async fn stalled(&self, timeout: Duration) {
-        let mut seen = self.now();
-        loop {
-            tokio::time::sleep(timeout).await;
-            let now = self.now();
-            if now == seen && now.0 == now.1 {
-                return;
-            }
-            seen = now;
-        }
-    }
-
-    /// Completes once the connection retires (asked to, or `max_age` old) and its client has
-    /// been quiet for [`QUIET`] with nothing in flight. Until then an answer closes it.
-    async fn retired(&self, max_age: Duration) {
-        tokio::select! {
-            () = self.retire.notified() => {}
-            () = tokio::time::sleep(max_age) => self.retiring.store(true, Ordering::Relaxed),
-        }
-        let mut seen = self.now();
-        loop {
-            tokio::time::sleep(QUIET).await;
-            let now = self.now();
-            if now == seen && now.0 == now.1 {
-                return;
-            }
-            seen = now;
-        }
-    }
 }
 
 /// Whether the request opens the live page's event stream.

@@ -5,6 +5,7 @@
 //! - [`connection`]: one client connection over HTTP/1.1, with the limits that cut off slow,
 //!   idle and greedy clients.
 //! - [`host`]: the `Host` check against DNS rebinding.
+//! - [`progress`]: a connection's started and finished requests, and whether it retires.
 //! - [`registry`]: the open connections, oldest first, for the accept loop to retire when full.
 //! - [`routes`]: the API's router (`app()`), no socket needed.
 //! - [`body`]: request bodies, read within limits and parsed into amounts.
@@ -21,6 +22,7 @@ pub(crate) mod live;
 pub(crate) mod metrics;
 pub(crate) mod openapi;
 pub(crate) mod problem;
+pub(crate) mod progress;
 pub(crate) mod registry;
 pub(crate) mod routes;
 pub(crate) mod server;

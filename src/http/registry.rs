@@ -2,14 +2,14 @@
 //! loop can ask the oldest to make room rather than leave a newcomer in the listen backlog.
 //!
 //! A connection asked to retire says `Connection: close` on its next answer, or closes at once if
-//! its client is quiet ([`crate::http::connection`]). One lock per connection opened and closed,
+//! its client is quiet ([`crate::http::connection`], [`crate::http::progress`]). One lock per connection opened and closed,
 //! and per retirement; nothing per request.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use crate::http::connection::Progress;
+use crate::http::progress::Progress;
 
 /// Every open connection that holds a connection slot, by the order they were accepted.
 #[derive(Debug, Default)]

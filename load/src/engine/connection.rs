@@ -180,14 +180,7 @@ pub(crate) async fn exchange(
             }
         };
         let status = response.status();
-        let hint = if status == StatusCode::SERVICE_UNAVAILABLE {
-            retry_after(response.headers()).map(Hint::RetryAfter)
-        } else if status.is_redirection() {
-            let location = response.headers().get(hyper::header::LOCATION);
-            location.cloned().map(Hint::Location)
-        } else {
-            None
-        };
+        let hint = hint(status, response.headers());
         let body = Limited::new(response.into_body(), MAX_BODY);
         let body = match within(timer.as_mut(), deadline, body.collect()).await {
             Some(Ok(collected)) => Some(collected.to_bytes()),
@@ -211,4 +204,19 @@ pub(crate) async fn exchange(
 fn retry_after(headers: &hyper::HeaderMap) -> Option<Duration> {
     let seconds = headers.get(hyper::header::RETRY_AFTER)?.to_str().ok()?;
     seconds.trim().parse().ok().map(Duration::from_secs)
+}
+
+/// What an answer's headers add to its status: how long a 503 asks to wait, where a redirect
+/// points.
+fn hint(status: StatusCode, headers: &hyper::HeaderMap) -> Option<Hint> {
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        retry_after(headers).map(Hint::RetryAfter)
+    } else if status.is_redirection() {
+        headers
+            .get(hyper::header::LOCATION)
+            .cloned()
+            .map(Hint::Location)
+    } else {
+        None
+    }
 }
