@@ -12,9 +12,10 @@
 //! unique per run so tests on a shared store do not meet. `on 3001,3002` before `racebank` starts
 //! one server per port named, and each `localhost:PORT` of the commands goes to its server. curl is
 //! emulated (`-s -i -X -H -d -o /dev/null -w '\n'`, the request headers curl sends), over a plain
-//! socket, so the answers' headers are shown as the server wrote them. Lines that end in `&` run
-//! at the same time as the next; their outputs are compared in any order. A `[..]` in an output
-//! line stands for anything (a date, a fencing token).
+//! socket, so the answers' headers are shown as the server wrote them; `| jq -c 'FILTER'` after a
+//! curl is computed here (paths, `keys`, `{a, b}`) and compared as a JSON value. Lines that end in
+//! `&` run at the same time as the next; their outputs are compared in any order. A `[..]` in an
+//! output line stands for anything (a date, a fencing token).
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -196,6 +197,12 @@ fn words(line: &str) -> Vec<String> {
 
 /// What curl prints for `command`, sent to the servers by port.
 fn curl(command: &str, servers: &HashMap<u16, String>) -> String {
+    if let Some((fetch, filter)) = command.split_once(" | jq -c ") {
+        let answer: serde_json::Value =
+            serde_json::from_str(&curl(fetch, servers)).expect("a JSON answer for jq");
+        let filter = words(filter).concat();
+        return format!("{}\n", jq(&filter, &answer));
+    }
     let args = words(command);
     assert_eq!(args.first().map(String::as_str), Some("curl"), "{command}");
     let (mut method, mut headers, mut data) = (None, Vec::<String>::new(), None::<String>);
@@ -265,6 +272,65 @@ fn curl(command: &str, servers: &HashMap<u16, String>) -> String {
     out
 }
 
+/// What `jq -c FILTER` prints for `value`, for the filters the docs use: stages joined by `|`,
+/// each a path (`.name`, `["name"]`, `[N]`), `keys` or an object of fields (`{a, b}`).
+fn jq(filter: &str, value: &serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    let mut value = value.clone();
+    for stage in filter.split('|').map(str::trim) {
+        value = if stage == "keys" {
+            let object = value.as_object().expect("keys of an object");
+            Value::from(object.keys().cloned().collect::<Vec<_>>())
+        } else if let Some(fields) = stage.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+            let picked = fields
+                .split(',')
+                .map(str::trim)
+                .map(|field| (field.to_string(), value[field].clone()));
+            Value::Object(picked.collect())
+        } else {
+            jq_path(stage, &value)
+        };
+    }
+    value
+}
+
+/// A jq path (`.paths["/deposit"].post.parameters[0]`) applied to `value`.
+fn jq_path(path: &str, value: &serde_json::Value) -> serde_json::Value {
+    let mut value = value;
+    let mut rest = path;
+    while !rest.is_empty() {
+        if let Some(after) = rest.strip_prefix("[\"") {
+            let end = after.find("\"]").expect("a closing `\"]`");
+            value = &value[&after[..end]];
+            rest = &after[end + 2..];
+        } else if let Some(after) = rest.strip_prefix('[') {
+            let end = after.find(']').expect("a closing `]`");
+            let index: usize = after[..end].parse().expect("an index");
+            value = &value[index];
+            rest = &after[end + 1..];
+        } else if let Some(after) = rest.strip_prefix('.') {
+            let end = after.find(['.', '[']).unwrap_or(after.len());
+            if end > 0 {
+                value = &value[&after[..end]];
+            }
+            rest = &after[end..];
+        } else {
+            panic!("jq path {path} is not emulated");
+        }
+    }
+    value.clone()
+}
+
+#[test]
+fn the_emulated_jq_reads_paths_keys_and_picked_fields() {
+    let value = serde_json::json!({"paths": {"/b": {"post": {"parameters": [{"name": "k", "in": "header", "x": 1}]}}, "/a": {}}});
+    assert_eq!(jq(".paths | keys", &value), serde_json::json!(["/a", "/b"]));
+    assert_eq!(
+        jq(".paths[\"/b\"].post.parameters[0] | {name, in}", &value),
+        serde_json::json!({"name": "k", "in": "header"})
+    );
+}
+
 /// One answer off a keep-alive connection, as curl reads it (no `Connection: close` asked for,
 /// so the headers are the ones curl would show): the head, and a body of `content-length` bytes.
 fn read_answer(stream: &mut TcpStream) -> (String, String) {
@@ -322,6 +388,15 @@ fn compare(
 ) -> Option<String> {
     let mut actual = actual.to_vec();
     let mut expected = expected.to_vec();
+    if commands.len() == 1 && commands[0].contains(" | jq -c ") {
+        // jq keeps an object's members in the order it built them; compare the values.
+        expected = (expected.iter())
+            .map(|line| {
+                serde_json::from_str::<serde_json::Value>(line)
+                    .map_or(line.clone(), |v| v.to_string())
+            })
+            .collect();
+    }
     if commands.len() > 1 {
         // Run at once: the order of the answers is the scheduler's.
         actual.sort();
