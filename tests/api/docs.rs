@@ -569,3 +569,74 @@ fn every_checked_racebank_transcript_of_the_docs_prints_what_the_docs_show() {
     assert!(checked > 0, "no checked racebank block in the docs");
     assert!(differences.is_empty(), "{}", differences.join("\n"));
 }
+
+/// A `/metrics` line's shape: a sample's value blanked (`#`), comments and labels as they are.
+fn metric_shape(line: &str) -> String {
+    if line.starts_with('#') {
+        return line.to_string();
+    }
+    match line.rsplit_once(' ') {
+        Some((name, _)) => format!("{name} #"),
+        None => line.to_string(),
+    }
+}
+
+/// The block marked `<!-- shape checked: curl against racebank --mode unguarded .. /metrics -->`
+/// (trimmed: some histogram buckets left out) against the server's `/metrics` after a deposit,
+/// one without a content type, an applied and a refused withdrawal, `/balance` and `/stats`: each
+/// of its lines, value blanked, is one of the server's in the same order, and every `# HELP` and
+/// `# TYPE` line of the server's is in the doc.
+#[test]
+fn the_metrics_block_of_the_api_chapter_has_the_shape_of_the_servers_metrics() {
+    let text = std::fs::read_to_string(root().join("docs/api.md")).expect("read api.md");
+    let lines: Vec<&str> = text.lines().collect();
+    let at = (lines.iter())
+        .position(|l| l.starts_with("<!-- shape checked: curl against racebank --mode unguarded"))
+        .expect("the marked /metrics block in api.md");
+    let (_, body, _) = block(&lines, at + 1);
+    let (command, shown) = body.split_first().expect("a command and its output");
+    let command = command.strip_prefix("$ ").expect("a `$ curl` line");
+    let (process, _log) = start("", &["--mode", "unguarded"]);
+    let servers = HashMap::from([(3000, process.address.clone())]);
+    let json = "-H 'content-type: application/json'";
+    for request in [
+        format!("curl -s -X POST localhost:3000/deposit {json} -d '{{\"amount\": 100}}'"),
+        "curl -s -X POST localhost:3000/deposit -d '{\"amount\": 5}'".to_string(),
+        format!("curl -s -X POST localhost:3000/withdraw {json} -d '{{\"amount\": 20}}'"),
+        format!("curl -s -X POST localhost:3000/withdraw {json} -d '{{\"amount\": 1000}}'"),
+        "curl -s localhost:3000/balance".to_string(),
+        "curl -s localhost:3000/stats".to_string(),
+    ] {
+        curl(&request, &servers);
+    }
+    let actual: Vec<String> = (curl(command, &servers).lines())
+        .map(metric_shape)
+        .collect();
+    let mut rest = actual.iter();
+    let missing: Vec<String> = (shown.iter().map(|l| metric_shape(l)))
+        .filter(|line| !rest.any(|a| a == line))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "api.md's /metrics lines not in the server's, in order:\n{}\nserver:\n{}",
+        missing.join("\n"),
+        actual.join("\n")
+    );
+    let comments: Vec<&String> = (actual.iter())
+        .filter(|a| a.starts_with("# ") && !shown.contains(a))
+        .collect();
+    assert!(comments.is_empty(), "not in api.md: {comments:?}");
+}
+
+#[test]
+fn a_metric_line_keeps_its_name_and_labels_and_blanks_its_value() {
+    assert_eq!(
+        metric_shape("racebank_http_requests_total{route=\"deposit\",status=\"415\"} 1"),
+        "racebank_http_requests_total{route=\"deposit\",status=\"415\"} #"
+    );
+    assert_ne!(
+        metric_shape("racebank_retries_total 0"),
+        metric_shape("racebank_lost_updates_total 0")
+    );
+    assert_eq!(metric_shape("# EOF"), "# EOF");
+}
