@@ -1,0 +1,227 @@
+//! The docs' run summaries of `racebank-load`, held to a real run's shape.
+//!
+//! A block marked `<!-- shape checked: racebank-load ARGS against racebank SERVER_ARGS | NOTES -->`
+//! is (an excerpt of) what `racebank-load ARGS` prints against a server started with SERVER_ARGS
+//! (`--mode`, `--work`, `--initial-balance`). The test starts that server in-process on a port of
+//! its own and gives its URL with `--url`, where the doc's command uses port 3000. NOTES, split by
+//! `;`, name lines by their label: `optional: LABEL` for a line that comes and goes between runs
+//! (`Lost, gross`), `label only: LABEL` for a line whose words are the run's outcome. Every other
+//! line is compared with its numbers blanked and its runs of spaces made one; the doc's lines must
+//! be a run of the real output's lines, in order.
+
+use crate::helpers::spawn_server;
+
+/// A marked block: its place, the load generator's arguments, the server's, the notes, the lines.
+struct Block {
+    place: String,
+    load: Vec<String>,
+    server: Vec<String>,
+    optional: Vec<String>,
+    label_only: Vec<String>,
+    lines: Vec<String>,
+}
+
+const MARKER: &str = "<!-- shape checked: racebank-load ";
+
+fn blocks() -> Vec<Block> {
+    let mut found = Vec::new();
+    for (place, marker, lines) in crate::docs::marked_blocks(MARKER) {
+        let what = marker[MARKER.len()..].trim_end_matches("-->").trim();
+        if what.starts_with("demo") {
+            continue;
+        }
+        let (command, notes) = what.split_once(" | ").unwrap_or((what, ""));
+        let (load, server) = command
+            .split_once(" against racebank")
+            .expect("`.. against racebank ARGS`");
+        let notes: Vec<&str> = notes.split(';').map(str::trim).collect();
+        let named = |prefix: &str| -> Vec<String> {
+            (notes.iter())
+                .filter_map(|note| note.strip_prefix(prefix))
+                .map(|label| label.trim().to_string())
+                .collect()
+        };
+        found.push(Block {
+            place,
+            load: load.split_whitespace().map(str::to_string).collect(),
+            server: server.split_whitespace().map(str::to_string).collect(),
+            optional: named("optional:"),
+            label_only: named("label only:"),
+            lines,
+        });
+    }
+    found
+}
+
+/// A summary line's label: the text before its first `:` (`Lost, gross`), or the whole line.
+fn label(line: &str) -> &str {
+    line.trim().split(':').next().unwrap_or_default()
+}
+
+/// A line with its numbers blanked (`#`, a sign included) and its runs of spaces made one.
+fn blanked(line: &str) -> String {
+    let mut out = String::new();
+    let mut in_number = false;
+    for c in line
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .chars()
+    {
+        let digit = c.is_ascii_digit() || (in_number && (c == '.' || c == ','));
+        if digit && !in_number {
+            out.push('#');
+        } else if !digit {
+            out.push(c);
+        }
+        in_number = digit;
+    }
+    out.replace("-#", "#")
+}
+
+/// Whether the doc's `line` has the shape of the real `actual`.
+fn same_shape(block: &Block, line: &str, actual: &str) -> bool {
+    if block.label_only.iter().any(|l| l == label(line)) {
+        return label(line) == label(actual) && line.contains(':') && actual.contains(':');
+    }
+    blanked(line) == blanked(actual)
+}
+
+/// Where the doc's lines differ from the real ones, if they do.
+fn compare(block: &Block, actual: &[String]) -> Option<String> {
+    let shown: Vec<&String> = block
+        .lines
+        .iter()
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    let real: Vec<&String> = actual.iter().filter(|l| !l.trim().is_empty()).collect();
+    let first = shown.first()?;
+    let Some(mut at) = real.iter().position(|a| same_shape(block, first, a)) else {
+        return Some(format!(
+            "the doc's first line\n  {first}\nis not in the run"
+        ));
+    };
+    for line in &shown {
+        let optional = block.optional.iter().any(|l| l == label(line));
+        if real.get(at).is_some_and(|a| same_shape(block, line, a)) {
+            at += 1;
+        } else if real.get(at).is_some_and(|a| label(a) == label(line)) || !optional {
+            return Some(format!(
+                "the doc's line\n  {line}\nhas not the shape of the run's {at}th"
+            ));
+        }
+        while real.get(at).is_some_and(|a| {
+            block.optional.iter().any(|l| l == label(a))
+                && !shown.iter().any(|s| label(s) == label(a))
+        }) {
+            at += 1;
+        }
+    }
+    None
+}
+
+/// Runs the block's command against a server of its own: stdout then stderr.
+async fn run(block: &Block) -> Vec<String> {
+    let value = |name: &str, default: &str| -> String {
+        (block.server.iter())
+            .position(|a| a == name)
+            .map_or(default.to_string(), |at| block.server[at + 1].clone())
+    };
+    let balance: i64 = value("--initial-balance", "0").parse().expect("a balance");
+    let server = spawn_server(
+        &value("--mode", "unguarded"),
+        &value("--work", "1ms"),
+        balance,
+    )
+    .await;
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_racebank-load"));
+    command
+        .args(["--url", &server.url, "--no-progress"])
+        .args(&block.load);
+    let output = tokio::task::spawn_blocking(move || command.output())
+        .await
+        .expect("the run's thread")
+        .expect("run racebank-load");
+    server.stop().await;
+    let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&output.stderr));
+    text.lines().map(str::to_string).collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_shape_checked_run_summary_of_the_docs_has_the_shape_of_a_real_run() {
+    let blocks = blocks();
+    assert!(
+        blocks.len() >= 2,
+        "the marked run summaries of load-generator.md"
+    );
+    let mut differences = Vec::new();
+    for block in &blocks {
+        let actual = run(block).await;
+        if let Some(difference) = compare(block, &actual) {
+            differences.push(format!(
+                "{}: {difference}\nthe run printed:\n{}\n",
+                block.place,
+                actual.join("\n")
+            ));
+        }
+    }
+    assert!(differences.is_empty(), "{}", differences.join("\n"));
+}
+
+#[test]
+fn a_summary_shape_blanks_numbers_skips_optional_lines_and_keeps_labels() {
+    let block = Block {
+        place: String::new(),
+        load: Vec::new(),
+        server: Vec::new(),
+        optional: vec!["Lost, gross".into()],
+        label_only: vec!["Consistent".into()],
+        lines: [
+            "Verdict:",
+            "  Lost amount:  9790 (vanished)",
+            "  Lost, gross:  removed 5",
+            "  Consistent:   NO",
+        ]
+        .map(String::from)
+        .to_vec(),
+    };
+    let run = |lines: &[&str]| {
+        compare(
+            &block,
+            &lines.iter().map(|l| (*l).to_string()).collect::<Vec<_>>(),
+        )
+    };
+    assert_eq!(
+        run(&[
+            "Summary:",
+            "Verdict:",
+            "  Lost amount: -12 (vanished)",
+            "  Consistent: yes"
+        ]),
+        None
+    );
+    assert_eq!(
+        run(&[
+            "Verdict:",
+            "  Lost amount: 1 (vanished)",
+            "  Lost, gross: removed 7",
+            "  Consistent: NO"
+        ]),
+        None
+    );
+    assert!(run(&[
+        "Verdict:",
+        "  Lost amount: 1 (appeared)",
+        "  Consistent: NO"
+    ])
+    .is_some());
+    assert!(run(&[
+        "Verdict:",
+        "  Lost amount: 1 (vanished)",
+        "  Overdraft: no",
+        "  Consistent: NO"
+    ])
+    .is_some());
+    assert!(run(&["Summary:"]).is_some());
+}
