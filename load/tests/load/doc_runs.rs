@@ -9,7 +9,7 @@
 //! line is compared with its numbers blanked and its runs of spaces made one; the doc's lines must
 //! be a run of the real output's lines, in order.
 
-use crate::helpers::spawn_server;
+use crate::helpers::{spawn_server, wait_for_deposits};
 
 /// A marked block: its place, the load generator's arguments, the server's, the notes, the lines.
 struct Block {
@@ -19,6 +19,29 @@ struct Block {
     optional: Vec<String>,
     label_only: Vec<String>,
     lines: Vec<String>,
+    /// A `^C` line: the run is sent SIGINT once the server acknowledged some deposits.
+    interrupt: bool,
+    /// The exit status after `$ echo $?`.
+    exit: Option<i32>,
+}
+
+/// A block's lines without its `$ racebank-load ..` line, with its `^C` and `$ echo $?` read.
+fn output_lines(lines: &[String]) -> (Vec<String>, bool, Option<i32>) {
+    let mut kept = Vec::new();
+    let (mut interrupt, mut exit) = (false, None);
+    let mut rest = lines.iter();
+    while let Some(line) = rest.next() {
+        if line == "^C" {
+            interrupt = true;
+        } else if line == "$ echo $?" {
+            exit = rest
+                .next()
+                .map(|code| code.parse().expect("an exit status"));
+        } else if !line.starts_with("$ racebank-load") {
+            kept.push(line.clone());
+        }
+    }
+    (kept, interrupt, exit)
 }
 
 const MARKER: &str = "<!-- shape checked: racebank-load ";
@@ -41,7 +64,10 @@ fn blocks() -> Vec<Block> {
                 .map(|label| label.trim().to_string())
                 .collect()
         };
+        let (lines, interrupt, exit) = output_lines(&lines);
         found.push(Block {
+            interrupt,
+            exit,
             place,
             load: load.split_whitespace().map(str::to_string).collect(),
             server: server.split_whitespace().map(str::to_string).collect(),
@@ -120,8 +146,9 @@ fn compare(block: &Block, actual: &[String]) -> Option<String> {
     None
 }
 
-/// Runs the block's command against a server of its own: stdout then stderr.
-async fn run(block: &Block) -> Vec<String> {
+/// Runs the block's command against a server of its own: what it printed (stderr into stdout, as
+/// a terminal shows them) and its exit status.
+async fn run(block: &Block) -> (Vec<String>, Option<i32>) {
     let value = |name: &str, default: &str| -> String {
         (block.server.iter())
             .position(|a| a == name)
@@ -134,18 +161,32 @@ async fn run(block: &Block) -> Vec<String> {
         balance,
     )
     .await;
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_racebank-load"));
-    command
+    let child = std::process::Command::new("sh")
+        .args(["-c", "exec \"$0\" \"$@\" 2>&1"])
+        .arg(env!("CARGO_BIN_EXE_racebank-load"))
         .args(["--url", &server.url, "--no-progress"])
-        .args(&block.load);
-    let output = tokio::task::spawn_blocking(move || command.output())
+        .args(&block.load)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run racebank-load");
+    if block.interrupt {
+        wait_for_deposits(&server.url, 20).await;
+        let sent = std::process::Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "kill -INT");
+    }
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output())
         .await
         .expect("the run's thread")
-        .expect("run racebank-load");
+        .expect("racebank-load's output");
     server.stop().await;
-    let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
-    text.push_str(&String::from_utf8_lossy(&output.stderr));
-    text.lines().map(str::to_string).collect()
+    let text = String::from_utf8_lossy(&output.stdout);
+    (
+        text.lines().map(str::to_string).collect(),
+        output.status.code(),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -157,8 +198,14 @@ async fn every_shape_checked_run_summary_of_the_docs_has_the_shape_of_a_real_run
     );
     let mut differences = Vec::new();
     for block in &blocks {
-        let actual = run(block).await;
-        if let Some(difference) = compare(block, &actual) {
+        let (actual, exit) = run(block).await;
+        let status = (block.exit.is_some() && block.exit != exit).then(|| {
+            format!(
+                "the doc's exit status {:?} is not the run's {exit:?}",
+                block.exit
+            )
+        });
+        if let Some(difference) = compare(block, &actual).or(status) {
             differences.push(format!(
                 "{}: {difference}\nthe run printed:\n{}\n",
                 block.place,
@@ -173,6 +220,8 @@ async fn every_shape_checked_run_summary_of_the_docs_has_the_shape_of_a_real_run
 fn a_summary_shape_blanks_numbers_skips_optional_lines_and_keeps_labels() {
     let block = Block {
         place: String::new(),
+        interrupt: false,
+        exit: None,
         load: Vec::new(),
         server: Vec::new(),
         optional: vec!["Lost, gross".into()],
