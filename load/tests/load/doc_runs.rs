@@ -23,6 +23,8 @@ struct Block {
     interrupt: bool,
     /// The exit status after `$ echo $?`.
     exit: Option<i32>,
+    /// The note `another client`: deposits of 7 in a loop, from before the run to its end.
+    another_client: bool,
 }
 
 /// A block's lines without its `$ racebank-load ..` line, with its `^C` and `$ echo $?` read.
@@ -54,6 +56,7 @@ fn blocks() -> Vec<Block> {
             continue;
         }
         let (command, notes) = what.split_once(" | ").unwrap_or((what, ""));
+        let command = format!(" {command}");
         let (load, server) = command
             .split_once(" against racebank")
             .expect("`.. against racebank ARGS`");
@@ -66,6 +69,7 @@ fn blocks() -> Vec<Block> {
         };
         let (lines, interrupt, exit) = output_lines(&lines);
         found.push(Block {
+            another_client: notes.iter().any(|note| note.starts_with("another client")),
             interrupt,
             exit,
             place,
@@ -161,6 +165,12 @@ async fn run(block: &Block) -> (Vec<String>, Option<i32>) {
         balance,
     )
     .await;
+    let other = block
+        .another_client
+        .then(|| tokio::spawn(deposits_of_seven(server.url.clone())));
+    if other.is_some() {
+        wait_for_deposits(&server.url, 20).await;
+    }
     let child = std::process::Command::new("sh")
         .args(["-c", "exec \"$0\" \"$@\" 2>&1"])
         .arg(env!("CARGO_BIN_EXE_racebank-load"))
@@ -181,12 +191,28 @@ async fn run(block: &Block) -> (Vec<String>, Option<i32>) {
         .await
         .expect("the run's thread")
         .expect("racebank-load's output");
+    if let Some(other) = other {
+        other.abort();
+    }
     server.stop().await;
     let text = String::from_utf8_lossy(&output.stdout);
     (
         text.lines().map(str::to_string).collect(),
         output.status.code(),
     )
+}
+
+/// Another client: deposits of 7 to `url`, one after the other, until aborted.
+async fn deposits_of_seven(url: String) {
+    let client = reqwest::Client::new();
+    loop {
+        let _ = client
+            .post(format!("{url}/deposit"))
+            .header("content-type", "application/json")
+            .body(r#"{"amount":7}"#)
+            .send()
+            .await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -222,6 +248,7 @@ fn a_summary_shape_blanks_numbers_skips_optional_lines_and_keeps_labels() {
         place: String::new(),
         interrupt: false,
         exit: None,
+        another_client: false,
         load: Vec::new(),
         server: Vec::new(),
         optional: vec!["Lost, gross".into()],
