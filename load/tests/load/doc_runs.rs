@@ -7,9 +7,11 @@
 //! `;`, name lines by their label: `optional: LABEL` for a line that comes and goes between runs
 //! (`Lost, gross`), `label only: LABEL` for a line whose words are the run's outcome. Every other
 //! line is compared with its numbers blanked and its runs of spaces made one; the doc's lines must
-//! be a run of the real output's lines, in order.
+//! be a run of the real output's lines, in order (a `...` line stands for lines left out). A `^C`
+//! line sends SIGINT after 20 deposits, `$ echo $?` checks the exit status, and the notes
+//! `another client` and `killed` add deposits of 7 during the run or kill the server after 50.
 
-use crate::helpers::{spawn_server, wait_for_deposits};
+use crate::helpers::{spawn_server, wait_for_deposits, KillableServer, TestServer};
 
 /// A marked block: its place, the load generator's arguments, the server's, the notes, the lines.
 struct Block {
@@ -25,6 +27,8 @@ struct Block {
     exit: Option<i32>,
     /// The note `another client`: deposits of 7 in a loop, from before the run to its end.
     another_client: bool,
+    /// The note `killed`: the server is taken down as by SIGKILL after 50 deposits.
+    killed: bool,
 }
 
 /// A block's lines without its `$ racebank-load ..` line, with its `^C` and `$ echo $?` read.
@@ -70,6 +74,7 @@ fn blocks() -> Vec<Block> {
         let (lines, interrupt, exit) = output_lines(&lines);
         found.push(Block {
             another_client: notes.iter().any(|note| note.starts_with("another client")),
+            killed: notes.iter().any(|note| note.starts_with("killed")),
             interrupt,
             exit,
             place,
@@ -131,7 +136,17 @@ fn compare(block: &Block, actual: &[String]) -> Option<String> {
             "the doc's first line\n  {first}\nis not in the run"
         ));
     };
+    let mut skipping = false;
     for line in &shown {
+        if *line == "..." {
+            skipping = true;
+            continue;
+        }
+        if std::mem::take(&mut skipping) {
+            while real.get(at).is_some_and(|a| !same_shape(block, line, a)) {
+                at += 1;
+            }
+        }
         let optional = block.optional.iter().any(|l| l == label(line));
         if real.get(at).is_some_and(|a| same_shape(block, line, a)) {
             at += 1;
@@ -159,33 +174,37 @@ async fn run(block: &Block) -> (Vec<String>, Option<i32>) {
             .map_or(default.to_string(), |at| block.server[at + 1].clone())
     };
     let balance: i64 = value("--initial-balance", "0").parse().expect("a balance");
-    let server = spawn_server(
-        &value("--mode", "unguarded"),
-        &value("--work", "1ms"),
-        balance,
-    )
-    .await;
+    let (mode, work) = (value("--mode", "unguarded"), value("--work", "1ms"));
+    let killable = block.killed.then(|| KillableServer::start(&mode, &work));
+    let server = match &killable {
+        Some(killable) => Server::Killable(killable.url.clone()),
+        None => Server::Stoppable(spawn_server(&mode, &work, balance).await),
+    };
     let other = block
         .another_client
-        .then(|| tokio::spawn(deposits_of_seven(server.url.clone())));
+        .then(|| tokio::spawn(deposits_of_seven(server.url())));
     if other.is_some() {
-        wait_for_deposits(&server.url, 20).await;
+        wait_for_deposits(&server.url(), 20).await;
     }
     let child = std::process::Command::new("sh")
         .args(["-c", "exec \"$0\" \"$@\" 2>&1"])
         .arg(env!("CARGO_BIN_EXE_racebank-load"))
-        .args(["--url", &server.url, "--no-progress"])
+        .args(["--url", &server.url(), "--no-progress"])
         .args(&block.load)
         .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("run racebank-load");
     if block.interrupt {
-        wait_for_deposits(&server.url, 20).await;
+        wait_for_deposits(&server.url(), 20).await;
         let sent = std::process::Command::new("kill")
             .args(["-INT", &child.id().to_string()])
             .status()
             .expect("run kill");
         assert!(sent.success(), "kill -INT");
+    }
+    if let Some(killable) = killable {
+        wait_for_deposits(&server.url(), 50).await;
+        killable.kill().await;
     }
     let output = tokio::task::spawn_blocking(move || child.wait_with_output())
         .await
@@ -194,12 +213,29 @@ async fn run(block: &Block) -> (Vec<String>, Option<i32>) {
     if let Some(other) = other {
         other.abort();
     }
-    server.stop().await;
+    if let Server::Stoppable(server) = server {
+        server.stop().await;
+    }
     let text = String::from_utf8_lossy(&output.stdout);
     (
         text.lines().map(str::to_string).collect(),
         output.status.code(),
     )
+}
+
+/// The server a block runs against: stopped after the run, or killed during it (its URL).
+enum Server {
+    Stoppable(TestServer),
+    Killable(String),
+}
+
+impl Server {
+    fn url(&self) -> String {
+        match self {
+            Server::Stoppable(server) => server.url.clone(),
+            Server::Killable(url) => url.clone(),
+        }
+    }
 }
 
 /// Another client: deposits of 7 to `url`, one after the other, until aborted.
@@ -249,6 +285,7 @@ fn a_summary_shape_blanks_numbers_skips_optional_lines_and_keeps_labels() {
         interrupt: false,
         exit: None,
         another_client: false,
+        killed: false,
         load: Vec::new(),
         server: Vec::new(),
         optional: vec!["Lost, gross".into()],
