@@ -94,7 +94,7 @@ fn label(line: &str) -> &str {
 }
 
 /// A line with its numbers blanked (`#`, a sign included) and its runs of spaces made one.
-fn blanked(line: &str) -> String {
+pub(crate) fn blanked(line: &str) -> String {
     let mut out = String::new();
     let mut in_number = false;
     for c in line
