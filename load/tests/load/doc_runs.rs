@@ -10,6 +10,8 @@
 //! be a run of the real output's lines, in order (a `...` line stands for lines left out). A `^C`
 //! line sends SIGINT after 20 deposits, `$ echo $?` checks the exit status, and the notes
 //! `another client` and `killed` add deposits of 7 during the run or kill the server after 50.
+//! Consecutive lines shaped alike (a burst's answers) count as one. A first word that is not a flag
+//! is a subcommand (`burst`): the URL goes after it.
 
 use crate::helpers::{spawn_server, wait_for_deposits, KillableServer, TestServer};
 
@@ -124,12 +126,15 @@ fn same_shape(block: &Block, line: &str, actual: &str) -> bool {
 
 /// Where the doc's lines differ from the real ones, if they do.
 fn compare(block: &Block, actual: &[String]) -> Option<String> {
-    let shown: Vec<&String> = block
+    let mut shown: Vec<&String> = block
         .lines
         .iter()
         .filter(|l| !l.trim().is_empty())
         .collect();
-    let real: Vec<&String> = actual.iter().filter(|l| !l.trim().is_empty()).collect();
+    let mut real: Vec<&String> = actual.iter().filter(|l| !l.trim().is_empty()).collect();
+    // A list of lines shaped alike (a burst's answers) is one line: its length is the run's.
+    shown.dedup_by(|a, b| blanked(a) == blanked(b));
+    real.dedup_by(|a, b| blanked(a) == blanked(b));
     let first = shown.first()?;
     let Some(mut at) = real.iter().position(|a| same_shape(block, first, a)) else {
         return Some(format!(
@@ -189,8 +194,7 @@ async fn run(block: &Block) -> (Vec<String>, Option<i32>) {
     let child = std::process::Command::new("sh")
         .args(["-c", "exec \"$0\" \"$@\" 2>&1"])
         .arg(env!("CARGO_BIN_EXE_racebank-load"))
-        .args(["--url", &server.url(), "--no-progress"])
-        .args(&block.load)
+        .args(load_args(&block.load, &server.url()))
         .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("run racebank-load");
@@ -221,6 +225,16 @@ async fn run(block: &Block) -> (Vec<String>, Option<i32>) {
         text.lines().map(str::to_string).collect(),
         output.status.code(),
     )
+}
+
+/// `ARGS` with the test's URL: `SUBCOMMAND --url URL ARGS..` for a subcommand (`burst`), else
+/// `--url URL --no-progress ARGS`.
+fn load_args(args: &[String], url: &str) -> Vec<String> {
+    let url = ["--url".to_string(), url.to_string()];
+    match args.first() {
+        Some(sub) if !sub.starts_with('-') => [&args[..1], &url, &args[1..]].concat(),
+        _ => [&url[..], &["--no-progress".to_string()], args].concat(),
+    }
 }
 
 /// The server a block runs against: stopped after the run, or killed during it (its URL).
