@@ -352,3 +352,47 @@ fn a_summary_shape_blanks_numbers_skips_optional_lines_and_keeps_labels() {
     .is_some());
     assert!(run(&["Summary:"]).is_some());
 }
+
+/// load-generator.md's `--history` example (marked `<!-- shape checked: racebank-load's
+/// --history ..-->`): the command run against a mutex server of the test's own, its URL twice
+/// where the doc's says port 3000, into a temporary file; the file has as many lines as the doc
+/// shows, each shaped like the doc's (the members and their order, numbers blanked).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_history_example_of_the_docs_has_the_shape_of_a_real_history() {
+    let blocks = crate::docs::marked_blocks("<!-- shape checked: racebank-load's --history");
+    let [(place, _, lines)] = blocks.as_slice() else {
+        panic!("one marked --history block in the docs: {blocks:?}");
+    };
+    let shown: Vec<&String> = lines.iter().filter(|l| !l.starts_with("$ ")).collect();
+    let server = spawn_server("mutex", "1ms", 0).await;
+    let file =
+        std::env::temp_dir().join(format!("racebank-doc-history-{}.jsonl", std::process::id()));
+    let path = file.to_string_lossy().into_owned();
+    let slash = format!("{}/", server.url);
+    let argv = [
+        "-n",
+        "6",
+        "-c",
+        "2",
+        "--url",
+        &server.url,
+        "--url",
+        &slash,
+        "--history",
+        &path,
+    ];
+    let output = crate::binary::racebank_load(&argv).await;
+    server.stop().await;
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    let history = std::fs::read_to_string(&file).expect("the history file");
+    let _ = std::fs::remove_file(&file);
+    let real: Vec<&str> = history.lines().collect();
+    assert_eq!(real.len(), shown.len(), "{place}: one line per request");
+    for (doc, line) in shown.iter().zip(&real) {
+        assert_eq!(
+            blanked(doc),
+            blanked(line),
+            "{place}: a history line's shape"
+        );
+    }
+}
