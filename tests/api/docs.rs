@@ -640,3 +640,123 @@ fn a_metric_line_keeps_its_name_and_labels_and_blanks_its_value() {
     );
     assert_eq!(metric_shape("# EOF"), "# EOF");
 }
+
+/// A log line's shape: without its leading timestamp, numbers blanked (`#`), runs of spaces one.
+fn log_shape(line: &str) -> String {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let skip = usize::from(
+        words
+            .first()
+            .is_some_and(|w| w.contains('T') && w.ends_with('Z')),
+    );
+    let mut shape = String::new();
+    let mut in_number = false;
+    for c in words[skip..].join(" ").chars() {
+        let digit = c.is_ascii_digit() || (in_number && c == '.');
+        if digit && !in_number {
+            shape.push('#');
+        } else if !digit {
+            shape.push(c);
+        }
+        in_number = digit;
+    }
+    shape
+}
+
+/// Blocks marked `<!-- shape checked: racebank log, racebank ARGS -->` hold one log line: the
+/// test starts `racebank ARGS` on a port of its own (`--database-url` added for `--store
+/// postgres`, the test's database) and waits up to 5 s for a line of that shape on its stderr.
+#[test]
+fn every_shape_checked_log_line_of_the_docs_is_one_the_server_logs() {
+    const LOG_MARKER: &str = "<!-- shape checked: racebank log, racebank ";
+    let mut checked = 0;
+    let mut differences = Vec::new();
+    for path in documents() {
+        let text = std::fs::read_to_string(&path).expect("read a doc");
+        let lines: Vec<&str> = text.lines().collect();
+        for (number, line) in lines.iter().enumerate() {
+            let Some(args) = line.strip_prefix(LOG_MARKER) else {
+                continue;
+            };
+            // A note in parentheses after the arguments is for the reader.
+            let args = args
+                .trim_end_matches("-->")
+                .split(" (")
+                .next()
+                .unwrap_or_default();
+            let mut args = words(args.trim());
+            if args.iter().any(|a| a == "postgres") {
+                args.extend([
+                    "--database-url".to_string(),
+                    crate::postgres::database_url(),
+                ]);
+            }
+            let (_, body, _) = block(&lines, number + 1);
+            let [expected] = body.as_slice() else {
+                panic!("{}:{}: one log line", path.display(), number + 1);
+            };
+            let logged = server_log(&args, &log_shape(expected));
+            if !logged.iter().any(|l| log_shape(l) == log_shape(expected)) {
+                differences.push(format!(
+                    "{}:{}: the doc's line\n{expected}\nis not among the server's\n{}\n",
+                    path.display(),
+                    number + 1,
+                    logged.join("\n")
+                ));
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 2, "the marked log lines of the docs");
+    assert!(differences.is_empty(), "{}", differences.join("\n"));
+}
+
+/// `racebank --addr 127.0.0.1:0 ARGS`'s log lines, read until one has `shape` or 5 s passed.
+fn server_log(args: &[String], shape: &str) -> Vec<String> {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_racebank"))
+        .args(["--addr", "127.0.0.1:0"])
+        .args(args)
+        .env_remove("RUST_LOG")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start racebank");
+    let stderr = std::io::BufReader::new(child.stderr.take().expect("stderr"));
+    let (send, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stderr.lines().map_while(Result::ok) {
+            if send.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let mut logged = Vec::new();
+    while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+        let Ok(line) = lines.recv_timeout(left) else {
+            break;
+        };
+        let found = log_shape(&line) == shape;
+        logged.push(line);
+        if found {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    logged
+}
+
+#[test]
+fn a_log_shape_drops_the_timestamp_and_blanks_the_numbers() {
+    assert_eq!(
+        log_shape("2026-12-06T11:18:58.595445Z  INFO racebank::http::server: listening addr=127.0.0.1:41325"),
+        log_shape("INFO racebank::http::server: listening addr=127.0.0.1:3000")
+    );
+    assert_ne!(
+        log_shape("INFO racebank::server: listening"),
+        log_shape("INFO racebank::http::server: listening")
+    );
+}
