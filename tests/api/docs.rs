@@ -668,7 +668,7 @@ fn log_shape(line: &str) -> String {
 /// postgres`, the test's database) and waits up to 5 s for a line of that shape on its stderr.
 #[test]
 fn every_shape_checked_log_line_of_the_docs_is_one_the_server_logs() {
-    const LOG_MARKER: &str = "<!-- shape checked: racebank log, racebank ";
+    const LOG_MARKER: &str = "<!-- shape checked: racebank log, ";
     let mut checked = 0;
     let mut differences = Vec::new();
     for path in documents() {
@@ -678,13 +678,18 @@ fn every_shape_checked_log_line_of_the_docs_is_one_the_server_logs() {
             let Some(args) = line.strip_prefix(LOG_MARKER) else {
                 continue;
             };
-            // A note in parentheses after the arguments is for the reader.
-            let args = args
-                .trim_end_matches("-->")
-                .split(" (")
-                .next()
-                .unwrap_or_default();
-            let mut args = words(args.trim());
+            // A note in parentheses after the arguments is for the reader, or asks for a race.
+            let args = args.trim_end_matches("-->");
+            let (args, note) = args.split_once(" (").unwrap_or((args, ""));
+            let race = note.contains("two deposits of 5 sent at once");
+            let (rust_log, args) = match args.trim().strip_prefix("RUST_LOG=") {
+                Some(rest) => rest
+                    .split_once(' ')
+                    .map(|(l, a)| (Some(l), a))
+                    .expect("RUST_LOG=X racebank"),
+                None => (None, args.trim()),
+            };
+            let mut args: Vec<String> = words(args).into_iter().skip(1).collect();
             if args.iter().any(|a| a == "postgres") {
                 args.extend([
                     "--database-url".to_string(),
@@ -695,7 +700,7 @@ fn every_shape_checked_log_line_of_the_docs_is_one_the_server_logs() {
             let [expected] = body.as_slice() else {
                 panic!("{}:{}: one log line", path.display(), number + 1);
             };
-            let logged = server_log(&args, &log_shape(expected));
+            let logged = server_log(&args, rust_log, race, &log_shape(expected));
             if !logged.iter().any(|l| log_shape(l) == log_shape(expected)) {
                 differences.push(format!(
                     "{}:{}: the doc's line\n{expected}\nis not among the server's\n{}\n",
@@ -711,13 +716,18 @@ fn every_shape_checked_log_line_of_the_docs_is_one_the_server_logs() {
     assert!(differences.is_empty(), "{}", differences.join("\n"));
 }
 
-/// `racebank --addr 127.0.0.1:0 ARGS`'s log lines, read until one has `shape` or 5 s passed.
-fn server_log(args: &[String], shape: &str) -> Vec<String> {
+/// `racebank --addr 127.0.0.1:0 ARGS`'s log lines (with `RUST_LOG` as given), read until one has
+/// `shape` or 5 s passed; with `race`, two deposits of 5 are sent at once when it listens.
+fn server_log(args: &[String], rust_log: Option<&str>, race: bool, shape: &str) -> Vec<String> {
     use std::io::BufRead;
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_racebank"))
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_racebank"));
+    command.env_remove("RUST_LOG");
+    if let Some(filter) = rust_log {
+        command.env("RUST_LOG", filter);
+    }
+    let mut child = command
         .args(["--addr", "127.0.0.1:0"])
         .args(args)
-        .env_remove("RUST_LOG")
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
@@ -739,6 +749,17 @@ fn server_log(args: &[String], shape: &str) -> Vec<String> {
             break;
         };
         let found = log_shape(&line) == shape;
+        if let Some(address) = (line.split_whitespace()).find_map(|f| f.strip_prefix("addr=")) {
+            if race {
+                let servers = HashMap::from([(3000, address.to_string())]);
+                let deposit = "curl -s -X POST localhost:3000/deposit -H 'content-type: application/json' -d '{\"amount\": 5}'";
+                std::thread::scope(|scope| {
+                    for _ in 0..2 {
+                        scope.spawn(|| curl(deposit, &servers));
+                    }
+                });
+            }
+        }
         logged.push(line);
         if found {
             break;
