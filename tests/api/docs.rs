@@ -12,9 +12,10 @@
 //! unique per run so tests on a shared store do not meet. `on 3001,3002` before `racebank` starts
 //! one server per port named, and each `localhost:PORT` of the commands goes to its server. curl is
 //! emulated (`-s -i -X -H -d -o /dev/null -w '\n'`, the request headers curl sends), over a plain
-//! socket, so the answers' headers are shown as the server wrote them. Lines that end in `&` run
-//! at the same time as the next; their outputs are compared in any order. A `[..]` in an output
-//! line stands for anything (a date, a fencing token).
+//! socket, so the answers' headers are shown as the server wrote them; `| jq -c 'FILTER'` after a
+//! curl is computed here (paths, `keys`, `{a, b}`) and compared as a JSON value. Lines that end in
+//! `&` run at the same time as the next; their outputs are compared in any order. A `[..]` in an
+//! output line stands for anything (a date, a fencing token).
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -196,6 +197,12 @@ fn words(line: &str) -> Vec<String> {
 
 /// What curl prints for `command`, sent to the servers by port.
 fn curl(command: &str, servers: &HashMap<u16, String>) -> String {
+    if let Some((fetch, filter)) = command.split_once(" | jq -c ") {
+        let answer: serde_json::Value =
+            serde_json::from_str(&curl(fetch, servers)).expect("a JSON answer for jq");
+        let filter = words(filter).concat();
+        return format!("{}\n", jq(&filter, &answer));
+    }
     let args = words(command);
     assert_eq!(args.first().map(String::as_str), Some("curl"), "{command}");
     let (mut method, mut headers, mut data) = (None, Vec::<String>::new(), None::<String>);
@@ -265,6 +272,65 @@ fn curl(command: &str, servers: &HashMap<u16, String>) -> String {
     out
 }
 
+/// What `jq -c FILTER` prints for `value`, for the filters the docs use: stages joined by `|`,
+/// each a path (`.name`, `["name"]`, `[N]`), `keys` or an object of fields (`{a, b}`).
+fn jq(filter: &str, value: &serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    let mut value = value.clone();
+    for stage in filter.split('|').map(str::trim) {
+        value = if stage == "keys" {
+            let object = value.as_object().expect("keys of an object");
+            Value::from(object.keys().cloned().collect::<Vec<_>>())
+        } else if let Some(fields) = stage.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+            let picked = fields
+                .split(',')
+                .map(str::trim)
+                .map(|field| (field.to_string(), value[field].clone()));
+            Value::Object(picked.collect())
+        } else {
+            jq_path(stage, &value)
+        };
+    }
+    value
+}
+
+/// A jq path (`.paths["/deposit"].post.parameters[0]`) applied to `value`.
+fn jq_path(path: &str, value: &serde_json::Value) -> serde_json::Value {
+    let mut value = value;
+    let mut rest = path;
+    while !rest.is_empty() {
+        if let Some(after) = rest.strip_prefix("[\"") {
+            let end = after.find("\"]").expect("a closing `\"]`");
+            value = &value[&after[..end]];
+            rest = &after[end + 2..];
+        } else if let Some(after) = rest.strip_prefix('[') {
+            let end = after.find(']').expect("a closing `]`");
+            let index: usize = after[..end].parse().expect("an index");
+            value = &value[index];
+            rest = &after[end + 1..];
+        } else if let Some(after) = rest.strip_prefix('.') {
+            let end = after.find(['.', '[']).unwrap_or(after.len());
+            if end > 0 {
+                value = &value[&after[..end]];
+            }
+            rest = &after[end..];
+        } else {
+            panic!("jq path {path} is not emulated");
+        }
+    }
+    value.clone()
+}
+
+#[test]
+fn the_emulated_jq_reads_paths_keys_and_picked_fields() {
+    let value = serde_json::json!({"paths": {"/b": {"post": {"parameters": [{"name": "k", "in": "header", "x": 1}]}}, "/a": {}}});
+    assert_eq!(jq(".paths | keys", &value), serde_json::json!(["/a", "/b"]));
+    assert_eq!(
+        jq(".paths[\"/b\"].post.parameters[0] | {name, in}", &value),
+        serde_json::json!({"name": "k", "in": "header"})
+    );
+}
+
 /// One answer off a keep-alive connection, as curl reads it (no `Connection: close` asked for,
 /// so the headers are the ones curl would show): the head, and a body of `content-length` bytes.
 fn read_answer(stream: &mut TcpStream) -> (String, String) {
@@ -322,6 +388,15 @@ fn compare(
 ) -> Option<String> {
     let mut actual = actual.to_vec();
     let mut expected = expected.to_vec();
+    if commands.len() == 1 && commands[0].contains(" | jq -c ") {
+        // jq keeps an object's members in the order it built them; compare the values.
+        expected = (expected.iter())
+            .map(|line| {
+                serde_json::from_str::<serde_json::Value>(line)
+                    .map_or(line.clone(), |v| v.to_string())
+            })
+            .collect();
+    }
     if commands.len() > 1 {
         // Run at once: the order of the answers is the scheduler's.
         actual.sort();
@@ -493,4 +568,216 @@ fn every_checked_racebank_transcript_of_the_docs_prints_what_the_docs_show() {
     }
     assert!(checked > 0, "no checked racebank block in the docs");
     assert!(differences.is_empty(), "{}", differences.join("\n"));
+}
+
+/// A `/metrics` line's shape: a sample's value blanked (`#`), comments and labels as they are.
+fn metric_shape(line: &str) -> String {
+    if line.starts_with('#') {
+        return line.to_string();
+    }
+    match line.rsplit_once(' ') {
+        Some((name, _)) => format!("{name} #"),
+        None => line.to_string(),
+    }
+}
+
+/// The block marked `<!-- shape checked: curl against racebank --mode unguarded .. /metrics -->`
+/// (trimmed: some histogram buckets left out) against the server's `/metrics` after a deposit,
+/// one without a content type, an applied and a refused withdrawal, `/balance` and `/stats`: each
+/// of its lines, value blanked, is one of the server's in the same order, and every `# HELP` and
+/// `# TYPE` line of the server's is in the doc.
+#[test]
+fn the_metrics_block_of_the_api_chapter_has_the_shape_of_the_servers_metrics() {
+    let text = std::fs::read_to_string(root().join("docs/api.md")).expect("read api.md");
+    let lines: Vec<&str> = text.lines().collect();
+    let at = (lines.iter())
+        .position(|l| l.starts_with("<!-- shape checked: curl against racebank --mode unguarded"))
+        .expect("the marked /metrics block in api.md");
+    let (_, body, _) = block(&lines, at + 1);
+    let (command, shown) = body.split_first().expect("a command and its output");
+    let command = command.strip_prefix("$ ").expect("a `$ curl` line");
+    let (process, _log) = start("", &["--mode", "unguarded"]);
+    let servers = HashMap::from([(3000, process.address.clone())]);
+    let json = "-H 'content-type: application/json'";
+    for request in [
+        format!("curl -s -X POST localhost:3000/deposit {json} -d '{{\"amount\": 100}}'"),
+        "curl -s -X POST localhost:3000/deposit -d '{\"amount\": 5}'".to_string(),
+        format!("curl -s -X POST localhost:3000/withdraw {json} -d '{{\"amount\": 20}}'"),
+        format!("curl -s -X POST localhost:3000/withdraw {json} -d '{{\"amount\": 1000}}'"),
+        "curl -s localhost:3000/balance".to_string(),
+        "curl -s localhost:3000/stats".to_string(),
+    ] {
+        curl(&request, &servers);
+    }
+    let actual: Vec<String> = (curl(command, &servers).lines())
+        .map(metric_shape)
+        .collect();
+    let mut rest = actual.iter();
+    let missing: Vec<String> = (shown.iter().map(|l| metric_shape(l)))
+        .filter(|line| !rest.any(|a| a == line))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "api.md's /metrics lines not in the server's, in order:\n{}\nserver:\n{}",
+        missing.join("\n"),
+        actual.join("\n")
+    );
+    let comments: Vec<&String> = (actual.iter())
+        .filter(|a| a.starts_with("# ") && !shown.contains(a))
+        .collect();
+    assert!(comments.is_empty(), "not in api.md: {comments:?}");
+}
+
+#[test]
+fn a_metric_line_keeps_its_name_and_labels_and_blanks_its_value() {
+    assert_eq!(
+        metric_shape("racebank_http_requests_total{route=\"deposit\",status=\"415\"} 1"),
+        "racebank_http_requests_total{route=\"deposit\",status=\"415\"} #"
+    );
+    assert_ne!(
+        metric_shape("racebank_retries_total 0"),
+        metric_shape("racebank_lost_updates_total 0")
+    );
+    assert_eq!(metric_shape("# EOF"), "# EOF");
+}
+
+/// A log line's shape: without its leading timestamp, numbers blanked (`#`), runs of spaces one.
+fn log_shape(line: &str) -> String {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let skip = usize::from(
+        words
+            .first()
+            .is_some_and(|w| w.contains('T') && w.ends_with('Z')),
+    );
+    let mut shape = String::new();
+    let mut in_number = false;
+    for c in words[skip..].join(" ").chars() {
+        let digit = c.is_ascii_digit() || (in_number && c == '.');
+        if digit && !in_number {
+            shape.push('#');
+        } else if !digit {
+            shape.push(c);
+        }
+        in_number = digit;
+    }
+    shape
+}
+
+/// Blocks marked `<!-- shape checked: racebank log, racebank ARGS -->` hold one log line: the
+/// test starts `racebank ARGS` on a port of its own (`--database-url` added for `--store
+/// postgres`, the test's database) and waits up to 5 s for a line of that shape on its stderr.
+#[test]
+fn every_shape_checked_log_line_of_the_docs_is_one_the_server_logs() {
+    const LOG_MARKER: &str = "<!-- shape checked: racebank log, ";
+    let mut checked = 0;
+    let mut differences = Vec::new();
+    for path in documents() {
+        let text = std::fs::read_to_string(&path).expect("read a doc");
+        let lines: Vec<&str> = text.lines().collect();
+        for (number, line) in lines.iter().enumerate() {
+            let Some(args) = line.strip_prefix(LOG_MARKER) else {
+                continue;
+            };
+            // A note in parentheses after the arguments is for the reader, or asks for a race.
+            let args = args.trim_end_matches("-->");
+            let (args, note) = args.split_once(" (").unwrap_or((args, ""));
+            let race = note.contains("two deposits of 5 sent at once");
+            let (rust_log, args) = match args.trim().strip_prefix("RUST_LOG=") {
+                Some(rest) => rest
+                    .split_once(' ')
+                    .map(|(l, a)| (Some(l), a))
+                    .expect("RUST_LOG=X racebank"),
+                None => (None, args.trim()),
+            };
+            let mut args: Vec<String> = words(args).into_iter().skip(1).collect();
+            if args.iter().any(|a| a == "postgres") {
+                args.extend([
+                    "--database-url".to_string(),
+                    crate::postgres::database_url(),
+                ]);
+            }
+            let (_, body, _) = block(&lines, number + 1);
+            let [expected] = body.as_slice() else {
+                panic!("{}:{}: one log line", path.display(), number + 1);
+            };
+            let logged = server_log(&args, rust_log, race, &log_shape(expected));
+            if !logged.iter().any(|l| log_shape(l) == log_shape(expected)) {
+                differences.push(format!(
+                    "{}:{}: the doc's line\n{expected}\nis not among the server's\n{}\n",
+                    path.display(),
+                    number + 1,
+                    logged.join("\n")
+                ));
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 2, "the marked log lines of the docs");
+    assert!(differences.is_empty(), "{}", differences.join("\n"));
+}
+
+/// `racebank --addr 127.0.0.1:0 ARGS`'s log lines (with `RUST_LOG` as given), read until one has
+/// `shape` or 5 s passed; with `race`, two deposits of 5 are sent at once when it listens.
+fn server_log(args: &[String], rust_log: Option<&str>, race: bool, shape: &str) -> Vec<String> {
+    use std::io::BufRead;
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_racebank"));
+    command.env_remove("RUST_LOG");
+    if let Some(filter) = rust_log {
+        command.env("RUST_LOG", filter);
+    }
+    let mut child = command
+        .args(["--addr", "127.0.0.1:0"])
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start racebank");
+    let stderr = std::io::BufReader::new(child.stderr.take().expect("stderr"));
+    let (send, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stderr.lines().map_while(Result::ok) {
+            if send.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let mut logged = Vec::new();
+    while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+        let Ok(line) = lines.recv_timeout(left) else {
+            break;
+        };
+        let found = log_shape(&line) == shape;
+        if let Some(address) = (line.split_whitespace()).find_map(|f| f.strip_prefix("addr=")) {
+            if race {
+                let servers = HashMap::from([(3000, address.to_string())]);
+                let deposit = "curl -s -X POST localhost:3000/deposit -H 'content-type: application/json' -d '{\"amount\": 5}'";
+                std::thread::scope(|scope| {
+                    for _ in 0..2 {
+                        scope.spawn(|| curl(deposit, &servers));
+                    }
+                });
+            }
+        }
+        logged.push(line);
+        if found {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    logged
+}
+
+#[test]
+fn a_log_shape_drops_the_timestamp_and_blanks_the_numbers() {
+    assert_eq!(
+        log_shape("2026-12-06T11:18:58.595445Z  INFO racebank::http::server: listening addr=127.0.0.1:41325"),
+        log_shape("INFO racebank::http::server: listening addr=127.0.0.1:3000")
+    );
+    assert_ne!(
+        log_shape("INFO racebank::server: listening"),
+        log_shape("INFO racebank::http::server: listening")
+    );
 }

@@ -9,6 +9,7 @@ mod binary;
 mod burst;
 mod closing;
 mod demo;
+mod doc_runs;
 mod docs;
 mod helpers;
 mod hostile;

@@ -373,3 +373,45 @@ async fn too_many_errors_fail_the_run_only_when_a_limit_is_set() {
     let text = String::from_utf8_lossy(&ungated.stdout);
     assert!(text.contains("no --max-error-rate set"), "{text}");
 }
+
+/// What `racebank-load ARGS` prints on stderr, one line expected, with exit status 2.
+async fn one_line_error(argv: &[&str]) -> String {
+    let output = crate::binary::racebank_load(argv).await;
+    assert_eq!(output.status.code(), Some(2), "{argv:?}");
+    String::from_utf8_lossy(&output.stderr)
+        .trim_end()
+        .to_string()
+}
+
+/// load-generator.md's block of one-line errors (marked `<!-- shape checked: racebank-load's
+/// one-line errors ..-->`): "no server answers", on a port the test found free where the doc
+/// says 3000, and refused credentials, against this file's other API with a wrong token. Each
+/// line is compared with its numbers (the ports) blanked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_docs_one_line_errors_have_the_shape_of_the_real_ones() {
+    let blocks = crate::docs::marked_blocks("<!-- shape checked: racebank-load's one-line errors");
+    let [(place, _, lines)] = blocks.as_slice() else {
+        panic!("one marked block of one-line errors in the docs: {blocks:?}");
+    };
+    let free = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+    let nobody = format!("http://{}", free.local_addr().expect("local addr"));
+    drop(free);
+    let other = spawn_other(RACY, 0).await;
+    let mut wrong = vec!["--url", other.as_str(), "-n", "10"];
+    let mut shape = shape_args();
+    shape[1] = "Authorization: Bearer wrong";
+    wrong.extend(shape);
+    let actual = [
+        one_line_error(&["--url", &nobody, "-n", "10"]).await,
+        one_line_error(&wrong).await,
+    ];
+    let shown: Vec<&String> = lines.iter().filter(|l| !l.starts_with("$ ")).collect();
+    assert_eq!(shown.len(), 2, "{place}: two commands, one line each");
+    for (doc, real) in shown.iter().zip(&actual) {
+        assert_eq!(
+            crate::doc_runs::blanked(doc),
+            crate::doc_runs::blanked(real),
+            "{place}: the doc's line is not shaped like the real one"
+        );
+    }
+}
