@@ -245,16 +245,7 @@ fn a_mode_the_store_does_not_run_is_refused_before_the_port_is_bound() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a port");
     let addr = taken.local_addr().expect("its address").to_string();
 
-    let output = Command::new(env!("CARGO_BIN_EXE_racebank"))
-        .args(["--addr", &addr, "--mode", "for-update"])
-        .env_remove("RUST_LOG")
-        .env_remove("RACEBANK_STORE")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run racebank");
-
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(!output.status.success(), "{stderr}");
+    let stderr = refused_start(&["--addr", &addr, "--mode", "for-update"]);
     assert!(
         stderr.contains("mode `for-update` does not run on the memory store"),
         "{stderr}"
@@ -271,16 +262,7 @@ fn a_port_in_use_is_refused_with_a_line_suggesting_another_port() {
     let addr = taken.local_addr().expect("its address");
     let next = format!("127.0.0.1:{}", addr.port() + 1);
 
-    let output = Command::new(env!("CARGO_BIN_EXE_racebank"))
-        .args(["--addr", &addr.to_string()])
-        .env_remove("RUST_LOG")
-        .env_remove("RACEBANK_STORE")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run racebank");
-
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(!output.status.success(), "{stderr}");
+    let stderr = refused_start(&["--addr", &addr.to_string()]);
     assert!(
         stderr.contains(&format!("cannot listen on {addr}")),
         "{stderr}"
@@ -290,4 +272,19 @@ fn a_port_in_use_is_refused_with_a_line_suggesting_another_port() {
         "{stderr}"
     );
     assert!(stderr.contains(&format!("--addr {next}")), "{stderr}");
+}
+
+/// What `racebank ARGS` says on stderr when it refuses to start (asserted: it exits non-zero),
+/// without `RUST_LOG` or `RACEBANK_STORE` from the test's environment.
+fn refused_start(args: &[&str]) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_racebank"))
+        .args(args)
+        .env_remove("RUST_LOG")
+        .env_remove("RACEBANK_STORE")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run racebank");
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(!output.status.success(), "{stderr}");
+    stderr
 }

@@ -267,13 +267,13 @@ async fn a_final_balance_no_account_can_hold_is_a_protocol_error_not_a_server_go
     assert!(!text.contains("stopped answering"), "{text}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_retry_after_a_503_with_retry_after_waits_that_long() {
-    // The first write is answered 503 Retry-After: 1, the next 200.
+/// A server whose first write is answered 503 with `Retry-After: 1` and every later one 200 with
+/// a balance of 5; a balance read answers `balance`.
+async fn first_write_answered_503_retry_after_1(balance: i64) -> Scripted {
     let writes = Arc::new(AtomicU64::new(0));
-    let server = scripted(move |head| {
+    scripted(move |head| {
         if head.starts_with("GET ") {
-            return Answer::balance(0);
+            return Answer::balance(balance);
         }
         if writes.fetch_add(1, Ordering::SeqCst) == 0 {
             Answer::problem("503 Service Unavailable", ProblemType::StoreUnavailable)
@@ -282,7 +282,13 @@ async fn a_retry_after_a_503_with_retry_after_waits_that_long() {
             Answer::balance(5)
         }
     })
-    .await;
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_after_a_503_with_retry_after_waits_that_long() {
+    // The first write is answered 503 Retry-After: 1, the next 200.
+    let server = first_write_answered_503_retry_after_1(0).await;
 
     let report = racebank_load::run(opts(&server.url, &["-n", "1", "-c", "1", "--retry", "2"]))
         .await
@@ -304,19 +310,7 @@ async fn a_retry_after_a_503_with_retry_after_waits_that_long() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_retry_a_slot_answered_503_with_retry_after_pauses_before_its_next_request() {
     // One slot; the first write is answered 503 Retry-After: 1, the next 200.
-    let writes = Arc::new(AtomicU64::new(0));
-    let server = scripted(move |head| {
-        if head.starts_with("GET ") {
-            return Answer::balance(5);
-        }
-        if writes.fetch_add(1, Ordering::SeqCst) == 0 {
-            Answer::problem("503 Service Unavailable", ProblemType::StoreUnavailable)
-                .with_header("retry-after: 1")
-        } else {
-            Answer::balance(5)
-        }
-    })
-    .await;
+    let server = first_write_answered_503_retry_after_1(5).await;
 
     let report = racebank_load::run(opts(&server.url, &["-n", "2", "-c", "1"]))
         .await
