@@ -121,6 +121,10 @@ pub struct AccountConfig {
     /// Refuse to start on a Redis that does not keep every write in its append-only file
     /// (`appendonly yes`): without it a restart or a crash loses acknowledged writes.
     pub redis_require_aof: bool,
+    /// The bank beside the account (`--accounts`), if the server opens one.
+    pub bank: Option<crate::domain::bank::BankSpec>,
+    /// The order in which `account-locks` and `for-update` lock a bank request's accounts.
+    pub lock_order: crate::domain::bank::LockOrder,
 }
 
 impl AccountConfig {
@@ -146,6 +150,8 @@ impl Default for AccountConfig {
             lease: Duration::from_millis(100),
             idempotency_ttl: crate::domain::idempotency::DEFAULT_TTL,
             redis_require_aof: false,
+            bank: None,
+            lock_order: crate::domain::bank::LockOrder::default(),
         }
     }
 }

@@ -43,6 +43,13 @@ pub enum AccountError {
     /// one forgotten (its retry would be applied twice).
     #[error("the server keeps {capacity} idempotency keys and every one is live (none has expired); a new key is refused rather than another request's key forgotten")]
     KeysFull { capacity: usize },
+    /// The bank holds no account with this id.
+    #[error("the bank holds no account `{0}`")]
+    UnknownAccount(String),
+    /// Waiting for an account's lock would have closed a cycle of waits: this request gave up its
+    /// locks and wrote nothing.
+    #[error("{0}")]
+    Deadlock(String),
 }
 
 /// Why an account could not be opened: a server that cannot open its account does not start.

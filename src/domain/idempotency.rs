@@ -96,7 +96,8 @@ impl Remembered {
     pub(crate) fn status(&self) -> i16 {
         match self.outcome {
             Ok(_) => 200,
-            Err(Refusal::InsufficientFunds { .. }) => 409,
+            // A single account has no household; the bank keeps no keys.
+            Err(Refusal::InsufficientFunds { .. } | Refusal::HouseholdShort { .. }) => 409,
             Err(Refusal::WouldOverflow { .. }) => 422,
         }
     }
@@ -106,7 +107,9 @@ impl Remembered {
         match self.outcome {
             Ok(balance)
             | Err(
-                Refusal::InsufficientFunds { balance, .. } | Refusal::WouldOverflow { balance, .. },
+                Refusal::InsufficientFunds { balance, .. }
+                | Refusal::WouldOverflow { balance, .. }
+                | Refusal::HouseholdShort { total: balance, .. },
             ) => balance,
         }
     }

@@ -107,6 +107,7 @@ impl Ledger {
             overdraft: expected_balance < 0,
             retries: self.retries,
             retries_exhausted: self.retries_exhausted,
+            bank: None,
         }
     }
 }

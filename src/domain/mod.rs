@@ -9,6 +9,7 @@
 //! - [`ledger`]: the counters behind `/stats`.
 //! - [`idempotency`]: `Idempotency-Key`: the key, the answer a store keeps for it, and the rules.
 
+pub(crate) mod bank;
 pub(crate) mod error;
 pub(crate) mod idempotency;
 pub(crate) mod ledger;

@@ -16,6 +16,7 @@
 //! | `unguarded` | read, work, blind write | all |
 //! | `mutex` | the same, one request at a time in this process | all |
 //! | `semaphore:N` | the same, N requests at a time in this process | all |
+//! | `account-locks` | the same, under one in-process lock per account, taken in `--lock-order` | all |
 //! | `for-update` | `SELECT ... FOR UPDATE`, work, `UPDATE`, in one transaction | postgres |
 //! | `advisory` | `pg_advisory_xact_lock` around read, work, write | postgres |
 //! | `optimistic` | read, work, compare-and-swap (or version check), else redo | all |
@@ -94,6 +95,9 @@ pub enum Mode {
     Mutex,
     /// The same section admitting up to N requests at once, in this process.
     Semaphore(u32),
+    /// The same section under one in-process lock per account it touches, taken one at a time
+    /// in `--lock-order`: parallel across accounts, and a deadlock in request order.
+    AccountLocks,
     /// No lock: compare the result against what was read, and redo the work on conflict.
     Optimistic,
     /// Work first, then apply the change in one indivisible step.
@@ -137,7 +141,7 @@ const REDIS: &[StoreKind] = &[StoreKind::Redis];
 
 /// Every mode, which stores run it, and what its section does: the one place that says so. Its
 /// order is the demo's, and that of every list of modes shown to a user.
-pub(crate) const MATRIX: [Row; 12] = [
+pub(crate) const MATRIX: [Row; 13] = [
     Row {
         mode: Mode::Unguarded,
         name: "unguarded",
@@ -162,6 +166,15 @@ pub(crate) const MATRIX: [Row; 12] = [
         showcase: &[StoreKind::Memory, StoreKind::Postgres],
         takes_lease: false,
         section: "the same, N requests at a time in this process",
+    },
+    Row {
+        mode: Mode::AccountLocks,
+        name: "account-locks",
+        stores: ANY,
+        // A bank's lesson: on one account it is the mutex.
+        showcase: &[],
+        takes_lease: false,
+        section: "the same, under one in-process lock per account, taken in `--lock-order`",
     },
     Row {
         mode: Mode::ForUpdate,
@@ -305,7 +318,7 @@ impl Mode {
         match self {
             Mode::Unguarded => false,
             // In-process guards see only their own process's requests.
-            Mode::Mutex => replicas == 1,
+            Mode::Mutex | Mode::AccountLocks => replicas == 1,
             Mode::Semaphore(permits) => permits == 1 && replicas == 1,
             // A lease protects only while the work ends before it runs out; a token checked only
             // at the write does not change that (a stale holder writes before the next one does).
@@ -323,7 +336,8 @@ impl Mode {
     /// The in-process guard this mode puts around the store's section, if any.
     pub(crate) fn in_process_permits(self) -> Option<u32> {
         match self {
-            Mode::Mutex => Some(1),
+            // One account, one lock: the bank's per-account locks are in `crate::bank::locks`.
+            Mode::Mutex | Mode::AccountLocks => Some(1),
             Mode::Semaphore(permits) => Some(permits),
             _ => None,
         }

@@ -48,6 +48,9 @@ pub enum Refusal {
         i64::MAX
     )]
     WouldOverflow { balance: i64, amount: i64 },
+    /// The household's total, as this request read it, is below the amount taken out of it.
+    #[error("the household's total of {total} is below the {amount} taken out of it")]
+    HouseholdShort { total: i64, amount: i64 },
 }
 
 impl Op {

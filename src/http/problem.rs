@@ -101,6 +101,15 @@ pub enum Problem {
     /// Every live-page stream is taken.
     #[error("{limit} live viewers are watching already (--max-viewers); try again shortly")]
     TooManyViewers { limit: usize },
+    /// The bank holds no account with that id.
+    #[error("{0}; GET /accounts lists the bank's accounts")]
+    UnknownAccount(String),
+    /// The household rule refused a withdrawal or transfer.
+    #[error("this withdrawal of {amount} is more than the household's total of {total} it saw")]
+    HouseholdLimit { total: i64, amount: i64 },
+    /// Waiting for a lock would have waited for itself; this request gave up and wrote nothing.
+    #[error("{0}; nothing was changed, try again")]
+    Deadlock(String),
 }
 
 impl Problem {
@@ -136,6 +145,9 @@ impl Problem {
             Problem::IdempotencyKeysFull(_) => ProblemType::IdempotencyKeysFull,
             Problem::MisdirectedRequest(_) => ProblemType::MisdirectedRequest,
             Problem::TooManyViewers { .. } => ProblemType::TooManyViewers,
+            Problem::UnknownAccount(_) => ProblemType::UnknownAccount,
+            Problem::HouseholdLimit { .. } => ProblemType::HouseholdLimit,
+            Problem::Deadlock(_) => ProblemType::Deadlock,
         }
     }
 
@@ -161,6 +173,10 @@ impl Problem {
             Problem::InsufficientFunds { balance, amount }
             | Problem::WouldOverflow { balance, amount } => {
                 document.balance = Some(*balance);
+                document.amount = Some(*amount);
+            }
+            Problem::HouseholdLimit { total, amount } => {
+                document.balance = Some(*total);
                 document.amount = Some(*amount);
             }
             Problem::Contention { retries } => document.retries = Some(*retries),
@@ -209,6 +225,12 @@ impl Problem {
             Problem::IdempotencyKeysFull("x".into()),
             Problem::MisdirectedRequest("x".into()),
             Problem::TooManyViewers { limit: 1 },
+            Problem::UnknownAccount("x".into()),
+            Problem::HouseholdLimit {
+                total: 1,
+                amount: 2,
+            },
+            Problem::Deadlock("x".into()),
         ]
     }
 
@@ -257,6 +279,11 @@ impl From<AccountError> for Problem {
             AccountError::Refused(Refusal::WouldOverflow { balance, amount }) => {
                 Problem::WouldOverflow { balance, amount }
             }
+            AccountError::Refused(Refusal::HouseholdShort { total, amount }) => {
+                Problem::HouseholdLimit { total, amount }
+            }
+            error @ AccountError::UnknownAccount(_) => Problem::UnknownAccount(error.to_string()),
+            AccountError::Deadlock(detail) => Problem::Deadlock(detail),
             AccountError::Contention { retries } => Problem::Contention { retries },
             AccountError::Stopped => Problem::ShuttingDown,
             error @ AccountError::Unavailable { .. } => {

@@ -18,6 +18,7 @@ mod postgres;
 mod redis;
 
 use crate::config::{AccountConfig, StoreConfig};
+use crate::domain::bank::{BankLedger, BankSpec, Move};
 use crate::domain::error::{AccountError, OpenError};
 use crate::domain::idempotency::{Claim, IdempotencyKey, Remembered};
 use crate::domain::ledger::Ledger;
@@ -121,6 +122,96 @@ impl Store {
             }
             Store::Postgres(postgres) => Box::pin(postgres.reset(balance)).await,
             Store::Redis(redis) => Box::pin(redis.reset(work, balance)).await,
+        }
+    }
+}
+
+/// Every balance of the bank, read by one request, and how.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ReadAll {
+    pub(crate) balances: Vec<i64>,
+    /// True when every balance was read at one moment; false when one at a time.
+    pub(crate) snapshot: bool,
+}
+
+impl ReadAll {
+    /// Balances read at one moment.
+    pub(crate) fn snapshot(balances: Vec<i64>) -> Self {
+        Self {
+            balances,
+            snapshot: true,
+        }
+    }
+
+    /// Balances read one at a time.
+    pub(crate) fn rows(balances: Vec<i64>) -> Self {
+        Self {
+            balances,
+            snapshot: false,
+        }
+    }
+}
+
+/// An opened store holding a bank of many accounts ([`crate::domain::bank`]).
+#[derive(Debug)]
+pub(crate) enum BankStore {
+    Memory(memory::bank::MemoryBank),
+}
+
+impl BankStore {
+    /// Opens (creating if needed) the bank `spec` describes, ready to run the account's mode.
+    pub(crate) async fn open(config: &AccountConfig, spec: &BankSpec) -> Result<Self, OpenError> {
+        match &config.store {
+            StoreConfig::Memory => Ok(BankStore::Memory(memory::bank::MemoryBank::open(
+                spec,
+                config.mode,
+                config.max_retries,
+            )?)),
+            StoreConfig::Postgres { .. } | StoreConfig::Redis { .. } => {
+                Err(OpenError::Store(format!(
+                    "the bank does not run on the {} store yet",
+                    config.store.name()
+                )))
+            }
+        }
+    }
+
+    /// Applies `mv` through the mode's section and returns the balances it wrote, in
+    /// [`Move::writes`] order.
+    pub(crate) async fn apply(
+        &self,
+        spec: &BankSpec,
+        work: &Work,
+        mv: Move,
+    ) -> Result<Vec<i64>, AccountError> {
+        match self {
+            BankStore::Memory(memory) => memory.apply(spec, work, mv).await,
+        }
+    }
+
+    /// Every balance, as the mode reads them.
+    pub(crate) async fn read_all(&self, work: &Work) -> Result<ReadAll, AccountError> {
+        match self {
+            BankStore::Memory(memory) => memory.read_all(work).await,
+        }
+    }
+
+    /// The bank's ledger and every balance, read together.
+    pub(crate) async fn ledger(&self) -> Result<(BankLedger, Vec<i64>), AccountError> {
+        match self {
+            BankStore::Memory(memory) => Ok(memory.ledger()),
+        }
+    }
+
+    /// Opens every account again with `balances` (in the bank's order) and zeroes the ledger, for
+    /// every replica.
+    pub(crate) async fn reset(&self, work: &Work, balances: &[i64]) -> Result<(), AccountError> {
+        let _ = work;
+        match self {
+            BankStore::Memory(memory) => {
+                memory.reset(balances);
+                Ok(())
+            }
         }
     }
 }

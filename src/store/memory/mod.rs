@@ -10,6 +10,7 @@
 //! when the process stops: a crash loses the account. The PostgreSQL store is the durable one.
 
 mod atomic;
+pub(crate) mod bank;
 mod cell;
 mod keys;
 mod optimistic;
@@ -43,7 +44,9 @@ impl Strategy {
     /// says which, and a test checks that the two agree).
     fn of(mode: Mode, max_retries: u32) -> Option<Self> {
         match mode {
-            Mode::Unguarded | Mode::Mutex | Mode::Semaphore(_) => Some(Strategy::Unguarded),
+            Mode::Unguarded | Mode::Mutex | Mode::Semaphore(_) | Mode::AccountLocks => {
+                Some(Strategy::Unguarded)
+            }
             Mode::Optimistic => Some(Strategy::Optimistic { max_retries }),
             Mode::Atomic => Some(Strategy::Atomic),
             Mode::ForUpdate

@@ -110,7 +110,9 @@ impl Strategy {
     /// says which, and a test checks that the two agree).
     fn of(mode: Mode, max_retries: u32) -> Option<Self> {
         match mode {
-            Mode::Unguarded | Mode::Mutex | Mode::Semaphore(_) => Some(Strategy::Unguarded),
+            Mode::Unguarded | Mode::Mutex | Mode::Semaphore(_) | Mode::AccountLocks => {
+                Some(Strategy::Unguarded)
+            }
             Mode::ForUpdate => Some(Strategy::ForUpdate),
             Mode::Advisory => Some(Strategy::Advisory),
             Mode::Optimistic => Some(Strategy::Optimistic { max_retries }),

@@ -108,7 +108,9 @@ impl Strategy {
     /// ([`Mode::runs_on`] says which, and a test checks that the two agree).
     fn of(config: &AccountConfig, client: &Client) -> Option<Self> {
         match config.mode {
-            Mode::Unguarded | Mode::Mutex | Mode::Semaphore(_) => Some(Strategy::Unguarded),
+            Mode::Unguarded | Mode::Mutex | Mode::Semaphore(_) | Mode::AccountLocks => {
+                Some(Strategy::Unguarded)
+            }
             Mode::Optimistic => Some(Strategy::Optimistic {
                 max_retries: config.max_retries,
                 connections: Box::new(Dedicated::new(client.clone(), WATCH_CONNECTIONS)),

@@ -9,6 +9,8 @@
 //! The bodies derive `ToSchema` too: `/openapi.json` (`http::openapi`) describes them from these
 //! same types, so the description cannot drift from them either.
 
+pub mod bank;
+
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -139,6 +141,9 @@ pub struct Stats {
     pub retries: u64,
     /// Optimistic requests that gave up after too many conflicts (503).
     pub retries_exhausted: u64,
+    /// The bank's accounting, when the server opened a bank (`--accounts`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bank: Option<bank::BankStats>,
 }
 
 /// The prefix of every racebank problem `type`.
@@ -165,7 +170,8 @@ pub struct ProblemDocument {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
     pub field: Option<String>,
-    /// `insufficient-funds`, `balance-overflow`: the balance the request read.
+    /// `insufficient-funds`, `balance-overflow`: the balance the request read; `household-limit`:
+    /// the household's total it read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
     pub balance: Option<i64>,
@@ -251,11 +257,18 @@ pub enum ProblemType {
     MisdirectedRequest,
     /// The live page's event streams are all taken.
     TooManyViewers,
+    /// The bank holds no account with that id.
+    UnknownAccount,
+    /// The household rule refused a withdrawal or transfer: the household's total does not cover it.
+    HouseholdLimit,
+    /// Waiting for an account's lock would have waited for itself (two requests each holding the
+    /// lock the other wants): this one gave up its locks, and wrote nothing.
+    Deadlock,
 }
 
 impl ProblemType {
     /// Every problem type.
-    pub const ALL: [ProblemType; 23] = [
+    pub const ALL: [ProblemType; 26] = [
         ProblemType::MalformedBody,
         ProblemType::UnsupportedMediaType,
         ProblemType::InvalidField,
@@ -279,6 +292,9 @@ impl ProblemType {
         ProblemType::IdempotencyKeysFull,
         ProblemType::MisdirectedRequest,
         ProblemType::TooManyViewers,
+        ProblemType::UnknownAccount,
+        ProblemType::HouseholdLimit,
+        ProblemType::Deadlock,
     ];
 
     /// The full `type` member: `urn:racebank:problem:<slug>`.
@@ -309,6 +325,9 @@ impl ProblemType {
             ProblemType::IdempotencyKeysFull => "urn:racebank:problem:idempotency-keys-full",
             ProblemType::MisdirectedRequest => "urn:racebank:problem:misdirected-request",
             ProblemType::TooManyViewers => "urn:racebank:problem:too-many-viewers",
+            ProblemType::UnknownAccount => "urn:racebank:problem:unknown-account",
+            ProblemType::HouseholdLimit => "urn:racebank:problem:household-limit",
+            ProblemType::Deadlock => "urn:racebank:problem:deadlock",
         }
     }
 
@@ -343,6 +362,9 @@ impl ProblemType {
             ProblemType::IdempotencyKeysFull => "Too many live idempotency keys",
             ProblemType::MisdirectedRequest => "This server does not serve that host",
             ProblemType::TooManyViewers => "Too many live viewers",
+            ProblemType::UnknownAccount => "No such account",
+            ProblemType::HouseholdLimit => "The household's total does not cover it",
+            ProblemType::Deadlock => "Deadlock",
         }
     }
 
@@ -359,17 +381,20 @@ impl ProblemType {
             | ProblemType::BalanceOverflow
             | ProblemType::IdempotencyKeyReused => 422,
             ProblemType::BodyTooLarge => 413,
-            ProblemType::InsufficientFunds | ProblemType::IdempotencyKeyInUse => 409,
+            ProblemType::InsufficientFunds
+            | ProblemType::HouseholdLimit
+            | ProblemType::IdempotencyKeyInUse => 409,
             ProblemType::TooMuchContention
             | ProblemType::ShuttingDown
             | ProblemType::StoreUnavailable
             | ProblemType::LeaseLost
             | ProblemType::StoreRolledBack
             | ProblemType::IdempotencyKeysFull
-            | ProblemType::TooManyViewers => 503,
+            | ProblemType::TooManyViewers
+            | ProblemType::Deadlock => 503,
             ProblemType::MisdirectedRequest => 421,
             ProblemType::OutcomeUnknown => 500,
-            ProblemType::NotFound => 404,
+            ProblemType::NotFound | ProblemType::UnknownAccount => 404,
             ProblemType::MethodNotAllowed => 405,
         }
     }
@@ -379,7 +404,7 @@ impl ProblemType {
     /// racebank 503 as not applied where another server's 503 is indeterminate.
     pub fn effect(self) -> Effect {
         match self {
-            ProblemType::InsufficientFunds => Effect::Refused,
+            ProblemType::InsufficientFunds | ProblemType::HouseholdLimit => Effect::Refused,
             ProblemType::MalformedBody
             | ProblemType::UnsupportedMediaType
             | ProblemType::InvalidField
@@ -400,7 +425,9 @@ impl ProblemType {
             | ProblemType::StoreRolledBack
             | ProblemType::IdempotencyKeysFull
             | ProblemType::MisdirectedRequest
-            | ProblemType::TooManyViewers => Effect::NotApplied,
+            | ProblemType::TooManyViewers
+            | ProblemType::UnknownAccount
+            | ProblemType::Deadlock => Effect::NotApplied,
             ProblemType::OutcomeUnknown => Effect::Unknown,
         }
     }
