@@ -23,6 +23,7 @@
 //! binds and calls [`serve`].
 
 mod account;
+mod bank;
 mod chaos;
 mod config;
 mod domain;
@@ -37,6 +38,7 @@ pub use config::{
     start_redis, AccountConfig, AccountId, Config, ServerConfig, StoreConfig, DEFAULT_DATABASE_URL,
     DEFAULT_POOL_SIZE, DEFAULT_REDIS_URL, START_REDIS,
 };
+pub use domain::bank::{BankSpec, LockOrder, MAX_ACCOUNTS};
 pub use domain::error::{AccountError, OpenError};
 pub use domain::idempotency::{IdempotencyKey, KEY_HEADER};
 pub use domain::ledger::Stats;

@@ -22,7 +22,7 @@ use std::fmt;
 
 use crate::config::AccountId;
 use crate::domain::money::{Amount, Refusal};
-pub use crate::wire::bank::{AccountStats, BankStats};
+pub(crate) use crate::wire::bank::{AccountStats, BankStats};
 
 /// The most accounts a bank may open.
 pub const MAX_ACCOUNTS: usize = 1000;
@@ -119,11 +119,6 @@ impl BankSpec {
     /// The account at `position`'s id.
     pub(crate) fn id(&self, position: usize) -> &AccountId {
         &self.accounts[position].0
-    }
-
-    /// Every account's id, in the bank's order.
-    pub(crate) fn ids(&self) -> impl Iterator<Item = &AccountId> {
-        self.accounts.iter().map(|(id, _)| id)
     }
 
     /// Every account's opening balance, in the bank's order.

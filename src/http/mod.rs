@@ -7,7 +7,7 @@
 //! - [`host`]: the `Host` check against DNS rebinding.
 //! - [`progress`]: a connection's started and finished requests, and whether it retires.
 //! - [`registry`]: the open connections, oldest first, for the accept loop to retire when full.
-//! - [`routes`]: the API's router (`app()`), no socket needed.
+//! - [`routes`]: the API's router (`app()`), no socket needed; [`bank`]: the bank's routes in it.
 //! - [`body`]: request bodies, read within limits and parsed into amounts.
 //! - [`problem`]: every client error as an RFC 9457 problem document.
 //! - [`metrics`]: Prometheus metrics at `GET /metrics`, a few atomic additions per request.
@@ -15,6 +15,7 @@
 //!   the problems each route can answer.
 //! - [`live`]: the live page at `GET /`, fed by a server-sent event stream.
 
+pub(crate) mod bank;
 pub(crate) mod body;
 pub(crate) mod connection;
 pub(crate) mod host;

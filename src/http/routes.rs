@@ -37,6 +37,7 @@ use crate::account::Account;
 use crate::domain::idempotency;
 use crate::domain::ledger::Stats;
 use crate::domain::money::{Amount, Op};
+use crate::http::bank::{self, MaybeBank};
 use crate::http::body::{BodyTimeout, JsonBody};
 use crate::http::live;
 use crate::http::metrics::{self, Metrics};
@@ -51,6 +52,7 @@ pub(crate) use crate::wire::BalanceBody;
 /// each stream sends a keep-alive comment every `keep_alive`.
 pub(crate) fn app(
     account: Arc<Account>,
+    bank: MaybeBank,
     metrics: Arc<Metrics>,
     body_timeout: Duration,
     (closing, keep_alive): (live::Closing, Duration),
@@ -66,10 +68,12 @@ pub(crate) fn app(
         .route(paths::METRICS, get(scrape))
         .route(paths::OPENAPI, get(openapi::serve))
         .merge(live::routes(closing, keep_alive))
+        .merge(bank::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(AppState(Arc::new(Shared {
             account,
+            bank,
             metrics,
             body_timeout: BodyTimeout(body_timeout),
         })))
@@ -84,6 +88,7 @@ struct AppState(Arc<Shared>);
 
 struct Shared {
     account: Arc<Account>,
+    bank: MaybeBank,
     metrics: Arc<Metrics>,
     body_timeout: BodyTimeout,
 }
@@ -91,6 +96,12 @@ struct Shared {
 impl FromRef<AppState> for Arc<Account> {
     fn from_ref(state: &AppState) -> Self {
         state.0.account.clone()
+    }
+}
+
+impl FromRef<AppState> for MaybeBank {
+    fn from_ref(state: &AppState) -> Self {
+        state.0.bank.clone()
     }
 }
 
@@ -141,8 +152,12 @@ async fn balance(State(account): State<Arc<Account>>) -> Result<Json<BalanceBody
     Ok(Json(BalanceBody { balance }))
 }
 
-async fn stats(State(account): State<Arc<Account>>) -> Result<Json<Stats>, Problem> {
-    Ok(Json(account.stats().await?))
+async fn stats(State(state): State<AppState>) -> Result<Json<Stats>, Problem> {
+    let mut stats = state.0.account.stats().await?;
+    if let Some(bank) = &state.0.bank {
+        stats.bank = Some(bank.stats().await?);
+    }
+    Ok(Json(stats))
 }
 
 /// Without a body, back to the balance the server started with; with one, to `balance`. Either

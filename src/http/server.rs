@@ -29,6 +29,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{oneshot, watch, OwnedSemaphorePermit, Semaphore};
 
 use crate::account::Account;
+use crate::bank::Bank;
 use crate::config::{Config, ServerConfig};
 use crate::domain::error::{AccountError, OpenError};
 use crate::domain::ledger::Stats;
@@ -75,10 +76,15 @@ pub async fn serve(
 ) -> Result<Stats, ServeError> {
     config.validate()?;
     let account = Arc::new(Account::open(&config.account).await?);
+    let bank = match &config.account.bank {
+        Some(spec) => Some(Arc::new(Bank::open(&config.account, spec).await?)),
+        None => None,
+    };
     let (closer, closing) = live::closing();
     let metrics = Arc::new(Metrics::new());
     let app = routes::app(
         account.clone(),
+        bank.clone(),
         metrics.clone(),
         config.server.body_timeout,
         (
@@ -109,6 +115,9 @@ pub async fn serve(
                 "requests still in flight after the shutdown grace period; cutting them short"
             );
             account.stop();
+            if let Some(bank) = &bank {
+                bank.stop();
+            }
             if tokio::time::timeout(LAST_ANSWERS, server).await.is_err() {
                 tracing::warn!("connections still open after cutting requests short; stopping anyway");
             }

@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use clap::Parser;
 use racebank::{
-    parse_duration, AccountConfig, AccountId, Chaos, Config, Mode, ServerConfig, StoreConfig,
-    StoreKind, WorkSpec, DEFAULT_DATABASE_URL, DEFAULT_POOL_SIZE, DEFAULT_REDIS_URL,
+    parse_duration, AccountConfig, AccountId, BankSpec, Chaos, Config, LockOrder, Mode,
+    ServerConfig, StoreConfig, StoreKind, WorkSpec, DEFAULT_DATABASE_URL, DEFAULT_POOL_SIZE,
+    DEFAULT_REDIS_URL,
 };
 
 /// The command line of the `racebank` binary.
@@ -53,6 +54,22 @@ pub(crate) struct Cli {
     #[arg(long, env = "RACEBANK_INITIAL_BALANCE", default_value_t = 0,
           value_parser = clap::value_parser!(i64).range(0..))]
     pub initial_balance: i64,
+
+    /// Open a bank beside the account: a count (`8`: accounts `0` to `7`, each opening with
+    /// --initial-balance) or a list of id=balance (`alice=100,bob=50`). Up to 1000 accounts.
+    #[arg(long, env = "RACEBANK_ACCOUNTS", value_parser = parse_accounts)]
+    pub accounts: Option<AccountsArg>,
+
+    /// Group bank accounts into households that share one limit: each member may go below zero
+    /// while the household's total stays at or above zero (the write-skew lesson). Members joined
+    /// by `+`, households by `,`: `alice+bob,carol+dave`.
+    #[arg(long, env = "RACEBANK_HOUSEHOLDS", value_delimiter = ',', value_parser = parse_household)]
+    pub households: Vec<Vec<AccountId>>,
+
+    /// The order in which `account-locks` and `for-update` lock the accounts of a bank request:
+    /// `request` (the debited account first: opposite transfers deadlock) or `id` (never).
+    #[arg(long, env = "RACEBANK_LOCK_ORDER", value_enum, default_value_t = LockOrder::Id)]
+    pub lock_order: LockOrder,
 
     /// How often a request that met a conflicting write redoes its section before it answers 503.
     #[arg(long, env = "RACEBANK_MAX_RETRIES", default_value_t = 1000)]
@@ -131,7 +148,7 @@ pub(crate) struct Cli {
 
 impl Cli {
     /// The configuration these flags describe.
-    pub(crate) fn config(&self) -> Config {
+    pub(crate) fn config(&self) -> Result<Config, String> {
         let store = match self.store {
             StoreKind::Memory => StoreConfig::Memory,
             StoreKind::Postgres => StoreConfig::Postgres {
@@ -142,7 +159,7 @@ impl Cli {
                 url: self.redis_url.clone(),
             },
         };
-        Config {
+        Ok(Config {
             account: AccountConfig {
                 store,
                 id: self.account.clone(),
@@ -153,6 +170,8 @@ impl Cli {
                 lease: self.lease,
                 idempotency_ttl: self.idempotency_ttl,
                 redis_require_aof: self.redis_require_aof,
+                bank: self.bank()?,
+                lock_order: self.lock_order,
             },
             server: ServerConfig {
                 shutdown_grace: self.shutdown_grace,
@@ -165,8 +184,60 @@ impl Cli {
                 max_requests_per_connection: self.max_requests_per_connection,
                 max_viewers: self.max_viewers,
             },
-        }
+        })
     }
+
+    /// The bank `--accounts` and `--households` describe, if any.
+    fn bank(&self) -> Result<Option<BankSpec>, String> {
+        let spec = match &self.accounts {
+            None if self.households.is_empty() => return Ok(None),
+            None => {
+                return Err(
+                    "--households groups the bank's accounts: open a bank with --accounts".into(),
+                )
+            }
+            Some(AccountsArg::Count(count)) => {
+                BankSpec::numbered(*count, self.initial_balance, &self.households)
+            }
+            Some(AccountsArg::List(accounts)) => BankSpec::new(accounts.clone(), &self.households),
+        };
+        spec.map(Some)
+            .map_err(|error| format!("--accounts: {error}"))
+    }
+}
+
+/// What `--accounts` names: how many accounts, or which, with their opening balances.
+#[derive(Debug, Clone)]
+pub(crate) enum AccountsArg {
+    Count(usize),
+    List(Vec<(AccountId, i64)>),
+}
+
+fn parse_accounts(text: &str) -> Result<AccountsArg, String> {
+    if let Ok(count) = text.trim().parse::<usize>() {
+        return Ok(AccountsArg::Count(count));
+    }
+    text.split(',')
+        .map(|entry| {
+            let (id, balance) = entry.split_once('=').ok_or_else(|| {
+                format!("`{entry}`: name each account with its opening balance, `alice=100`, or give a count, `8`")
+            })?;
+            let balance = balance
+                .trim()
+                .parse::<i64>()
+                .ok()
+                .filter(|balance| *balance >= 0)
+                .ok_or_else(|| format!("`{balance}` is not an opening balance: a whole number of minor units, 0 or more"))?;
+            Ok((id.trim().parse::<AccountId>()?, balance))
+        })
+        .collect::<Result<_, String>>()
+        .map(AccountsArg::List)
+}
+
+fn parse_household(text: &str) -> Result<Vec<AccountId>, String> {
+    text.split('+')
+        .map(|id| id.trim().parse::<AccountId>())
+        .collect()
 }
 
 /// `IP:PORT`, `[IPv6]:PORT` or `HOST:PORT`: checked for shape here, resolved when bound.
@@ -257,7 +328,7 @@ mod tests {
     #[test]
     fn the_defaults_of_the_flags_match_the_default_config() {
         let cli = Cli::try_parse_from(["racebank"]).unwrap();
-        let (config, default) = (cli.config(), Config::default());
+        let (config, default) = (cli.config().unwrap(), Config::default());
         assert_eq!(cli.addr, "127.0.0.1:3000");
         assert_eq!(config.account.store, default.account.store);
         assert_eq!(config.account.id, default.account.id);
@@ -304,7 +375,7 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(
-            cli.config().account.store,
+            cli.config().unwrap().account.store,
             StoreConfig::Postgres {
                 url: "postgres://x@127.0.0.1/db".into(),
                 pool_size: 8
@@ -316,7 +387,7 @@ mod tests {
     fn redis_require_aof_is_a_switch() {
         let cli =
             Cli::try_parse_from(["racebank", "--store", "redis", "--redis-require-aof"]).unwrap();
-        assert!(cli.config().account.redis_require_aof);
+        assert!(cli.config().unwrap().account.redis_require_aof);
     }
 
     #[test]
@@ -349,7 +420,7 @@ mod tests {
         .unwrap();
         assert_eq!(cli.addr, "localhost:3000");
         assert_eq!(
-            cli.config().server.allowed_hosts,
+            cli.config().unwrap().server.allowed_hosts,
             ["bank.internal", "other.internal"]
         );
         assert!(Cli::try_parse_from(["racebank", "--addr", "[::1]:3000"]).is_ok());

@@ -24,7 +24,7 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: cli::Cli) -> anyhow::Result<()> {
-    let config = cli.config();
+    let config = cli.config().map_err(anyhow::Error::msg)?;
     // A configuration that cannot run is refused before the port is taken.
     config.validate()?;
     // A host name is resolved here, and the first of its addresses that binds is taken.

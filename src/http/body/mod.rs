@@ -53,6 +53,16 @@ pub(crate) struct JsonBody {
 }
 
 impl JsonBody {
+    /// The body as sent.
+    pub(crate) fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// Whether the request declared a JSON content type.
+    pub(crate) fn is_json(&self) -> bool {
+        self.is_json
+    }
+
     /// Whether the request came without a body.
     pub(crate) fn is_empty(&self) -> bool {
         self.bytes.is_empty()

@@ -58,10 +58,23 @@ pub(crate) fn unsupported_media_type(field: &str) -> Problem {
 
 /// Parses a JSON object that holds only `field`, once, and returns the field's text.
 fn json_object<'a>(body: &'a [u8], field: &str) -> Result<&'a str, Problem> {
+    let fields = json_members(body, &[field], &example(field))?;
+    match fields.first() {
+        Some((_, value)) => Ok(value.get()),
+        None => Err(Problem::missing(field)),
+    }
+}
+
+/// Parses a JSON object whose members are among `allowed`, each once, and returns them as
+/// written; `example` is a body to show when the shape is wrong.
+fn json_members<'a>(
+    body: &'a [u8],
+    allowed: &[&str],
+    example: &str,
+) -> Result<Vec<(String, &'a RawValue)>, Problem> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(Problem::MalformedBody(format!(
-            "the body is empty; send {}",
-            example(field)
+            "the body is empty; send {example}"
         )));
     }
     // A raw value checks the syntax without reading numbers as floats, so `1e400` is still JSON.
@@ -69,8 +82,7 @@ fn json_object<'a>(body: &'a [u8], field: &str) -> Result<&'a str, Problem> {
         .map_err(|e| Problem::MalformedBody(format!("the body is not valid JSON: {e}")))?;
     if !value.get().starts_with('{') {
         return Err(Problem::MalformedBody(format!(
-            "the body must be a JSON object such as {}, not {}",
-            example(field),
+            "the body must be a JSON object such as {example}, not {}",
             kind_of(value.get())
         )));
     }
@@ -79,24 +91,111 @@ fn json_object<'a>(body: &'a [u8], field: &str) -> Result<&'a str, Problem> {
         match detail.split_once(" appears twice") {
             Some((key, _)) => Problem::invalid(
                 key.trim_matches('`'),
-                format!("{key} appears twice; send it once, e.g. {}", example(field)),
+                format!("{key} appears twice; send it once, e.g. {example}"),
             ),
             None => Problem::MalformedBody(format!("the body is not valid JSON: {detail}")),
         }
     })?;
-    if let Some((unknown, _)) = fields.iter().find(|(key, _)| key != field) {
+    if let Some((unknown, _)) = fields
+        .iter()
+        .find(|(key, _)| !allowed.contains(&key.as_str()))
+    {
+        let takes = allowed
+            .iter()
+            .map(|field| format!("`{field}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
         return Err(Problem::invalid(
             unknown,
+            format!("unknown field `{unknown}`: the body takes only {takes}, e.g. {example}"),
+        ));
+    }
+    Ok(fields)
+}
+
+const TRANSFER_EXAMPLE: &str = r#"{"from": "alice", "to": "bob", "amount": 5}"#;
+
+/// The parsing behind `POST /transfers`: `(from, to, amount)`, the ids as sent (whether the bank
+/// holds them is the bank's to say), two different accounts. Public for the fuzz targets only.
+pub fn parse_transfer(body: &[u8], is_json: bool) -> Result<(String, String, Amount), Problem> {
+    if !is_json {
+        return Err(Problem::UnsupportedMediaType(format!(
+            "send the body as JSON with `Content-Type: application/json`, e.g. {TRANSFER_EXAMPLE}"
+        )));
+    }
+    let fields = json_members(body, &["from", "to", "amount"], TRANSFER_EXAMPLE)?;
+    let member = |name: &str| {
+        fields
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.get())
+            .ok_or_else(|| Problem::missing(name))
+    };
+    let from = account_id(member("from")?, "from")?;
+    let to = account_id(member("to")?, "to")?;
+    let amount = minor_units(member("amount")?, "amount", 1)?;
+    if from == to {
+        return Err(Problem::invalid(
+            "to",
             format!(
-                "unknown field `{unknown}`: the body takes only `{field}`, e.g. {}",
-                example(field)
+                "`from` and `to` are both `{from}`: a transfer moves money between two accounts"
             ),
         ));
     }
-    match fields.first() {
-        Some((_, value)) => Ok(value.get()),
-        None => Err(Problem::missing(field)),
+    let amount = Amount::new(amount)
+        .ok_or_else(|| Problem::invalid("amount", "`amount` must be positive"))?;
+    Ok((from, to, amount))
+}
+
+/// An account id as a JSON string: 1 to 64 letters, digits, `-` or `_`.
+fn account_id(text: &str, field: &str) -> Result<String, Problem> {
+    let id: String = serde_json::from_str(text).map_err(|_| {
+        Problem::invalid(
+            field,
+            format!(
+                "`{field}` must be an account id as a string, such as \"alice\", not {}",
+                kind_of(text)
+            ),
+        )
+    })?;
+    id.parse::<crate::config::AccountId>()
+        .map_err(|error| Problem::invalid(field, format!("`{field}`: {error}")))?;
+    Ok(id)
+}
+
+/// The parsing behind a `/bank/reset` with a body: `{"balances": {"id": N, ...}}`, each balance a
+/// whole number of minor units, zero or more, each id once. Public for the fuzz targets only.
+pub fn parse_bank_balances(body: &[u8], is_json: bool) -> Result<Vec<(String, i64)>, Problem> {
+    let example = r#"{"balances": {"alice": 100, "bob": 0}}"#;
+    if !is_json {
+        return Err(Problem::UnsupportedMediaType(format!(
+            "send the body as JSON with `Content-Type: application/json`, e.g. {example}"
+        )));
     }
+    let fields = json_members(body, &["balances"], example)?;
+    let Some((_, balances)) = fields.first() else {
+        return Err(Problem::missing("balances"));
+    };
+    if !balances.get().starts_with('{') {
+        return Err(Problem::invalid(
+            "balances",
+            format!(
+                "`balances` must be an object of account ids and balances, e.g. {example}, not {}",
+                kind_of(balances.get())
+            ),
+        ));
+    }
+    let Fields(entries) = serde_json::from_str(balances.get())
+        .map_err(|e| Problem::invalid("balances", format!("`balances`: {e}")))?;
+    entries
+        .into_iter()
+        .map(|(id, value)| {
+            let field = format!("balances.{id}");
+            id.parse::<crate::config::AccountId>()
+                .map_err(|error| Problem::invalid(&field, error))?;
+            Ok((id, minor_units(value.get(), &field, 0)?))
+        })
+        .collect()
 }
 
 /// The members of a JSON object as written, in order; a key written twice is an error, where
