@@ -1,25 +1,36 @@
 //! The docs' run summaries of `racebank-load`, held to a real run's shape.
 //!
-//! A block marked `<!-- shape checked: racebank-load ARGS against racebank SERVER_ARGS | NOTES -->`
-//! is (an excerpt of) what `racebank-load ARGS` prints against a server started with SERVER_ARGS
-//! (`--mode`, `--work`, `--initial-balance`). The test starts that server in-process on a port of
-//! its own and gives its URL with `--url`, where the doc's command uses port 3000. NOTES, split by
-//! `;`, name lines by their label: `optional: LABEL` for a line that comes and goes between runs
-//! (`Lost, gross`), `label only: LABEL` for a line whose words are the run's outcome. Every other
-//! line is compared with its numbers blanked and its runs of spaces made one; the doc's lines must
-//! be a run of the real output's lines, in order (a `...` line stands for lines left out). A `^C`
-//! line sends SIGINT after 20 deposits, `$ echo $?` checks the exit status, and the notes
-//! `another client` and `killed` add deposits of 7 during the run or kill the server after 50.
-//! Consecutive lines shaped alike (a burst's answers) count as one. A first word that is not a flag
-//! is a subcommand (`burst`): the URL goes after it.
+//! A block marked `<!-- shape checked: racebank-load ARGS against SERVER | NOTES -->` is (an
+//! excerpt of) what `racebank-load ARGS` prints against SERVER: `racebank SERVER_ARGS` (`--mode`,
+//! `--work`, `--initial-balance`, `--chaos`), started in-process, or `other_api.rs's API`, the
+//! racy account of another shape that `other_api.rs` serves. The server is the test's own, on a
+//! port of its own: its URL replaces the command's `--url` (or is given with `--url` when the
+//! command has none, where the doc's command uses port 3000). A `$ racebank-load ARGS` line in the
+//! block (with its `\` continuations) is the command run, exactly as written but for the URL: each
+//! such line starts a run of its own against a fresh server, and when the marker names ARGS too,
+//! they must be the line's. NOTES, split by `;`, name lines by their label: `optional: LABEL` for a
+//! line that comes and goes between runs (`Lost, gross`), `label only: LABEL` for a line whose
+//! words are the run's outcome. Every other line is compared with its numbers blanked and its runs
+//! of spaces made one; the doc's lines must be a run of the real output's lines, in order (a `...`
+//! line stands for lines left out). A `^C` line sends SIGINT after 20 deposits, `$ echo $?` checks
+//! the exit status, and the notes `another client` and `killed` add deposits of 7 during the run
+//! or kill the server after 50. Consecutive lines shaped alike (a burst's answers) count as one. A
+//! first word that is not a flag is a subcommand (`burst`): the URL goes after it.
+//!
+//! A block marked `<!-- shape checked: racebank-load demo --scenario retries -->` is that demo's
+//! table: its `$ racebank-load ..` line is run, and each line compared with its numbers blanked
+//! (an expected balance, a range or one number as the run's errors decide, is one number).
 
-use crate::helpers::{spawn_server, wait_for_deposits, KillableServer, TestServer};
+use crate::helpers::{
+    spawn_server, spawn_server_with_chaos, wait_for_deposits, KillableServer, TestServer,
+};
 
-/// A marked block: its place, the load generator's arguments, the server's, the notes, the lines.
+/// One run of a marked block: its place, the load generator's arguments, the server, the notes,
+/// the lines it shows.
 struct Block {
     place: String,
     load: Vec<String>,
-    server: Vec<String>,
+    server: ServerSpec,
     optional: Vec<String>,
     label_only: Vec<String>,
     lines: Vec<String>,
@@ -31,6 +42,27 @@ struct Block {
     another_client: bool,
     /// The note `killed`: the server is taken down as by SIGKILL after 50 deposits.
     killed: bool,
+}
+
+/// The server a marker names after `against`.
+#[derive(Clone, Debug)]
+enum ServerSpec {
+    /// `racebank ARGS`: the server in-process, with those flags.
+    Racebank(Vec<String>),
+    /// `other_api.rs's API`: the racy account of another shape, from a zero balance.
+    OtherApi,
+}
+
+impl ServerSpec {
+    fn parse(text: &str) -> Self {
+        if let Some(args) = text.strip_prefix("racebank") {
+            ServerSpec::Racebank(args.split_whitespace().map(str::to_string).collect())
+        } else if text.starts_with("other_api.rs's API") {
+            ServerSpec::OtherApi
+        } else {
+            panic!("`against racebank ARGS` or `against other_api.rs's API`, not `{text}`")
+        }
+    }
 }
 
 /// A block's lines without its `$ racebank-load ..` line, with its `^C` and `$ echo $?` read.
@@ -52,6 +84,29 @@ fn output_lines(lines: &[String]) -> (Vec<String>, bool, Option<i32>) {
     (kept, interrupt, exit)
 }
 
+/// A block's runs: each `$ racebank-load ARGS` line, its `\` continuations joined, with its
+/// arguments and the lines up to the next such line. A block without one is one run, `None`.
+fn runs(lines: &[String]) -> Vec<(Option<Vec<String>>, Vec<String>)> {
+    let mut found: Vec<(Option<Vec<String>>, Vec<String>)> = Vec::new();
+    let mut rest = lines.iter();
+    while let Some(line) = rest.next() {
+        let Some(command) = line.strip_prefix("$ racebank-load") else {
+            if found.is_empty() {
+                found.push((None, Vec::new()));
+            }
+            found.last_mut().expect("a run").1.push(line.clone());
+            continue;
+        };
+        let mut command = command.to_string();
+        while let Some(head) = command.strip_suffix('\\') {
+            let next = rest.next().expect("a line after a `\\`");
+            command = format!("{head} {}", next.trim());
+        }
+        found.push((Some(crate::docs::words(&command)), vec![line.clone()]));
+    }
+    found
+}
+
 const MARKER: &str = "<!-- shape checked: racebank-load ";
 
 fn blocks() -> Vec<Block> {
@@ -64,8 +119,10 @@ fn blocks() -> Vec<Block> {
         let (command, notes) = what.split_once(" | ").unwrap_or((what, ""));
         let command = format!(" {command}");
         let (load, server) = command
-            .split_once(" against racebank")
+            .split_once(" against ")
             .expect("`.. against racebank ARGS`");
+        let load: Vec<String> = load.split_whitespace().map(str::to_string).collect();
+        let server = ServerSpec::parse(server);
         let notes: Vec<&str> = notes.split(';').map(str::trim).collect();
         let named = |prefix: &str| -> Vec<String> {
             (notes.iter())
@@ -73,19 +130,29 @@ fn blocks() -> Vec<Block> {
                 .map(|label| label.trim().to_string())
                 .collect()
         };
-        let (lines, interrupt, exit) = output_lines(&lines);
-        found.push(Block {
-            another_client: notes.iter().any(|note| note.starts_with("another client")),
-            killed: notes.iter().any(|note| note.starts_with("killed")),
-            interrupt,
-            exit,
-            place,
-            load: load.split_whitespace().map(str::to_string).collect(),
-            server: server.split_whitespace().map(str::to_string).collect(),
-            optional: named("optional:"),
-            label_only: named("label only:"),
-            lines,
-        });
+        for (shown, lines) in runs(&lines) {
+            if let Some(shown) = &shown {
+                assert!(
+                    load.is_empty() || *shown == load,
+                    "{place}: the block runs `racebank-load {}`, the marker says `{}`",
+                    shown.join(" "),
+                    load.join(" ")
+                );
+            }
+            let (lines, interrupt, exit) = output_lines(&lines);
+            found.push(Block {
+                another_client: notes.iter().any(|note| note.starts_with("another client")),
+                killed: notes.iter().any(|note| note.starts_with("killed")),
+                interrupt,
+                exit,
+                place: place.clone(),
+                load: shown.unwrap_or_else(|| load.clone()),
+                server: server.clone(),
+                optional: named("optional:"),
+                label_only: named("label only:"),
+                lines,
+            });
+        }
     }
     found
 }
@@ -170,36 +237,60 @@ fn compare(block: &Block, actual: &[String]) -> Option<String> {
     None
 }
 
-/// Runs the block's command against a server of its own: what it printed (stderr into stdout, as
-/// a terminal shows them) and its exit status.
-async fn run(block: &Block) -> (Vec<String>, Option<i32>) {
+/// Starts the block's server: its URL, and the server to stop after the run (none when the test
+/// kills it or it is the other API, which ends with the test's runtime).
+async fn start(block: &Block) -> (String, Option<TestServer>, Option<KillableServer>) {
+    let flags = match &block.server {
+        ServerSpec::OtherApi => {
+            let url = crate::other_api::spawn_other(crate::other_api::RACY, 0).await;
+            return (url, None, None);
+        }
+        ServerSpec::Racebank(flags) => flags,
+    };
+    for flag in flags.iter().step_by(2) {
+        assert!(
+            ["--mode", "--work", "--initial-balance", "--chaos"].contains(&flag.as_str()),
+            "{}: the test starts racebank with --mode, --work, --initial-balance and --chaos, not {flag}",
+            block.place
+        );
+    }
     let value = |name: &str, default: &str| -> String {
-        (block.server.iter())
+        (flags.iter())
             .position(|a| a == name)
-            .map_or(default.to_string(), |at| block.server[at + 1].clone())
+            .map_or(default.to_string(), |at| flags[at + 1].clone())
     };
     let balance: i64 = value("--initial-balance", "0").parse().expect("a balance");
     let (mode, work) = (value("--mode", "unguarded"), value("--work", "1ms"));
-    let killable = block.killed.then(|| KillableServer::start(&mode, &work));
-    let server = match &killable {
-        Some(killable) => Server::Killable(killable.url.clone()),
-        None => Server::Stoppable(spawn_server(&mode, &work, balance).await),
-    };
+    let chaos: racebank::Chaos = value("--chaos", "drop-after-apply=0")
+        .parse()
+        .expect("a --chaos");
+    if block.killed {
+        let killable = KillableServer::start(&mode, &work);
+        return (killable.url.clone(), None, Some(killable));
+    }
+    let server = spawn_server_with_chaos(&mode, &work, balance, chaos).await;
+    (server.url.clone(), Some(server), None)
+}
+
+/// Runs the block's command against a server of its own: what it printed (stderr into stdout, as
+/// a terminal shows them) and its exit status.
+async fn run(block: &Block) -> (Vec<String>, Option<i32>) {
+    let (url, server, killable) = start(block).await;
     let other = block
         .another_client
-        .then(|| tokio::spawn(deposits_of_seven(server.url())));
+        .then(|| tokio::spawn(deposits_of_seven(url.clone())));
     if other.is_some() {
-        wait_for_deposits(&server.url(), 20).await;
+        wait_for_deposits(&url, 20).await;
     }
     let child = std::process::Command::new("sh")
         .args(["-c", "exec \"$0\" \"$@\" 2>&1"])
         .arg(env!("CARGO_BIN_EXE_racebank-load"))
-        .args(load_args(&block.load, &server.url()))
+        .args(load_args(&block.load, &url))
         .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("run racebank-load");
     if block.interrupt {
-        wait_for_deposits(&server.url(), 20).await;
+        wait_for_deposits(&url, 20).await;
         let sent = std::process::Command::new("kill")
             .args(["-INT", &child.id().to_string()])
             .status()
@@ -207,7 +298,7 @@ async fn run(block: &Block) -> (Vec<String>, Option<i32>) {
         assert!(sent.success(), "kill -INT");
     }
     if let Some(killable) = killable {
-        wait_for_deposits(&server.url(), 50).await;
+        wait_for_deposits(&url, 50).await;
         killable.kill().await;
     }
     let output = tokio::task::spawn_blocking(move || child.wait_with_output())
@@ -217,7 +308,7 @@ async fn run(block: &Block) -> (Vec<String>, Option<i32>) {
     if let Some(other) = other {
         other.abort();
     }
-    if let Server::Stoppable(server) = server {
+    if let Some(server) = server {
         server.stop().await;
     }
     let text = String::from_utf8_lossy(&output.stdout);
@@ -227,28 +318,23 @@ async fn run(block: &Block) -> (Vec<String>, Option<i32>) {
     )
 }
 
-/// `ARGS` with the test's URL: `SUBCOMMAND --url URL ARGS..` for a subcommand (`burst`), else
-/// `--url URL --no-progress ARGS`.
+/// `ARGS` with the test's URL: the value of each `--url` replaced by it, or, when there is none,
+/// `--url URL` first (after the subcommand, for one such as `burst`). Nothing else is added: the
+/// progress line needs a terminal, and the run's stderr is a pipe.
 fn load_args(args: &[String], url: &str) -> Vec<String> {
+    if args.iter().any(|a| a == "--url") {
+        let mut args = args.to_vec();
+        for at in 1..args.len() {
+            if args[at - 1] == "--url" {
+                args[at] = url.to_string();
+            }
+        }
+        return args;
+    }
     let url = ["--url".to_string(), url.to_string()];
     match args.first() {
         Some(sub) if !sub.starts_with('-') => [&args[..1], &url, &args[1..]].concat(),
-        _ => [&url[..], &["--no-progress".to_string()], args].concat(),
-    }
-}
-
-/// The server a block runs against: stopped after the run, or killed during it (its URL).
-enum Server {
-    Stoppable(TestServer),
-    Killable(String),
-}
-
-impl Server {
-    fn url(&self) -> String {
-        match self {
-            Server::Stoppable(server) => server.url.clone(),
-            Server::Killable(url) => url.clone(),
-        }
+        _ => [&url[..], args].concat(),
     }
 }
 
@@ -301,7 +387,7 @@ fn a_summary_shape_blanks_numbers_skips_optional_lines_and_keeps_labels() {
         another_client: false,
         killed: false,
         load: Vec::new(),
-        server: Vec::new(),
+        server: ServerSpec::OtherApi,
         optional: vec!["Lost, gross".into()],
         label_only: vec!["Consistent".into()],
         lines: [
@@ -395,4 +481,45 @@ async fn the_history_example_of_the_docs_has_the_shape_of_a_real_history() {
             "{place}: a history line's shape"
         );
     }
+}
+
+/// A retries demo's line with its numbers blanked, an expected balance that is a range made one
+/// number (`1955..=2500` blanks to `#=#`, the dots going with the number before them): whether
+/// every deposit of a row got an answer in the end is the run's chance.
+fn retries_shape(line: &str) -> String {
+    blanked(line).replace("#=#", "#")
+}
+
+/// retries.md's `demo --scenario retries` table (marked `<!-- shape checked: racebank-load demo
+/// --scenario retries -->`): the block's `$ racebank-load ..` command run as written, through the
+/// binary; each line, with its numbers blanked, is the doc's, the verdicts' words included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_retries_demo_of_the_docs_has_the_shape_of_a_real_one() {
+    let blocks =
+        crate::docs::marked_blocks("<!-- shape checked: racebank-load demo --scenario retries -->");
+    let [(place, _, lines)] = blocks.as_slice() else {
+        panic!("one marked retries demo in the docs: {blocks:?}");
+    };
+    let runs = runs(lines);
+    let [(Some(args), shown)] = runs.as_slice() else {
+        panic!("{place}: one `$ racebank-load ..` line, then its output");
+    };
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+
+    let output = crate::binary::racebank_load(&argv).await;
+
+    assert_eq!(output.status.code(), Some(0), "{place}: {output:?}");
+    let real: Vec<String> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter(|line| !line.trim().is_empty())
+        .map(retries_shape)
+        .collect();
+    let doc: Vec<String> = (shown.iter().skip(1))
+        .filter(|line| !line.trim().is_empty())
+        .map(|line| retries_shape(line))
+        .collect();
+    assert_eq!(
+        doc, real,
+        "{place}: the retries demo changed shape; paste a new run"
+    );
 }

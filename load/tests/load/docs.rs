@@ -93,7 +93,7 @@ fn matches(expected: &str, actual: &str) -> bool {
 }
 
 /// A command line's words: single or double quotes keep spaces.
-fn words(line: &str) -> Vec<String> {
+pub(crate) fn words(line: &str) -> Vec<String> {
     let mut words = Vec::new();
     let mut word: Option<String> = None;
     let mut quote = None;

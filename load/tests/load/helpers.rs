@@ -1,7 +1,7 @@
 //! A real racebank server on an ephemeral loopback port, and a `Load` pointing at it.
 
 use clap::Parser;
-use racebank::{AccountConfig, Config, Mode, WorkSpec};
+use racebank::{AccountConfig, Config, Mode, ServerConfig, WorkSpec};
 use racebank_load::{Load, Opts};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -28,6 +28,16 @@ impl TestServer {
 
 /// Starts a server in `mode` with `work` and an opening balance.
 pub(crate) async fn spawn_server(mode: &str, work: &str, initial_balance: i64) -> TestServer {
+    spawn_server_with_chaos(mode, work, initial_balance, racebank::Chaos::default()).await
+}
+
+/// Starts a server as [`spawn_server`] does, injecting `chaos` (`--chaos`).
+pub(crate) async fn spawn_server_with_chaos(
+    mode: &str,
+    work: &str,
+    initial_balance: i64,
+    chaos: racebank::Chaos,
+) -> TestServer {
     let listener = TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind loopback");
@@ -40,7 +50,10 @@ pub(crate) async fn spawn_server(mode: &str, work: &str, initial_balance: i64) -
                 work.parse::<WorkSpec>().expect("work"),
             )
         },
-        ..Config::default()
+        server: ServerConfig {
+            chaos,
+            ..ServerConfig::default()
+        },
     };
     let (stop, stopped) = oneshot::channel::<()>();
     let handle = tokio::spawn(racebank::serve(listener, config, async move {

@@ -21,7 +21,7 @@ const ACCOUNT: &str = "acc-42";
 
 /// How the other server behaves.
 #[derive(Clone, Copy)]
-struct Shape {
+pub(crate) struct Shape {
     /// A lock around read -> work -> write; without it, concurrent requests erase each other.
     guarded: bool,
     /// Whether deposits and withdrawals answer with the balance.
@@ -30,7 +30,7 @@ struct Shape {
     unavailable_but_one_in: Option<u64>,
 }
 
-const RACY: Shape = Shape {
+pub(crate) const RACY: Shape = Shape {
     guarded: false,
     answers_balance: true,
     unavailable_but_one_in: None,
@@ -44,7 +44,7 @@ struct Account {
 }
 
 /// Starts the other server with an opening balance; returns its base URL.
-async fn spawn_other(shape: Shape, initial_balance: i64) -> String {
+pub(crate) async fn spawn_other(shape: Shape, initial_balance: i64) -> String {
     let account = Arc::new(Account {
         shape,
         balance: Mutex::new(initial_balance),
