@@ -27,6 +27,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
 use crate::domain::ledger::Stats;
+use crate::wire::bank::{paths as bank, BankStats};
 use crate::wire::paths;
 
 /// The content type of the scrape: OpenMetrics text, which Prometheus reads.
@@ -55,12 +56,18 @@ pub(crate) enum Route {
     OpenApi,
     /// The live page: `/` and `/live/...`.
     Live,
+    /// `/transfers`.
+    Transfers,
+    /// `/accounts` and every `/accounts/...`.
+    Accounts,
+    /// `/bank/reset`.
+    BankReset,
     /// Any other path (answered 404).
     Other,
 }
 
 impl Route {
-    const ALL: [Route; 11] = [
+    const ALL: [Route; 14] = [
         Route::Deposit,
         Route::Withdraw,
         Route::Balance,
@@ -71,6 +78,9 @@ impl Route {
         Route::Metrics,
         Route::OpenApi,
         Route::Live,
+        Route::Transfers,
+        Route::Accounts,
+        Route::BankReset,
         Route::Other,
     ];
 
@@ -88,7 +98,11 @@ impl Route {
             paths::METRICS => Route::Metrics,
             paths::OPENAPI => Route::OpenApi,
             "/" => Route::Live,
+            bank::TRANSFERS => Route::Transfers,
+            bank::ACCOUNTS => Route::Accounts,
+            bank::RESET => Route::BankReset,
             _ if path.starts_with("/live/") => Route::Live,
+            _ if path.starts_with("/accounts/") => Route::Accounts,
             _ => Route::Other,
         }
     }
@@ -106,6 +120,9 @@ impl Route {
             Route::Metrics => "metrics",
             Route::OpenApi => "openapi",
             Route::Live => "live",
+            Route::Transfers => "transfers",
+            Route::Accounts => "accounts",
+            Route::BankReset => "bank_reset",
             Route::Other => "other",
         }
     }
@@ -493,6 +510,63 @@ fn encode_ledger(ledger: &Stats, encoder: &mut DescriptorEncoder) -> Result<(), 
         "racebank_expected_balance_minor_units",
         "The balance if nothing had been lost.",
         ledger.expected_balance as f64,
+    )?;
+    match &ledger.bank {
+        Some(bank) => encode_bank(bank, encoder),
+        None => Ok(()),
+    }
+}
+
+/// The bank's accounting, when the server opened a bank.
+fn encode_bank(bank: &BankStats, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+    let units = |sum: i128| u64::try_from(sum).unwrap_or(u64::MAX);
+    counter(
+        encoder,
+        "racebank_bank_transfers",
+        "Transfers acknowledged.",
+        bank.transfers,
+    )?;
+    counter(
+        encoder,
+        "racebank_bank_money_created_minor_units",
+        "Money created by erasing writes (erased debits), bank-wide, in minor units.",
+        units(bank.money_created),
+    )?;
+    counter(
+        encoder,
+        "racebank_bank_money_destroyed_minor_units",
+        "Money destroyed by erasing writes (erased credits), bank-wide, in minor units.",
+        units(bank.money_destroyed),
+    )?;
+    counter(
+        encoder,
+        "racebank_bank_deadlocks",
+        "Deadlocks detected.",
+        bank.deadlocks,
+    )?;
+    counter(
+        encoder,
+        "racebank_bank_retries",
+        "Sections redone after a conflict.",
+        bank.retries,
+    )?;
+    gauge(
+        encoder,
+        "racebank_bank_total_minor_units",
+        "Every balance of the bank, summed, now.",
+        bank.total as f64,
+    )?;
+    gauge(
+        encoder,
+        "racebank_bank_expected_total_minor_units",
+        "The bank's total if nothing had been lost: opening plus deposits minus withdrawals.",
+        bank.expected_total as f64,
+    )?;
+    gauge(
+        encoder,
+        "racebank_bank_households_below_zero",
+        "Households whose total is below zero now (write skew).",
+        bank.households_below_zero as f64,
     )
 }
 
@@ -514,6 +588,10 @@ mod tests {
             ("/openapi.json", Route::OpenApi),
             ("/", Route::Live),
             ("/live/events", Route::Live),
+            ("/transfers", Route::Transfers),
+            ("/accounts", Route::Accounts),
+            ("/accounts/a/deposit", Route::Accounts),
+            ("/bank/reset", Route::BankReset),
             ("/deposit/", Route::Other),
             ("/nope", Route::Other),
         ] {

@@ -34,6 +34,7 @@ use axum::{Json, Router};
 use serde_json::Value;
 
 use crate::account::Account;
+use crate::domain::error::AccountError;
 use crate::domain::idempotency;
 use crate::domain::ledger::Stats;
 use crate::domain::money::{Amount, Op};
@@ -153,11 +154,16 @@ async fn balance(State(account): State<Arc<Account>>) -> Result<Json<BalanceBody
 }
 
 async fn stats(State(state): State<AppState>) -> Result<Json<Stats>, Problem> {
+    Ok(Json(full_stats(&state).await?))
+}
+
+/// The account's stats, with the bank's when the server opened one.
+async fn full_stats(state: &AppState) -> Result<Stats, AccountError> {
     let mut stats = state.0.account.stats().await?;
     if let Some(bank) = &state.0.bank {
         stats.bank = Some(bank.stats().await?);
     }
-    Ok(Json(stats))
+    Ok(stats)
 }
 
 /// Without a body, back to the balance the server started with; with one, to `balance`. Either
@@ -178,7 +184,7 @@ async fn reset(
 /// The request counts, and the ledger's when the store answers: a scrape still shows the
 /// requests while the store is down.
 async fn scrape(State(state): State<AppState>) -> impl IntoResponse {
-    let stats = state.0.account.stats().await.ok();
+    let stats = full_stats(&state).await.ok();
     (
         [(header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
         state.0.metrics.render(stats.as_ref()),

@@ -11,6 +11,7 @@
 
 mod abuse;
 mod bad_input;
+mod bank;
 mod browser;
 mod crash;
 mod docs;
