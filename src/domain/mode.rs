@@ -447,6 +447,7 @@ mod tests {
             Mode::Unguarded
             | Mode::Mutex
             | Mode::Semaphore(_)
+            | Mode::AccountLocks
             | Mode::Optimistic
             | Mode::Atomic
             | Mode::ForUpdate
@@ -461,6 +462,7 @@ mod tests {
             Mode::Unguarded,
             Mode::Mutex,
             Mode::Semaphore(1),
+            Mode::AccountLocks,
             Mode::Optimistic,
             Mode::Atomic,
             Mode::ForUpdate,
@@ -518,8 +520,8 @@ mod tests {
         assert_eq!(
             error.to_string(),
             "mode `for-update` does not run on the memory store: the memory store runs \
-             unguarded, mutex, semaphore:N, optimistic and atomic; for-update runs with \
-             --store postgres"
+             unguarded, mutex, semaphore:N, account-locks, optimistic and atomic; for-update runs \
+             with --store postgres"
         );
     }
 
@@ -537,14 +539,14 @@ mod tests {
         }
         assert_eq!(
             error,
-            "`spinlock` is not a mode: use unguarded, mutex, semaphore:N, optimistic or atomic \
-             (any store), for-update, advisory, repeatable-read or serializable (postgres), \
+            "`spinlock` is not a mode: use unguarded, mutex, semaphore:N, account-locks, optimistic \
+             or atomic (any store), for-update, advisory, repeatable-read or serializable (postgres), \
              lease, fenced-write-only or fenced (redis)"
         );
         assert_eq!(
             help,
             "How the read -> work -> write section is guarded: unguarded, mutex, semaphore:N, \
-             optimistic or atomic (any store); for-update, advisory, repeatable-read or \
+             account-locks, optimistic or atomic (any store); for-update, advisory, repeatable-read or \
              serializable (postgres); lease, fenced-write-only or fenced (redis)"
         );
     }

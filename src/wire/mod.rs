@@ -470,10 +470,10 @@ mod tests {
     }
 
     #[test]
-    fn only_the_funds_check_refuses_and_only_a_failed_store_write_is_unknown() {
+    fn only_the_funds_checks_refuse_and_only_a_failed_store_write_is_unknown() {
         for kind in ProblemType::ALL {
             let expected = match kind {
-                ProblemType::InsufficientFunds => Effect::Refused,
+                ProblemType::InsufficientFunds | ProblemType::HouseholdLimit => Effect::Refused,
                 ProblemType::OutcomeUnknown => Effect::Unknown,
                 _ => Effect::NotApplied,
             };

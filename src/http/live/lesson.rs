@@ -47,6 +47,17 @@ pub(crate) const LESSONS: &[Lesson] = &[
                unguarded, but not none: limiting concurrency is not mutual exclusion.",
     },
     Lesson {
+        mode: "account-locks",
+        text: "One lock per account, taken one at a time: a transfer locks the account it debits, \
+               does its work, then locks the other. Requests on different accounts run in \
+               parallel, which one bank-wide mutex cannot do. Taken in the order the request names \
+               them (`--lock-order request`), two transfers in opposite directions each hold the \
+               lock the other wants: a deadlock, which the server detects, answering one of them \
+               503 `deadlock`. Taken by account id (`--lock-order id`), no request can wait for one \
+               that waits for it. On a single account it is the mutex, and like the mutex it sees \
+               only this process's requests.",
+    },
+    Lesson {
         mode: "optimistic",
         text:
             "No lock. Each request reads, works, then writes only if the balance is still the one \
