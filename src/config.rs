@@ -6,10 +6,9 @@
 //! and the HTTP layer all read the same plain configuration. The defaults other crates share (the
 //! local PostgreSQL and Redis, the pool size) are here too.
 
-use std::fmt;
-use std::str::FromStr;
 use std::time::Duration;
 
+pub use crate::domain::id::AccountId;
 use crate::domain::error::OpenError;
 use crate::domain::mode::{Mode, StoreKind};
 use crate::domain::work::WorkSpec;
@@ -195,65 +194,6 @@ impl StoreConfig {
         match self {
             StoreConfig::Postgres { pool_size, .. } => Some(*pool_size),
             StoreConfig::Memory | StoreConfig::Redis { .. } => None,
-        }
-    }
-}
-
-/// The name of an account in a shared store: 1 to 64 ASCII letters, digits, `-` or `_`, so it is
-/// safe as a key prefix and in a log line.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct AccountId(String);
-
-impl AccountId {
-    /// The name.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl Default for AccountId {
-    fn default() -> Self {
-        Self("main".to_string())
-    }
-}
-
-impl FromStr for AccountId {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let valid = (1..=64).contains(&text.len())
-            && text
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        if valid {
-            Ok(Self(text.to_string()))
-        } else {
-            Err(format!(
-                "`{text}` is not an account id: use 1 to 64 letters, digits, `-` or `_`"
-            ))
-        }
-    }
-}
-
-impl fmt::Display for AccountId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn account_ids_are_short_and_plain() {
-        assert!("main".parse::<AccountId>().is_ok());
-        assert!("test-42_a".parse::<AccountId>().is_ok());
-        for bad in ["", "a b", "a:b", "é", &"x".repeat(65)] {
-            assert!(
-                bad.parse::<AccountId>().is_err(),
-                "{bad:?} should be refused"
-            );
         }
     }
 }

@@ -11,11 +11,13 @@
 //!   ([`parse_duration`], [`Chaos`]), small parsers every layer uses.
 //! - `domain/`, what an account is made of, knowing nothing of stores or HTTP: [`Amount`] and
 //!   [`Op`], the [`Mode`]s and which [`StoreKind`] runs which, the [`WorkSpec`], the ledger behind
-//!   [`Stats`], idempotency keys, the errors.
+//!   [`Stats`], idempotency keys, the errors, and the bank's parts ([`BankSpec`], its moves and
+//!   ledger).
 //! - `config`: plain values made of those parts ([`Config`], [`Config::validate`]).
 //! - `store/`: where the balance lives, one folder per store, one file per strategy.
 //! - `account/`: [`Account`], a store behind the mode's in-process guard and the work; what the
-//!   HTTP layer calls.
+//!   HTTP layer calls. `bank/`: the same for the bank, with `account-locks` and its deadlock
+//!   detector.
 //! - `http/`: [`serve`], connections, routes, request bodies, [`Problem`] documents, metrics, the
 //!   OpenAPI description and the live page (with each mode's [`lesson`]).
 //!

@@ -20,7 +20,7 @@
 use std::collections::HashMap;
 use std::fmt;
 
-use crate::config::AccountId;
+use crate::domain::id::AccountId;
 use crate::domain::money::{Amount, Refusal};
 pub(crate) use crate::wire::bank::{AccountStats, BankStats};
 

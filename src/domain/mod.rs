@@ -8,9 +8,12 @@
 //!   requests short.
 //! - [`ledger`]: the counters behind `/stats`.
 //! - [`idempotency`]: `Idempotency-Key`: the key, the answer a store keeps for it, and the rules.
+//! - [`id`]: the name of an account.
+//! - [`bank`]: many accounts: the moves between them, the household rule, the bank's ledger.
 
 pub(crate) mod bank;
 pub(crate) mod error;
+pub(crate) mod id;
 pub(crate) mod idempotency;
 pub(crate) mod ledger;
 pub(crate) mod mode;

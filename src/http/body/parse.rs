@@ -158,7 +158,7 @@ fn account_id(text: &str, field: &str) -> Result<String, Problem> {
             ),
         )
     })?;
-    id.parse::<crate::config::AccountId>()
+    id.parse::<crate::domain::id::AccountId>()
         .map_err(|error| Problem::invalid(field, format!("`{field}`: {error}")))?;
     Ok(id)
 }
@@ -191,7 +191,7 @@ pub fn parse_bank_balances(body: &[u8], is_json: bool) -> Result<Vec<(String, i6
         .into_iter()
         .map(|(id, value)| {
             let field = format!("balances.{id}");
-            id.parse::<crate::config::AccountId>()
+            id.parse::<crate::domain::id::AccountId>()
                 .map_err(|error| Problem::invalid(&field, error))?;
             Ok((id, minor_units(value.get(), &field, 0)?))
         })
