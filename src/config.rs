@@ -8,8 +8,8 @@
 
 use std::time::Duration;
 
-pub use crate::domain::id::AccountId;
 use crate::domain::error::OpenError;
+pub use crate::domain::id::AccountId;
 use crate::domain::mode::{Mode, StoreKind};
 use crate::domain::work::WorkSpec;
 

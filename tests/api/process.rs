@@ -288,3 +288,25 @@ fn refused_start(args: &[&str]) -> String {
     assert!(!output.status.success(), "{stderr}");
     stderr
 }
+
+/// A bank that cannot be opened is refused before the port is bound, with what is wrong in it.
+#[test]
+fn a_bank_that_cannot_be_opened_is_refused_at_start_saying_why() {
+    for (args, says) in [
+        (
+            &["--accounts", "10000"][..],
+            "a bank holds 1 to 1000 accounts, not 10000",
+        ),
+        (&["--accounts", "a=1,a=2"], "account `a` is named twice"),
+        (&["--accounts", "a=-1"], "not an opening balance"),
+        (&["--accounts", "a b=1"], "is not an account id"),
+        (
+            &["--accounts", "a=1,b=1", "--households", "a+zed"],
+            "household member `zed`",
+        ),
+        (&["--households", "a+b"], "open a bank with --accounts"),
+    ] {
+        let stderr = refused_start(args);
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    }
+}
