@@ -202,7 +202,7 @@ impl Cli {
             Some(AccountsArg::List(accounts)) => BankSpec::new(accounts.clone(), &self.households),
         };
         spec.map(Some)
-            .map_err(|error| format!("--accounts: {error}"))
+            .map_err(|error| format!("cannot open the bank (--accounts, --households): {error}"))
     }
 }
 
