@@ -174,3 +174,33 @@ impl AccountLocks {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Table;
+
+    /// Owners 1, 2, 3 hold accounts 0, 1, 2; `waits` says who waits for which account.
+    fn table(waits: &[(u64, usize)]) -> Table {
+        Table {
+            holder: vec![Some(1), Some(2), Some(3), None],
+            waits_for: waits.iter().copied().collect(),
+        }
+    }
+
+    #[test]
+    fn a_wait_that_closes_a_cycle_through_other_waiters_is_a_deadlock() {
+        // 1 waits for 2's account, 2 for 3's: 3 waiting for 1's closes the ring.
+        let waits = table(&[(1, 1), (2, 2)]);
+        assert!(waits.closes_cycle(3, 0));
+        // Waiting for a free account, or for a holder that waits for nobody, is not.
+        assert!(!waits.closes_cycle(3, 3));
+        assert!(!table(&[(1, 1)]).closes_cycle(3, 0));
+    }
+
+    #[test]
+    fn a_cycle_among_others_is_left_to_its_members() {
+        // 1 and 2 wait for each other; 3 waiting for 1's account joins no cycle of its own.
+        let waits = table(&[(1, 1), (2, 0)]);
+        assert!(!waits.closes_cycle(3, 0));
+    }
+}

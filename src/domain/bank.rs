@@ -429,3 +429,131 @@ impl BankLedger {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(ids: &[&str]) -> Vec<AccountId> {
+        ids.iter().map(|id| id.parse().unwrap()).collect()
+    }
+
+    fn bank(households: &[&[&str]]) -> BankSpec {
+        let accounts = ids(&["a", "b", "c"])
+            .into_iter()
+            .map(|id| (id, 0))
+            .collect();
+        let households: Vec<Vec<AccountId>> = households.iter().map(|h| ids(h)).collect();
+        BankSpec::new(accounts, &households).unwrap()
+    }
+
+    fn amount(n: i64) -> Amount {
+        Amount::new(n).unwrap()
+    }
+
+    #[test]
+    fn a_transfer_reads_and_writes_both_sides_debit_first() {
+        let spec = bank(&[]);
+        let mv = Move::Transfer {
+            from: 2,
+            to: 0,
+            amount: amount(5),
+        };
+        assert_eq!(mv.writes(), [2, 0]);
+        assert_eq!(
+            mv.settle(&spec, &[(2, 5), (0, 1)]),
+            Ok(vec![(2, 0), (0, 6)])
+        );
+        assert_eq!(
+            mv.settle(&spec, &[(2, 4), (0, 1)]),
+            Err(Refusal::InsufficientFunds {
+                balance: 4,
+                amount: 5
+            })
+        );
+    }
+
+    #[test]
+    fn a_household_member_may_go_below_zero_while_the_household_covers_it() {
+        let spec = bank(&[&["a", "c"]]);
+        let withdraw = Move::Withdraw {
+            from: 0,
+            amount: amount(80),
+        };
+        assert_eq!(
+            withdraw.reads(&spec),
+            [0, 2],
+            "the rest of the household is read too"
+        );
+        assert_eq!(
+            withdraw.settle(&spec, &[(0, 50), (2, 50)]),
+            Ok(vec![(0, -30)])
+        );
+        assert_eq!(
+            withdraw.settle(&spec, &[(0, 50), (2, 29)]),
+            Err(Refusal::HouseholdShort {
+                total: 79,
+                amount: 80
+            })
+        );
+        let outside = Move::Withdraw {
+            from: 1,
+            amount: amount(1),
+        };
+        assert_eq!(outside.reads(&spec), [1], "b has no household");
+    }
+
+    #[test]
+    fn a_credit_past_the_largest_balance_is_refused_not_wrapped() {
+        let spec = bank(&[]);
+        let mv = Move::Transfer {
+            from: 0,
+            to: 1,
+            amount: amount(1),
+        };
+        assert!(matches!(
+            mv.settle(&spec, &[(0, 1), (1, i64::MAX)]),
+            Err(Refusal::WouldOverflow { .. })
+        ));
+    }
+
+    #[test]
+    fn the_ledger_counts_an_erased_credit_as_money_destroyed_and_an_erased_debit_as_created() {
+        let spec = bank(&[]);
+        let mut ledger = BankLedger::new(&[100, 100, 100]);
+        let mv = Move::Transfer {
+            from: 0,
+            to: 1,
+            amount: amount(10),
+        };
+        // Both sides overwrote a balance another transfer had written after this one's read.
+        ledger.record(mv, &[(0, 100, 90), (1, 100, 110)]);
+        let stats = ledger.stats(&spec, &[90, 110, 100]);
+        assert_eq!(stats.accounts[0].money_created, 10);
+        assert_eq!(stats.accounts[1].money_destroyed, 10);
+        assert_eq!(stats.expected_total, 300);
+        assert_eq!(
+            stats.total,
+            stats.expected_total + stats.money_created - stats.money_destroyed
+        );
+    }
+
+    #[test]
+    fn a_bank_refuses_duplicate_ids_shared_members_and_too_many_accounts() {
+        let twice = ids(&["a", "a"]).into_iter().map(|id| (id, 0)).collect();
+        assert!(BankSpec::new(twice, &[]).is_err());
+        let three = || {
+            ids(&["a", "b", "c"])
+                .into_iter()
+                .map(|id| (id, 0))
+                .collect()
+        };
+        assert!(BankSpec::new(three(), &[ids(&["a", "b"]), ids(&["b", "c"])]).is_err());
+        assert!(BankSpec::new(three(), &[ids(&["a"])]).is_err());
+        assert!(BankSpec::numbered(MAX_ACCOUNTS + 1, 0, &[]).is_err());
+        assert_eq!(
+            BankSpec::numbered(8, 0, &[]).unwrap().position("7"),
+            Some(7)
+        );
+    }
+}
