@@ -447,6 +447,7 @@ mod tests {
             Mode::Unguarded
             | Mode::Mutex
             | Mode::Semaphore(_)
+            | Mode::AccountLocks
             | Mode::Optimistic
             | Mode::Atomic
             | Mode::ForUpdate
@@ -461,6 +462,7 @@ mod tests {
             Mode::Unguarded,
             Mode::Mutex,
             Mode::Semaphore(1),
+            Mode::AccountLocks,
             Mode::Optimistic,
             Mode::Atomic,
             Mode::ForUpdate,

@@ -67,7 +67,7 @@ fn documented(schema: &Value) -> (BTreeSet<String>, BTreeSet<String>) {
 /// The route paths declared in `racebank::wire::paths`, read from its source, so that a path added
 /// there is checked here without being listed again.
 fn wire_paths() -> Vec<(String, String)> {
-    let source = include_str!("../../src/wire.rs");
+    let source = include_str!("../../src/wire/mod.rs");
     let start = source
         .find("pub mod paths {")
         .expect("wire.rs has a paths module");
