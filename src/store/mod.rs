@@ -156,6 +156,7 @@ impl ReadAll {
 #[derive(Debug)]
 pub(crate) enum BankStore {
     Memory(memory::bank::MemoryBank),
+    Redis(self::redis::bank::RedisBank),
 }
 
 impl BankStore {
@@ -167,12 +168,13 @@ impl BankStore {
                 config.mode,
                 config.max_retries,
             )?)),
-            StoreConfig::Postgres { .. } | StoreConfig::Redis { .. } => {
-                Err(OpenError::Store(format!(
-                    "the bank does not run on the {} store yet",
-                    config.store.name()
-                )))
-            }
+            StoreConfig::Redis { url } => Ok(BankStore::Redis(
+                self::redis::bank::RedisBank::open(config, url, spec).await?,
+            )),
+            StoreConfig::Postgres { .. } => Err(OpenError::Store(format!(
+                "the bank does not run on the {} store yet",
+                config.store.name()
+            ))),
         }
     }
 
@@ -186,6 +188,7 @@ impl BankStore {
     ) -> Result<Vec<i64>, AccountError> {
         match self {
             BankStore::Memory(memory) => memory.apply(spec, work, mv).await,
+            BankStore::Redis(redis) => Box::pin(redis.apply(spec, work, mv)).await,
         }
     }
 
@@ -193,6 +196,7 @@ impl BankStore {
     pub(crate) async fn read_all(&self, work: &Work) -> Result<ReadAll, AccountError> {
         match self {
             BankStore::Memory(memory) => memory.read_all(work).await,
+            BankStore::Redis(redis) => Box::pin(redis.read_all(work)).await,
         }
     }
 
@@ -200,18 +204,19 @@ impl BankStore {
     pub(crate) async fn ledger(&self) -> Result<(BankLedger, Vec<i64>), AccountError> {
         match self {
             BankStore::Memory(memory) => Ok(memory.ledger()),
+            BankStore::Redis(redis) => Box::pin(redis.ledger()).await,
         }
     }
 
     /// Opens every account again with `balances` (in the bank's order) and zeroes the ledger, for
     /// every replica.
     pub(crate) async fn reset(&self, work: &Work, balances: &[i64]) -> Result<(), AccountError> {
-        let _ = work;
         match self {
             BankStore::Memory(memory) => {
                 memory.reset(balances);
                 Ok(())
             }
+            BankStore::Redis(redis) => Box::pin(redis.reset(work, balances)).await,
         }
     }
 }

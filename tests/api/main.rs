@@ -28,6 +28,7 @@ mod process;
 mod races;
 mod raw;
 mod redis;
+mod redis_bank;
 mod redis_durability;
 mod reset;
 mod shutdown;

@@ -20,7 +20,7 @@ use serde_json::Value;
 use crate::helpers::{assert_ledger_explains_balance, mixed_changes, spawn_with, TestApp};
 
 /// The Redis the tests use: `REDIS_URL`, or the local server.
-fn redis_url() -> String {
+pub(crate) fn redis_url() -> String {
     std::env::var("REDIS_URL").unwrap_or_else(|_| racebank::DEFAULT_REDIS_URL.to_string())
 }
 

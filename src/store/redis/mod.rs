@@ -27,6 +27,7 @@
 //! At start, [`persistence`] says what Redis keeps across a restart.
 
 mod atomic;
+pub(super) mod bank;
 mod dedicated;
 mod fenced;
 mod guard;
@@ -173,41 +174,11 @@ impl Keys {
 impl Redis {
     /// Connects, checks that Redis answers, and creates the account unless it exists.
     pub(crate) async fn open(config: &AccountConfig, url: &str) -> Result<Self, OpenError> {
-        let client = Client::open(url).map_err(|error| {
-            OpenError::Store(format!(
-                "`{url}` is not a Redis URL ({error}); use redis://host:port"
-            ))
-        })?;
+        let client = client(url)?;
         config.mode.check_store(StoreKind::Redis)?;
         let strategy = Strategy::of(config, &client)
             .ok_or_else(|| OpenError::Store(format!("no Redis strategy runs `{}`", config.mode)))?;
-        // The start command names the URL's port: a Redis on 6380 is started on 6380.
-        let start = match client.get_connection_info().addr() {
-            redis::ConnectionAddr::Tcp(_, port) | redis::ConnectionAddr::TcpTls { port, .. } => {
-                start_redis(*port)
-            }
-            _ => start_redis(6379),
-        };
-        let unreachable = |error: RedisError| {
-            OpenError::Store(format!(
-                "cannot reach Redis at {url} ({error}); start it with: {start}"
-            ))
-        };
-        let manager_config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(CONNECTION_TIMEOUT))
-            .set_response_timeout(Some(RESPONSE_TIMEOUT))
-            // Few, short reconnection attempts: while Redis is gone, requests should get their
-            // 503 quickly rather than wait out a long backoff.
-            .set_number_of_retries(2)
-            .set_min_delay(Duration::from_millis(50))
-            .set_max_delay(Duration::from_millis(200));
-        let mut connection = ConnectionManager::new_with_config(client, manager_config)
-            .await
-            .map_err(unreachable)?;
-        let _: String = redis::cmd("PING")
-            .query_async(&mut connection)
-            .await
-            .map_err(unreachable)?;
+        let mut connection = connect(&client, url).await?;
         persistence::check(&mut connection, config.redis_require_aof).await?;
         let keys = Keys::new(config.id.as_str());
         let (created, generation, writes, halted): (i64, u64, u64, String) = scripts::CREATE_SCRIPT
@@ -405,6 +376,48 @@ impl Redis {
             tracing::warn!(%error, field, "could not count in the Redis ledger");
         }
     }
+}
+
+/// The client for `url`, or why it is not a Redis URL.
+fn client(url: &str) -> Result<Client, OpenError> {
+    Client::open(url).map_err(|error| {
+        OpenError::Store(format!(
+            "`{url}` is not a Redis URL ({error}); use redis://host:port"
+        ))
+    })
+}
+
+/// The shared connection (it reconnects by itself), once Redis has answered a `PING`; or one
+/// line saying how to start Redis where `url` points.
+async fn connect(client: &Client, url: &str) -> Result<ConnectionManager, OpenError> {
+    // The start command names the URL's port: a Redis on 6380 is started on 6380.
+    let start = match client.get_connection_info().addr() {
+        redis::ConnectionAddr::Tcp(_, port) | redis::ConnectionAddr::TcpTls { port, .. } => {
+            start_redis(*port)
+        }
+        _ => start_redis(6379),
+    };
+    let unreachable = |error: RedisError| {
+        OpenError::Store(format!(
+            "cannot reach Redis at {url} ({error}); start it with: {start}"
+        ))
+    };
+    let manager_config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(CONNECTION_TIMEOUT))
+        .set_response_timeout(Some(RESPONSE_TIMEOUT))
+        // Few, short reconnection attempts: while Redis is gone, requests should get their
+        // 503 quickly rather than wait out a long backoff.
+        .set_number_of_retries(2)
+        .set_min_delay(Duration::from_millis(50))
+        .set_max_delay(Duration::from_millis(200));
+    let mut connection = ConnectionManager::new_with_config(client.clone(), manager_config)
+        .await
+        .map_err(unreachable)?;
+    let _: String = redis::cmd("PING")
+        .query_async(&mut connection)
+        .await
+        .map_err(unreachable)?;
+    Ok(connection)
 }
 
 /// What every strategy works with: the keys, a connection, the work and the operation.

@@ -310,7 +310,7 @@ keep(KEYS[1], KEYS[2], ARGV[1], ARGV[2])
 return 1
 ";
 
-fn with_prelude(body: &str) -> String {
+pub(super) fn with_prelude(body: &str) -> String {
     format!("{PRELUDE}{body}")
 }
 
