@@ -579,6 +579,7 @@ mod tests {
             overdraft: false,
             retries: 0,
             retries_exhausted: 0,
+            bank: None,
         };
         let read: ServerStats =
             serde_json::from_str(&serde_json::to_string(&wire).unwrap()).unwrap();
