@@ -14,11 +14,12 @@
 //!   [`Load`] of one run, `scenario`: the demo's loads). Sends nothing.
 //! - [`engine`]: the hot loop and what it records (`pool`, `connection`, `requests`, `stats`,
 //!   `seen`, `history`, `progress`), `raw`: burst's sockets, and `probe`: the reads around a run.
-//! - [`check`]: the judgments, made afterwards from what was recorded (`verdict`).
+//! - [`check`]: the judgments, made from what was recorded (`verdict`; `bank`: Jepsen's bank
+//!   checker, folded over the events).
 //! - [`output`]: one output layer: [`Render`], tables as data, the `Summary` every result of a
 //!   run holds, the sweep's charts, the timeline page.
-//! - [`commands`]: one file per subcommand (`run`, `burst`, `demo`, `retries`, `sweep`, `timeline`
-//!   for `report`), each taking a plain description; `servers`: the server in-process for demo,
+//! - [`commands`]: one file per subcommand (`run`, `bank`, `burst`, `demo`, `retries`, `sweep`,
+//!   `timeline` for `report`), each taking a plain description; `servers`: the server in-process for demo,
 //!   retries and sweep.
 //! - [`cli`]: the flags and `--config`, turned into those descriptions; `main.rs` parses,
 //!   executes, prints through [`Render`] and exits with the result's status.
