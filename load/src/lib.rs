@@ -14,11 +14,12 @@
 //!   [`Load`] of one run, `scenario`: the demo's loads). Sends nothing.
 //! - [`engine`]: the hot loop and what it records (`pool`, `connection`, `requests`, `stats`,
 //!   `seen`, `history`, `progress`), `raw`: burst's sockets, and `probe`: the reads around a run.
-//! - [`check`]: the judgments, made afterwards from what was recorded (`verdict`).
+//! - [`check`]: the judgments, made from what was recorded (`verdict`; `bank`: Jepsen's bank
+//!   checker, folded over the events).
 //! - [`output`]: one output layer: [`Render`], tables as data, the `Summary` every result of a
 //!   run holds, the sweep's charts, the timeline page.
-//! - [`commands`]: one file per subcommand (`run`, `burst`, `demo`, `retries`, `sweep`, `timeline`
-//!   for `report`), each taking a plain description; `servers`: the server in-process for demo,
+//! - [`commands`]: one file per subcommand (`run`, `bank`, `burst`, `demo`, `retries`, `sweep`,
+//!   `timeline` for `report`), each taking a plain description; `servers`: the server in-process for demo,
 //!   retries and sweep.
 //! - [`cli`]: the flags and `--config`, turned into those descriptions; `main.rs` parses,
 //!   executes, prints through [`Render`] and exits with the result's status.
@@ -30,23 +31,28 @@ pub mod engine;
 pub mod output;
 pub mod plan;
 
+pub use check::bank::{Anomaly, BankCheck, FinalRead};
 pub use check::verdict::Conclusion;
 pub use cli::config_file::expand as expand_config;
-pub use cli::opts::{Cli, Command, DemoScenario, Opts, SweepOpts};
+pub use cli::opts::{BankOpts, Cli, Command, DemoScenario, Opts, SweepOpts};
+pub use commands::bank::{bank, bank_until};
 pub use commands::burst::{burst, Burst};
 pub use commands::demo::{demo, Demo};
 pub use commands::retries::retries_demo;
 pub use commands::run::{run, run_until};
 pub use commands::sweep::{sweep, write_files as write_sweep_files, DEFAULT_POINT_DURATION};
 pub use commands::timeline::write_timeline;
+pub use engine::bank::{Answer, Event, Observer};
+pub use output::bank::{BankConclusion, BankReport};
 pub use output::demo::Row;
 pub use output::retries::RetryRow;
 pub use output::sweep::{Point, Swept, CSV_HEADER};
 pub use output::{
-    Render, Wrote, EXIT_INCONCLUSIVE, EXIT_INCONSISTENT_ANSWERS, EXIT_INTERRUPTED, EXIT_LOST,
-    EXIT_PROTOCOL_ERROR, EXIT_SERVER_LOST, EXIT_USAGE,
+    Render, Wrote, EXIT_DEADLOCKS, EXIT_INCONCLUSIVE, EXIT_INCONSISTENT_ANSWERS, EXIT_INTERRUPTED,
+    EXIT_LOST, EXIT_PROTOCOL_ERROR, EXIT_SERVER_LOST, EXIT_USAGE,
 };
 pub use plan::api::Api;
+pub use plan::bank::{BankLoad, BankOp, BankPlan, BankScenario};
 pub use plan::load::{Limit, Load};
 pub use plan::ops::AmountSpec;
 

@@ -25,7 +25,7 @@ fn main() -> ExitCode {
             .build(),
         // The load runs on its own threads; this runtime only reads the balance and ticks the
         // bar. A burst's few sockets need no more.
-        Command::Run(_) | Command::Burst(_) | Command::Report(_) => {
+        Command::Run(_) | Command::Burst(_) | Command::Bank(_) | Command::Report(_) => {
             tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
@@ -71,6 +71,14 @@ fn execute(
             let report = runtime.block_on(async {
                 let interrupt = interrupted()?;
                 racebank_load::run_until(load, interrupt).await
+            })?;
+            (Box::new(report), opts.json)
+        }
+        Command::Bank(opts) => {
+            let load = opts.to_bank();
+            let report = runtime.block_on(async {
+                let interrupt = interrupted()?;
+                racebank_load::bank_until(load, interrupt).await
             })?;
             (Box::new(report), opts.json)
         }

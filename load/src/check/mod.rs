@@ -1,3 +1,4 @@
 //! The judgments, made afterwards from what was recorded, never trusting the server.
 
+pub(crate) mod bank;
 pub(crate) mod verdict;

@@ -23,7 +23,7 @@ use clap::CommandFactory;
 use crate::cli::opts::Cli;
 
 /// The subcommands, which must come first on the command line.
-const SUBCOMMANDS: [&str; 3] = ["run", "burst", "demo"];
+const SUBCOMMANDS: [&str; 4] = ["run", "burst", "demo", "bank"];
 
 /// `args` (the program name first) with the settings of the `--config` file, if one is named,
 /// inserted as flags; an error says what is wrong with the file in one line.

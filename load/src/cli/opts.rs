@@ -20,6 +20,10 @@ use crate::commands::servers::{demo_account, ServerSpec};
 use crate::commands::sweep::{Servers, Sweep, DEFAULT_POINT_DURATION};
 use crate::commands::timeline::DEFAULT_LIMIT as TIMELINE_LIMIT;
 use crate::plan::api::{ApiSpec, Header, RouteTemplate, DEFAULT_BODY};
+use crate::plan::bank::{
+    BankLoad, BankPlan, BankScenario, DEFAULT_ACCOUNTS, DEFAULT_MAX_TRANSFER, DEFAULT_READS,
+    DEFAULT_TOTAL,
+};
 use crate::plan::load::{Limit, Load, DEFAULT_SEED};
 use crate::plan::ops::AmountSpec;
 
@@ -53,6 +57,9 @@ pub enum Command {
     Run(Opts),
     /// Release N requests at the same instant, round after round, and judge each round.
     Burst(BurstOpts),
+    /// Jepsen's bank test: transfers between a bank's accounts mixed with reads of every
+    /// balance; every read must sum to the total, every account end where the transfers put it.
+    Bank(BankOpts),
     /// Start the server in-process once per mode, load each the same way, and compare them.
     Demo(DemoOpts),
     /// Run the same deposits at many concurrencies, modes and work windows; write CSV, JSON and
@@ -229,6 +236,134 @@ impl Opts {
             retries: self.retry,
             idempotency_keys: !self.no_idempotency_key,
         })
+    }
+}
+
+/// The flags of `bank`.
+#[derive(Debug, Clone, Args)]
+#[command(
+    after_help = "The server must hold accounts 0..N-1: racebank --accounts 8 (the bank is reset before the run).\n\
+                  Exit status: 0 consistent, 1 money created or destroyed, transfers lost or a negative balance, 2 usage or unreachable, 3 inconclusive (another client, or no evidence), 4 too many errors, 5 the server stopped answering, 6 read skew (reads with the wrong total, money right), 7 protocol error, 8 deadlocks (money right), 130 interrupted."
+)]
+pub struct BankOpts {
+    /// Base URL of the bank server (http only) [default: http://127.0.0.1:3000].
+    #[arg(value_name = "URL", value_parser = parse_url, conflicts_with = "url")]
+    pub target: Option<Url>,
+
+    /// The same as URL, for a config file.
+    #[arg(long, value_parser = parse_url)]
+    pub url: Option<Url>,
+
+    /// A header sent with every request, e.g. -H 'Authorization: Bearer TOKEN' (repeatable).
+    #[arg(short = 'H', long = "header", value_name = "NAME: VALUE")]
+    pub headers: Vec<Header>,
+
+    /// What to send: `transfers` (Jepsen's mix) or `deadlock` (transfers of 1 between accounts 0
+    /// and 1 in alternating directions, half the total in each).
+    #[arg(long, value_enum, default_value_t = BankScenario::Transfers)]
+    pub scenario: BankScenario,
+
+    /// Accounts to move money between: `0` to `N-1`.
+    #[arg(long, default_value_t = DEFAULT_ACCOUNTS as u64,
+          value_parser = clap::value_parser!(u64).range(2..=1000))]
+    pub accounts: u64,
+
+    /// The money in the bank, opened in account 0.
+    #[arg(long, default_value_t = DEFAULT_TOTAL,
+          value_parser = clap::value_parser!(i64).range(0..=1_000_000_000_000))]
+    pub total: i64,
+
+    /// The largest transfer: each moves 1 to this much.
+    #[arg(long, default_value_t = DEFAULT_MAX_TRANSFER,
+          value_parser = clap::value_parser!(i64).range(1..=1_000_000_000_000))]
+    pub max_transfer: i64,
+
+    /// Share of the requests that read every balance, from 0 to 1.
+    #[arg(long, default_value_t = DEFAULT_READS, value_parser = parse_ratio)]
+    pub reads: f64,
+
+    /// The bank lets balances go below zero (households): a negative balance is no anomaly.
+    #[arg(long)]
+    pub allow_negative: bool,
+
+    /// Requests in flight at once.
+    #[arg(short = 'c', long, default_value_t = 64,
+          value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub concurrency: u64,
+
+    /// Number of requests [default: 2000 unless -z is given].
+    #[arg(short = 'n', long, conflicts_with = "duration",
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000_000))]
+    pub requests: Option<u64>,
+
+    /// Send requests for this long instead of a count (e.g. `10s`).
+    #[arg(short = 'z', long, value_parser = parse_positive_duration)]
+    pub duration: Option<Duration>,
+
+    /// Seed of the operation sequence: the same seed sends the same requests.
+    #[arg(long, default_value_t = DEFAULT_SEED)]
+    pub seed: u64,
+
+    /// Per-request timeout; a transfer that times out may or may not have been applied.
+    #[arg(long, default_value = "10s", value_parser = parse_positive_duration)]
+    pub timeout: Duration,
+
+    /// Fail the run (exit 4) when more than this share of the requests failed (0 to 1).
+    #[arg(long, value_parser = parse_ratio)]
+    pub max_error_rate: Option<f64>,
+
+    /// Write one JSON line per request to this file.
+    #[arg(long, value_name = "FILE")]
+    pub history: Option<PathBuf>,
+
+    /// Read these settings from a TOML file first; flags given here override it.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Print one JSON document instead of the text summary.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Do not draw a progress bar.
+    #[arg(long)]
+    pub no_progress: bool,
+
+    /// Worker threads [default: available cores].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub threads: Option<u64>,
+}
+
+impl BankOpts {
+    /// The bank run these flags describe.
+    pub fn to_bank(&self) -> BankLoad {
+        let url = self
+            .target
+            .clone()
+            .or_else(|| self.url.clone())
+            .unwrap_or_else(|| Url::parse("http://127.0.0.1:3000").expect("a valid URL"));
+        let mut load = BankLoad::new(url);
+        load.headers.clone_from(&self.headers);
+        load.plan = BankPlan {
+            seed: self.seed,
+            accounts: count(self.accounts),
+            max_transfer: self.max_transfer,
+            reads: self.reads,
+            scenario: self.scenario,
+        };
+        load.total = self.total;
+        load.allow_negative = self.allow_negative;
+        load.concurrency = self.concurrency;
+        load.limit = match (self.requests, self.duration) {
+            (_, Some(duration)) => Limit::Duration(duration),
+            (Some(count), None) => Limit::Count(count),
+            (None, None) => Limit::Count(DEFAULT_REQUESTS),
+        };
+        load.timeout = self.timeout;
+        load.threads = self.threads.map(count);
+        load.progress = !self.no_progress;
+        load.history.clone_from(&self.history);
+        load.max_error_rate = self.max_error_rate;
+        load
     }
 }
 

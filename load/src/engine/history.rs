@@ -83,14 +83,15 @@ impl Entry {
     }
 }
 
-/// The writer thread; [`History::finish`] waits for every line to be on disk.
+/// The writer thread; [`History::finish`] waits for every line to be on disk. Its lines are
+/// `run`'s [`Entry`] unless another command (`bank`) writes its own.
 #[derive(Debug)]
-pub(crate) struct History {
-    sender: SyncSender<Vec<Entry>>,
+pub(crate) struct History<E = Entry> {
+    sender: SyncSender<Vec<E>>,
     writer: JoinHandle<std::io::Result<()>>,
 }
 
-impl History {
+impl<E: Serialize + Send + 'static> History<E> {
     /// Creates `path` and starts the writer.
     pub(crate) fn create(path: &Path) -> anyhow::Result<Self> {
         let file = File::create(path)
@@ -104,7 +105,7 @@ impl History {
     }
 
     /// A batch for one worker thread.
-    pub(crate) fn batch(&self) -> Batch {
+    pub(crate) fn batch(&self) -> Batch<E> {
         Batch {
             entries: Vec::with_capacity(BATCH),
             sender: self.sender.clone(),
@@ -123,15 +124,15 @@ impl History {
 
 /// One worker thread's lines not yet handed over; dropping it hands over the rest.
 #[derive(Debug)]
-pub(crate) struct Batch {
-    entries: Vec<Entry>,
-    sender: SyncSender<Vec<Entry>>,
+pub(crate) struct Batch<E = Entry> {
+    entries: Vec<E>,
+    sender: SyncSender<Vec<E>>,
 }
 
-impl Batch {
+impl<E> Batch<E> {
     /// Adds a line, handing the batch over when full.
     #[inline]
-    pub(crate) fn push(&mut self, entry: Entry) {
+    pub(crate) fn push(&mut self, entry: E) {
         self.entries.push(entry);
         if self.entries.len() >= BATCH {
             self.flush();
@@ -145,7 +146,7 @@ impl Batch {
     }
 }
 
-impl Drop for Batch {
+impl<E> Drop for Batch<E> {
     fn drop(&mut self) {
         if !self.entries.is_empty() {
             self.flush();
@@ -153,7 +154,10 @@ impl Drop for Batch {
     }
 }
 
-fn write_all(mut out: BufWriter<File>, batches: Receiver<Vec<Entry>>) -> std::io::Result<()> {
+fn write_all<E: Serialize>(
+    mut out: BufWriter<File>,
+    batches: Receiver<Vec<E>>,
+) -> std::io::Result<()> {
     for batch in batches {
         for entry in batch {
             serde_json::to_writer(&mut out, &entry)?;

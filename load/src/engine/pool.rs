@@ -64,6 +64,25 @@ pub(crate) enum Stop {
     At(Instant),
 }
 
+impl Stop {
+    /// The next index of the shared counter `claimed`, or `None` once the count is reached or
+    /// the time is up: the one shared write per request.
+    pub(crate) fn claim(self, claimed: &AtomicU64) -> Option<u64> {
+        match self {
+            Stop::After(count) => {
+                let index = claimed.fetch_add(1, Ordering::Relaxed);
+                (index < count).then_some(index)
+            }
+            Stop::At(deadline) => {
+                if Instant::now() >= deadline {
+                    return None;
+                }
+                Some(claimed.fetch_add(1, Ordering::Relaxed))
+            }
+        }
+    }
+}
+
 /// Everything the workers need, shared read-only between threads.
 #[derive(Debug)]
 pub(crate) struct Job {
@@ -108,6 +127,34 @@ pub(crate) async fn run(
     history: Option<&History>,
     interrupt: watch::Receiver<bool>,
 ) -> anyhow::Result<Stats> {
+    let results = start_threads(threads, concurrency, |slots| {
+        let job = job.clone();
+        let batch = history.map(History::batch);
+        let interrupt = interrupt.clone();
+        move || worker_thread(&job, slots, batch, interrupt)
+    })?;
+    let mut merged = Stats::new(job.reading.ladder.is_some());
+    for receiver in results {
+        let stats = receiver
+            .await
+            .context("a worker thread stopped unexpectedly")??;
+        merged.merge(&stats);
+    }
+    Ok(merged)
+}
+
+/// Starts `threads` OS threads (never more than `concurrency`) sharing `concurrency` slots:
+/// `prepare` is called here with each thread's slots and returns what that thread runs; its result
+/// comes back on the thread's channel. `run` and the bank's loop share this.
+pub(crate) fn start_threads<T, W>(
+    threads: usize,
+    concurrency: u64,
+    mut prepare: impl FnMut(std::ops::Range<usize>) -> W,
+) -> anyhow::Result<Vec<oneshot::Receiver<T>>>
+where
+    T: Send + 'static,
+    W: FnOnce() -> T + Send + 'static,
+{
     let threads = threads.clamp(1, usize::try_from(concurrency.max(1)).unwrap_or(usize::MAX));
     let mut results = Vec::with_capacity(threads);
     let mut first_slot = 0;
@@ -117,27 +164,53 @@ pub(crate) async fn run(
             + u64::from((thread as u64) < concurrency % threads as u64);
         let share = usize::try_from(share).unwrap_or(usize::MAX);
         let (sender, receiver) = oneshot::channel();
-        let job = job.clone();
-        let batch = history.map(History::batch);
-        let interrupt = interrupt.clone();
+        let work = prepare(first_slot..first_slot + share);
         std::thread::Builder::new()
             .name(format!("racebank-load-{thread}"))
             .spawn(move || {
-                let slots = first_slot..first_slot + share;
-                let _ = sender.send(worker_thread(&job, slots, batch, interrupt));
+                let _ = sender.send(work());
             })
             .context("cannot start a worker thread")?;
         first_slot += share;
         results.push(receiver);
     }
-    let mut merged = Stats::new(job.reading.ladder.is_some());
-    for receiver in results {
-        let stats = receiver
-            .await
-            .context("a worker thread stopped unexpectedly")??;
-        merged.merge(&stats);
-    }
-    Ok(merged)
+    Ok(results)
+}
+
+/// Runs `slot(i)` for every `i` in `0..slots` as local tasks of one current-thread runtime, until
+/// all are done or `interrupt` turns true; the slots still waiting for an answer are then dropped.
+pub(crate) fn run_slots<F, Fut>(
+    slots: usize,
+    mut interrupt: watch::Receiver<bool>,
+    slot: F,
+) -> anyhow::Result<()>
+where
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = ()> + 'static,
+{
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start a worker runtime")?;
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&runtime, async {
+        let handles: Vec<_> = (0..slots)
+            .map(|index| tokio::task::spawn_local(slot(index)))
+            .collect();
+        let all_done = async {
+            for handle in handles {
+                // A slot cannot fail; if one panicked, the others' results still stand.
+                let _ = handle.await;
+            }
+        };
+        tokio::select! {
+            () = all_done => {}
+            _ = interrupt.wait_for(|stop| *stop) => {}
+        }
+    });
+    // Dropping the local set drops the slots that are still waiting for an answer.
+    drop(local);
+    Ok(())
 }
 
 /// What one worker thread shares between its slots.
@@ -184,12 +257,8 @@ fn worker_thread(
     job: &Arc<Job>,
     slots: std::ops::Range<usize>,
     history: Option<Batch>,
-    mut interrupt: watch::Receiver<bool>,
+    interrupt: watch::Receiver<bool>,
 ) -> anyhow::Result<Stats> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start a worker runtime")?;
     let thread = Rc::new(Thread {
         job: job.clone(),
         requests: job.requests()?,
@@ -198,24 +267,9 @@ fn worker_thread(
         in_flight: RefCell::new(vec![None; slots.len()]),
         first_slot: slots.start,
     });
-    let local = tokio::task::LocalSet::new();
-    local.block_on(&runtime, async {
-        let handles: Vec<_> = (0..slots.len())
-            .map(|slot| tokio::task::spawn_local(slot_loop(thread.clone(), slot)))
-            .collect();
-        let all_done = async {
-            for handle in handles {
-                // A slot cannot fail; if one panicked, the others' results still stand.
-                let _ = handle.await;
-            }
-        };
-        tokio::select! {
-            () = all_done => {}
-            _ = interrupt.wait_for(|stop| *stop) => {}
-        }
-    });
-    // Dropping the local set drops the slots that are still waiting for an answer.
-    drop(local);
+    run_slots(slots.len(), interrupt, |slot| {
+        slot_loop(thread.clone(), slot)
+    })?;
     let abandoned: Vec<_> = thread
         .in_flight
         .borrow_mut()
@@ -283,18 +337,7 @@ impl Job {
 
     /// The next index to send, or `None` once the count is reached or the time is up.
     fn claim(&self) -> Option<u64> {
-        match self.stop {
-            Stop::After(count) => {
-                let index = self.claimed.fetch_add(1, Ordering::Relaxed);
-                (index < count).then_some(index)
-            }
-            Stop::At(deadline) => {
-                if Instant::now() >= deadline {
-                    return None;
-                }
-                Some(self.claimed.fetch_add(1, Ordering::Relaxed))
-            }
-        }
+        self.stop.claim(&self.claimed)
     }
 }
 

@@ -202,7 +202,7 @@ impl std::error::Error for Unreadable {}
 
 /// The probe's redirect policy: none followed, or (`--follow-redirects`) those to the origin of
 /// the first request, at most 10.
-fn redirects(follow: bool) -> reqwest::redirect::Policy {
+pub(crate) fn redirects(follow: bool) -> reqwest::redirect::Policy {
     if !follow {
         return reqwest::redirect::Policy::none();
     }
@@ -217,7 +217,7 @@ fn redirects(follow: bool) -> reqwest::redirect::Policy {
 }
 
 /// Why an answer's body was not read.
-enum Unread {
+pub(crate) enum Unread {
     /// Longer than [`MAX_BODY`]: the rest was not read, and the connection is dropped with the
     /// response.
     TooLarge,
@@ -227,7 +227,7 @@ enum Unread {
 
 /// The whole body of `response`, read chunk by chunk so that no more than [`MAX_BODY`] bytes are
 /// ever held, whatever `Content-Length` claims.
-async fn read_capped(mut response: reqwest::Response) -> Result<Vec<u8>, Unread> {
+pub(crate) async fn read_capped(mut response: reqwest::Response) -> Result<Vec<u8>, Unread> {
     if response
         .content_length()
         .is_some_and(|length| length > MAX_BODY as u64)
@@ -245,7 +245,7 @@ async fn read_capped(mut response: reqwest::Response) -> Result<Vec<u8>, Unread>
 }
 
 /// The innermost cause, which for a refused connection is the OS's "Connection refused".
-fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
     let mut cause = error;
     while let Some(next) = cause.source() {
         cause = next;
@@ -259,7 +259,7 @@ fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
 }
 
 /// The first bytes of a body, on one line.
-fn excerpt(bytes: &[u8]) -> String {
+pub(crate) fn excerpt(bytes: &[u8]) -> String {
     let text = String::from_utf8_lossy(&bytes[..bytes.len().min(120)]);
     let text = text.replace(['\n', '\r'], " ");
     if bytes.len() > 120 {

@@ -4,6 +4,7 @@
 //! demo's rows (`demo`), the retries rows (`retries`) and the sweep's points (`sweep`); `burst`
 //! has its rounds; `chart` draws the sweep's charts and `timeline` the page of `report`.
 
+pub(crate) mod bank;
 pub(crate) mod burst;
 pub(crate) mod chart;
 pub(crate) mod demo;
@@ -35,6 +36,8 @@ pub const EXIT_INCONSISTENT_ANSWERS: u8 = 6;
 /// Exit status: the server answered the balance read after the run with something that is no
 /// balance (not a whole number, or past any 64-bit balance): a protocol error of the server.
 pub const EXIT_PROTOCOL_ERROR: u8 = 7;
+/// Exit status (`bank`): the money is right, but transfers were answered 503 `deadlock`.
+pub const EXIT_DEADLOCKS: u8 = 8;
 /// Exit status: interrupted (Ctrl-C); the partial report is printed.
 pub const EXIT_INTERRUPTED: u8 = 130;
 

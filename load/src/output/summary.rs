@@ -279,7 +279,8 @@ fn share(part: u64, whole: u64) -> f64 {
     }
 }
 
-fn latency(histogram: &hdrhistogram::Histogram<u64>) -> Latency {
+/// The percentiles of a latency histogram (microseconds) in milliseconds.
+pub(crate) fn latency(histogram: &hdrhistogram::Histogram<u64>) -> Latency {
     if histogram.is_empty() {
         return Latency::default();
     }

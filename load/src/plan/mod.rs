@@ -2,6 +2,7 @@
 //! plain description of one run. Leaves: nothing here sends a request.
 
 pub(crate) mod api;
+pub(crate) mod bank;
 pub(crate) mod load;
 pub(crate) mod ops;
 pub(crate) mod scenario;

@@ -16,6 +16,15 @@ pub(crate) struct TestServer {
 }
 
 impl TestServer {
+    /// A server already started on `url`, stopped through `stop`, running as `handle`.
+    pub(crate) fn new(
+        url: String,
+        stop: oneshot::Sender<()>,
+        handle: JoinHandle<Result<racebank::Stats, racebank::ServeError>>,
+    ) -> Self {
+        TestServer { url, stop, handle }
+    }
+
     /// Stops the server and returns its final stats.
     pub(crate) async fn stop(self) -> racebank::Stats {
         let _ = self.stop.send(());

@@ -5,6 +5,7 @@
     reason = "a test reads as arrange, act, assert in one place, however long"
 )]
 
+mod bank;
 mod binary;
 mod burst;
 mod closing;
