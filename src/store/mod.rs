@@ -156,6 +156,7 @@ impl ReadAll {
 #[derive(Debug)]
 pub(crate) enum BankStore {
     Memory(memory::bank::MemoryBank),
+    Postgres(postgres::bank::PostgresBank),
     Redis(self::redis::bank::RedisBank),
 }
 
@@ -168,13 +169,12 @@ impl BankStore {
                 config.mode,
                 config.max_retries,
             )?)),
+            StoreConfig::Postgres { url, pool_size } => Ok(BankStore::Postgres(
+                postgres::bank::PostgresBank::open(config, spec, url, *pool_size).await?,
+            )),
             StoreConfig::Redis { url } => Ok(BankStore::Redis(
                 self::redis::bank::RedisBank::open(config, url, spec).await?,
             )),
-            StoreConfig::Postgres { .. } => Err(OpenError::Store(format!(
-                "the bank does not run on the {} store yet",
-                config.store.name()
-            ))),
         }
     }
 
@@ -188,6 +188,7 @@ impl BankStore {
     ) -> Result<Vec<i64>, AccountError> {
         match self {
             BankStore::Memory(memory) => memory.apply(spec, work, mv).await,
+            BankStore::Postgres(postgres) => Box::pin(postgres.apply(spec, work, mv)).await,
             BankStore::Redis(redis) => Box::pin(redis.apply(spec, work, mv)).await,
         }
     }
@@ -196,6 +197,7 @@ impl BankStore {
     pub(crate) async fn read_all(&self, work: &Work) -> Result<ReadAll, AccountError> {
         match self {
             BankStore::Memory(memory) => memory.read_all(work).await,
+            BankStore::Postgres(postgres) => Box::pin(postgres.read_all(work)).await,
             BankStore::Redis(redis) => Box::pin(redis.read_all(work)).await,
         }
     }
@@ -204,6 +206,7 @@ impl BankStore {
     pub(crate) async fn ledger(&self) -> Result<(BankLedger, Vec<i64>), AccountError> {
         match self {
             BankStore::Memory(memory) => Ok(memory.ledger()),
+            BankStore::Postgres(postgres) => Box::pin(postgres.ledger()).await,
             BankStore::Redis(redis) => Box::pin(redis.ledger()).await,
         }
     }
@@ -216,6 +219,7 @@ impl BankStore {
                 memory.reset(balances);
                 Ok(())
             }
+            BankStore::Postgres(postgres) => Box::pin(postgres.reset(balances)).await,
             BankStore::Redis(redis) => Box::pin(redis.reset(work, balances)).await,
         }
     }

@@ -23,6 +23,7 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "idempotency",
         include_str!("migrations/0003_idempotency.sql"),
     ),
+    (4, "bank", include_str!("migrations/0004_bank.sql")),
 ];
 
 /// The advisory lock every starting replica queues on (the one-number key space; account locks use

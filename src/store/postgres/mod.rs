@@ -25,6 +25,7 @@
 
 mod advisory;
 mod atomic;
+pub(crate) mod bank;
 mod failure;
 mod for_update;
 mod isolation;

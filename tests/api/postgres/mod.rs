@@ -11,6 +11,7 @@
 //! The restart tests (`restart.rs`) are the exception: stopping the shared server would fail every
 //! test beside them, so each starts a PostgreSQL server of its own with `initdb` and `pg_ctl`.
 
+mod bank;
 mod database;
 mod keys;
 mod one_replica;

@@ -1,0 +1,456 @@
+//! The bank on PostgreSQL, over HTTP: the anomalies only two accounts can show, made exact with
+//! `--work rendezvous:2` (both moves read before either writes), and every mode across three
+//! replicas.
+//!
+//! Each test's bank is keyed by its own account id (`unique_account`), so its rows are its own.
+
+use futures::future::join_all;
+use racebank::wire::bank::{AccountsBody, BankStats};
+use racebank::{AccountId, BankSpec, Config, LockOrder};
+use reqwest::{Response, StatusCode};
+use serde_json::{json, Value};
+
+use super::{replica_config, require_postgres, unique_account};
+use crate::helpers::{spawn_with, TestApp};
+
+/// A bank of `accounts` (id, opening balance), with `households`.
+fn spec(accounts: &[(&str, i64)], households: &[&[&str]]) -> BankSpec {
+    let id = |id: &str| id.parse::<AccountId>().expect("a test names valid ids");
+    BankSpec::new(
+        accounts
+            .iter()
+            .map(|&(name, opening)| (id(name), opening))
+            .collect(),
+        &households
+            .iter()
+            .map(|group| group.iter().map(|&name| id(name)).collect())
+            .collect::<Vec<_>>(),
+    )
+    .expect("a test names a valid bank")
+}
+
+/// The config of one replica of `account`'s bank.
+fn bank_config(
+    account: &AccountId,
+    mode: &str,
+    work: &str,
+    bank: &BankSpec,
+    order: LockOrder,
+) -> Config {
+    let mut config = replica_config(account, mode, work);
+    config.account.bank = Some(bank.clone());
+    config.account.lock_order = order;
+    config
+}
+
+/// `count` servers sharing one new bank, run in `mode` with `work`, locking in `order`.
+async fn spawn_bank(
+    name: &str,
+    count: usize,
+    (mode, work, order): (&str, &str, LockOrder),
+    bank: &BankSpec,
+) -> Vec<TestApp> {
+    require_postgres().await;
+    let account = unique_account(name);
+    let mut replicas = Vec::with_capacity(count);
+    for n in 0..count {
+        let replica = spawn_with(bank_config(&account, mode, work, bank, order)).await;
+        assert_eq!(
+            replica.get("/healthz").await.status(),
+            StatusCode::OK,
+            "replica {n} of {name} did not start"
+        );
+        replicas.push(replica);
+    }
+    replicas
+}
+
+/// One server of a new bank.
+async fn spawn_one_bank(name: &str, mode: &str, order: LockOrder, bank: &BankSpec) -> TestApp {
+    let mut replicas = spawn_bank(name, 1, (mode, "rendezvous:2", order), bank).await;
+    replicas.pop().expect("one replica")
+}
+
+/// `POST /transfers`.
+async fn transfer(app: &TestApp, from: &str, to: &str, amount: i64) -> Response {
+    let body = json!({"from": from, "to": to, "amount": amount}).to_string();
+    app.post_raw("/transfers", Some("application/json"), &body)
+        .await
+}
+
+/// `POST /accounts/{id}/withdraw`.
+async fn withdraw(app: &TestApp, id: &str, amount: i64) -> Response {
+    let body = json!({"amount": amount}).to_string();
+    app.post_raw(
+        &format!("/accounts/{id}/withdraw"),
+        Some("application/json"),
+        &body,
+    )
+    .await
+}
+
+/// `GET /accounts`.
+async fn accounts(app: &TestApp) -> AccountsBody {
+    let response = app.get("/accounts").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    response.json().await.expect("an accounts body")
+}
+
+/// The bank's part of `/stats`, checked against the identity every quiet bank keeps.
+async fn bank_stats(app: &TestApp) -> BankStats {
+    let stats: Value = app.get("/stats").await.json().await.expect("stats");
+    let bank: BankStats = serde_json::from_value(stats["bank"].clone()).expect("a bank in /stats");
+    assert_eq!(
+        bank.total,
+        bank.expected_total + bank.money_created - bank.money_destroyed,
+        "the ledger explains the total: {bank:?}"
+    );
+    for account in &bank.accounts {
+        assert_eq!(
+            account.drift,
+            account.money_created - account.money_destroyed,
+            "{bank:?}"
+        );
+    }
+    bank
+}
+
+/// The balance of `id` in `stats`.
+fn balance(stats: &BankStats, id: &str) -> i64 {
+    stats
+        .accounts
+        .iter()
+        .find(|a| a.id == id)
+        .expect("the account is in /stats")
+        .balance
+}
+
+/// The `type` of a problem answer.
+async fn problem_type(response: Response) -> String {
+    let body: Value = response.json().await.expect("a problem document");
+    body["type"].as_str().unwrap_or_default().to_string()
+}
+
+fn abc() -> BankSpec {
+    spec(&[("a", 100), ("b", 100), ("c", 100)], &[])
+}
+
+#[tokio::test]
+async fn unguarded_transfers_a_to_b_and_b_to_c_erase_one_write_to_b_and_the_total_is_off_by_it() {
+    let app = spawn_one_bank("pg-bank-chain", "unguarded", LockOrder::Id, &abc()).await;
+
+    let (ab, bc) = tokio::join!(transfer(&app, "a", "b", 10), transfer(&app, "b", "c", 10));
+
+    assert_eq!((ab.status(), bc.status()), (StatusCode::OK, StatusCode::OK));
+    let stats = bank_stats(&app).await;
+    assert_eq!(stats.expected_total, 300);
+    assert_eq!(stats.lost_updates, 1, "{stats:?}");
+    let b = &stats.accounts[1];
+    assert_eq!((b.id.as_str(), b.lost_updates), ("b", 1), "{stats:?}");
+    assert_eq!(stats.money_created + stats.money_destroyed, 10, "{stats:?}");
+    assert_eq!(
+        stats.total,
+        300 + stats.money_created - stats.money_destroyed,
+        "{stats:?}"
+    );
+    assert_eq!((balance(&stats, "a"), balance(&stats, "c")), (90, 110));
+}
+
+#[tokio::test]
+async fn unguarded_transfers_a_to_b_twice_keep_the_total_but_leave_both_accounts_wrong_by_one() {
+    let bank = spec(&[("a", 100), ("b", 100)], &[]);
+    let app = spawn_one_bank("pg-bank-twice", "unguarded", LockOrder::Id, &bank).await;
+
+    let (first, second) = tokio::join!(transfer(&app, "a", "b", 10), transfer(&app, "a", "b", 10));
+
+    assert_eq!(
+        (first.status(), second.status()),
+        (StatusCode::OK, StatusCode::OK)
+    );
+    let stats = bank_stats(&app).await;
+    assert_eq!((stats.total, stats.expected_total), (200, 200));
+    let (a, b) = (&stats.accounts[0], &stats.accounts[1]);
+    assert_eq!(
+        (a.balance, a.expected_balance, a.money_created),
+        (90, 80, 10)
+    );
+    assert_eq!(
+        (b.balance, b.expected_balance, b.money_destroyed),
+        (110, 120, 10)
+    );
+    assert_eq!(stats.lost_updates, 2);
+}
+
+/// A->B 10 and B->A 3 at once in for-update, locking in `order`; the stats after.
+async fn opposite_transfers_in_for_update(name: &str, order: LockOrder) -> BankStats {
+    let bank = spec(&[("a", 100), ("b", 100)], &[]);
+    let app = spawn_one_bank(name, "for-update", order, &bank).await;
+
+    let (ab, ba) = tokio::join!(transfer(&app, "a", "b", 10), transfer(&app, "b", "a", 3));
+
+    assert_eq!((ab.status(), ba.status()), (StatusCode::OK, StatusCode::OK));
+    let stats = bank_stats(&app).await;
+    assert_eq!((balance(&stats, "a"), balance(&stats, "b")), (93, 107));
+    assert_eq!((stats.lost_updates, stats.transfers), (0, 2));
+    stats
+}
+
+#[tokio::test]
+async fn for_update_in_request_order_deadlocks_once_and_redoes_it_so_both_transfers_apply() {
+    let stats = opposite_transfers_in_for_update("pg-bank-deadlock", LockOrder::Request).await;
+    assert_eq!((stats.deadlocks, stats.retries), (1, 1), "{stats:?}");
+}
+
+#[tokio::test]
+async fn for_update_in_id_order_never_deadlocks() {
+    let stats = opposite_transfers_in_for_update("pg-bank-no-deadlock", LockOrder::Id).await;
+    assert_eq!((stats.deadlocks, stats.retries), (0, 0), "{stats:?}");
+}
+
+/// Withdrawals of 80 from alice and from bob at once, a household holding 50 and 50; the
+/// statuses (alice's, bob's) and the stats after.
+async fn household_withdrawals(name: &str, mode: &str) -> (Vec<StatusCode>, BankStats) {
+    let bank = spec(&[("alice", 50), ("bob", 50)], &[&["alice", "bob"]]);
+    let app = spawn_one_bank(name, mode, LockOrder::Id, &bank).await;
+
+    let (alice, bob) = tokio::join!(withdraw(&app, "alice", 80), withdraw(&app, "bob", 80));
+
+    let mut statuses = vec![alice.status(), bob.status()];
+    for response in [alice, bob] {
+        if response.status() == StatusCode::CONFLICT {
+            assert_eq!(
+                problem_type(response).await,
+                "urn:racebank:problem:household-limit"
+            );
+        }
+    }
+    statuses.sort();
+    (statuses, bank_stats(&app).await)
+}
+
+#[tokio::test]
+async fn repeatable_read_lets_write_skew_through_and_the_household_ends_below_zero() {
+    let (statuses, stats) = household_withdrawals("pg-bank-skew-rr", "repeatable-read").await;
+    assert_eq!(statuses, [StatusCode::OK, StatusCode::OK]);
+    assert_eq!(stats.households_below_zero, 1, "{stats:?}");
+    assert_eq!((stats.total, stats.lost_updates), (-60, 0));
+}
+
+#[tokio::test]
+async fn serializable_stops_write_skew_one_withdrawal_passes_and_one_meets_the_household_limit() {
+    let (statuses, stats) = household_withdrawals("pg-bank-skew-ser", "serializable").await;
+    assert_eq!(statuses, [StatusCode::OK, StatusCode::CONFLICT]);
+    assert_eq!(stats.households_below_zero, 0, "{stats:?}");
+    assert_eq!((stats.total, stats.refused, stats.withdrawals), (20, 1, 1));
+    assert!(stats.retries >= 1, "{stats:?}");
+}
+
+#[tokio::test]
+async fn for_update_stops_write_skew_by_locking_the_whole_household() {
+    let (statuses, stats) = household_withdrawals("pg-bank-skew-fu", "for-update").await;
+    assert_eq!(statuses, [StatusCode::OK, StatusCode::CONFLICT]);
+    assert_eq!((stats.households_below_zero, stats.total), (0, 20));
+}
+
+#[tokio::test]
+async fn optimistic_stops_write_skew_by_checking_the_versions_of_the_accounts_only_read() {
+    let (statuses, stats) = household_withdrawals("pg-bank-skew-opt", "optimistic").await;
+    assert_eq!(statuses, [StatusCode::OK, StatusCode::CONFLICT]);
+    assert_eq!((stats.households_below_zero, stats.total), (0, 20));
+}
+
+/// A transfer a -> c of 10 at once with a read of every balance; the read.
+async fn a_read_during_a_transfer(name: &str, mode: &str) -> AccountsBody {
+    let app = spawn_one_bank(name, mode, LockOrder::Id, &abc()).await;
+
+    let (moved, read) = tokio::join!(transfer(&app, "a", "c", 10), accounts(&app));
+
+    assert_eq!(moved.status(), StatusCode::OK);
+    let stats = bank_stats(&app).await;
+    assert_eq!((stats.total, stats.lost_updates), (300, 0), "{stats:?}");
+    read
+}
+
+#[tokio::test]
+async fn an_unguarded_read_row_by_row_sees_half_a_transfer_and_a_total_off_by_its_amount() {
+    let read = a_read_during_a_transfer("pg-bank-read-skew", "unguarded").await;
+    assert_eq!(read.read, "rows");
+    // a read before the transfer wrote (100), c after (110).
+    let balances: Vec<i64> = read.accounts.iter().map(|a| a.balance).collect();
+    assert_eq!((balances, read.total), (vec![100, 100, 110], 310));
+}
+
+#[tokio::test]
+async fn a_for_update_read_is_one_snapshot_and_its_total_is_exact() {
+    let read = a_read_during_a_transfer("pg-bank-read-snapshot", "for-update").await;
+    assert_eq!((read.read.as_str(), read.total), ("snapshot", 300));
+}
+
+#[tokio::test]
+async fn atomic_transfers_keep_every_unit_and_refuse_what_the_balance_does_not_cover() {
+    let bank = spec(&[("a", 15), ("b", 0)], &[]);
+    let app = spawn_one_bank("pg-bank-atomic", "atomic", LockOrder::Id, &bank).await;
+
+    let (first, second) = tokio::join!(transfer(&app, "a", "b", 10), transfer(&app, "a", "b", 10));
+
+    let mut statuses = vec![first.status(), second.status()];
+    statuses.sort();
+    assert_eq!(statuses, [StatusCode::OK, StatusCode::CONFLICT]);
+    let stats = bank_stats(&app).await;
+    assert_eq!((balance(&stats, "a"), balance(&stats, "b")), (5, 10));
+    assert_eq!(
+        (stats.transfers, stats.refused, stats.lost_updates),
+        (1, 1, 0)
+    );
+}
+
+#[tokio::test]
+async fn a_bank_reset_on_postgres_reopens_every_account_and_zeroes_the_ledger() {
+    let app = spawn_one_bank("pg-bank-reset", "atomic", LockOrder::Id, &abc()).await;
+    assert_eq!(transfer(&app, "a", "b", 30).await.status(), StatusCode::OK);
+
+    let response = app
+        .post_raw(
+            "/bank/reset",
+            Some("application/json"),
+            r#"{"balances": {"a": 7}}"#,
+        )
+        .await;
+
+    assert_eq!(response.status(), StatusCode::OK);
+    let stats = bank_stats(&app).await;
+    let balances: Vec<i64> = stats.accounts.iter().map(|a| a.balance).collect();
+    assert_eq!(balances, [7, 0, 0]);
+    assert_eq!(
+        (stats.transfers, stats.expected_total, stats.opening_total),
+        (0, 7, 7)
+    );
+}
+
+/// Sends `moves` (from, to, amount) to the replicas in turn, all at once; the statuses.
+async fn transfers_across(replicas: &[TestApp], moves: &[(&str, &str, i64)]) -> Vec<StatusCode> {
+    let requests = moves
+        .iter()
+        .enumerate()
+        .map(|(i, &(from, to, amount))| async move {
+            transfer(&replicas[i % replicas.len()], from, to, amount)
+                .await
+                .status()
+        });
+    join_all(requests).await
+}
+
+/// A burst of transfers among four accounts in both directions over three replicas: every safe
+/// mode keeps every unit, loses no update, and every replica reports the same ledger.
+async fn a_burst_across_three_replicas(mode: &str, order: LockOrder) {
+    let bank = spec(&[("a", 100), ("b", 100), ("c", 100), ("d", 100)], &[]);
+    let name = format!("pg-bank-3-{mode}-{order}");
+    let replicas = spawn_bank(&name, 3, (mode, "0ms..2ms", order), &bank).await;
+    let ids = ["a", "b", "c", "d"];
+    let moves: Vec<(&str, &str, i64)> = (0..12)
+        .map(|i: usize| {
+            (
+                ids[i % 4],
+                ids[(i * 3 + 1) % 4],
+                1 + i64::try_from(i).unwrap() % 5,
+            )
+        })
+        .filter(|(from, to, _)| from != to)
+        .collect();
+
+    let statuses = transfers_across(&replicas, &moves).await;
+
+    assert!(
+        statuses.iter().all(|s| *s == StatusCode::OK),
+        "{mode}: {statuses:?}"
+    );
+    let stats = bank_stats(&replicas[0]).await;
+    for replica in &replicas[1..] {
+        assert_eq!(bank_stats(replica).await, stats, "{mode}: one ledger");
+    }
+    assert_eq!(stats.transfers, moves.len() as u64, "{mode}");
+    assert_eq!((stats.total, stats.expected_total), (400, 400), "{mode}");
+    assert_eq!(stats.lost_updates, 0, "{mode}: {stats:?}");
+    assert!(
+        stats.accounts.iter().all(|a| a.drift == 0),
+        "{mode}: {stats:?}"
+    );
+}
+
+#[tokio::test]
+async fn for_update_in_request_order_across_three_replicas_keeps_every_unit() {
+    a_burst_across_three_replicas("for-update", LockOrder::Request).await;
+}
+
+#[tokio::test]
+async fn for_update_in_id_order_across_three_replicas_keeps_every_unit() {
+    a_burst_across_three_replicas("for-update", LockOrder::Id).await;
+}
+
+#[tokio::test]
+async fn advisory_across_three_replicas_keeps_every_unit() {
+    a_burst_across_three_replicas("advisory", LockOrder::Id).await;
+}
+
+#[tokio::test]
+async fn optimistic_across_three_replicas_keeps_every_unit() {
+    a_burst_across_three_replicas("optimistic", LockOrder::Id).await;
+}
+
+#[tokio::test]
+async fn repeatable_read_across_three_replicas_keeps_every_unit() {
+    a_burst_across_three_replicas("repeatable-read", LockOrder::Id).await;
+}
+
+#[tokio::test]
+async fn serializable_across_three_replicas_keeps_every_unit() {
+    a_burst_across_three_replicas("serializable", LockOrder::Id).await;
+}
+
+#[tokio::test]
+async fn atomic_across_three_replicas_keeps_every_unit() {
+    a_burst_across_three_replicas("atomic", LockOrder::Id).await;
+}
+
+/// One transfer to each of three replicas at once (a->b, b->c, c->a, 10 each) under
+/// `rendezvous:3`: a replica's rendezvous sees only its own request, so each waits its full second
+/// and all three read before any writes (a margin of about a second over a few milliseconds).
+/// Every account is written twice from the same read: one write erased per account, and the total
+/// is off (by 10 or 30: three erasures of 10 each way cannot cancel).
+async fn a_ring_of_transfers_across_three_replicas(mode: &str) {
+    let replicas = spawn_bank(
+        &format!("pg-bank-3-ring-{mode}"),
+        3,
+        (mode, "rendezvous:3", LockOrder::Id),
+        &abc(),
+    )
+    .await;
+
+    let statuses =
+        transfers_across(&replicas, &[("a", "b", 10), ("b", "c", 10), ("c", "a", 10)]).await;
+
+    assert_eq!(statuses, [StatusCode::OK; 3], "{mode}");
+    let stats = bank_stats(&replicas[1]).await;
+    assert_eq!(stats.expected_total, 300, "{mode}");
+    assert_eq!(stats.lost_updates, 3, "{mode}: {stats:?}");
+    assert!(
+        stats.accounts.iter().all(|a| a.lost_updates == 1),
+        "{mode}: {stats:?}"
+    );
+    assert_ne!(stats.total, 300, "{mode}: {stats:?}");
+}
+
+#[tokio::test]
+async fn unguarded_across_three_replicas_erases_one_write_per_account_and_loses_the_total() {
+    a_ring_of_transfers_across_three_replicas("unguarded").await;
+}
+
+#[tokio::test]
+async fn a_mutex_across_three_replicas_erases_one_write_per_account_and_loses_the_total() {
+    a_ring_of_transfers_across_three_replicas("mutex").await;
+}
+
+#[tokio::test]
+async fn account_locks_across_three_replicas_erase_one_write_per_account_and_lose_the_total() {
+    a_ring_of_transfers_across_three_replicas("account-locks").await;
+}
