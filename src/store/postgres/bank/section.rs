@@ -131,11 +131,15 @@ pub(super) async fn read(
 /// The credit and the debit `mv` makes to the account at `position`.
 fn change(mv: Move, position: usize) -> (i64, i64) {
     let amount = mv.amount().get();
-    match mv {
-        Move::Deposit { .. } => (amount, 0),
-        Move::Withdraw { .. } => (0, amount),
-        Move::Transfer { from, .. } if from == position => (0, amount),
-        Move::Transfer { .. } => (amount, 0),
+    let debited = match mv {
+        Move::Deposit { .. } => false,
+        Move::Withdraw { .. } => true,
+        Move::Transfer { from, .. } => from == position,
+    };
+    if debited {
+        (0, amount)
+    } else {
+        (amount, 0)
     }
 }
 

@@ -9,6 +9,7 @@
 //! failure between them leaves it half done (answered 500 `outcome-unknown`).
 //! `mutex`, `semaphore:N` and `account-locks` run this same section inside their in-process guards.
 
+use super::ledger::Redos;
 use super::section::{self, balances};
 use super::BankDatabase;
 use crate::domain::bank::{BankSpec, Move};
@@ -35,7 +36,7 @@ pub(super) async fn apply(
         mv,
         &seen,
         &written,
-        Default::default(),
+        Redos::default(),
         true,
     )
     .await
