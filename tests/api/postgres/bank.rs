@@ -10,7 +10,7 @@ use racebank::{AccountId, BankSpec, Config, LockOrder};
 use reqwest::{Response, StatusCode};
 use serde_json::{json, Value};
 
-use super::{replica_config, require_postgres, unique_account};
+use super::{replica_config, require_postgres, sql, unique_account};
 use crate::helpers::{spawn_with, TestApp};
 
 /// A bank of `accounts` (id, opening balance), with `households`.
@@ -49,7 +49,7 @@ async fn spawn_bank(
     count: usize,
     (mode, work, order): (&str, &str, LockOrder),
     bank: &BankSpec,
-) -> Vec<TestApp> {
+) -> (AccountId, Vec<TestApp>) {
     require_postgres().await;
     let account = unique_account(name);
     let mut replicas = Vec::with_capacity(count);
@@ -60,14 +60,23 @@ async fn spawn_bank(
             StatusCode::OK,
             "replica {n} of {name} did not start"
         );
+        warm_up(&replica).await;
         replicas.push(replica);
     }
-    replicas
+    (account, replicas)
+}
+
+/// Opens the replica's pool connections before a race: a request that has to connect first
+/// could reach the rendezvous after its partner gave up waiting. (`/stats` reads the bank's
+/// ledger in one statement, without the work.)
+async fn warm_up(replica: &TestApp) {
+    let reads = join_all((0..4).map(|_| replica.get("/stats"))).await;
+    assert!(reads.iter().all(|read| read.status() == StatusCode::OK));
 }
 
 /// One server of a new bank.
 async fn spawn_one_bank(name: &str, mode: &str, order: LockOrder, bank: &BankSpec) -> TestApp {
-    let mut replicas = spawn_bank(name, 1, (mode, "rendezvous:2", order), bank).await;
+    let (_, mut replicas) = spawn_bank(name, 1, (mode, "rendezvous:2", order), bank).await;
     replicas.pop().expect("one replica")
 }
 
@@ -345,7 +354,7 @@ async fn transfers_across(replicas: &[TestApp], moves: &[(&str, &str, i64)]) -> 
 async fn a_burst_across_three_replicas(mode: &str, order: LockOrder) {
     let bank = spec(&[("a", 100), ("b", 100), ("c", 100), ("d", 100)], &[]);
     let name = format!("pg-bank-3-{mode}-{order}");
-    let replicas = spawn_bank(&name, 3, (mode, "0ms..2ms", order), &bank).await;
+    let (_, replicas) = spawn_bank(&name, 3, (mode, "0ms..2ms", order), &bank).await;
     let ids = ["a", "b", "c", "d"];
     let moves: Vec<(&str, &str, i64)> = (0..12)
         .map(|i: usize| {
@@ -412,23 +421,63 @@ async fn atomic_across_three_replicas_keeps_every_unit() {
     a_burst_across_three_replicas("atomic", LockOrder::Id).await;
 }
 
-/// One transfer to each of three replicas at once (a->b, b->c, c->a, 10 each) under
-/// `rendezvous:3`: a replica's rendezvous sees only its own request, so each waits its full second
-/// and all three read before any writes (a margin of about a second over a few milliseconds).
-/// Every account is written twice from the same read: one write erased per account, and the total
-/// is off (by 10 or 30: three erasures of 10 each way cannot cancel).
+/// One transfer to each of three replicas at once (a->b, b->c, c->a, 10 each), while the test
+/// holds the bank's rows locked: a plain `SELECT` does not wait for a row lock, so all three read
+/// every balance as it was, then each waits at its first `UPDATE`. Once all three wait (PostgreSQL
+/// says so, `pg_blocking_pids`), the test lets go. The in-process guards of the three replicas
+/// never saw each other: every account is written twice from the same read, one write erased per
+/// account, and the total is off (by 10 or 30: three erasures of 10 cannot cancel).
 async fn a_ring_of_transfers_across_three_replicas(mode: &str) {
-    let replicas = spawn_bank(
+    let (account, replicas) = spawn_bank(
         &format!("pg-bank-3-ring-{mode}"),
         3,
-        (mode, "rendezvous:3", LockOrder::Id),
+        (mode, "none", LockOrder::Id),
         &abc(),
     )
     .await;
+    let mut holder = sql().await;
+    let watcher = sql().await;
+    let rows = holder.transaction().await.expect("begin");
+    rows.execute(
+        "SELECT FROM racebank.bank_accounts WHERE bank = $1 FOR UPDATE",
+        &[&account.as_str()],
+    )
+    .await
+    .expect("lock the bank's rows");
+    let pid: i32 = rows
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .expect("the holder's pid")
+        .get(0);
+    let release = async {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            let waiting: i64 = watcher
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))",
+                    &[&pid],
+                )
+                .await
+                .expect("count the waiting writes")
+                .get(0);
+            if waiting == 3 || tokio::time::Instant::now() > deadline {
+                break waiting;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    };
 
-    let statuses =
-        transfers_across(&replicas, &[("a", "b", 10), ("b", "c", 10), ("c", "a", 10)]).await;
+    let ring = transfers_across(&replicas, &[("a", "b", 10), ("b", "c", 10), ("c", "a", 10)]);
+    let (statuses, waiting) = tokio::join!(ring, async {
+        let waiting = release.await;
+        rows.commit().await.expect("let go of the rows");
+        waiting
+    });
 
+    assert_eq!(
+        waiting, 3,
+        "{mode}: every write waited for the test's locks"
+    );
     assert_eq!(statuses, [StatusCode::OK; 3], "{mode}");
     let stats = bank_stats(&replicas[1]).await;
     assert_eq!(stats.expected_total, 300, "{mode}");
