@@ -372,7 +372,7 @@ async fn bad_bank_requests_get_a_problem_document_and_change_nothing() {
         ),
         (
             "/transfers",
-            r#"[1]"#,
+            "[1]",
             StatusCode::BAD_REQUEST,
             "malformed-body",
         ),
