@@ -286,6 +286,11 @@ pub struct BankOpts {
     #[arg(long)]
     pub allow_negative: bool,
 
+    /// Open the bank at the server's own opening balances (a reset without a body: every account
+    /// at `racebank --initial-balance`) instead of the whole --total in account 0.
+    #[arg(long, conflicts_with = "total")]
+    pub server_openings: bool,
+
     /// Requests in flight at once.
     #[arg(short = 'c', long, default_value_t = 64,
           value_parser = clap::value_parser!(u64).range(1..=100_000))]
@@ -352,6 +357,7 @@ impl BankOpts {
         };
         load.total = self.total;
         load.allow_negative = self.allow_negative;
+        load.server_openings = self.server_openings;
         load.concurrency = self.concurrency;
         load.limit = match (self.requests, self.duration) {
             (_, Some(duration)) => Limit::Duration(duration),

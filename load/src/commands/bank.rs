@@ -56,9 +56,9 @@ async fn open(load: &BankLoad) -> anyhow::Result<Opened> {
     let target = Target::new(&load.target)?;
     let probe = BankProbe::new(&target, &load.headers, load.timeout)?;
     let wanted = bank::numbered_ids(accounts);
-    let openings = load.openings();
+    let asked = (!load.server_openings).then(|| load.openings());
     let stats_before = probe
-        .reset(&wanted, &openings)
+        .reset(&wanted, asked.as_deref())
         .await
         .context("cannot open the bank")?;
     let held: Vec<(String, i64)> = probe.accounts().await.map_err(|failure| match failure {
@@ -80,6 +80,10 @@ async fn open(load: &BankLoad) -> anyhow::Result<Opened> {
         );
     }
     // The run's accounts first, then any others the bank holds (they open at 0 and must stay so).
+    let openings = asked.unwrap_or_else(|| {
+        let balance_of = |id: &String| held.iter().find(|(held, _)| held == id).map_or(0, |(_, b)| *b);
+        wanted.iter().map(balance_of).collect()
+    });
     let mut ids = wanted;
     let mut all_openings = openings;
     for (id, balance) in &held {

@@ -69,21 +69,28 @@ impl BankProbe {
 
     /// Opens the bank: `POST /bank/reset` naming every opening balance (accounts not named open
     /// at 0). Returns the bank's stats right after, the baseline of the cross-check.
+    /// Resets the bank: with `openings` (by `ids`), or, with `None`, to the server's own opening
+    /// balances (a reset without a body).
     pub(crate) async fn reset(
         &self,
         ids: &[String],
-        openings: &[i64],
+        openings: Option<&[i64]>,
     ) -> anyhow::Result<Option<BankStats>> {
-        let balances: BTreeMap<String, i64> = ids
-            .iter()
-            .zip(openings)
-            .filter(|(_, &opening)| opening != 0)
-            .map(|(id, &opening)| (id.clone(), opening))
-            .collect();
         let url = self.target.url_of(paths::RESET)?;
-        let response = self
-            .request(reqwest::Method::POST, paths::RESET)?
-            .json(&BankResetBody { balances })
+        let request = self.request(reqwest::Method::POST, paths::RESET)?;
+        let request = match openings {
+            Some(openings) => {
+                let balances: BTreeMap<String, i64> = ids
+                    .iter()
+                    .zip(openings)
+                    .filter(|(_, &opening)| opening != 0)
+                    .map(|(id, &opening)| (id.clone(), opening))
+                    .collect();
+                request.json(&BankResetBody { balances })
+            }
+            None => request.header(reqwest::header::CONTENT_TYPE, "application/json"),
+        };
+        let response = request
             .send()
             .await
             .map_err(|error| self.unreachable(&url, &error))?;

@@ -123,6 +123,10 @@ pub struct BankLoad {
     /// Whether a balance below zero is allowed (a bank of households); otherwise every negative
     /// balance read is an anomaly.
     pub allow_negative: bool,
+    /// Open the bank at the server's own opening balances (`POST /bank/reset` without a body, as
+    /// `racebank --accounts N --initial-balance B` set them) instead of the whole total in
+    /// account 0; the total is then what the bank holds after the reset.
+    pub server_openings: bool,
     /// Requests in flight at once.
     pub concurrency: u64,
     /// How many, or how long.
@@ -164,6 +168,7 @@ impl BankLoad {
             },
             total: DEFAULT_TOTAL,
             allow_negative: false,
+            server_openings: false,
             concurrency: 64,
             limit: Limit::Count(2000),
             timeout: Duration::from_secs(10),
