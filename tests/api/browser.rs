@@ -6,7 +6,7 @@
 //! Every wait polls the page's DOM for the expected text, with a deadline; nothing sleeps in
 //! place of a check. The screenshot goes to `target/screenshots/live.png`, and also to
 //! `$RACEBANK_SCREENSHOT` when set (README's picture: `RACEBANK_SCREENSHOT=docs/live.png cargo
-//! test --test api browser`).
+//! test --test api browser`); the bank's page to `target/screenshots/live-bank.png`.
 
 use std::ffi::OsString;
 use std::net::TcpListener;
