@@ -6,7 +6,7 @@
 //! Every wait polls the page's DOM for the expected text, with a deadline; nothing sleeps in
 //! place of a check. The screenshot goes to `target/screenshots/live.png`, and also to
 //! `$RACEBANK_SCREENSHOT` when set (README's picture: `RACEBANK_SCREENSHOT=docs/live.png cargo
-//! test --test api browser`).
+//! test --test api browser`); the bank's page to `target/screenshots/live-bank.png`.
 
 use std::ffi::OsString;
 use std::net::TcpListener;
@@ -21,7 +21,8 @@ use futures::FutureExt;
 use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::{json, Value};
 
-use crate::helpers::{spawn_app, TestApp};
+use crate::bank::{bank_config, transfer};
+use crate::helpers::{spawn_app, spawn_with, TestApp};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
@@ -53,12 +54,32 @@ async fn the_live_page_shows_a_lost_update_from_a_burst_and_reset_clears_it() {
     }
 }
 
+#[tokio::test]
+async fn the_live_page_shows_the_bank_total_leave_its_expected_total_and_reset_brings_it_back() {
+    let accounts = [("a", 100), ("b", 100), ("c", 100)];
+    let app = spawn_with(bank_config("unguarded", "rendezvous:2", &accounts, &[])).await;
+    let browser = Browser::start().await;
+
+    let outcome = AssertUnwindSafe(drive_bank(&browser.client, &app))
+        .catch_unwind()
+        .await;
+
+    browser.close().await;
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+}
+
 /// The scenario itself, so that the browser is closed whether it passes or not.
 async fn drive(page: &Client, app: &TestApp) {
     page.goto(&format!("{}/", app.address)).await.unwrap();
 
-    // The page loads, connects and shows the account.
+    // The page loads, connects and shows the account; without a bank, no bank section.
     wait_for(page, "#connection", Probe::Data("state"), "live").await;
+    assert!(
+        bank_hidden(page).await,
+        "a server without a bank shows no bank"
+    );
     wait_for(page, "#mode", Probe::Text, "unguarded").await;
     wait_for(page, "#work", Probe::Text, "rendezvous:2").await;
     wait_for(page, "#balance", Probe::Text, "0").await;
@@ -165,6 +186,143 @@ async fn drive(page: &Client, app: &TestApp) {
     wait_for(page, "#expected", Probe::Text, "0").await;
     let stats = app.stats().await;
     assert_eq!((stats.lost_updates, stats.deposit_count), (0, 0));
+}
+
+/// The bank's scenario: two transfers that share an account erase one write, the total leaves the
+/// expected total on the page and its chart, a burst from the page's button is answered, and a
+/// reset of the bank puts the line back on the expected total.
+async fn drive_bank(page: &Client, app: &TestApp) {
+    page.goto(&format!("{}/", app.address)).await.unwrap();
+    wait_for(page, "#connection", Probe::Data("state"), "live").await;
+    wait_for(page, "#bank-total", Probe::Text, "300").await;
+    assert!(!bank_hidden(page).await, "a server with a bank shows it");
+    wait_for(page, "#bank-expected", Probe::Text, "300").await;
+    wait_for(page, "#accounts-note", Probe::Text, "3 accounts.").await;
+    wait_for(page, "#accounts tbody tr:nth-child(2) td", Probe::Text, "b").await;
+    assert_eq!(
+        chart_gap(page).await,
+        Some((0.0, 0.0)),
+        "a flat line at first"
+    );
+
+    // a->b and b->c meet at the rendezvous: one write to b erases the other's, 10 one way.
+    let (first, second) = tokio::join!(transfer(app, "a", "b", 10), transfer(app, "b", "c", 10));
+    assert_eq!(
+        (first.status().as_u16(), second.status().as_u16()),
+        (200, 200)
+    );
+    let bank = bank_books(app).await;
+    let total = bank["total"].as_i64().unwrap();
+    assert_eq!(total.abs_diff(300), 10, "{bank:#}");
+    wait_for(page, "#bank-total", Probe::Text, &total.to_string()).await;
+    wait_for(page, "#bank-expected", Probe::Text, "300").await;
+    let moved = if total > 300 {
+        "#bank-created"
+    } else {
+        "#bank-destroyed"
+    };
+    wait_for(page, moved, Probe::Text, "10").await;
+    wait_for_gap(page, "the line off the expected total", |(last, _)| {
+        last.abs() > 10.0
+    })
+    .await;
+
+    // A burst of transfers from the page's own button.
+    set_value(page, "transfer-count", "20").await;
+    page.find(Locator::Id("transfer-send"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(page, "#transfer-result", Probe::Data("answered"), "20").await;
+    let bank = bank_books(app).await;
+    let decided = bank["transfers"].as_u64().unwrap() + bank["refused"].as_u64().unwrap();
+    assert_eq!(decided, 22, "{bank:#}");
+    wait_for(page, "#bank-total", Probe::Text, &bank["total"].to_string()).await;
+    save_screenshot(
+        page,
+        Shot {
+            name: "live-bank.png",
+            width: WINDOW.0,
+            until: None,
+            also: None,
+        },
+    )
+    .await;
+    page.set_window_size(WINDOW.0, WINDOW.1).await.unwrap();
+
+    // Reset: every account back to 100, the books zeroed, the line back on the expected total.
+    page.find(Locator::Id("bank-reset"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(page, "#transfer-result", Probe::Data("state"), "reset").await;
+    wait_for(page, "#bank-total", Probe::Text, "300").await;
+    wait_for(page, "#bank-created", Probe::Text, "0").await;
+    wait_for(page, "#bank-destroyed", Probe::Text, "0").await;
+    wait_for_gap(
+        page,
+        "the whole line on the expected total",
+        |(_, widest)| widest == 0.0,
+    )
+    .await;
+    let bank = bank_books(app).await;
+    assert_eq!(
+        (bank["total"].as_i64(), bank["transfers"].as_u64()),
+        (Some(300), Some(0))
+    );
+}
+
+/// `GET /stats`'s `bank` block.
+async fn bank_books(app: &TestApp) -> Value {
+    let stats: Value = app.get("/stats").await.json().await.unwrap();
+    stats["bank"].clone()
+}
+
+/// Whether the page hides its bank section.
+async fn bank_hidden(page: &Client) -> bool {
+    let hidden = page
+        .execute("return document.getElementById('bank').hidden;", vec![])
+        .await
+        .expect("the page runs a script");
+    hidden == Value::Bool(true)
+}
+
+/// How far the total-over-time chart's line is from the expected total's, in pixels: at its last
+/// point, and at the point where it is furthest. `None` before the chart has lines.
+async fn chart_gap(page: &Client) -> Option<(f64, f64)> {
+    let script = "const box = document.getElementById('bank-chart');\
+                  const actual = box.querySelector('polyline.line-actual');\
+                  const expected = box.querySelector('polyline.line-expected');\
+                  if (!actual || !expected) return null;\
+                  const ys = (line) => line.getAttribute('points').trim().split(' ')\
+                      .map((point) => Number(point.split(',')[1]));\
+                  const [a, e] = [ys(actual), ys(expected)];\
+                  return [e[e.length - 1] - a[a.length - 1],\
+                          Math.max(...a.map((y, i) => Math.abs(y - e[i])))];";
+    let gap = page
+        .execute(script, vec![])
+        .await
+        .expect("the page runs a script");
+    let gap = gap.as_array()?;
+    Some((gap[0].as_f64()?, gap[1].as_f64()?))
+}
+
+/// Polls the total-over-time chart until its gap (see [`chart_gap`]) satisfies `wanted`.
+async fn wait_for_gap(page: &Client, expected: &str, wanted: impl Fn((f64, f64)) -> bool) {
+    let start = Instant::now();
+    let mut seen = None;
+    while start.elapsed() < DEADLINE {
+        seen = chart_gap(page).await;
+        if seen.is_some_and(&wanted) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the bank's chart should show {expected} within {DEADLINE:?}; its gap is {seen:?}");
 }
 
 /// What of an element to read.

@@ -8,6 +8,7 @@ use racebank::{Config, ServerConfig};
 use reqwest::StatusCode;
 use serde_json::Value;
 
+use crate::bank::{bank_config, transfer};
 use crate::helpers::{spawn_app, spawn_with, TestApp};
 
 /// One server-sent event: its name and its data, parsed as JSON.
@@ -170,6 +171,87 @@ async fn the_stream_shows_a_lost_update_the_moment_it_happens() {
     assert_eq!(stats["expected_balance"], 10);
     assert_eq!(stats["lost_updates"], 1);
     assert_eq!(stats["lost_net"], 5);
+}
+
+#[tokio::test]
+async fn without_a_bank_the_stream_carries_no_bank_block() {
+    let app = spawn_app("unguarded", "none").await;
+    let mut events = Events::open(&app).await;
+
+    let hello = events.next().await.unwrap();
+    let first = events.next().await.unwrap();
+
+    assert_eq!(
+        (hello.event.as_str(), first.event.as_str()),
+        ("hello", "stats")
+    );
+    assert!(hello.data.get("bank").is_none(), "{:#}", hello.data);
+    assert!(first.data.get("bank").is_none(), "{:#}", first.data);
+}
+
+#[tokio::test]
+async fn with_a_bank_the_stream_carries_its_books_and_shows_the_total_move() {
+    let accounts = [("a", 100), ("b", 100), ("c", 100)];
+    let app = spawn_with(bank_config("unguarded", "rendezvous:2", &accounts, &[])).await;
+    let mut events = Events::open(&app).await;
+
+    let hello = events.next().await.unwrap();
+    let bank = &hello.data["bank"];
+    assert_eq!(hello.event, "hello");
+    assert_eq!(
+        (bank["total"].as_i64(), bank["expected_total"].as_i64()),
+        (Some(300), Some(300))
+    );
+    assert_eq!(bank["account_count"], 3);
+    let ids: Vec<&str> = bank["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|account| account["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["a", "b", "c"]);
+
+    // Two transfers that share b meet at the rendezvous: one write to b erases the other's.
+    let (first, second) = tokio::join!(transfer(&app, "a", "b", 10), transfer(&app, "b", "c", 10));
+    assert_eq!(
+        (first.status(), second.status()),
+        (StatusCode::OK, StatusCode::OK)
+    );
+
+    let frame = events
+        .until(|frame| frame.data["bank"]["transfers"] == 2)
+        .await;
+    let bank = &frame.data["bank"];
+    let n = |key: &str| bank[key].as_i64().unwrap();
+    assert_eq!(n("expected_total"), 300, "{bank:#}");
+    assert_eq!(n("lost_updates"), 1, "{bank:#}");
+    assert_eq!(n("money_created") + n("money_destroyed"), 10, "{bank:#}");
+    assert_eq!(
+        n("total"),
+        300 + n("money_created") - n("money_destroyed"),
+        "{bank:#}"
+    );
+    assert_ne!(n("total"), 300, "the total moved off the expected total");
+    assert!(
+        frame.data["stats"].get("bank").is_none(),
+        "the bank is beside the stats, once"
+    );
+}
+
+#[tokio::test]
+async fn a_big_banks_stream_carries_only_its_first_hundred_accounts() {
+    let ids: Vec<String> = (0..150).map(|i| format!("acct{i}")).collect();
+    let accounts: Vec<(&str, i64)> = ids.iter().map(|id| (id.as_str(), 100)).collect();
+    let app = spawn_with(bank_config("mutex", "none", &accounts, &[])).await;
+    let mut events = Events::open(&app).await;
+
+    let hello = events.next().await.unwrap();
+
+    let bank = &hello.data["bank"];
+    assert_eq!(bank["account_count"], 150);
+    assert_eq!(bank["accounts"].as_array().unwrap().len(), 100);
+    assert_eq!(bank["accounts"][99]["id"], "acct99");
+    assert_eq!(bank["total"], 15_000, "the books still cover every account");
 }
 
 #[tokio::test]

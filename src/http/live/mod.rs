@@ -7,6 +7,10 @@
 //! | `GET /live/page.js`  | its script                                                  |
 //! | `GET /live/events`   | `text/event-stream`: one `hello` with the numbers now, then a `stats` frame every [`TICK`] |
 //!
+//! When the server opened a bank (`--accounts`), every frame also carries the bank's books under
+//! `bank`, with the first [`ACCOUNTS_SHOWN`] accounts (a bank may hold 1000, and the page redraws
+//! them four times a second); `/stats` has every one.
+//!
 //! Nothing is fetched from anywhere else (the page's Content-Security-Policy says so), so it works
 //! offline and on a projector in a room without Wi-Fi.
 //!
@@ -38,7 +42,9 @@ use tokio::sync::watch;
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 
 use crate::account::Account;
+use crate::domain::bank::BankStats;
 use crate::domain::ledger::Stats;
+use crate::http::bank::MaybeBank;
 use crate::http::live::lesson::lesson;
 
 /// How often an open stream samples the stats: often enough for a smooth chart, rare enough that a
@@ -47,6 +53,10 @@ pub(crate) const TICK: Duration = Duration::from_millis(250);
 
 /// req/s is averaged over about this long, so that a quiet tick does not make it flicker to zero.
 const RATE_WINDOW: Duration = Duration::from_secs(1);
+
+/// How many of the bank's accounts each frame carries: enough to see every account of a bank made
+/// for a lesson, few enough that a frame of a 1000-account bank stays small (about 17 kB).
+pub(crate) const ACCOUNTS_SHOWN: usize = 100;
 
 /// The event stream's path.
 pub(crate) const EVENTS: &str = "/live/events";
@@ -109,6 +119,7 @@ pub(crate) fn keep_alive_every(header_timeout: Duration) -> Duration {
 pub(crate) fn routes<S>(closing: Closing, keep_alive: Duration) -> Router<S>
 where
     Arc<Account>: FromRef<S>,
+    MaybeBank: FromRef<S>,
     S: Clone + Send + Sync + 'static,
 {
     Router::new()
@@ -117,9 +128,11 @@ where
         .route("/live/page.js", get(js))
         .route(
             EVENTS,
-            get(move |State(account): State<Arc<Account>>| {
-                events(account, closing.clone(), keep_alive)
-            }),
+            get(
+                move |State(account): State<Arc<Account>>, State(bank): State<MaybeBank>| {
+                    events(account, bank, closing.clone(), keep_alive)
+                },
+            ),
         )
 }
 
@@ -159,6 +172,7 @@ async fn js() -> impl IntoResponse {
 )]
 async fn events(
     account: Arc<Account>,
+    bank: MaybeBank,
     closing: Closing,
     keep_alive: Duration,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
@@ -169,6 +183,7 @@ async fn events(
     keep_alive.set_missed_tick_behavior(MissedTickBehavior::Skip);
     let feed = Feed {
         account,
+        bank,
         closing,
         ticks,
         keep_alive,
@@ -184,6 +199,7 @@ async fn events(
 /// One viewer's stream: a `hello`, then a `stats` frame every tick until shutdown.
 struct Feed {
     account: Arc<Account>,
+    bank: MaybeBank,
     closing: Closing,
     ticks: Interval,
     /// A comment now and then, which shows a stalled store's stream to be alive still.
@@ -211,6 +227,29 @@ struct Frame<'a> {
     stats: &'a Stats,
     /// Requests decided (acknowledged or refused) per second, over about the last second.
     requests_per_second: f64,
+    /// The bank's books, when the server opened a bank.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bank: Option<&'a LiveBank>,
+}
+
+/// The bank's books as `/stats` has them, but only the first [`ACCOUNTS_SHOWN`] accounts.
+#[derive(Debug, Serialize)]
+struct LiveBank {
+    #[serde(flatten)]
+    stats: BankStats,
+    /// How many accounts the bank holds, of which `accounts` carries the first.
+    account_count: usize,
+}
+
+impl LiveBank {
+    fn new(mut stats: BankStats) -> Self {
+        let account_count = stats.accounts.len();
+        stats.accounts.truncate(ACCOUNTS_SHOWN);
+        Self {
+            stats,
+            account_count,
+        }
+    }
 }
 
 /// A frame that says the stats could not be read this time; the stream goes on.
@@ -230,13 +269,11 @@ impl Feed {
             _ = self.keep_alive.tick() => return Some(Event::default().comment("keep-alive")),
             _ = self.ticks.tick() => {}
         }
-        let stats = match self.account.stats().await {
-            Ok(stats) => stats,
-            Err(error) => {
-                let detail = format!("the account's stats could not be read: {error}");
-                return Some(json_event("trouble", &Trouble { detail }));
-            }
+        let (stats, bank) = match self.read().await {
+            Ok(read) => read,
+            Err(detail) => return Some(json_event("trouble", &Trouble { detail })),
         };
+        let bank = bank.as_ref();
         let requests_per_second = self.rate.observe(Instant::now(), decided(&stats));
         if !self.greeted {
             self.greeted = true;
@@ -248,6 +285,7 @@ impl Feed {
                 frame: Frame {
                     stats: &stats,
                     requests_per_second,
+                    bank,
                 },
             };
             return Some(json_event("hello", &hello).retry(RECONNECT));
@@ -257,8 +295,26 @@ impl Feed {
             &Frame {
                 stats: &stats,
                 requests_per_second,
+                bank,
             },
         ))
+    }
+
+    /// The account's stats, and the bank's when there is one; or what went wrong, for a `trouble`.
+    async fn read(&self) -> Result<(Stats, Option<LiveBank>), String> {
+        let stats = self
+            .account
+            .stats()
+            .await
+            .map_err(|error| format!("the account's stats could not be read: {error}"))?;
+        let Some(bank) = &self.bank else {
+            return Ok((stats, None));
+        };
+        let bank = bank
+            .stats()
+            .await
+            .map_err(|error| format!("the bank's books could not be read: {error}"))?;
+        Ok((stats, Some(LiveBank::new(bank))))
     }
 }
 
@@ -271,7 +327,7 @@ fn decided(stats: &Stats) -> u64 {
 }
 
 fn json_event(name: &str, data: &impl Serialize) -> Event {
-    // These structs hold only strings and numbers: serializing them cannot fail.
+    // These structs hold only strings, numbers and lists of them: serializing them cannot fail.
     let data = serde_json::to_string(data).unwrap_or_else(|_| "{}".to_string());
     Event::default().event(name).data(data)
 }

@@ -13,10 +13,13 @@
   const compact = new Intl.NumberFormat("en-US", { notation: "compact", maximumFractionDigits: 1 });
   const number = (value) => whole.format(value);
 
-  /** Samples for the chart: {t, balance, expected}. */
+  /** Samples for the chart: {t, actual, expected}. */
   let history = [];
   let setup = null;
   let latest = null;
+  /** The bank's samples for the total-over-time chart, and its latest books (null: no bank). */
+  let bankHistory = [];
+  let latestBank = null;
   let lastSummary = { at: 0, text: "" };
   let frames = 0; // stats frames received, for tests that wait for the page to move on
 
@@ -37,6 +40,7 @@
       showSetup(hello);
       // The first event carries the numbers now: no dashes until the first tick.
       if (hello.stats) showFrame(hello);
+      $("bank").hidden = !hello.bank;
     });
     source.addEventListener("stats", (event) => showFrame(JSON.parse(event.data)));
     source.addEventListener("trouble", (event) => {
@@ -52,6 +56,7 @@
   function showSetup(hello) {
     if (setup && (setup.mode !== hello.mode || setup.work !== hello.work)) {
       history = []; // another server (or the same one restarted in another mode)
+      bankHistory = [];
     }
     setup = hello;
     $("mode").textContent = hello.mode;
@@ -75,14 +80,14 @@
     });
   }
 
-  function showFrame({ stats, requests_per_second: rps }) {
+  function showFrame({ stats, requests_per_second: rps, bank }) {
     if (latest && decided(stats) < decided(latest)) {
       history = []; // a reset: the old lines say nothing about the new account
     }
     latest = stats;
     $("chart").dataset.frames = String(++frames);
     const now = Date.now();
-    history.push({ t: now, balance: stats.balance, expected: stats.expected_balance });
+    history.push({ t: now, actual: stats.balance, expected: stats.expected_balance });
     while (history.length > 2 && history[1].t < now - WINDOW_MS) history.shift();
 
     const lost = stats.lost_updates > 0 || stats.lost_net !== 0;
@@ -100,6 +105,7 @@
       `${number(stats.withdrawal_count)} withdrawals (${number(stats.withdrawal_sum)}), ` +
       `${number(stats.refused_count)} refused, ${number(stats.retries)} retries; ` +
       `opening balance ${number(stats.initial_balance)}.`;
+    if (bank) showBank(bank);
     announce(stats, lost, now);
     drawChart();
   }
@@ -115,7 +121,7 @@
       element.style.setProperty("--chars", String(text.length));
     }
     const card = element.closest(".card");
-    if (id === "expected" || id === "rps") return;
+    if (id === "expected" || id === "rps" || id === "bank-expected") return;
     card.classList.toggle("bad", bad);
   }
 
@@ -126,6 +132,9 @@
       text += ` ${number(stats.lost_updates)} lost updates erased ${number(stats.lost_net)}.`;
     }
     if (stats.overdraft) text += " Overdraft.";
+    if (latestBank) {
+      text += ` Bank total ${number(latestBank.total)}, expected ${number(latestBank.expected_total)}.`;
+    }
     if (text === lastSummary.text || now - lastSummary.at < SUMMARY_EVERY_MS) return;
     lastSummary = { at: now, text };
     $("summary").textContent = text;
@@ -151,7 +160,19 @@
   }
 
   function drawChart() {
-    const box = $("chart");
+    drawLines($("chart"), history, { title: "balance (cents)", fromZero: true, label: compact.format });
+  }
+
+  function drawBankChart() {
+    drawLines($("bank-chart"), bankHistory, { title: "total (cents)", fromZero: false, label: number });
+  }
+
+  /**
+   * Two lines over the last minute, expected (dashed) and actual, with the gap between them
+   * shaded. `fromZero`: the scale includes 0 (a balance); otherwise it hugs the values, so that a
+   * total of thousands that moves by 10 shows the step. `label` formats the end labels.
+   */
+  function drawLines(box, samples, { title, fromZero, label }) {
     const width = Math.max(280, Math.floor(box.clientWidth));
     const height = width < 600 ? 220 : 300;
     const m = { left: 64, right: 64, top: 12, bottom: 44 };
@@ -161,20 +182,29 @@
       viewBox: `0 0 ${width} ${height}`, width, height, "aria-hidden": "true", focusable: "false",
     });
 
-    if (history.length === 0) {
+    if (samples.length === 0) {
       svg("text", { x: width / 2, y: height / 2, "text-anchor": "middle", class: "waiting" }, root)
         .textContent = "Waiting for the first numbers…";
       box.replaceChildren(root);
       return;
     }
 
-    const now = history[history.length - 1].t;
-    const span = Math.min(WINDOW_MS, Math.max(MIN_SPAN_MS, now - history[0].t));
+    const now = samples[samples.length - 1].t;
+    const span = Math.min(WINDOW_MS, Math.max(MIN_SPAN_MS, now - samples[0].t));
     const start = now - span;
-    const values = history.flatMap((s) => [s.balance, s.expected]);
-    let low = Math.min(0, ...values);
-    let high = Math.max(10, ...values);
+    const values = samples.flatMap((s) => [s.actual, s.expected]);
+    let low = Math.min(...values);
+    let high = Math.max(...values);
+    if (fromZero) {
+      low = Math.min(0, low);
+      high = Math.max(10, high);
+    } else {
+      const pad = Math.max(10, (high - low) / 4);
+      low -= pad;
+      high += pad;
+    }
     const yTicks = ticks(low, high, height < 250 ? 4 : 5);
+    const yStep = yTicks.length > 1 ? yTicks[1] - yTicks[0] : 1;
     low = Math.min(low, yTicks[0]);
     high = Math.max(high, yTicks[yTicks.length - 1]);
     const x = (t) => m.left + ((t - start) / span) * plotW;
@@ -186,7 +216,7 @@
     for (const v of yTicks) {
       svg("line", { x1: m.left, x2: m.left + plotW, y1: y(v), y2: y(v) }, grid);
       const label = svg("text", { x: m.left - 8, y: y(v), "text-anchor": "end", "dominant-baseline": "middle" }, axis);
-      label.textContent = Math.abs(v) >= 100_000 ? compact.format(v) : number(v);
+      label.textContent = Math.abs(v) >= 100_000 && yStep >= 1000 ? compact.format(v) : number(v);
     }
     const stepS = [1, 2, 5, 10, 15, 30].find((s) => span / 1000 / s <= 6) || 30;
     for (let ago = 0; ago * 1000 <= span + 1; ago += stepS) {
@@ -201,33 +231,175 @@
     svg("text", {
       class: "axis-title", x: 0, y: 0, "text-anchor": "middle",
       transform: `translate(14 ${m.top + plotH / 2}) rotate(-90)`,
-    }, root).textContent = "balance (cents)";
+    }, root).textContent = title;
 
     // The gap between the lines, then the lines.
-    const points = (key) => history.map((s) => `${x(s.t).toFixed(1)},${y(s[key]).toFixed(1)}`);
+    const points = (key) => samples.map((s) => `${x(s.t).toFixed(1)},${y(s[key]).toFixed(1)}`);
     const expected = points("expected");
-    const actual = points("balance");
+    const actual = points("actual");
     svg("polygon", { class: "gap", points: [...expected, ...actual.reverse()].join(" ") }, root);
     actual.reverse();
     svg("polyline", { class: "line line-expected", points: expected.join(" ") }, root);
     svg("polyline", { class: "line line-actual", points: actual.join(" ") }, root);
 
     // Where each line ends, labelled at the right edge, pushed apart if they would overlap.
-    const last = history[history.length - 1];
+    const last = samples[samples.length - 1];
     let yExpected = y(last.expected);
-    let yActual = y(last.balance);
+    let yActual = y(last.actual);
     if (Math.abs(yExpected - yActual) < 14) {
       const middle = (yExpected + yActual) / 2;
-      const up = last.expected >= last.balance ? -7 : 7;
+      const up = last.expected >= last.actual ? -7 : 7;
       yExpected = middle + up;
       yActual = middle - up;
     }
     svg("text", { class: "end-label end-expected", x: m.left + plotW + 6, y: yExpected, "dominant-baseline": "middle" }, root)
-      .textContent = compact.format(last.expected);
+      .textContent = label(last.expected);
     svg("text", { class: "end-label end-actual", x: m.left + plotW + 6, y: yActual, "dominant-baseline": "middle" }, root)
-      .textContent = compact.format(last.balance);
+      .textContent = label(last.actual);
 
     box.replaceChildren(root);
+  }
+
+  // ---- the bank ---------------------------------------------------------------------------
+
+  function bankDecided(bank) {
+    return bank.deposits + bank.withdrawals + bank.transfers + bank.refused;
+  }
+
+  function showBank(bank) {
+    if (latestBank && bankDecided(bank) < bankDecided(latestBank)) {
+      bankHistory = []; // a reset of the bank
+    }
+    latestBank = bank;
+    const now = Date.now();
+    bankHistory.push({ t: now, actual: bank.total, expected: bank.expected_total });
+    while (bankHistory.length > 2 && bankHistory[1].t < now - WINDOW_MS) bankHistory.shift();
+    $("bank-chart").dataset.frames = String(frames);
+
+    setNumber("bank-total", number(bank.total), bank.total !== bank.expected_total);
+    setNumber("bank-expected", number(bank.expected_total), false);
+    setNumber("bank-created", number(bank.money_created), bank.money_created !== 0);
+    setNumber("bank-destroyed", number(bank.money_destroyed), bank.money_destroyed !== 0);
+    setNumber("bank-deadlocks", number(bank.deadlocks), bank.deadlocks > 0);
+    setNumber("bank-households", number(bank.households_below_zero), bank.households_below_zero > 0);
+    $("bank-counters").textContent =
+      `Since start or reset: ${number(bank.transfers)} transfers (${number(bank.transfer_sum)}), ` +
+      `${number(bank.deposits)} deposits, ${number(bank.withdrawals)} withdrawals, ` +
+      `${number(bank.refused)} refused, ${number(bank.lost_updates)} lost updates, ` +
+      `${number(bank.retries)} retries; opening total ${number(bank.opening_total)}.`;
+    showAccounts(bank);
+    drawBankChart();
+  }
+
+  /** One row per account the stream carries (the first 100), each updated in place. */
+  function showAccounts(bank) {
+    const shown = bank.accounts.length;
+    let note = bank.account_count > shown
+      ? `The first ${number(shown)} of ${number(bank.account_count)} accounts; /stats has every one.`
+      : `${number(shown)} accounts.`;
+    if (bank.households.length > 0) {
+      note += ` Households (one shared limit each): ${bank.households.map((h) => h.join("+")).join(", ")}.`;
+    }
+    $("accounts-note").textContent = note;
+    $("transfer-among").max = String(Math.max(2, shown));
+
+    const body = $("accounts").tBodies[0];
+    while (body.rows.length > shown) body.deleteRow(-1);
+    while (body.rows.length < shown) {
+      const row = body.insertRow();
+      row.insertCell().append(document.createElement("code"));
+      for (let i = 0; i < 3; i++) row.insertCell().className = "num";
+      const bar = document.createElement("span");
+      bar.className = "bar";
+      row.insertCell().append(bar);
+    }
+    const widest = Math.max(1, ...bank.accounts.map((a) => Math.abs(a.balance)));
+    bank.accounts.forEach((account, i) => {
+      const row = body.rows[i];
+      const cells = [account.id, number(account.balance), number(account.expected_balance),
+        account.drift > 0 ? `+${number(account.drift)}` : number(account.drift)];
+      cells.forEach((text, c) => {
+        const target = c === 0 ? row.cells[0].firstChild : row.cells[c];
+        if (target.textContent !== text) target.textContent = text;
+      });
+      row.classList.toggle("bad", account.drift !== 0);
+      const bar = row.cells[4].firstChild;
+      bar.style.width = `${(100 * Math.abs(account.balance)) / widest}%`;
+      bar.classList.toggle("negative", account.balance < 0);
+    });
+  }
+
+  async function sendTransfers(event) {
+    event.preventDefault();
+    const ids = (latestBank ? latestBank.accounts : []).map((a) => a.id);
+    const count = clampInt($("transfer-count").value, 1, 500, 20);
+    const amount = clampInt($("transfer-amount").value, 1, Number.MAX_SAFE_INTEGER, 10);
+    const among = clampInt($("transfer-among").value, 2, Math.max(2, ids.length), 3);
+    const button = $("transfer-send");
+    const result = $("transfer-result");
+    button.disabled = true;
+    for (const key of ["answered", "ok"]) delete result.dataset[key];
+    result.dataset.state = "sending";
+    result.replaceChildren(paragraph(`Sending ${count} transfers of ${number(amount)}…`));
+
+    // Two different accounts of the first `among`, each pair equally likely.
+    const n = Math.min(among, ids.length);
+    const random = (below) => Math.floor(Math.random() * below);
+    const statuses = [];
+    const started = performance.now();
+    await Promise.all(Array.from({ length: count }, () => {
+      const from = random(n);
+      const to = (from + 1 + random(n - 1)) % n;
+      return fetch("/transfers", {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ from: ids[from], to: ids[to], amount }),
+        cache: "no-store",
+      })
+        .then((response) => statuses.push(response.status))
+        .catch(() => statuses.push(0));
+    }));
+    const elapsed = performance.now() - started;
+    button.disabled = false;
+
+    const tally = (status) => statuses.filter((s) => s === status).length;
+    const ok = tally(200);
+    const refused = tally(409);
+    const deadlocked = tally(503);
+    const failed = statuses.length - ok - refused - deadlocked;
+    result.dataset.state = "done";
+    result.dataset.answered = String(statuses.length);
+    result.dataset.ok = String(ok);
+    let text = `${statuses.length} of ${count} transfers of ${number(amount)} answered in ` +
+      `${number(elapsed)} ms: ${ok} × 200 OK`;
+    if (refused) text += `, ${refused} × 409 refused`;
+    if (deadlocked) text += `, ${deadlocked} × 503 (deadlock or gave up)`;
+    if (failed) text += `, ${failed} failed`;
+    result.replaceChildren(paragraph(`${text}. Watch the total.`));
+  }
+
+  async function resetBank() {
+    const result = $("transfer-result");
+    const button = $("bank-reset");
+    button.disabled = true;
+    try {
+      const response = await fetch("/bank/reset", {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        cache: "no-store",
+      });
+      const bank = await response.json();
+      if (!response.ok) throw new Error(bank.detail || `status ${response.status}`);
+      bankHistory = [];
+      result.dataset.state = "reset";
+      result.replaceChildren(paragraph(
+        `Reset: every account back to its opening balance, total ${number(bank.total)}.`,
+      ));
+    } catch (error) {
+      result.replaceChildren(paragraph(`Reset failed: ${error.message}`));
+    } finally {
+      button.disabled = false;
+    }
   }
 
   // ---- the controls -------------------------------------------------------------------------
@@ -346,7 +518,10 @@
 
   $("burst").addEventListener("submit", sendBurst);
   $("reset").addEventListener("click", reset);
+  $("transfers").addEventListener("submit", sendTransfers);
+  $("bank-reset").addEventListener("click", resetBank);
   new ResizeObserver(() => drawChart()).observe($("chart"));
+  new ResizeObserver(() => drawBankChart()).observe($("bank-chart"));
   drawChart();
   connect();
 })();
