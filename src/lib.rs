@@ -60,5 +60,7 @@ pub mod fuzzing {
     pub mod number {
         pub use crate::http::body::number::{read, Number};
     }
-    pub use crate::http::body::parse::{parse_amount, parse_reset_balance};
+    pub use crate::http::body::parse::{
+        parse_amount, parse_bank_balances, parse_reset_balance, parse_transfer,
+    };
 }

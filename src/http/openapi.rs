@@ -21,17 +21,22 @@ use axum::response::IntoResponse;
 use utoipa::openapi::path::{
     HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn, PathItem, PathsBuilder,
 };
-use utoipa::openapi::request_body::RequestBodyBuilder;
-use utoipa::openapi::schema::{AdditionalProperties, AllOfBuilder, Schema};
+use utoipa::openapi::request_body::{RequestBody, RequestBodyBuilder};
+use utoipa::openapi::schema::{AdditionalProperties, AllOfBuilder, Object, Schema};
+use utoipa::openapi::tag::TagBuilder;
 use utoipa::openapi::{
-    ComponentsBuilder, Content, HeaderBuilder, InfoBuilder, ObjectBuilder, OpenApi, OpenApiBuilder,
-    Ref, RefOr, Required, Response, ResponseBuilder, Type,
+    Components, ComponentsBuilder, Content, HeaderBuilder, InfoBuilder, ObjectBuilder, OpenApi,
+    OpenApiBuilder, Ref, RefOr, Required, Response, ResponseBuilder, Type,
 };
 use utoipa::ToSchema;
 
 use crate::domain::idempotency::{IdempotencyKey, KEY_HEADER, REPLAYED_HEADER};
 use crate::http::metrics;
 use crate::http::problem::{PROBLEM_JSON, RETRY_AFTER_SECONDS};
+use crate::wire::bank::{
+    self, AccountBalance, AccountStats, AccountsBody, BankResetBody, BankStats, TransferAnswer,
+    TransferBody,
+};
 use crate::wire::{
     paths, AmountBody, BalanceBody, ProblemDocument, ProblemType, ResetBody, Stats, BODY_LIMIT,
 };
@@ -53,8 +58,15 @@ pub(crate) async fn serve() -> impl IntoResponse {
 
 /// The operations' tags.
 const ACCOUNT: &str = "account";
+const BANK: &str = "bank";
 const OPERATIONS: &str = "operations";
 const LIVE: &str = "live page";
+
+/// What the `bank` tag says: the bank exists only when the server opened one.
+const BANK_DESCRIPTION: &str = "Many accounts by id, and transfers between them: the anomalies \
+one account cannot show. A server started without `--accounts` has no bank: every route of this \
+tag answers 404 `unknown-account`, saying how to open one. The bank's accounting is in `/stats`, \
+under `bank`.";
 
 /// What every route can answer: the framing checks run before the router
 /// (`crate::http::connection`).
@@ -98,6 +110,29 @@ const RESET: &[ProblemType] = &[
     ProblemType::OutcomeUnknown,
 ];
 
+/// Every bank route: the server opened no bank, or the bank holds no account with that id.
+const NO_SUCH_ACCOUNT: &[ProblemType] = &[ProblemType::UnknownAccount];
+
+/// A bank request that waited and did not get through: the server is stopping, or (under
+/// `account-locks`) a lock it waited for would have deadlocked or was held too long.
+const BANK_WAIT: &[ProblemType] = &[ProblemType::ShuttingDown, ProblemType::Deadlock];
+
+/// A bank deposit, withdrawal or transfer not carried out: [`BANK_WAIT`], an optimistic mode
+/// that gave up, the store failing (before or after the write was sent, or having lost the
+/// bank's balances), or an `Idempotency-Key`, which the bank's routes do not keep yet.
+const BANK_CHANGE: &[ProblemType] = &[
+    ProblemType::TooMuchContention,
+    ProblemType::ShuttingDown,
+    ProblemType::Deadlock,
+    ProblemType::StoreUnavailable,
+    ProblemType::OutcomeUnknown,
+    ProblemType::StoreRolledBack,
+    ProblemType::InvalidIdempotencyKey,
+];
+
+/// What refuses a debit: the account's own funds, or its household's total.
+const DEBIT: &[ProblemType] = &[ProblemType::InsufficientFunds, ProblemType::HouseholdLimit];
+
 /// The answers of any path or method the router does not serve, in `components.responses`.
 const ELSEWHERE: &[ProblemType] = &[ProblemType::NotFound, ProblemType::MethodNotAllowed];
 
@@ -115,11 +150,16 @@ neither a loopback address, `localhost`, the server's own address nor a host of 
 answers 421 `misdirected-request` before any route runs (a guard against DNS rebinding; the port \
 in `Host` is ignored). hyper answers a malformed \
 request head (400), a too long URI (414) and a head over 16 KiB (431) itself, with an empty body, \
-before any route sees the request.";
+before any route sees the request.\n\n\
+The `bank` routes (`/accounts`, `/transfers`, `/bank/reset`) act on a bank of many accounts, \
+opened with `--accounts`; a server started without it answers 404 `unknown-account` on every one \
+of them.";
 
 /// The whole description.
 fn document() -> OpenApi {
-    let paths = live_paths(operations_paths(account_paths(PathsBuilder::new())));
+    let paths = live_paths(operations_paths(bank_paths(account_paths(
+        PathsBuilder::new(),
+    ))));
     OpenApiBuilder::new()
         .info(
             InfoBuilder::new()
@@ -127,6 +167,10 @@ fn document() -> OpenApi {
                 .version(env!("CARGO_PKG_VERSION"))
                 .description(Some(DESCRIPTION)),
         )
+        .tags(Some([TagBuilder::new()
+            .name(BANK)
+            .description(Some(BANK_DESCRIPTION))
+            .build()]))
         .paths(paths)
         .components(Some(components()))
         .build()
@@ -155,7 +199,8 @@ fn account_paths(paths: PathsBuilder) -> PathsBuilder {
                 "stats",
                 "The ledger",
                 "The balance and the counters that explain it: at any quiet moment, \
-                 `balance == expected_balance - lost_net`.",
+                 `balance == expected_balance - lost_net`. With a bank (`--accounts`), its \
+                 accounting too, under `bank`.",
                 json_answer::<Stats>("The ledger."),
                 READ,
             ),
@@ -373,6 +418,197 @@ fn reset_item() -> PathItem {
     PathItem::new(HttpMethod::Post, operation)
 }
 
+/// The bank's routes: every balance, one account's, its changes, transfers and the reset.
+fn bank_paths(paths: PathsBuilder) -> PathsBuilder {
+    let account = get(
+        BANK,
+        "bank_account",
+        "One account's balance",
+        "The balance of the account `id` now, in minor units: below zero only in a household.",
+        json_answer::<AccountBalance>("The account and its balance."),
+        &[NO_SUCH_ACCOUNT, READ].concat(),
+    );
+    paths
+        .path(
+            bank::paths::ACCOUNTS,
+            get(
+                BANK,
+                "bank_accounts",
+                "Every balance",
+                "Every account's balance, read by one request, and their total. `read` says \
+                 how: `snapshot` (every balance at one moment) or `rows` (one at a time, as the \
+                 unguarded family reads them: a transfer between two of the reads shows half \
+                 done, and the total is off by its amount).",
+                json_answer::<AccountsBody>("Every balance and their total."),
+                &[NO_SUCH_ACCOUNT, BANK_WAIT, READ].concat(),
+            ),
+        )
+        .path(bank::paths::ACCOUNT, with_account_id(account))
+        .path(bank::paths::DEPOSIT, bank_change_item(Change::Deposit))
+        .path(bank::paths::WITHDRAW, bank_change_item(Change::Withdraw))
+        .path(bank::paths::TRANSFERS, transfer_item())
+        .path(bank::paths::RESET, bank_reset_item())
+}
+
+/// `POST /accounts/{id}/deposit` or `POST /accounts/{id}/withdraw`.
+fn bank_change_item(change: Change) -> PathItem {
+    let (id, summary, description, refusals) = match change {
+        Change::Deposit => (
+            "bank_deposit",
+            "Deposit into an account",
+            "Adds `amount` to the account `id` and answers the balance this request wrote; \
+             refused (422 `balance-overflow`) past the largest `i64`, never wrapped.",
+            &[ProblemType::BalanceOverflow][..],
+        ),
+        Change::Withdraw => (
+            "bank_withdraw",
+            "Withdraw from an account",
+            "Takes `amount` from the account `id` if the balance this request read covers it \
+             (409 `insufficient-funds` otherwise), or, for an account in a household, if the \
+             household's total does (409 `household-limit`): such an account may go below zero.",
+            DEBIT,
+        ),
+    };
+    let body = RequestBodyBuilder::new()
+        .description(Some(format!(
+            "`{{\"amount\": N}}` and nothing else, as `application/json` (or any \
+             `application/*+json`), at most {BODY_LIMIT} bytes."
+        )))
+        .required(Some(Required::True))
+        .content("application/json", json_content::<AmountBody>())
+        .build();
+    let ok = bank_balance_answer("Applied: the balance this request wrote.");
+    let problems = [BODY, NO_SUCH_ACCOUNT, BANK_CHANGE, refusals];
+    with_account_id(post([BANK, id, summary, description], body, ok, &problems))
+}
+
+/// `POST /transfers`.
+fn transfer_item() -> PathItem {
+    let body = RequestBodyBuilder::new()
+        .description(Some(format!(
+            "`{{\"from\": \"a\", \"to\": \"b\", \"amount\": N}}` and nothing else, two \
+             different account ids, as `application/json`, at most {BODY_LIMIT} bytes."
+        )))
+        .required(Some(Required::True))
+        .content("application/json", json_content::<TransferBody>())
+        .build();
+    let problems = [
+        BODY,
+        NO_SUCH_ACCOUNT,
+        BANK_CHANGE,
+        DEBIT,
+        &[ProblemType::BalanceOverflow],
+    ];
+    post(
+        [
+            BANK,
+            "transfer",
+            "Transfer",
+            "Moves `amount` from the account `from` to the account `to` if `from`'s balance \
+             (or its household's total) covers it, and answers the balance this transfer wrote \
+             on each side. A transfer moves money and never makes it: unless a write erased \
+             another, the bank's total does not change. `from` and `to` the same account is \
+             422 `invalid-field`; an id the bank does not hold, 404 `unknown-account`.",
+        ],
+        body,
+        json_answer::<TransferAnswer>("Applied: both balances this transfer wrote."),
+        &problems,
+    )
+}
+
+/// `POST /bank/reset`, with or without a body.
+fn bank_reset_item() -> PathItem {
+    let body = RequestBodyBuilder::new()
+        .description(Some(
+            "`{\"balances\": {\"id\": N, ...}}` and nothing else, as `application/json`: the \
+             named accounts open with those balances, the others with 0. Or an empty body, \
+             still sent as `application/json`, for the opening balances; the content type is \
+             required either way (415 otherwise), which is why the body is described as \
+             required.",
+        ))
+        .required(Some(Required::True))
+        .content("application/json", json_content::<BankResetBody>())
+        .build();
+    post(
+        [
+            BANK,
+            "bank_reset",
+            "Reset the bank",
+            "Opens every account again and zeroes the bank's counters, waiting for the \
+             requests in flight, and answers the bank's accounting after it. An id the bank \
+             does not hold is 404 `unknown-account`, and nothing changes.",
+        ],
+        body,
+        json_answer::<BankStats>("The bank's accounting after the reset."),
+        &[BODY, NO_SUCH_ACCOUNT, BANK_WAIT, RESET, READ],
+    )
+}
+
+/// A `POST` route, its `[tag, id, summary, description]`: `ok`, or one of `problems` or the
+/// framing problems.
+fn post(
+    [tag, id, summary, description]: [&str; 4],
+    body: RequestBody,
+    ok: Response,
+    problems: &[&[ProblemType]],
+) -> PathItem {
+    let mut operation = OperationBuilder::new()
+        .operation_id(Some(id))
+        .tag(tag)
+        .summary(Some(summary))
+        .description(Some(description))
+        .request_body(Some(body))
+        .response("200", ok);
+    for (status, response) in problem_responses(&[&[FRAMING], problems].concat()) {
+        operation = operation.response(status.to_string(), response);
+    }
+    PathItem::new(HttpMethod::Post, operation)
+}
+
+/// `item` under a path whose `{id}` names an account of the bank.
+fn with_account_id(mut item: PathItem) -> PathItem {
+    let id = ParameterBuilder::new()
+        .name("id")
+        .parameter_in(ParameterIn::Path)
+        .required(Required::True)
+        .description(Some(
+            "An account of the bank (`GET /accounts` lists them): 1 to 64 letters, digits, `-` \
+             or `_`. Any other id, or one the bank does not hold, is 404 `unknown-account`.",
+        ))
+        .schema(Some(account_id_schema()))
+        .build();
+    item.parameters = Some(vec![RefOr::T(id)]);
+    item
+}
+
+/// An account id: the rule of `AccountId`, which the bank's ids and the bodies' ids follow.
+fn account_id_schema() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .min_length(Some(1))
+        .max_length(Some(64))
+        .pattern(Some("^[A-Za-z0-9_-]{1,64}$"))
+        .build()
+}
+
+/// The answer of a bank deposit or withdrawal: [`BalanceBody`], whose balance may be below zero
+/// here (an account in a household), where the account's never is.
+fn bank_balance_answer(description: &str) -> Response {
+    let mut schema = <BalanceBody as utoipa::PartialSchema>::schema();
+    if let RefOr::T(Schema::Object(object)) = &mut schema {
+        if let Some(RefOr::T(Schema::Object(balance))) = object.properties.get_mut("balance") {
+            balance.minimum = None;
+            balance.description =
+                Some("The balance, in minor units: below zero only in a household.".to_string());
+        }
+        object.additional_properties = Some(Box::new(AdditionalProperties::FreeForm(false)));
+    }
+    ResponseBuilder::new()
+        .description(description)
+        .content("application/json", Content::new(Some(schema)))
+        .build()
+}
+
 /// A `GET` route: `ok`, or one of `problems` or the framing problems.
 fn get(
     tag: &str,
@@ -399,7 +635,11 @@ fn get(
 fn problem_responses(problems: &[&[ProblemType]]) -> BTreeMap<u16, Response> {
     let mut by_status: BTreeMap<u16, Vec<ProblemType>> = BTreeMap::new();
     for &kind in problems.iter().copied().flatten() {
-        by_status.entry(kind.status()).or_default().push(kind);
+        let kinds = by_status.entry(kind.status()).or_default();
+        // Lists may share a problem (a stopping server ends waits and resets alike): once each.
+        if !kinds.contains(&kind) {
+            kinds.push(kind);
+        }
     }
     by_status
         .into_iter()
@@ -546,13 +786,20 @@ fn health() -> Schema {
 }
 
 /// The wire types' schemas, and the answers of paths and methods the router does not serve.
-fn components() -> utoipa::openapi::Components {
+fn components() -> Components {
     let mut components = ComponentsBuilder::new()
         .schema_from::<AmountBody>()
         .schema_from::<ResetBody>()
         .schema_from::<BalanceBody>()
         .schema_from::<Stats>()
-        .schema_from::<ProblemDocument>();
+        .schema_from::<ProblemDocument>()
+        .schema_from::<TransferBody>()
+        .schema_from::<BankResetBody>()
+        .schema_from::<AccountBalance>()
+        .schema_from::<TransferAnswer>()
+        .schema_from::<AccountsBody>()
+        .schema_from::<BankStats>()
+        .schema_from::<AccountStats>();
     for kind in ELSEWHERE {
         components = components.response(
             kind.slug(),
@@ -563,11 +810,76 @@ fn components() -> utoipa::openapi::Components {
     // The bodies refuse unknown members (`deny_unknown_fields`, and the same rule for a reset by
     // hand); the answers hold exactly their members. Say so for the answers too, which serde's
     // derive leaves open.
-    for answer in [BalanceBody::name(), Stats::name(), ProblemDocument::name()] {
-        if let Some(RefOr::T(Schema::Object(object))) = components.schemas.get_mut(answer.as_ref())
-        {
+    let answers = [
+        BalanceBody::name(),
+        Stats::name(),
+        ProblemDocument::name(),
+        AccountBalance::name(),
+        TransferAnswer::name(),
+        AccountsBody::name(),
+        BankStats::name(),
+        AccountStats::name(),
+    ];
+    for answer in answers {
+        if let Some(object) = schema_object(&mut components, &answer) {
             object.additional_properties = Some(Box::new(AdditionalProperties::FreeForm(false)));
         }
     }
+    narrow_bank_schemas(&mut components);
     components
+}
+
+/// What the bank's wire types hold that serde's derive cannot say: account ids follow
+/// [`account_id_schema`], amounts and opening balances fit an `i64` (a transfer's amount is the
+/// deposit's), `read` is one of two words, and `/stats` sends `bank` only with a bank, never as
+/// `null`.
+fn narrow_bank_schemas(components: &mut Components) {
+    let amount = schema_object(components, &AmountBody::name())
+        .and_then(|body| body.properties.get("amount").cloned());
+    if let Some(transfer) = schema_object(components, &TransferBody::name()) {
+        for side in ["from", "to"] {
+            if let Some(RefOr::T(Schema::Object(id))) = transfer.properties.get_mut(side) {
+                id.min_length = Some(1);
+                id.max_length = Some(64);
+                id.pattern = account_id_schema().pattern;
+            }
+        }
+        if let Some(amount) = amount {
+            transfer.properties.insert("amount".to_string(), amount);
+        }
+    }
+    if let Some(reset) = schema_object(components, &BankResetBody::name()) {
+        if let Some(RefOr::T(Schema::Object(balances))) = reset.properties.get_mut("balances") {
+            balances.property_names = Some(Box::new(account_id_schema().into()));
+            let opening = ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
+                    utoipa::openapi::KnownFormat::Int64,
+                )))
+                .minimum(Some(0))
+                .maximum(Some(i64::MAX));
+            balances.additional_properties =
+                Some(Box::new(AdditionalProperties::RefOr(opening.into())));
+        }
+    }
+    if let Some(accounts) = schema_object(components, &AccountsBody::name()) {
+        if let Some(RefOr::T(Schema::Object(read))) = accounts.properties.get_mut("read") {
+            read.enum_values = Some(vec!["snapshot".into(), "rows".into()]);
+        }
+    }
+    if let Some(stats) = schema_object(components, &Stats::name()) {
+        let mut bank = Ref::from_schema_name(BankStats::name());
+        bank.description =
+            "The bank's accounting; present only when the server opened a bank (`--accounts`)."
+                .to_string();
+        stats.properties.insert("bank".to_string(), bank.into());
+    }
+}
+
+/// The object schema of `name` in `components`.
+fn schema_object<'a>(components: &'a mut Components, name: &str) -> Option<&'a mut Object> {
+    match components.schemas.get_mut(name) {
+        Some(RefOr::T(Schema::Object(object))) => Some(object),
+        _ => None,
+    }
 }
