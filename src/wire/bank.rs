@@ -66,7 +66,7 @@ pub struct TransferAnswer {
 }
 
 /// Every balance, read by one request, and their total. How consistent the read is depends on the
-/// mode: `consistent` says whether it was one snapshot.
+/// mode: `read` says whether it was one snapshot.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct AccountsBody {
     /// Every account, in the bank's order.
