@@ -12,6 +12,8 @@ Sections (all by default):
               redis-benchmark running the same Lua script (EVALSHA) at the same client count
   postgres    the PostgreSQL store: atomic through racebank vs pgbench's bare UPDATE, and every mode
               with work none and 1ms (needs PostgreSQL at DATABASE_URL and pgbench)
+  bank        1000 accounts: account-locks vs the bank-wide mutex in memory (c=64, work 1ms), and
+              PostgreSQL atomic transfers vs pgbench running the same transfer (16 clients)
 
 Every server runs on 127.0.0.1 and every run is bounded in time or count. Competing tools are
 alternated round by round and their medians compared, because the machine is shared and noisy: only
@@ -594,9 +596,90 @@ def section_postgres(args):
     return "\n\n".join(out)
 
 
+# --- the bank ----------------------------------------------------------------------------------
+
+BANK_ACCOUNTS = 1000
+BANK_OPENING = 1_000_000
+
+
+def run_bank_load(url, seconds, clients, accounts=BANK_ACCOUNTS):
+    """racebank-load bank, transfers only, at the server's opening balances; returns
+    (transfers/s, p99 ms, report)."""
+    out = subprocess.run(
+        [LOAD, "bank", url, "--accounts", str(accounts), "--server-openings", "--reads", "0",
+         "-c", str(clients), "-z", f"{seconds}s", "--json", "--no-progress"],
+        capture_output=True, text=True, timeout=seconds + 60)
+    if out.returncode != 0:
+        raise RuntimeError(f"racebank-load bank failed ({out.returncode}): {out.stderr.strip()[-500:]}")
+    report = json.loads(out.stdout)
+    return report["rps"], report["latency_ms"]["p99"], report
+
+
+def racebank_bank(mode, work, extra=()):
+    return [RACEBANK, "--accounts", str(BANK_ACCOUNTS), "--initial-balance", str(BANK_OPENING),
+            "--mode", mode, "--work", work, *extra, "--addr", "127.0.0.1:{port}"]
+
+
+def section_bank(args):
+    out = [f"### The bank ({BANK_ACCOUNTS} accounts, transfers of 1..5 between random accounts, "
+           f"racebank-load bank --reads 0; {args.rounds} alternating rounds of {args.seconds} s, medians)"]
+    # Fine-grained locks against the bank-wide mutex, in memory, with 1 ms of work in the window.
+    servers = [("account-locks (id order)", racebank_bank("account-locks", "1ms")),
+               ("mutex (bank-wide)", racebank_bank("mutex", "1ms"))]
+    results = {name: [] for name, _ in servers}
+    verdicts = {name: set() for name, _ in servers}
+    for round_ in range(args.rounds):
+        for name, command in servers:
+            with server(command) as url:
+                rps, _, report = run_bank_load(url, args.seconds, CONCURRENCY)
+            results[name].append(rps)
+            verdicts[name].add(report["verdict"])
+            log(f"  round {round_ + 1}: {name:<26} {rps:>9,.0f} transfers/s  {report['verdict']}")
+    medians = {name: statistics.median(values) for name, values in results.items()}
+    mutex = medians["mutex (bank-wide)"]
+    rows = [[name, f"{medians[name]:,.0f}", f"{medians[name] / mutex:.1f}x", ", ".join(sorted(verdicts[name])),
+             ", ".join(f"{r:,.0f}" for r in results[name])] for name in medians]
+    out.append(f"#### Memory, c={CONCURRENCY}, --work 1ms\n\n"
+               + table(["mode", "transfers/s", "/ mutex", "verdicts", "rounds"], rows))
+    if shutil.which("pgbench") and shutil.which("psql"):
+        out.append(bank_postgres(args))
+    return "\n\n".join(out)
+
+
+def bank_postgres(args):
+    """PostgreSQL atomic transfers through racebank against pgbench running the same two-row
+    transfer (one statement: the debit with its funds check, then the credit) on a table of its own."""
+    clients = 16
+    table_name = f"bench_bank_{os.getpid()}"
+    pg_psql(f"CREATE TABLE {table_name} (id int PRIMARY KEY, balance bigint NOT NULL); "
+            f"INSERT INTO {table_name} SELECT n, {BANK_OPENING} FROM generate_series(1, {BANK_ACCOUNTS}) n")
+    script = (f"\\set from random(1, {BANK_ACCOUNTS})\n\\set to random(1, {BANK_ACCOUNTS})\n"
+              "\\set amount random(1, 5)\n"
+              f"WITH debit AS (UPDATE {table_name} SET balance = balance - :amount "
+              "WHERE id = :from AND balance >= :amount RETURNING balance), "
+              f"credit AS (UPDATE {table_name} SET balance = balance + :amount "
+              "WHERE id = :to AND EXISTS (SELECT 1 FROM debit) RETURNING balance) "
+              "SELECT (SELECT balance FROM debit), (SELECT balance FROM credit);\n")
+    command = racebank_bank("atomic", "none", ["--store", "postgres", "--database-url", PG_URL,
+                                               "--account", pg_account("bank"), "--pool-size", str(clients)])
+    try:
+        with server(command) as url:
+            contenders = [("racebank atomic (HTTP)", lambda: run_bank_load(url, args.seconds, clients)[:2]),
+                          ("pgbench, the same transfer", lambda: run_pgbench(script, args.seconds, clients))]
+            results, _ = alternate(contenders, args.rounds)
+    finally:
+        pg_psql(f"DROP TABLE IF EXISTS {table_name}")
+    medians = {name: statistics.median(values) for name, values in results.items()}
+    pgbench = medians["pgbench, the same transfer"]
+    rows = [[name, f"{medians[name]:,.0f}", f"{medians[name] / pgbench:.2f}x",
+             ", ".join(f"{r:,.0f}" for r in results[name])] for name in medians]
+    return (f"#### PostgreSQL atomic, {clients} clients (racebank's pool {clients}), --work none\n\n"
+            + table(["contender", "transfers/s", "/ pgbench", "rounds"], rows))
+
+
 SECTIONS = {"strategies": section_strategies, "clients": section_clients,
             "server": section_server, "memory": section_memory, "burst": section_burst,
-            "postgres": section_postgres, "redis": section_redis}
+            "postgres": section_postgres, "redis": section_redis, "bank": section_bank}
 
 
 def main():

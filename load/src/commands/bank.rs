@@ -81,7 +81,11 @@ async fn open(load: &BankLoad) -> anyhow::Result<Opened> {
     }
     // The run's accounts first, then any others the bank holds (they open at 0 and must stay so).
     let openings = asked.unwrap_or_else(|| {
-        let balance_of = |id: &String| held.iter().find(|(held, _)| held == id).map_or(0, |(_, b)| *b);
+        let balance_of = |id: &String| {
+            held.iter()
+                .find(|(held, _)| held == id)
+                .map_or(0, |(_, b)| *b)
+        };
         wanted.iter().map(balance_of).collect()
     });
     let mut ids = wanted;

@@ -1,8 +1,9 @@
 //! The reads and writes around a bank run: open the bank (`POST /bank/reset` with the opening
 //! balances), read every balance (`GET /accounts`), and the bank's part of `/stats`.
 //!
-//! Like [`crate::engine::probe`], these use their own client with `--timeout`, read at most
-//! [`MAX_BODY`], and say each failure in one line.
+//! Like [`crate::engine::probe`], these use their own client with `--timeout` and say each failure
+//! in one line. They read at most [`MAX_BANK_BODY`]: the bank's books list every account, about
+//! 200 bytes each, and a bank holds up to 1000.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -10,10 +11,12 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use racebank::wire::bank::{paths, AccountsBody, BankResetBody, BankStats};
 
-use crate::engine::connection::MAX_BODY;
 use crate::engine::probe::{error_chain, excerpt, read_capped, root_cause, Unread};
 use crate::plan::api::Header;
 use crate::plan::target::Target;
+
+/// The largest answer read around a bank run: a bank's books at 1000 accounts, five times over.
+pub(crate) const MAX_BANK_BODY: usize = 1024 * 1024;
 
 /// Opens, reads and checks the bank of one server.
 #[derive(Debug, Clone)]
@@ -156,7 +159,7 @@ impl BankProbe {
         if !response.status().is_success() {
             return None;
         }
-        let bytes = read_capped(response).await.ok()?;
+        let bytes = read_capped(response, MAX_BANK_BODY).await.ok()?;
         let stats: racebank::wire::Stats = serde_json::from_slice(&bytes).ok()?;
         stats.bank
     }
@@ -166,10 +169,13 @@ impl BankProbe {
         url: &reqwest::Url,
         response: reqwest::Response,
     ) -> anyhow::Result<Vec<u8>> {
-        match read_capped(response).await {
+        match read_capped(response, MAX_BANK_BODY).await {
             Ok(body) => Ok(body),
             Err(Unread::TooLarge) => {
-                bail!("{url} answered a body larger than {} KiB", MAX_BODY / 1024)
+                bail!(
+                    "{url} answered a body larger than {} KiB",
+                    MAX_BANK_BODY / 1024
+                )
             }
             Err(Unread::Broken(error)) if error.is_timeout() => {
                 bail!("{url}: the answer did not arrive within {:?}", self.timeout)

@@ -99,7 +99,7 @@ impl Probe {
                 route.method
             ),
         }
-        let bytes = match read_capped(response).await {
+        let bytes = match read_capped(response, MAX_BODY).await {
             Ok(bytes) => bytes,
             Err(Unread::TooLarge) => {
                 return Err(Unreadable(format!(
@@ -164,7 +164,7 @@ impl Probe {
         if !response.status().is_success() {
             return None;
         }
-        let bytes = read_capped(response).await.ok()?;
+        let bytes = read_capped(response, MAX_BODY).await.ok()?;
         serde_json::from_slice(&bytes).ok()
     }
 
@@ -227,16 +227,19 @@ pub(crate) enum Unread {
 
 /// The whole body of `response`, read chunk by chunk so that no more than [`MAX_BODY`] bytes are
 /// ever held, whatever `Content-Length` claims.
-pub(crate) async fn read_capped(mut response: reqwest::Response) -> Result<Vec<u8>, Unread> {
+pub(crate) async fn read_capped(
+    mut response: reqwest::Response,
+    limit: usize,
+) -> Result<Vec<u8>, Unread> {
     if response
         .content_length()
-        .is_some_and(|length| length > MAX_BODY as u64)
+        .is_some_and(|length| length > limit as u64)
     {
         return Err(Unread::TooLarge);
     }
     let mut body = Vec::new();
     while let Some(chunk) = response.chunk().await.map_err(Unread::Broken)? {
-        if body.len() + chunk.len() > MAX_BODY {
+        if body.len() + chunk.len() > limit {
             return Err(Unread::TooLarge);
         }
         body.extend_from_slice(&chunk);
