@@ -74,6 +74,10 @@ fn execute(
             })?;
             (Box::new(report), opts.json)
         }
+        Command::Bank(opts) if opts.scenario.is_rounds() => {
+            let report = runtime.block_on(racebank_load::bank_rounds(opts.to_rounds()?))?;
+            (Box::new(report), opts.json)
+        }
         Command::Bank(opts) => {
             let load = opts.to_bank();
             let report = runtime.block_on(async {

@@ -5,6 +5,7 @@
 //! has its rounds; `chart` draws the sweep's charts and `timeline` the page of `report`.
 
 pub(crate) mod bank;
+pub(crate) mod bank_rounds;
 pub(crate) mod burst;
 pub(crate) mod chart;
 pub(crate) mod demo;
