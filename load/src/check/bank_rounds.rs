@@ -185,7 +185,7 @@ mod tests {
         assert_eq!((check.anomalies, check.held, check.unjudged), (2, 1, 1));
         assert_eq!(check.first.as_ref().map(|r| r.round), Some(1));
         assert_eq!(check.worst.as_ref().map(|r| r.round), Some(4));
-        assert_eq!((check.applied, check.refused, check.failed), (5, 2, 1));
+        assert_eq!((check.applied, check.refused, check.failed), (6, 1, 1));
     }
 
     #[test]
