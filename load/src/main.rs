@@ -94,6 +94,10 @@ fn execute(
             let rows = runtime.block_on(racebank_load::retries_demo(&opts.to_demo()))?;
             (Box::new(rows), opts.json)
         }
+        Command::Demo(opts) if opts.scenario == DemoScenario::Bank => {
+            let demo = runtime.block_on(racebank_load::bank_demo(&opts.to_demo()))?;
+            (Box::new(demo), opts.json)
+        }
         Command::Demo(opts) => {
             let rows = runtime.block_on(racebank_load::demo(opts.to_demo()))?;
             (Box::new(rows), opts.json)

@@ -477,8 +477,9 @@ impl BurstOpts {
 /// The flags of `demo`.
 #[derive(Debug, Clone, Args)]
 pub struct DemoOpts {
-    /// What to show: `races` (concurrent deposits and withdrawals, every mode) or `retries`
-    /// (lost acknowledgements: no retry, retry without keys, retry with keys).
+    /// What to show: `races` (concurrent deposits and withdrawals, every mode), `retries`
+    /// (lost acknowledgements: no retry, retry without keys, retry with keys) or `bank`
+    /// (Jepsen's transfers and write skew, every mode the bank runs).
     #[arg(long, value_enum, default_value_t = DemoScenario::Races)]
     pub scenario: DemoScenario,
 
@@ -578,6 +579,8 @@ pub enum DemoScenario {
     Races,
     /// Lost acknowledgements (`--chaos drop-after-apply`) and three ways of retrying.
     Retries,
+    /// The bank: Jepsen's transfers and the write-skew rounds against every mode of the store.
+    Bank,
 }
 
 /// The flags of `sweep`.

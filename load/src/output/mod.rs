@@ -9,6 +9,7 @@ pub(crate) mod bank_rounds;
 pub(crate) mod burst;
 pub(crate) mod chart;
 pub(crate) mod demo;
+pub(crate) mod demo_bank;
 pub(crate) mod report;
 pub(crate) mod retries;
 pub(crate) mod summary;
