@@ -293,7 +293,6 @@ pub struct BankOpts {
     #[arg(
         long,
         value_delimiter = ',',
-        num_args = 2,
         value_name = "A,B",
         default_value = "alice,bob"
     )]
