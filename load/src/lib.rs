@@ -36,15 +36,19 @@ pub use check::verdict::Conclusion;
 pub use cli::config_file::expand as expand_config;
 pub use cli::opts::{BankOpts, Cli, Command, DemoScenario, Opts, SweepOpts};
 pub use commands::bank::{bank, bank_until};
+pub use commands::bank_rounds::bank_rounds;
 pub use commands::burst::{burst, Burst};
 pub use commands::demo::{demo, Demo};
+pub use commands::demo_bank::{bank_demo, bank_modes};
 pub use commands::retries::retries_demo;
 pub use commands::run::{run, run_until};
 pub use commands::sweep::{sweep, write_files as write_sweep_files, DEFAULT_POINT_DURATION};
 pub use commands::timeline::write_timeline;
 pub use engine::bank::{Answer, Event, Observer};
 pub use output::bank::{BankConclusion, BankReport};
+pub use output::bank_rounds::RoundsReport;
 pub use output::demo::Row;
+pub use output::demo_bank::{BankDemo, SkewRow, TransfersRow};
 pub use output::retries::RetryRow;
 pub use output::sweep::{Point, Swept, CSV_HEADER};
 pub use output::{
@@ -53,6 +57,7 @@ pub use output::{
 };
 pub use plan::api::Api;
 pub use plan::bank::{BankLoad, BankOp, BankPlan, BankScenario};
+pub use plan::bank_rounds::{Attack, RoundsLoad};
 pub use plan::load::{Limit, Load};
 pub use plan::ops::AmountSpec;
 

@@ -74,6 +74,10 @@ fn execute(
             })?;
             (Box::new(report), opts.json)
         }
+        Command::Bank(opts) if opts.scenario.is_rounds() => {
+            let report = runtime.block_on(racebank_load::bank_rounds(opts.to_rounds()?))?;
+            (Box::new(report), opts.json)
+        }
         Command::Bank(opts) => {
             let load = opts.to_bank();
             let report = runtime.block_on(async {
@@ -89,6 +93,10 @@ fn execute(
         Command::Demo(opts) if opts.scenario == DemoScenario::Retries => {
             let rows = runtime.block_on(racebank_load::retries_demo(&opts.to_demo()))?;
             (Box::new(rows), opts.json)
+        }
+        Command::Demo(opts) if opts.scenario == DemoScenario::Bank => {
+            let demo = runtime.block_on(racebank_load::bank_demo(&opts.to_demo()))?;
+            (Box::new(demo), opts.json)
         }
         Command::Demo(opts) => {
             let rows = runtime.block_on(racebank_load::demo(opts.to_demo()))?;

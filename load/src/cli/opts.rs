@@ -24,6 +24,7 @@ use crate::plan::bank::{
     BankLoad, BankPlan, BankScenario, DEFAULT_ACCOUNTS, DEFAULT_MAX_TRANSFER, DEFAULT_READS,
     DEFAULT_TOTAL,
 };
+use crate::plan::bank_rounds::{Attack, RoundsLoad};
 use crate::plan::load::{Limit, Load, DEFAULT_SEED};
 use crate::plan::ops::AmountSpec;
 
@@ -258,8 +259,10 @@ pub struct BankOpts {
     #[arg(short = 'H', long = "header", value_name = "NAME: VALUE")]
     pub headers: Vec<Header>,
 
-    /// What to send: `transfers` (Jepsen's mix) or `deadlock` (transfers of 1 between accounts 0
-    /// and 1 in alternating directions, half the total in each).
+    /// What to send: `transfers` (Jepsen's mix), `deadlock` (transfers of 1 between accounts 0
+    /// and 1 in alternating directions, half the total in each), `write-skew` (rounds of two
+    /// withdrawals from a --household pair) or `double-spend` (rounds of withdrawals of 9 from
+    /// --account holding 10).
     #[arg(long, value_enum, default_value_t = BankScenario::Transfers)]
     pub scenario: BankScenario,
 
@@ -290,6 +293,27 @@ pub struct BankOpts {
     /// at `racebank --initial-balance`) instead of the whole --total in account 0.
     #[arg(long, conflicts_with = "total")]
     pub server_openings: bool,
+
+    /// write-skew: the household pair, opened with half of --total each.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "A,B",
+        default_value = "alice,bob"
+    )]
+    pub household: Vec<String>,
+
+    /// double-spend: the account funded with 10 and withdrawn from.
+    #[arg(long, default_value = "0")]
+    pub account: String,
+
+    /// write-skew, double-spend: rounds, each opened by a reset [default: 20, 32].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub rounds: Option<u64>,
+
+    /// double-spend: withdrawals of 9 per round, one more each round (Jepsen's 1..16).
+    #[arg(long, default_value = "1..16")]
+    pub withdrawals: AmountSpec,
 
     /// Requests in flight at once.
     #[arg(short = 'c', long, default_value_t = 64,
@@ -373,6 +397,34 @@ impl BankOpts {
     }
 }
 
+impl BankOpts {
+    /// The rounds run `--scenario write-skew|double-spend` describes.
+    pub fn to_rounds(&self) -> anyhow::Result<RoundsLoad> {
+        let url = self.to_bank().target;
+        let mut load = match self.household.as_slice() {
+            _ if self.scenario == BankScenario::DoubleSpend => {
+                RoundsLoad::double_spend(url, self.account.clone())
+            }
+            [a, b] if a != b => RoundsLoad::write_skew(url, [a.clone(), b.clone()], self.total),
+            _ => anyhow::bail!("--household names two distinct accounts: --household alice,bob"),
+        };
+        if let Attack::DoubleSpend { min, max, .. } = &mut load.attack {
+            (*min, *max) = (
+                self.withdrawals.min.unsigned_abs(),
+                self.withdrawals.max.unsigned_abs(),
+            );
+            anyhow::ensure!(
+                (1..=1000).contains(max),
+                "--withdrawals is 1 to 1000 per round"
+            );
+        }
+        load.headers.clone_from(&self.headers);
+        load.timeout = self.timeout;
+        load.rounds = self.rounds.unwrap_or(load.rounds);
+        Ok(load)
+    }
+}
+
 /// The flags of `burst`.
 #[derive(Debug, Clone, Args)]
 pub struct BurstOpts {
@@ -430,8 +482,9 @@ impl BurstOpts {
 /// The flags of `demo`.
 #[derive(Debug, Clone, Args)]
 pub struct DemoOpts {
-    /// What to show: `races` (concurrent deposits and withdrawals, every mode) or `retries`
-    /// (lost acknowledgements: no retry, retry without keys, retry with keys).
+    /// What to show: `races` (concurrent deposits and withdrawals, every mode), `retries`
+    /// (lost acknowledgements: no retry, retry without keys, retry with keys) or `bank`
+    /// (Jepsen's transfers and write skew, every mode the bank runs).
     #[arg(long, value_enum, default_value_t = DemoScenario::Races)]
     pub scenario: DemoScenario,
 
@@ -531,6 +584,8 @@ pub enum DemoScenario {
     Races,
     /// Lost acknowledgements (`--chaos drop-after-apply`) and three ways of retrying.
     Retries,
+    /// The bank: Jepsen's transfers and the write-skew rounds against every mode of the store.
+    Bank,
 }
 
 /// The flags of `sweep`.

@@ -52,6 +52,10 @@ struct Opened {
 /// it holds accounts `0..N` and opened as asked.
 async fn open(load: &BankLoad) -> anyhow::Result<Opened> {
     let accounts = load.plan.accounts;
+    anyhow::ensure!(
+        !load.plan.scenario.is_rounds(),
+        "the rounds scenarios run through `bank_rounds`, not the transfer loop"
+    );
     anyhow::ensure!(accounts >= 2, "a bank run needs 2 accounts or more");
     let target = Target::new(&load.target)?;
     let probe = BankProbe::new(&target, &load.headers, load.timeout)?;

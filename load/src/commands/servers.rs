@@ -94,6 +94,14 @@ impl Server {
 /// work and connections) on the shared store. A shared account is then reset to the row's opening
 /// balance, for every replica at once.
 pub(crate) async fn start_server(spec: &ServerSpec) -> anyhow::Result<Server> {
+    start_with_bank(spec, None).await
+}
+
+/// [`start_server`], with a bank of many accounts beside the account (`racebank --accounts`).
+pub(crate) async fn start_with_bank(
+    spec: &ServerSpec,
+    bank: Option<racebank::BankSpec>,
+) -> anyhow::Result<Server> {
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let mut urls = Vec::new();
     let mut tasks = Vec::new();
@@ -112,6 +120,7 @@ pub(crate) async fn start_server(spec: &ServerSpec) -> anyhow::Result<Server> {
                 work: spec.work,
                 initial_balance: spec.initial_balance,
                 lease: spec.lease,
+                bank: bank.clone(),
                 ..AccountConfig::default()
             },
             server: ServerConfig {

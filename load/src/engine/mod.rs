@@ -3,6 +3,7 @@
 
 pub(crate) mod bank;
 pub(crate) mod bank_probe;
+pub(crate) mod bank_rounds;
 pub(crate) mod connection;
 pub(crate) mod history;
 pub(crate) mod pool;

@@ -73,6 +73,8 @@ fn scenario_name<S: serde::Serializer>(scenario: &BankScenario, s: S) -> Result<
     s.serialize_str(match scenario {
         BankScenario::Transfers => "transfers",
         BankScenario::Deadlock => "deadlock",
+        BankScenario::WriteSkew => "write-skew",
+        BankScenario::DoubleSpend => "double-spend",
     })
 }
 
@@ -417,6 +419,8 @@ impl BankReport {
                 match s.scenario {
                     BankScenario::Transfers => "transfers",
                     BankScenario::Deadlock => "deadlock",
+                    BankScenario::WriteSkew => "write-skew",
+                    BankScenario::DoubleSpend => "double-spend",
                 }
             ),
         );

@@ -5,9 +5,11 @@
 //! has its rounds; `chart` draws the sweep's charts and `timeline` the page of `report`.
 
 pub(crate) mod bank;
+pub(crate) mod bank_rounds;
 pub(crate) mod burst;
 pub(crate) mod chart;
 pub(crate) mod demo;
+pub(crate) mod demo_bank;
 pub(crate) mod report;
 pub(crate) mod retries;
 pub(crate) mod summary;

@@ -23,6 +23,19 @@ pub enum BankScenario {
     /// Transfers of 1 between accounts 0 and 1 only, in alternating directions: two in opposite
     /// directions that lock their accounts in the order named wait for each other.
     Deadlock,
+    /// Rounds of two concurrent withdrawals from a household pair, each covered alone, both
+    /// together not ([`crate::plan::bank_rounds`]).
+    WriteSkew,
+    /// Jepsen's ledger attack: rounds of 1..16 concurrent withdrawals of 9 from an account
+    /// holding 10 ([`crate::plan::bank_rounds`]).
+    DoubleSpend,
+}
+
+impl BankScenario {
+    /// Whether the scenario runs in rounds of withdrawals (`bank_rounds`), not the transfer loop.
+    pub fn is_rounds(self) -> bool {
+        matches!(self, BankScenario::WriteSkew | BankScenario::DoubleSpend)
+    }
 }
 
 /// One request of a `bank` run.
@@ -72,7 +85,8 @@ impl BankPlan {
             return BankOp::Read;
         }
         match self.scenario {
-            BankScenario::Transfers => {
+            // The rounds scenarios never reach the transfer loop; they draw as `transfers`.
+            BankScenario::Transfers | BankScenario::WriteSkew | BankScenario::DoubleSpend => {
                 let accounts = self.accounts.max(2) as u64;
                 let from = pick(second, accounts);
                 // A distinct `to`: one of the other accounts.
@@ -184,7 +198,9 @@ impl BankLoad {
     pub fn openings(&self) -> Vec<i64> {
         let mut openings = vec![0; self.plan.accounts];
         match self.plan.scenario {
-            BankScenario::Transfers => openings[0] = self.total,
+            BankScenario::Transfers | BankScenario::WriteSkew | BankScenario::DoubleSpend => {
+                openings[0] = self.total;
+            }
             BankScenario::Deadlock => {
                 openings[0] = self.total / 2;
                 openings[1] = self.total - self.total / 2;
