@@ -150,7 +150,7 @@ async fn replicas_starting_at_once_on_an_empty_database_migrate_it_exactly_once(
         .unwrap()
         .get(0);
     // Every migration in src/store/postgres/migrations/, each applied once.
-    assert_eq!(migrations, 3);
+    assert_eq!(migrations, 4);
     drop(scratch);
     let _ = connection.await;
     for replica in replicas {
