@@ -5,7 +5,14 @@
 //! statement on the locked row: PostgreSQL re-evaluates the WHERE on the newest version of the row
 //! after waiting for any writer ahead of it. The funds check (`balance >= $withdrawal`) and the
 //! overflow check (`balance <= i64::MAX - $deposit`, so `balance + $deposit` can never overflow)
-//! are in the WHERE; the ledger entry is in the same statement.
+//! are in the WHERE; the ledger entry is in the same UPDATE.
+//!
+//! The entry is added to counters in the account row (migration 0005), not upserted into a ledger
+//! shard beside it: the row lock is held from the UPDATE to the end of the commit, and every write
+//! of the account queues on it, so whatever the statement does after the UPDATE is paid once per
+//! write, in series. The shard upsert (an index probe, a tuple lock, a second tuple and its WAL)
+//! was most of that; in the row it is five more columns of the one tuple the write makes anyway.
+//! The snapshot read that explains a refusal runs only when the UPDATE matched nothing.
 //!
 //! When the UPDATE matches no row, the same statement's snapshot says what the balance was, and
 //! the request answers 409 (or 422 for an overflow) with it, exactly as the memory store does. The
@@ -14,22 +21,36 @@
 //! `--max-retries`).
 
 use super::failure;
-use super::ledger::{write_and_record, Entry};
+use super::ledger::{remember_answer, Entry};
 use super::Database;
 use crate::domain::error::AccountError;
 use crate::domain::idempotency::Claim;
 use crate::domain::money::Op;
 use crate::domain::work::Work;
 
-/// The change in place and its ledger entry; answers the balance written (NULL when refused) and
-/// the balance in the statement's snapshot. Its own parameters: none (`$3`, `$4` are the change).
-const APPLY: &str = write_and_record!(
-    "UPDATE racebank.accounts
-     SET balance = balance + $3 - $4, replaced = balance, version = version + 1
-     WHERE id = $1 AND balance >= $4 AND balance <= 9223372036854775807 - $3
-     RETURNING balance, replaced, replaced AS read",
-    "SELECT (SELECT balance FROM written),
-            (SELECT balance FROM racebank.accounts WHERE id = $1)"
+/// The change in place with its ledger entry in the same row, and the answer kept for a key; answers
+/// the balance written (NULL when refused) and, only when refused, the balance in the statement's
+/// snapshot. Parameters: `$1` account, `$2` the deposit or 0, `$3` the withdrawal or 0, `$4` the
+/// redos this request needed, `$5` the idempotency key or NULL, `$6` how long its answer is kept in
+/// milliseconds.
+const APPLY: &str = concat!(
+    "WITH written AS (
+        UPDATE racebank.accounts
+        SET balance = balance + $2::int8 - $3::int8, replaced = balance, version = version + 1,
+            deposit_count = deposit_count + ($2::int8 > 0)::int,
+            deposit_sum = deposit_sum + $2::int8,
+            withdrawal_count = withdrawal_count + ($3::int8 > 0)::int,
+            withdrawal_sum = withdrawal_sum + $3::int8,
+            retries = retries + $4::int8
+        WHERE id = $1 AND balance >= $3::int8 AND balance <= 9223372036854775807 - $2::int8
+        RETURNING balance
+     ), ",
+    remember_answer!(account: "$1", deposit: "$2", withdrawal: "$3", key: "$5", ttl: "$6"),
+    "
+     SELECT w.balance,
+            CASE WHEN w.balance IS NULL
+                THEN (SELECT balance FROM racebank.accounts WHERE id = $1) END
+     FROM (SELECT (SELECT balance FROM written) AS balance) w"
 );
 
 pub(super) async fn apply(
@@ -54,7 +75,6 @@ pub(super) async fn apply(
                 &statement,
                 &[
                     &database.account,
-                    &entry.shard,
                     &entry.deposit,
                     &entry.withdrawal,
                     &i64::from(retries),

@@ -9,6 +9,10 @@
 //! Refusals, and the redos of a request that gave up, are upserts of their own ([`RECORD`]), sent
 //! after any transaction that may roll back: they change no balance, so the identity
 //! `balance == expected_balance - lost_net` never depends on them.
+//!
+//! `atomic` keeps its entries in the account row itself (migration 0005): its UPDATE adds them in
+//! its own SET, so a write is one tuple and nothing else happens while it holds the row lock (see
+//! `atomic.rs`). [`READ`] adds those columns to the shards' sums; a reset zeroes both.
 
 use tokio_postgres::Row;
 
@@ -62,19 +66,51 @@ macro_rules! write_and_record {
                     lost_removed = l.lost_removed + excluded.lost_removed,
                     lost_added = l.lost_added + excluded.lost_added,
                     retries = l.retries + excluded.retries
-             ), remembered AS (
-                INSERT INTO racebank.idempotency (account, key, kind, amount, status, balance,
-                    expires_at)
-                SELECT $1, $6::text, CASE WHEN $3::int8 > 0 THEN 'deposit' ELSE 'withdrawal' END,
-                    $3::int8 + $4::int8, 200, balance, now() + $7::int8 * interval '1 millisecond'
-                FROM written
-                WHERE $6::text IS NOT NULL
-             ) ",
+             ), ",
+            $crate::store::postgres::ledger::remember_answer!(account: "$1", deposit: "$3", withdrawal: "$4", key: "$6", ttl: "$7"),
+            " ",
             $answer
         )
     };
 }
 pub(super) use write_and_record;
+
+/// The CTE `remembered` that keeps a keyed write's answer (200 and the balance `written` returned)
+/// in `racebank.idempotency`, in the write's own statement; nothing without a key. Its arguments
+/// name the statement's parameters: the account, the deposit or 0, the withdrawal or 0, the key or
+/// NULL, and how long the answer is kept in milliseconds.
+macro_rules! remember_answer {
+    (account: $account:literal, deposit: $deposit:literal, withdrawal: $withdrawal:literal,
+     key: $key:literal, ttl: $ttl:literal) => {
+        concat!(
+            "remembered AS (
+                INSERT INTO racebank.idempotency (account, key, kind, amount, status, balance,
+                    expires_at)
+                SELECT ",
+            $account,
+            ", ",
+            $key,
+            "::text,
+                    CASE WHEN ",
+            $deposit,
+            "::int8 > 0 THEN 'deposit' ELSE 'withdrawal' END,
+                    ",
+            $deposit,
+            "::int8 + ",
+            $withdrawal,
+            "::int8, 200, balance,
+                    now() + ",
+            $ttl,
+            "::int8 * interval '1 millisecond'
+                FROM written
+                WHERE ",
+            $key,
+            "::text IS NOT NULL
+             )"
+        )
+    };
+}
+pub(super) use remember_answer;
 
 /// Adds refusals and redos to a shard: `$1` account, `$2` shard, `$3` refused, `$4` retries,
 /// `$5` retries exhausted.
@@ -86,18 +122,19 @@ pub(super) const RECORD: &str = "
         retries = l.retries + excluded.retries,
         retries_exhausted = l.retries_exhausted + excluded.retries_exhausted";
 
-/// The balance and the sum of every shard, in one statement and so one snapshot. Sums are read as
-/// text: they are numeric, wider than any Rust integer tokio-postgres decodes, and fit an i128.
+/// The balance and the sum of every shard and of the entries kept in the account row, in one
+/// statement and so one snapshot. Sums are read as text: they are numeric, wider than any Rust
+/// integer tokio-postgres decodes, and fit an i128.
 pub(super) const READ: &str = "
     SELECT a.balance, a.initial_balance,
-        coalesce(sum(l.deposit_count), 0)::int8,
-        coalesce(sum(l.deposit_sum), 0)::text,
-        coalesce(sum(l.withdrawal_count), 0)::int8,
-        coalesce(sum(l.withdrawal_sum), 0)::text,
+        (a.deposit_count + coalesce(sum(l.deposit_count), 0))::int8,
+        (a.deposit_sum + coalesce(sum(l.deposit_sum), 0))::text,
+        (a.withdrawal_count + coalesce(sum(l.withdrawal_count), 0))::int8,
+        (a.withdrawal_sum + coalesce(sum(l.withdrawal_sum), 0))::text,
         coalesce(sum(l.refused_count), 0)::int8,
         coalesce(sum(l.lost_updates), 0)::int8,
         coalesce(sum(l.lost_net), 0)::text,
-        coalesce(sum(l.retries), 0)::int8,
+        (a.retries + coalesce(sum(l.retries), 0))::int8,
         coalesce(sum(l.retries_exhausted), 0)::int8,
         coalesce(sum(l.lost_removed), 0)::text,
         coalesce(sum(l.lost_added), 0)::text

@@ -24,6 +24,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         include_str!("migrations/0003_idempotency.sql"),
     ),
     (4, "bank", include_str!("migrations/0004_bank.sql")),
+    (
+        5,
+        "entries_in_the_account_row",
+        include_str!("migrations/0005_entries_in_the_account_row.sql"),
+    ),
 ];
 
 /// The advisory lock every starting replica queues on (the one-number key space; account locks use

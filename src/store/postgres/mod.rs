@@ -281,7 +281,8 @@ impl Postgres {
         ledger::from_row(&row).map_err(|detail| failure::undecodable("the ledger", &detail))
     }
 
-    /// Sets the balance and clears the ledger for every replica, in one transaction.
+    /// Sets the balance and clears the ledger (its shards and the entries in the account row) for
+    /// every replica, in one transaction.
     pub(crate) async fn reset(&self, balance: i64) -> Result<(), AccountError> {
         let mut client = self.database.client().await?;
         let account = &self.database.account;
@@ -302,7 +303,8 @@ impl Postgres {
                 "INSERT INTO racebank.accounts (id, balance, initial_balance) VALUES ($1, $2, $2)
                  ON CONFLICT (id) DO UPDATE SET balance = excluded.balance,
                      initial_balance = excluded.initial_balance, replaced = accounts.balance,
-                     version = accounts.version + 1",
+                     version = accounts.version + 1, deposit_count = 0, deposit_sum = 0,
+                     withdrawal_count = 0, withdrawal_sum = 0, retries = 0",
                 &[account, &balance],
             )
             .await
