@@ -246,6 +246,10 @@ impl Opts {
     after_help = "The server must hold accounts 0..N-1: racebank --accounts 8 (the bank is reset before the run).\n\
                   Exit status: 0 consistent, 1 money created or destroyed, transfers lost or a negative balance, 2 usage or unreachable, 3 inconclusive (another client, or no evidence), 4 too many errors, 5 the server stopped answering, 6 read skew (reads with the wrong total, money right), 7 protocol error, 8 deadlocks (money right), 130 interrupted."
 )]
+#[allow(
+    clippy::struct_excessive_bools,
+    reason = "four independent command-line switches, not a state in disguise"
+)]
 pub struct BankOpts {
     /// Base URL of the bank server (http only) [default: http://127.0.0.1:3000].
     #[arg(value_name = "URL", value_parser = parse_url, conflicts_with = "url")]
