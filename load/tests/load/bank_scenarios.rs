@@ -162,16 +162,16 @@ async fn a_pair_that_is_no_household_is_refused_with_the_command_that_makes_one(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "not yet reliable: with rendezvous:2, repeatable-read skewed 2 of 3 rounds in one run and 0 of 5 in three others (the demo, with 1ms of work, skews 9 of 10); serializable held every time"]
 async fn on_postgres_write_skew_gets_through_repeatable_read_and_not_serializable() {
     let store = StoreConfig::Postgres {
         url: test_database_url(),
         pool_size: 4,
     };
     // Both transactions read before either writes. Serializable fails one at commit (40001); its
-    // redo waits out the rendezvous alone (1 s), then is refused: exact. Repeatable-read is not
-    // exact here (2 of 3 rounds skewed in one run, 3 of 3 in others; the server's own test warms
-    // the pool first): margin, at least one round of 5.
+    // redo waits out the rendezvous alone (1 s), then is refused: exact, 5 rounds held of 5.
+    // Repeatable-read is not exact through this command (a round whose two withdrawals miss each
+    // other at the rendezvous holds): margin, at least one round of 5 skewed. The test passed 8 runs
+    // of 8 here (load average 3 to 9); a helper once saw 0 of 5 while four builds ran beside it.
     for (mode, skewed) in [("repeatable-read", true), ("serializable", false)] {
         let account = unique(&format!("skew-{mode}"));
         let server = spawn(mode, "rendezvous:2", store.clone(), &account).await;
@@ -183,11 +183,11 @@ async fn on_postgres_write_skew_gets_through_repeatable_read_and_not_serializabl
         } else {
             assert_eq!(
                 (check.anomalies, check.held),
-                (0, 3),
+                (0, 5),
                 "{mode}: {}",
                 report.to_text()
             );
-            assert_eq!(check.refused, 3, "{mode}");
+            assert_eq!(check.refused, 5, "{mode}");
         }
     }
 }
