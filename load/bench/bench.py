@@ -12,6 +12,9 @@ Sections (all by default):
               redis-benchmark running the same Lua script (EVALSHA) at the same client count
   postgres    the PostgreSQL store: atomic through racebank vs pgbench's bare UPDATE, and every mode
               with work none and 1ms (needs PostgreSQL at DATABASE_URL and pgbench)
+  bank        `bank`'s request rate against `run`'s on one server (racebank --accounts 8, memory,
+              work none, c=64), alternated: transfers only (--reads 0) vs deposits, and the
+              Jepsen mix (half reads) for information
 
 Every server runs on 127.0.0.1 and every run is bounded in time or count. Competing tools are
 alternated round by round and their medians compared, because the machine is shared and noisy: only
@@ -594,9 +597,46 @@ def section_postgres(args):
     return "\n\n".join(out)
 
 
+# --- bank: `racebank-load bank` against `run` on the same server --------------------------------
+
+def run_bank(url, seconds, extra=()):
+    out = subprocess.run(
+        [LOAD, "bank", url, "-c", str(CONCURRENCY), "-z", f"{seconds}s", "--json", "--no-progress", *extra],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 60,
+    )
+    if out.returncode not in (0, 1, 6):
+        raise RuntimeError(f"racebank-load bank failed ({out.returncode}): {out.stderr.strip()}")
+    report = json.loads(out.stdout)
+    return report["rps"], report["latency_ms"]["p99"], report
+
+
+def section_bank(args):
+    out = []
+    for mode in ["atomic", "mutex"]:
+        command = [RACEBANK, "--accounts", "8", "--mode", mode, "--work", "none",
+                   "--addr", "127.0.0.1:{port}"]
+        with server(command) as url:
+            contenders = [("run (deposits)", lambda: run_racebank_load(url, args.seconds)),
+                          ("bank --reads 0 (transfers)", lambda: run_bank(url, args.seconds, ["--reads", "0"])),
+                          ("bank (half reads)", lambda: run_bank(url, args.seconds))]
+            results, p99s = alternate(contenders, args.rounds)
+        deposits = statistics.median(results["run (deposits)"])
+        rows = [[name, f"{statistics.median(rps):.0f}", f"{statistics.median(p99s[name]):.2f}",
+                 f"{statistics.median(rps) / deposits:.2f}x", len(rps)]
+                for name, rps in results.items()]
+        out.append(f"### bank vs run, racebank --accounts 8 --mode {mode} --work none, c={CONCURRENCY}, "
+                   f"{args.rounds} alternating rounds of {args.seconds} s, medians\n\n"
+                   + table(["load", "req/s", "p99 ms", "/ run", "rounds"], rows)
+                   + "\n\ntarget: bank --reads 0 at least 0.9x run")
+    return "\n\n".join(out)
+
+
 SECTIONS = {"strategies": section_strategies, "clients": section_clients,
             "server": section_server, "memory": section_memory, "burst": section_burst,
-            "postgres": section_postgres, "redis": section_redis}
+            "postgres": section_postgres, "redis": section_redis,
+            "bank": section_bank}
 
 
 def main():
