@@ -53,6 +53,7 @@ pub use output::{
 };
 pub use plan::api::Api;
 pub use plan::bank::{BankLoad, BankOp, BankPlan, BankScenario};
+pub use plan::bank_api::{BankApi, BankApiSpec};
 pub use plan::load::{Limit, Load};
 pub use plan::ops::AmountSpec;
 

@@ -75,7 +75,7 @@ fn execute(
             (Box::new(report), opts.json)
         }
         Command::Bank(opts) => {
-            let load = opts.to_bank();
+            let load = opts.to_bank()?;
             let report = runtime.block_on(async {
                 let interrupt = interrupted()?;
                 racebank_load::bank_until(load, interrupt).await

@@ -331,11 +331,16 @@ pub struct BankOpts {
     /// Worker threads [default: available cores].
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1024))]
     pub threads: Option<u64>,
+
+    /// Routes, bodies and pointers of another bank API.
+    #[command(flatten)]
+    pub api: crate::cli::bank_api::BankApiArgs,
 }
 
 impl BankOpts {
-    /// The bank run these flags describe.
-    pub fn to_bank(&self) -> BankLoad {
+    /// The bank run these flags describe; an API that cannot work is refused before anything is
+    /// sent.
+    pub fn to_bank(&self) -> anyhow::Result<BankLoad> {
         let url = self
             .target
             .clone()
@@ -363,7 +368,8 @@ impl BankOpts {
         load.progress = !self.no_progress;
         load.history.clone_from(&self.history);
         load.max_error_rate = self.max_error_rate;
-        load
+        load.api = self.api.spec().build()?;
+        Ok(load)
     }
 }
 
