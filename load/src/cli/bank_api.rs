@@ -37,8 +37,8 @@ pub struct BankApiArgs {
     #[arg(long, default_value = "POST /bank/reset", value_name = "METHOD /PATH")]
     pub setup: RouteTemplate,
 
-    /// The set-up body: {balances} (a JSON object of id to opening balance), or {account} and
-    /// {balance} for one request per account.
+    /// The set-up body: {balances} (a JSON object of id to opening balance, those not 0), or
+    /// {account} and {balance} for one request per account.
     #[arg(long, default_value = DEFAULT_SETUP_BODY)]
     pub setup_body: String,
 }

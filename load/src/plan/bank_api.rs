@@ -7,7 +7,8 @@
 //! list (or map) of accounts in its answer (`/data/accts`), and in each entry to its id (`/name`)
 //! and balance (`/cents`). In a map the key is the id and `--balance-pointer` points inside the
 //! value (`""`: the value is the balance). The set-up opens the bank: one request naming every
-//! opening balance (`{balances}`, a JSON object of id to balance), or, when the route or body names
+//! opening balance that is not 0 (`{balances}`, a JSON object of id to balance; the others open
+//! at 0, as racebank's reset does), or, when the route or body names
 //! `{account}`, one request per account with `{balance}`.
 
 use std::fmt::Write as _;
@@ -406,7 +407,8 @@ impl BankApi {
         }
     }
 
-    /// The set-up requests: (path, body) each.
+    /// The set-up requests: (path, body) each. `{balances}` names the accounts that do not open
+    /// at 0.
     pub(crate) fn setup_requests(&self, ids: &[String], openings: &[i64]) -> Vec<(String, String)> {
         if self.setup.per_account {
             return ids
@@ -428,6 +430,7 @@ impl BankApi {
         let map: serde_json::Map<String, Value> = ids
             .iter()
             .zip(openings)
+            .filter(|(_, &balance)| balance != 0)
             .map(|(id, &balance)| (id.clone(), Value::from(balance)))
             .collect();
         let balances = Value::Object(map).to_string();
@@ -490,7 +493,7 @@ mod tests {
             setup,
             vec![(
                 "/bank/reset".to_string(),
-                r#"{"balances":{"0":100,"1":0}}"#.to_string()
+                r#"{"balances":{"0":100}}"#.to_string()
             )]
         );
         let read = br#"{"accounts":[{"id":"1","balance":4}],"total":4,"read":"rows"}"#;
