@@ -36,6 +36,7 @@ pub use check::verdict::Conclusion;
 pub use cli::config_file::expand as expand_config;
 pub use cli::opts::{BankOpts, Cli, Command, DemoScenario, Opts, SweepOpts};
 pub use commands::bank::{bank, bank_until};
+pub use commands::bank_chart::{is_bank_history, write_bank_chart, BankChart};
 pub use commands::burst::{burst, Burst};
 pub use commands::demo::{demo, Demo};
 pub use commands::retries::retries_demo;

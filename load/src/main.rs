@@ -105,10 +105,14 @@ fn execute(
             (Box::new(Swept { points, files }), opts.json)
         }
         Command::Report(opts) => {
-            let timeline = racebank_load::write_timeline(&opts.history, &opts.output, opts.limit)?;
+            let about = if racebank_load::is_bank_history(&opts.history)? {
+                racebank_load::write_bank_chart(&opts.history, &opts.output, opts.total)?.summary()
+            } else {
+                racebank_load::write_timeline(&opts.history, &opts.output, opts.limit)?.summary()
+            };
             let wrote = Wrote {
                 path: opts.output,
-                about: timeline.summary(),
+                about,
             };
             (Box::new(wrote), false)
         }

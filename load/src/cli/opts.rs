@@ -678,6 +678,11 @@ pub struct ReportOpts {
     #[arg(long, default_value_t = TIMELINE_LIMIT,
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=200_000))]
     pub limit: usize,
+
+    /// A `bank` history: the total every read must sum to (the chart's flat line; `-o` .png,
+    /// .svg or .html).
+    #[arg(long, default_value_t = DEFAULT_TOTAL)]
+    pub total: i64,
 }
 
 /// A count from a flag as a `usize`: clap's ranges keep every such flag far below `usize::MAX`,
