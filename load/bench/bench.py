@@ -15,6 +15,8 @@ Sections (all by default):
   bank        `bank`'s request rate against `run`'s on one server (racebank --accounts 8, memory,
               work none, c=64), alternated: transfers only (--reads 0) vs deposits, and the
               Jepsen mix (half reads) for information
+  checker     the bank checker's time per operation and memory, on histories of 10k, 100k and 1M
+              operations held in memory (load/examples/bank_checker.rs, one process each)
 
 Every server runs on 127.0.0.1 and every run is bounded in time or count. Competing tools are
 alternated round by round and their medians compared, because the machine is shared and noisy: only
@@ -633,10 +635,27 @@ def section_bank(args):
     return "\n\n".join(out)
 
 
+def section_checker(args):
+    subprocess.run(["cargo", "build", "--release", "-p", "racebank-load", "--example", "bank_checker"],
+                   cwd=ROOT, check=True)
+    rows = []
+    for count in [10_000, 100_000, 1_000_000]:
+        out = subprocess.run([os.path.join(RELEASE, "examples", "bank_checker"), str(count)],
+                             capture_output=True, text=True, check=True, timeout=600)
+        r = json.loads(out.stdout)
+        log(f"  {count}: {r}")
+        rows.append([f"{count:,}", f"{r['check_ms']:.1f}", f"{r['ns_per_op']:.1f}",
+                     f"{r['rss_with_history_kib'] / 1024:.1f}", f"{r['peak_kib'] / 1024:.1f}",
+                     f"{(r['peak_kib'] - r['rss_with_history_kib'])}"])
+    return ("### The bank checker, a history held in memory (half reads of 8 accounts, 1 in 100 reads wrong)\n\n"
+            + table(["operations", "check ms", "ns / op", "RSS with the history MiB", "peak MiB",
+                     "checker's growth KiB"], rows))
+
+
 SECTIONS = {"strategies": section_strategies, "clients": section_clients,
             "server": section_server, "memory": section_memory, "burst": section_burst,
             "postgres": section_postgres, "redis": section_redis,
-            "bank": section_bank}
+            "bank": section_bank, "checker": section_checker}
 
 
 def main():
