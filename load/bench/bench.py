@@ -17,6 +17,11 @@ Sections (all by default):
   pg-atomic   issue 19's target: racebank --store postgres --mode atomic --pool-size 16 read by
               racebank-load -c 16 deposits, against pgbench -n -c 16 -j 2 running one bare conditional
               UPDATE (simple protocol), 3 alternating rounds of 4 s, in a scratch database dropped after
+  bank-rate   `bank`'s request rate against `run`'s on one server (racebank --accounts 8, memory,
+              work none, c=64), alternated: transfers only (--reads 0) vs deposits, and the
+              Jepsen mix (half reads) for information
+  checker     the bank checker's time per operation and memory, on histories of 10k, 100k and 1M
+              operations held in memory (load/examples/bank_checker.rs, one process each)
 
 Every server runs on 127.0.0.1 and every run is bounded in time or count. Competing tools are
 alternated round by round and their medians compared, because the machine is shared and noisy: only
@@ -617,6 +622,21 @@ def run_bank_load(url, seconds, clients, accounts=BANK_ACCOUNTS):
     return report["rps"], report["latency_ms"]["p99"], report
 
 
+# --- bank: `racebank-load bank` against `run` on the same server --------------------------------
+
+def run_bank(url, seconds, extra=()):
+    out = subprocess.run(
+        [LOAD, "bank", url, "-c", str(CONCURRENCY), "-z", f"{seconds}s", "--json", "--no-progress", *extra],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 60,
+    )
+    if out.returncode not in (0, 1, 6):
+        raise RuntimeError(f"racebank-load bank failed ({out.returncode}): {out.stderr.strip()}")
+    report = json.loads(out.stdout)
+    return report["rps"], report["latency_ms"]["p99"], report
+
+
 def racebank_bank(mode, work, extra=()):
     return [RACEBANK, "--accounts", str(BANK_ACCOUNTS), "--initial-balance", str(BANK_OPENING),
             "--mode", mode, "--work", work, *extra, "--addr", "127.0.0.1:{port}"]
@@ -785,10 +805,48 @@ def section_pg_atomic(args):
               f"identity {'holds' if identity else 'BROKEN'}")
 
 
+def section_bank_rate(args):
+    out = []
+    for mode in ["atomic", "mutex"]:
+        command = [RACEBANK, "--accounts", "8", "--mode", mode, "--work", "none",
+                   "--addr", "127.0.0.1:{port}"]
+        with server(command) as url:
+            contenders = [("run (deposits)", lambda: run_racebank_load(url, args.seconds)),
+                          ("bank --reads 0 (transfers)", lambda: run_bank(url, args.seconds, ["--reads", "0"])),
+                          ("bank (half reads)", lambda: run_bank(url, args.seconds))]
+            results, p99s = alternate(contenders, args.rounds)
+        deposits = statistics.median(results["run (deposits)"])
+        rows = [[name, f"{statistics.median(rps):.0f}", f"{statistics.median(p99s[name]):.2f}",
+                 f"{statistics.median(rps) / deposits:.2f}x", len(rps)]
+                for name, rps in results.items()]
+        out.append(f"### bank vs run, racebank --accounts 8 --mode {mode} --work none, c={CONCURRENCY}, "
+                   f"{args.rounds} alternating rounds of {args.seconds} s, medians\n\n"
+                   + table(["load", "req/s", "p99 ms", "/ run", "rounds"], rows)
+                   + "\n\ntarget: bank --reads 0 at least 0.9x run")
+    return "\n\n".join(out)
+
+
+def section_checker(args):
+    subprocess.run(["cargo", "build", "--release", "-p", "racebank-load", "--example", "bank_checker"],
+                   cwd=ROOT, check=True)
+    rows = []
+    for count in [10_000, 100_000, 1_000_000]:
+        out = subprocess.run([os.path.join(RELEASE, "examples", "bank_checker"), str(count)],
+                             capture_output=True, text=True, check=True, timeout=600)
+        r = json.loads(out.stdout)
+        log(f"  {count}: {r}")
+        rows.append([f"{count:,}", f"{r['check_ms']:.1f}", f"{r['ns_per_op']:.1f}",
+                     f"{r['rss_with_history_kib'] / 1024:.1f}", f"{r['peak_kib'] / 1024:.1f}",
+                     f"{(r['peak_kib'] - r['rss_with_history_kib'])}"])
+    return ("### The bank checker, a history held in memory (half reads of 8 accounts, 1 in 100 reads wrong)\n\n"
+            + table(["operations", "check ms", "ns / op", "RSS with the history MiB", "peak MiB",
+                     "checker's growth KiB"], rows))
+
+
 SECTIONS = {"strategies": section_strategies, "clients": section_clients,
             "server": section_server, "memory": section_memory, "burst": section_burst,
             "postgres": section_postgres, "redis": section_redis, "bank": section_bank,
-            "pg-atomic": section_pg_atomic}
+            "pg-atomic": section_pg_atomic, "bank-rate": section_bank_rate, "checker": section_checker}
 
 
 def main():

@@ -36,6 +36,7 @@ pub use check::verdict::Conclusion;
 pub use cli::config_file::expand as expand_config;
 pub use cli::opts::{BankOpts, Cli, Command, DemoScenario, Opts, SweepOpts};
 pub use commands::bank::{bank, bank_until};
+pub use commands::bank_chart::{is_bank_history, write_bank_chart, BankChart};
 pub use commands::bank_rounds::bank_rounds;
 pub use commands::burst::{burst, Burst};
 pub use commands::demo::{demo, Demo};
@@ -57,6 +58,7 @@ pub use output::{
 };
 pub use plan::api::Api;
 pub use plan::bank::{BankLoad, BankOp, BankPlan, BankScenario};
+pub use plan::bank_api::{BankApi, BankApiSpec};
 pub use plan::bank_rounds::{Attack, RoundsLoad};
 pub use plan::load::{Limit, Load};
 pub use plan::ops::AmountSpec;

@@ -79,7 +79,7 @@ fn execute(
             (Box::new(report), opts.json)
         }
         Command::Bank(opts) => {
-            let load = opts.to_bank();
+            let load = opts.to_bank()?;
             let report = runtime.block_on(async {
                 let interrupt = interrupted()?;
                 racebank_load::bank_until(load, interrupt).await
@@ -113,10 +113,14 @@ fn execute(
             (Box::new(Swept { points, files }), opts.json)
         }
         Command::Report(opts) => {
-            let timeline = racebank_load::write_timeline(&opts.history, &opts.output, opts.limit)?;
+            let about = if racebank_load::is_bank_history(&opts.history)? {
+                racebank_load::write_bank_chart(&opts.history, &opts.output, opts.total)?.summary()
+            } else {
+                racebank_load::write_timeline(&opts.history, &opts.output, opts.limit)?.summary()
+            };
             let wrote = Wrote {
                 path: opts.output,
-                about: timeline.summary(),
+                about,
             };
             (Box::new(wrote), false)
         }

@@ -60,7 +60,7 @@ pub enum Command {
     Burst(BurstOpts),
     /// Jepsen's bank test: transfers between a bank's accounts mixed with reads of every
     /// balance; every read must sum to the total, every account end where the transfers put it.
-    Bank(BankOpts),
+    Bank(Box<BankOpts>),
     /// Start the server in-process once per mode, load each the same way, and compare them.
     Demo(DemoOpts),
     /// Run the same deposits at many concurrencies, modes and work windows; write CSV, JSON and
@@ -364,11 +364,16 @@ pub struct BankOpts {
     /// Worker threads [default: available cores].
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1024))]
     pub threads: Option<u64>,
+
+    /// Routes, bodies and pointers of another bank API.
+    #[command(flatten)]
+    pub api: crate::cli::bank_api::BankApiArgs,
 }
 
 impl BankOpts {
-    /// The bank run these flags describe.
-    pub fn to_bank(&self) -> BankLoad {
+    /// The bank run these flags describe; an API that cannot work is refused before anything is
+    /// sent.
+    pub fn to_bank(&self) -> anyhow::Result<BankLoad> {
         let url = self
             .target
             .clone()
@@ -397,14 +402,15 @@ impl BankOpts {
         load.progress = !self.no_progress;
         load.history.clone_from(&self.history);
         load.max_error_rate = self.max_error_rate;
-        load
+        load.api = self.api.spec().build()?;
+        Ok(load)
     }
 }
 
 impl BankOpts {
     /// The rounds run `--scenario write-skew|double-spend` describes.
     pub fn to_rounds(&self) -> anyhow::Result<RoundsLoad> {
-        let url = self.to_bank().target;
+        let url = self.to_bank()?.target;
         let mut load = match self.household.as_slice() {
             _ if self.scenario == BankScenario::DoubleSpend => {
                 RoundsLoad::double_spend(url, self.account.clone())
@@ -737,6 +743,11 @@ pub struct ReportOpts {
     #[arg(long, default_value_t = TIMELINE_LIMIT,
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=200_000))]
     pub limit: usize,
+
+    /// A `bank` history: the total every read must sum to (the chart's flat line; `-o` .png,
+    /// .svg or .html).
+    #[arg(long, default_value_t = DEFAULT_TOTAL)]
+    pub total: i64,
 }
 
 /// A count from a flag as a `usize`: clap's ranges keep every such flag far below `usize::MAX`,

@@ -58,7 +58,7 @@ async fn open(load: &BankLoad) -> anyhow::Result<Opened> {
     );
     anyhow::ensure!(accounts >= 2, "a bank run needs 2 accounts or more");
     let target = Target::new(&load.target)?;
-    let probe = BankProbe::new(&target, &load.headers, load.timeout)?;
+    let probe = BankProbe::new(&target, (&load.headers, &load.api), load.timeout)?;
     let wanted = bank::numbered_ids(accounts);
     let asked = (!load.server_openings).then(|| load.openings());
     let stats_before = probe
@@ -74,6 +74,14 @@ async fn open(load: &BankLoad) -> anyhow::Result<Opened> {
     let missing = bank::missing_ids(&wanted, &held_ids);
     if !missing.is_empty() {
         let shown: Vec<&str> = held_ids.iter().take(8).map(String::as_str).collect();
+        anyhow::ensure!(
+            load.api.racebank,
+            "the bank at {} holds accounts {}{} after the set-up, not 0..{}: check --setup and the pointers of --read-all",
+            load.target,
+            shown.join(", "),
+            if held_ids.len() > 8 { ", ..." } else { "" },
+            accounts - 1,
+        );
         anyhow::bail!(
             "the bank at {} holds accounts {}{}, not 0..{}: start the server with `racebank --accounts {accounts}` (or pass --accounts {})",
             load.target,
@@ -131,6 +139,7 @@ async fn send(
     let job = Arc::new(BankJob {
         target: opened.target.clone(),
         headers: load.headers.clone(),
+        api: load.api.clone(),
         plan: load.plan,
         ids: opened.ids.clone(),
         stop: match load.limit {

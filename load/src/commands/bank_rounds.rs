@@ -16,7 +16,9 @@ use crate::plan::target::Target;
 /// needs (the accounts, or the household), saying how to start the server.
 pub async fn bank_rounds(load: RoundsLoad) -> anyhow::Result<RoundsReport> {
     let target = Target::new(&load.target)?;
-    let probe = BankProbe::new(&target, &load.headers, load.timeout)?;
+    // The rounds speak racebank's own routes.
+    let api = crate::plan::bank_api::BankApi::default();
+    let probe = BankProbe::new(&target, (&load.headers, &api), load.timeout)?;
     let sender = RoundSender::new(&target, &load.headers, load.timeout)?;
     let openings = load.attack.openings();
     let (ids, balances): (Vec<String>, Vec<i64>) = openings.iter().cloned().unzip();

@@ -1,6 +1,7 @@
 //! One module per subcommand, each taking a plain description and returning a result.
 
 pub(crate) mod bank;
+pub(crate) mod bank_chart;
 pub(crate) mod bank_rounds;
 pub(crate) mod burst;
 pub(crate) mod demo;

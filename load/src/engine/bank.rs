@@ -18,8 +18,7 @@ use anyhow::Context;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::header::{HeaderValue, CONTENT_TYPE, HOST};
-use hyper::{Method, Request, StatusCode, Uri};
-use racebank::wire::bank::{paths, AccountsBody};
+use hyper::{Request, StatusCode, Uri};
 use racebank::wire::{Effect, ProblemType};
 use serde::Serialize;
 use tokio::sync::watch;
@@ -31,6 +30,7 @@ use crate::engine::pool::{self, Stop, GIVE_UP_AFTER, REFUSED_PAUSE};
 use crate::engine::stats::Stats;
 use crate::plan::api::Header;
 use crate::plan::bank::{BankOp, BankPlan};
+use crate::plan::bank_api::{BankApi, Fill};
 use crate::plan::target::Target;
 
 /// What the answer to one request says.
@@ -143,6 +143,8 @@ pub(crate) struct BankJob {
     pub target: Target,
     /// Sent with every request.
     pub headers: Vec<Header>,
+    /// The bank's routes, bodies and pointers.
+    pub api: BankApi,
     /// The operation sequence.
     pub plan: BankPlan,
     /// The ids of the bank's accounts, by position (`"0"`, `"1"`, ...).
@@ -302,7 +304,8 @@ async fn slot_loop<O: Observer>(thread: Rc<Thread<O>>, slot: usize) {
         let refused = matches!(exchange, Exchange::NotSent);
         let (status, answer) = {
             let mut seen = thread.seen.borrow_mut();
-            classify(&mut seen.traffic, op, exchange, ended - started, &job.ids)
+            let read = (&job.api, job.ids.as_slice());
+            classify(&mut seen.traffic, op, exchange, ended - started, read)
         };
         let event = Event {
             index,
@@ -330,7 +333,7 @@ fn classify(
     op: BankOp,
     exchange: Exchange,
     latency: Duration,
-    ids: &[String],
+    (api, ids): (&BankApi, &[String]),
 ) -> (Option<u16>, Answer) {
     traffic.requests += 1;
     let unknown = match op {
@@ -360,7 +363,10 @@ fn classify(
         return match op {
             BankOp::Transfer { .. } => (code, Answer::Applied),
             BankOp::Read => {
-                if let Some(answer) = body.as_deref().and_then(|body| read_balances(body, ids)) {
+                if let Some(answer) = body
+                    .as_deref()
+                    .and_then(|body| read_balances(api, body, ids))
+                {
                     (code, answer)
                 } else {
                     traffic.errors.body += 1;
@@ -388,15 +394,14 @@ fn classify(
     }
 }
 
-/// The balances of a `GET /accounts` answer, by position of `ids`; `None` when it is not such an
-/// answer.
-pub(crate) fn read_balances(body: &[u8], ids: &[String]) -> Option<Answer> {
-    let read: AccountsBody = serde_json::from_slice(body).ok()?;
+/// The balances of a read-all answer (`GET /accounts`), by position of `ids`; `None` when it is
+/// not such an answer.
+pub(crate) fn read_balances(api: &BankApi, body: &[u8], ids: &[String]) -> Option<Answer> {
     let mut balances = vec![None; ids.len()];
     let mut unexpected = 0;
-    for account in read.accounts {
-        match position_of(&account.id, ids) {
-            Some(position) => balances[position] = Some(account.balance),
+    for (id, balance) in api.read_all(body)? {
+        match position_of(&id, ids) {
+            Some(position) => balances[position] = Some(balance),
             None => unexpected += 1,
         }
     }
@@ -418,9 +423,13 @@ fn position_of(id: &str, ids: &[String]) -> Option<usize> {
 /// The request parts of a thread, built once.
 struct Parts {
     accounts: Uri,
-    transfers: Uri,
+    /// The transfer route's target when its path names no account, else built per request.
+    transfers: Option<Uri>,
+    target: Target,
+    api: BankApi,
     host: HeaderValue,
     headers: Vec<Header>,
+    content_type: bool,
 }
 
 impl Parts {
@@ -430,34 +439,63 @@ impl Parts {
             Uri::try_from(origin.as_str())
                 .with_context(|| format!("`{origin}` is not a valid request target"))
         };
+        let read = job
+            .api
+            .read
+            .fixed()
+            .context("the read-all route names no account")?;
         Ok(Parts {
-            accounts: uri(paths::ACCOUNTS)?,
-            transfers: uri(paths::TRANSFERS)?,
+            accounts: uri(&read)?,
+            transfers: job
+                .api
+                .transfer
+                .fixed()
+                .map(|path| uri(&path))
+                .transpose()?,
+            target: job.target.clone(),
+            api: job.api.clone(),
             host: HeaderValue::from_str(&job.target.host)
                 .with_context(|| format!("`{}` is not a valid Host header", job.target.host))?,
             headers: job.headers.clone(),
+            content_type: !job.headers.iter().any(|header| header.name == CONTENT_TYPE),
         })
+    }
+
+    /// The transfer's request target: the fixed one, or its path with the accounts filled in.
+    fn transfer_uri(&self, from: &str, to: &str) -> Uri {
+        if let Some(uri) = &self.transfers {
+            return uri.clone();
+        }
+        let path = self.api.transfer.path.render(&Fill {
+            from,
+            to,
+            ..Fill::default()
+        });
+        // Checked with sample ids when the API was built; an id that breaks it goes to `/`.
+        Uri::try_from(self.target.origin_form(&path).as_str())
+            .unwrap_or_else(|_| Uri::from_static("/"))
     }
 
     fn build(&self, op: BankOp, ids: &[String]) -> Request<Full<Bytes>> {
         let (method, uri, body) = match op {
-            BankOp::Read => (Method::GET, &self.accounts, Bytes::new()),
+            BankOp::Read => (
+                self.api.read.method.clone(),
+                self.accounts.clone(),
+                Bytes::new(),
+            ),
             BankOp::Transfer { from, to, amount } => (
-                Method::POST,
-                &self.transfers,
-                Bytes::from(format!(
-                    r#"{{"from":"{}","to":"{}","amount":{amount}}}"#,
-                    ids[from], ids[to]
-                )),
+                self.api.transfer.method.clone(),
+                self.transfer_uri(&ids[from], &ids[to]),
+                self.api.transfer_body(&ids[from], &ids[to], amount),
             ),
         };
-        let post = method == Method::POST;
+        let with_body = !body.is_empty();
         let mut request = Request::new(Full::new(body));
         *request.method_mut() = method;
-        *request.uri_mut() = uri.clone();
+        *request.uri_mut() = uri;
         let headers = request.headers_mut();
         headers.insert(HOST, self.host.clone());
-        if post {
+        if with_body && self.content_type {
             headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         }
         for header in &self.headers {
@@ -491,13 +529,13 @@ mod tests {
         let ids = numbered_ids(3);
         let body = br#"{"accounts":[{"id":"1","balance":4},{"id":"0","balance":6},{"id":"x","balance":1}],"total":11,"read":"rows"}"#;
         assert_eq!(
-            read_balances(body, &ids),
+            read_balances(&BankApi::default(), body, &ids),
             Some(Answer::Read {
                 balances: vec![Some(6), Some(4), None],
                 unexpected: 1
             })
         );
-        assert_eq!(read_balances(b"{}", &ids), None);
+        assert_eq!(read_balances(&BankApi::default(), b"{}", &ids), None);
     }
 
     #[test]
@@ -532,7 +570,14 @@ mod tests {
         ] {
             let case = format!("{exchange:?}");
             assert_eq!(
-                classify(&mut traffic, op, exchange, latency, &ids).1,
+                classify(
+                    &mut traffic,
+                    op,
+                    exchange,
+                    latency,
+                    (&BankApi::default(), &ids)
+                )
+                .1,
                 expected,
                 "{case}"
             );

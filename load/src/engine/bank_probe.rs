@@ -1,18 +1,18 @@
 //! The reads and writes around a bank run: open the bank (`POST /bank/reset` with the opening
 //! balances), read every balance (`GET /accounts`), and the bank's part of `/stats`.
 //!
-//! Like [`crate::engine::probe`], these use their own client with `--timeout` and say each failure
-//! in one line. They read at most [`MAX_BANK_BODY`]: the bank's books list every account, about
-//! 200 bytes each, and a bank holds up to 1000.
+//! Like [`crate::engine::probe`], these use their own client with `--timeout`, read at most
+//! [`MAX_BANK_BODY`] (the bank's books list every account, about 200 bytes each, up to 1000), and
+//! say each failure in one line.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use racebank::wire::bank::{paths, AccountsBody, BankResetBody, BankStats};
+use racebank::wire::bank::BankStats;
 
 use crate::engine::probe::{error_chain, excerpt, read_capped, root_cause, Unread};
 use crate::plan::api::Header;
+use crate::plan::bank_api::BankApi;
 use crate::plan::target::Target;
 
 /// The largest answer read around a bank run: a bank's books at 1000 accounts, five times over.
@@ -24,6 +24,7 @@ pub(crate) struct BankProbe {
     client: reqwest::Client,
     target: Target,
     headers: Vec<Header>,
+    api: BankApi,
     timeout: Duration,
 }
 
@@ -40,7 +41,7 @@ impl BankProbe {
     /// A probe of `target`, sending `headers`, giving up on each request after `timeout`.
     pub(crate) fn new(
         target: &Target,
-        headers: &[Header],
+        (headers, api): (&[Header], &BankApi),
         timeout: Duration,
     ) -> anyhow::Result<Self> {
         let client = reqwest::Client::builder()
@@ -54,6 +55,7 @@ impl BankProbe {
             client,
             target: target.clone(),
             headers: headers.to_vec(),
+            api: api.clone(),
             timeout,
         })
     }
@@ -70,55 +72,67 @@ impl BankProbe {
         Ok(request)
     }
 
-    /// Opens the bank: `POST /bank/reset` naming every opening balance (accounts not named open
-    /// at 0). Returns the bank's stats right after, the baseline of the cross-check.
-    /// Resets the bank: with `openings` (by `ids`), or, with `None`, to the server's own opening
-    /// balances (a reset without a body).
+    /// Opens the bank: `POST /bank/reset` naming every opening balance (or the set-up of
+    /// `--setup`, once or once per account); with `None`, a reset without a body, to the server's
+    /// own opening balances (`--server-openings`). Returns racebank's bank stats right after, the
+    /// baseline of the cross-check.
     pub(crate) async fn reset(
         &self,
         ids: &[String],
         openings: Option<&[i64]>,
     ) -> anyhow::Result<Option<BankStats>> {
-        let url = self.target.url_of(paths::RESET)?;
-        let request = self.request(reqwest::Method::POST, paths::RESET)?;
-        let request = match openings {
-            Some(openings) => {
-                let balances: BTreeMap<String, i64> = ids
-                    .iter()
-                    .zip(openings)
-                    .filter(|(_, &opening)| opening != 0)
-                    .map(|(id, &opening)| (id.clone(), opening))
-                    .collect();
-                request.json(&BankResetBody { balances })
-            }
-            None => request.header(reqwest::header::CONTENT_TYPE, "application/json"),
+        let method = self.api.setup.route.method.clone();
+        let requests = match openings {
+            Some(openings) => self.api.setup_requests(ids, openings),
+            None => vec![(
+                racebank::wire::bank::paths::RESET.to_string(),
+                String::new(),
+            )],
         };
-        let response = request
-            .send()
-            .await
-            .map_err(|error| self.unreachable(&url, &error))?;
-        let status = response.status();
-        let body = self.body(&url, response).await?;
-        if status.as_u16() == 404 {
-            bail!(
-                "POST {url} answered 404: this server has no bank; start it with one: `racebank --accounts {}`",
-                ids.len()
-            );
+        let mut last = Vec::new();
+        for (path, body) in requests {
+            let url = self.target.url_of(&path)?;
+            let mut request = self.request(method.clone(), &path)?;
+            let declared = (self.headers.iter()).any(|h| h.name == reqwest::header::CONTENT_TYPE);
+            // racebank's reset wants a JSON content type even without a body.
+            if !declared && (!body.is_empty() || openings.is_none()) {
+                request = request.header(reqwest::header::CONTENT_TYPE, "application/json");
+            }
+            if !body.is_empty() {
+                request = request.body(body);
+            }
+            let response = request
+                .send()
+                .await
+                .map_err(|error| self.unreachable(&url, &error))?;
+            let status = response.status();
+            last = self.body(&url, response).await?;
+            if status.as_u16() == 404 && self.api.racebank {
+                bail!(
+                    "{method} {url} answered 404: this server has no bank; start it with one: `racebank --accounts {}`",
+                    ids.len()
+                );
+            }
+            if !status.is_success() {
+                bail!("{method} {url} answered {status}: {}", excerpt(&last));
+            }
         }
-        if !status.is_success() {
-            bail!("POST {url} answered {status}: {}", excerpt(&body));
-        }
-        Ok(serde_json::from_slice(&body).ok())
+        Ok(self
+            .api
+            .racebank
+            .then(|| serde_json::from_slice(&last).ok())
+            .flatten())
     }
 
     /// Every balance and its id, in the bank's order.
     pub(crate) async fn accounts(&self) -> Result<Vec<(String, i64)>, ReadFailure> {
+        let path = self.api.read.fixed().unwrap_or_default();
         let url = self
             .target
-            .url_of(paths::ACCOUNTS)
+            .url_of(&path)
             .map_err(|error| ReadFailure::Gone(error.to_string()))?;
         let request = self
-            .request(reqwest::Method::GET, paths::ACCOUNTS)
+            .request(self.api.read.method.clone(), &path)
             .map_err(|error| ReadFailure::Gone(error.to_string()))?;
         let response = request
             .send()
@@ -135,21 +149,20 @@ impl BankProbe {
                 excerpt(&body)
             )));
         }
-        let read: AccountsBody = serde_json::from_slice(&body).map_err(|_| {
+        self.api.read_all(&body).ok_or_else(|| {
             ReadFailure::Unreadable(format!(
-                "GET {url} answered no balances: {}",
+                "{} {url} answered no balances where the pointers say: {}",
+                self.api.read.method,
                 excerpt(&body)
             ))
-        })?;
-        Ok(read
-            .accounts
-            .into_iter()
-            .map(|account| (account.id, account.balance))
-            .collect())
+        })
     }
 
     /// The bank's part of `/stats`, or `None` when there is none (any failure counts as none).
     pub(crate) async fn stats(&self) -> Option<BankStats> {
+        if !self.api.racebank {
+            return None;
+        }
         let response = self
             .request(reqwest::Method::GET, racebank::wire::paths::STATS)
             .ok()?

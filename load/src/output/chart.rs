@@ -68,6 +68,13 @@ pub(crate) struct Chart {
 pub(crate) enum XAxis {
     /// Requests in flight, on a log2 scale, a tick at each value; points give the concurrency.
     Concurrency(Vec<u64>),
+    /// A plain linear scale from 0 (a bank run's seconds).
+    Linear {
+        /// The axis's title.
+        label: String,
+        /// The largest value drawn.
+        max: f64,
+    },
     /// Named positions, evenly spaced; points give the index of the name.
     Categories {
         /// The axis's title.
@@ -99,6 +106,8 @@ pub(crate) struct Series {
     pub name: String,
     /// Its points, in the axes' units.
     pub points: Vec<(f64, f64)>,
+    /// Drawn as dots only, no line between them (one per observation).
+    pub dots: bool,
 }
 
 /// The chart as an SVG document.
@@ -246,6 +255,13 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, chart: &Chart) -> Dra
             .iter()
             .map(|&(x, y)| (to_x(chart.x.position(x)), to_y(y)))
             .collect();
+        if series.dots {
+            for point in points {
+                let at = plot.backend_coord(&point);
+                root.draw(&Circle::new(at, 3, colour.filled()))?;
+            }
+            continue;
+        }
         plot.draw_series(LineSeries::new(points.clone(), colour.stroke_width(3)))?;
         for point in points {
             let at = plot.backend_coord(&point);
@@ -338,6 +354,11 @@ fn legend_layout<DB: DrawingBackend>(
 
 impl XAxis {
     /// The range of positions, with a margin, and a tick at every value.
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "a tick count: small and positive by construction"
+    )]
     fn range(&self) -> (std::ops::Range<f64>, Vec<f64>) {
         match self {
             XAxis::Concurrency(values) => {
@@ -351,6 +372,14 @@ impl XAxis {
                 };
                 (low - 0.3..high + 0.3, keys)
             }
+            XAxis::Linear { max, .. } => {
+                let step = nice_step(max.max(0.001) / 8.0);
+                let top = (max / step).ceil().max(1.0) * step;
+                let ticks = (0..=(top / step).round() as usize)
+                    .map(|i| i as f64 * step)
+                    .collect();
+                (-top * 0.02..top * 1.02, ticks)
+            }
             XAxis::Categories { names, .. } => (
                 -0.4..(names.len().max(1) as f64 - 0.6),
                 (0..names.len()).map(|i| i as f64).collect(),
@@ -362,7 +391,7 @@ impl XAxis {
     fn position(&self, value: f64) -> f64 {
         match self {
             XAxis::Concurrency(_) => value.max(1.0).log2(),
-            XAxis::Categories { .. } => value,
+            XAxis::Categories { .. } | XAxis::Linear { .. } => value,
         }
     }
 
@@ -375,6 +404,7 @@ impl XAxis {
     fn tick(&self, position: f64) -> String {
         match self {
             XAxis::Concurrency(_) => format!("{}", position.exp2().round()),
+            XAxis::Linear { .. } => format!("{}", (position * 1000.0).round() / 1000.0),
             XAxis::Categories { names, .. } => names
                 .get(position.round().max(0.0) as usize)
                 .cloned()
@@ -385,7 +415,7 @@ impl XAxis {
     fn label(&self) -> String {
         match self {
             XAxis::Concurrency(_) => "concurrency: requests in flight (log2 scale)".into(),
-            XAxis::Categories { label, .. } => label.clone(),
+            XAxis::Categories { label, .. } | XAxis::Linear { label, .. } => label.clone(),
         }
     }
 }

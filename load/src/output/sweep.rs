@@ -253,6 +253,7 @@ impl<'a> Layout<'a> {
             .map(|(name, members)| Series {
                 name: name.clone(),
                 points: members.iter().map(|p| (self.x_of(p), value(p))).collect(),
+                dots: false,
             })
             .collect()
     }

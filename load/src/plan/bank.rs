@@ -10,6 +10,7 @@ use std::time::Duration;
 use reqwest::Url;
 
 use crate::plan::api::Header;
+use crate::plan::bank_api::BankApi;
 use crate::plan::load::{Limit, DEFAULT_SEED};
 use crate::plan::ops::splitmix64;
 
@@ -130,6 +131,8 @@ pub struct BankLoad {
     pub target: Url,
     /// Headers sent with every request (`-H`).
     pub headers: Vec<Header>,
+    /// The bank's routes, bodies and pointers (racebank's by default).
+    pub api: BankApi,
     /// The operation sequence (accounts, max transfer, reads, scenario, seed).
     pub plan: BankPlan,
     /// The money in the bank: opened in account 0 (split between 0 and 1 for `deadlock`).
@@ -173,6 +176,7 @@ impl BankLoad {
         BankLoad {
             target: url,
             headers: Vec::new(),
+            api: BankApi::default(),
             plan: BankPlan {
                 seed: DEFAULT_SEED,
                 accounts: DEFAULT_ACCOUNTS,

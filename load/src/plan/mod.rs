@@ -3,6 +3,7 @@
 
 pub(crate) mod api;
 pub(crate) mod bank;
+pub(crate) mod bank_api;
 pub(crate) mod bank_rounds;
 pub(crate) mod load;
 pub(crate) mod ops;

@@ -41,7 +41,7 @@ fn bank_opts(url: &str, args: &[&str]) -> BankLoad {
     let Some(Command::Bank(opts)) = cli.command else {
         panic!("expected bank");
     };
-    opts.to_bank()
+    opts.to_bank().expect("a valid bank API")
 }
 
 /// Margin: with 1 ms between each request's reads and writes and 16 in flight, about 1000

@@ -16,6 +16,7 @@ mod docs;
 mod helpers;
 mod hostile;
 mod other_api;
+mod other_bank;
 mod retries;
 mod run;
 mod scripted;
