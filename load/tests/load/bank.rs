@@ -10,7 +10,12 @@ use crate::helpers::TestServer;
 
 /// Starts a server whose bank holds `accounts` accounts named `0..accounts`, in `mode` with
 /// `work`, locking a request's accounts in `lock_order`.
-async fn spawn_bank(mode: &str, work: &str, accounts: usize, lock_order: LockOrder) -> TestServer {
+pub(crate) async fn spawn_bank(
+    mode: &str,
+    work: &str,
+    accounts: usize,
+    lock_order: LockOrder,
+) -> TestServer {
     let listener = TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind loopback");

@@ -2,17 +2,20 @@
 //!
 //! A block marked `<!-- shape checked: racebank-load ARGS against SERVER | NOTES -->` is (an
 //! excerpt of) what `racebank-load ARGS` prints against SERVER: `racebank SERVER_ARGS` (`--mode`,
-//! `--work`, `--initial-balance`, `--chaos`), started in-process, or `other_api.rs's API`, the
-//! racy account of another shape that `other_api.rs` serves. The server is the test's own, on a
-//! port of its own: its URL replaces the command's `--url` (or is given with `--url` when the
-//! command has none, where the doc's command uses port 3000). A `$ racebank-load ARGS` line in the
+//! `--work`, `--initial-balance`, `--chaos`; or, for a bank, `--accounts N` and `--lock-order`
+//! beside `--mode` and `--work`: accounts `0` to `N-1` opening at 0, as `bank.rs`'s `spawn_bank`),
+//! started in-process, or `other_api.rs's API`, the racy account of another shape that
+//! `other_api.rs` serves. The server is the test's own, on a port of its own: its URL replaces the
+//! command's `--url`, or the URL given after a subcommand (`bank http://..`), or is given with
+//! `--url` when the command has none (where the doc's command uses port 3000). A
+//! `$ racebank-load ARGS` line in the
 //! block (with its `\` continuations) is the command run, exactly as written but for the URL: each
 //! such line starts a run of its own against a fresh server, and when the marker names ARGS too,
 //! they must be the line's. NOTES, split by `;`, name lines by their label: `optional: LABEL` for a
 //! line that comes and goes between runs (`Lost, gross`), `label only: LABEL` for a line whose
-//! words are the run's outcome. Every other line is compared with its numbers blanked and its runs
-//! of spaces made one; the doc's lines must be a run of the real output's lines, in order (a `...`
-//! line stands for lines left out). A `^C` line sends SIGINT after 20 deposits, `$ echo $?` checks
+//! words are the run's outcome. Every other line is compared with its numbers blanked (a sign,
+//! `+` or `-`, with its number) and its runs of spaces made one; the doc's lines must be a run of
+//! the real output's lines, in order (a `...` line stands for lines left out, at the start too). A `^C` line sends SIGINT after 20 deposits, `$ echo $?` checks
 //! the exit status, and the notes `another client` and `killed` add deposits of 7 during the run
 //! or kill the server after 50. Consecutive lines shaped alike (a burst's answers) count as one. A
 //! first word that is not a flag is a subcommand (`burst`): the URL goes after it.
@@ -162,7 +165,7 @@ fn label(line: &str) -> &str {
     line.trim().split(':').next().unwrap_or_default()
 }
 
-/// A line with its numbers blanked (`#`, a sign included) and its runs of spaces made one.
+/// A line with its numbers blanked (`#`, a sign `+` or `-` included) and its runs of spaces made one.
 pub(crate) fn blanked(line: &str) -> String {
     let mut out = String::new();
     let mut in_number = false;
@@ -180,7 +183,7 @@ pub(crate) fn blanked(line: &str) -> String {
         }
         in_number = digit;
     }
-    out.replace("-#", "#")
+    out.replace("-#", "#").replace("+#", "#")
 }
 
 /// Whether the doc's `line` has the shape of the real `actual`.
@@ -202,7 +205,8 @@ fn compare(block: &Block, actual: &[String]) -> Option<String> {
     // A list of lines shaped alike (a burst's answers) is one line: its length is the run's.
     shown.dedup_by(|a, b| blanked(a) == blanked(b));
     real.dedup_by(|a, b| blanked(a) == blanked(b));
-    let first = shown.first()?;
+    // A block may open with `...`: its first line is then anywhere in the run.
+    let first = shown.iter().find(|l| l.as_str() != "...")?;
     let Some(mut at) = real.iter().position(|a| same_shape(block, first, a)) else {
         return Some(format!(
             "the doc's first line\n  {first}\nis not in the run"
@@ -249,8 +253,17 @@ async fn start(block: &Block) -> (String, Option<TestServer>, Option<KillableSer
     };
     for flag in flags.iter().step_by(2) {
         assert!(
-            ["--mode", "--work", "--initial-balance", "--chaos"].contains(&flag.as_str()),
-            "{}: the test starts racebank with --mode, --work, --initial-balance and --chaos, not {flag}",
+            [
+                "--mode",
+                "--work",
+                "--initial-balance",
+                "--chaos",
+                "--accounts",
+                "--lock-order"
+            ]
+            .contains(&flag.as_str()),
+            "{}: the test starts racebank with --mode, --work, --initial-balance, --chaos, \
+             --accounts and --lock-order, not {flag}",
             block.place
         );
     }
@@ -259,6 +272,9 @@ async fn start(block: &Block) -> (String, Option<TestServer>, Option<KillableSer
             .position(|a| a == name)
             .map_or(default.to_string(), |at| flags[at + 1].clone())
     };
+    if flags.iter().any(|a| a == "--accounts") {
+        return start_bank(block, flags, &value).await;
+    }
     let balance: i64 = value("--initial-balance", "0").parse().expect("a balance");
     let (mode, work) = (value("--mode", "unguarded"), value("--work", "1ms"));
     let chaos: racebank::Chaos = value("--chaos", "drop-after-apply=0")
@@ -269,6 +285,34 @@ async fn start(block: &Block) -> (String, Option<TestServer>, Option<KillableSer
         return (killable.url.clone(), None, Some(killable));
     }
     let server = spawn_server_with_chaos(&mode, &work, balance, chaos).await;
+    (server.url.clone(), Some(server), None)
+}
+
+/// Starts the block's bank server (`--accounts N`, with `--mode`, `--work` and `--lock-order`):
+/// accounts `0` to `N-1`, through `bank.rs`'s `spawn_bank`, so the doc's run meets the bank the
+/// bank tests meet.
+async fn start_bank(
+    block: &Block,
+    flags: &[String],
+    value: &dyn Fn(&str, &str) -> String,
+) -> (String, Option<TestServer>, Option<KillableServer>) {
+    let place = &block.place;
+    assert!(
+        !block.killed
+            && !flags
+                .iter()
+                .any(|a| a == "--initial-balance" || a == "--chaos"),
+        "{place}: a bank server (--accounts) takes --mode, --work and --lock-order only"
+    );
+    let accounts: usize = (value("--accounts", "8").parse())
+        .unwrap_or_else(|_| panic!("{place}: --accounts is a count here, as `--accounts 8`"));
+    let lock_order = match value("--lock-order", "id").as_str() {
+        "request" => racebank::LockOrder::Request,
+        "id" => racebank::LockOrder::Id,
+        other => panic!("{place}: --lock-order request or id, not {other}"),
+    };
+    let (mode, work) = (value("--mode", "unguarded"), value("--work", "1ms"));
+    let server = crate::bank::spawn_bank(&mode, &work, accounts, lock_order).await;
     (server.url.clone(), Some(server), None)
 }
 
@@ -318,10 +362,17 @@ async fn run(block: &Block) -> (Vec<String>, Option<i32>) {
     )
 }
 
-/// `ARGS` with the test's URL: the value of each `--url` replaced by it, or, when there is none,
-/// `--url URL` first (after the subcommand, for one such as `burst`). Nothing else is added: the
-/// progress line needs a terminal, and the run's stderr is a pipe.
+/// `ARGS` with the test's URL: the value of each `--url` replaced by it, or the URL given after a
+/// subcommand (`bank http://..`), or, when there is none, `--url URL` first (after the
+/// subcommand, for one such as `burst`). Nothing else is added: the progress line needs a
+/// terminal, and the run's stderr is a pipe.
 fn load_args(args: &[String], url: &str) -> Vec<String> {
+    let subcommand = args.first().is_some_and(|a| !a.starts_with('-'));
+    if subcommand && args.get(1).is_some_and(|a| a.starts_with("http")) {
+        let mut args = args.to_vec();
+        args[1] = url.to_string();
+        return args;
+    }
     if args.iter().any(|a| a == "--url") {
         let mut args = args.to_vec();
         for at in 1..args.len() {
@@ -522,4 +573,18 @@ async fn the_retries_demo_of_the_docs_has_the_shape_of_a_real_one() {
         doc, real,
         "{place}: the retries demo changed shape; paste a new run"
     );
+}
+
+#[test]
+fn the_url_after_a_subcommand_or_after_url_is_the_test_servers() {
+    let args = |line: &str| -> Vec<String> { line.split_whitespace().map(String::from).collect() };
+    let cases = [
+        ("bank http://127.0.0.1:3999 -n 20", "bank T -n 20"),
+        ("bank -n 20", "bank --url T -n 20"),
+        ("-n 20 --url http://127.0.0.1:3999", "-n 20 --url T"),
+        ("-n 20", "--url T -n 20"),
+    ];
+    for (doc, run) in cases {
+        assert_eq!(load_args(&args(doc), "T"), args(run), "{doc}");
+    }
 }
