@@ -570,6 +570,107 @@ fn every_checked_racebank_transcript_of_the_docs_prints_what_the_docs_show() {
     assert!(differences.is_empty(), "{}", differences.join("\n"));
 }
 
+/// What `racebank -h` says of each long flag but `--help` and `--version`: its name, its
+/// environment variable and its default, if any.
+fn flags_of_the_help() -> Vec<(String, Option<String>, Option<String>)> {
+    let help = racebank(&["-h".to_string()]);
+    let mut flags = Vec::new();
+    for (at, line) in help.iter().enumerate() {
+        // A flag's line starts with it (`      --addr <ADDR>`, `  -h, --help`); its text follows.
+        if !line.trim_start().starts_with('-') {
+            continue;
+        }
+        let Some(name) = (line.split_whitespace()).find(|word| word.starts_with("--")) else {
+            continue;
+        };
+        if name == "--help" || name == "--version" {
+            continue;
+        }
+        // The flag's text runs to the next line that names a flag.
+        let text: String = (help[at + 1..].iter())
+            .take_while(|line| !line.trim_start().starts_with('-'))
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .join(" ");
+        let bracketed = |label: &str| {
+            let start = text.find(label)? + label.len();
+            let end = text[start..].find(']')? + start;
+            Some(text[start..end].to_string())
+        };
+        let env = bracketed("[env: ").map(|env| env.trim_end_matches('=').to_string());
+        flags.push((name.to_string(), env, bracketed("[default: ")));
+    }
+    flags
+}
+
+/// server.md's flags table, as rows of cells.
+fn flags_table() -> Vec<Vec<String>> {
+    const HEADER: &str = "| flag | environment | default | meaning |";
+    let text = std::fs::read_to_string(root().join("docs/server.md")).expect("read server.md");
+    let lines: Vec<&str> = text.lines().collect();
+    let at = (lines.iter().position(|line| *line == HEADER))
+        .unwrap_or_else(|| panic!("server.md has no `{HEADER}` table"));
+    (lines[at + 2..].iter())
+        .take_while(|line| line.starts_with('|'))
+        .map(|line| {
+            (line.trim_matches('|').split('|'))
+                .map(|cell| cell.trim().to_string())
+                .collect()
+        })
+        .collect()
+}
+
+/// The first `code` of a table cell, if it has one (`` `RACEBANK_ALLOW_HOSTS` (comma-separated) ``).
+fn first_code(cell: &str) -> Option<&str> {
+    let start = cell.find('`')? + 1;
+    let end = cell[start..].find('`')? + start;
+    Some(&cell[start..end])
+}
+
+/// server.md's flags table summarises `racebank -h`: every long flag the help lists is a row, with
+/// the help's environment variable and, where the help shows one, its default (a row whose flag has
+/// none shows no `code` default: `none`, `off`); and no row names a flag the help lacks.
+#[test]
+fn the_flags_table_of_the_server_chapter_names_every_flag_of_the_help_as_the_help_does() {
+    let flags = flags_of_the_help();
+    assert!(
+        flags.len() > 10,
+        "too few flags read from `racebank -h`: {flags:?}"
+    );
+    let table = flags_table();
+    let mut differences = Vec::new();
+    for (name, env, default) in &flags {
+        let Some(row) = (table.iter()).find(|row| first_code(&row[0]) == Some(name.as_str()))
+        else {
+            differences.push(format!("`{name}` has no row"));
+            continue;
+        };
+        let table_env = row.get(1).and_then(|cell| first_code(cell));
+        if table_env != env.as_deref() {
+            differences.push(format!(
+                "`{name}`: environment {table_env:?} in the table, {env:?} in the help"
+            ));
+        }
+        let table_default = row.get(2).and_then(|cell| first_code(cell));
+        if table_default != default.as_deref() {
+            differences.push(format!(
+                "`{name}`: default {table_default:?} in the table, {default:?} in the help"
+            ));
+        }
+    }
+    for row in &table {
+        let name = first_code(&row[0]).unwrap_or(&row[0]);
+        if !flags.iter().any(|(flag, _, _)| flag == name) {
+            differences.push(format!("`{name}` has a row but is not in the help"));
+        }
+    }
+    assert!(
+        differences.is_empty(),
+        "docs/server.md's flags table and `racebank -h` differ:\n{}",
+        differences.join("\n")
+    );
+}
+
 /// A `/metrics` line's shape: a sample's value blanked (`#`), comments and labels as they are.
 fn metric_shape(line: &str) -> String {
     if line.starts_with('#') {

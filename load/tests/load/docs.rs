@@ -9,6 +9,10 @@
 //!   numbers are from one run: [`shape`] keeps what must not drift (the lines of text with their
 //!   numbers blanked, each table's columns and row names), and `demo.rs` compares it with a real
 //!   run's.
+//! - A Markdown table after `<!-- from: docs/NAME.csv -->` is a sweep's CSV pivoted by hand (one
+//!   row per concurrency, a column per mode and figure): [`table_from_csv`] computes it from the
+//!   committed CSV, rounded as the docs round, so the tables cannot drift from the data
+//!   `scripts/docs-pictures` writes.
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -224,4 +228,165 @@ fn a_shape_keeps_the_words_and_columns_and_blanks_the_numbers() {
     assert_eq!(one[0], "Concurrent deposits (# deposits of #)");
     assert_eq!(one[1], "row `atomic`");
     assert_eq!(one[3], "conclusion for `lease (2ms lease)`");
+}
+
+/// A sweep CSV: its rows, each a map from column name to cell.
+fn read_csv(path: &str) -> Vec<std::collections::HashMap<String, String>> {
+    let text = std::fs::read_to_string(root().join(path)).expect("read a sweep CSV");
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().expect("a CSV header").split(',').collect();
+    lines
+        .map(|line| {
+            let cells: Vec<&str> = line.split(',').collect();
+            assert_eq!(cells.len(), header.len(), "{path}: `{line}`");
+            (header.iter().zip(cells))
+                .map(|(name, cell)| ((*name).to_string(), cell.to_string()))
+                .collect()
+        })
+        .collect()
+}
+
+/// `23924.9` as the docs show it: whole, and thousands apart (`23 925`). Ties go to the even
+/// neighbour, as Rust's formatting rounds (`470.5` is `470`).
+fn rounded_rps(rps: f64) -> String {
+    let digits = format!("{rps:.0}");
+    let mut grouped = String::new();
+    for (i, digit) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            grouped.push(' ');
+        }
+        grouped.push(digit);
+    }
+    grouped
+}
+
+/// A share of the acknowledged money lost, as the docs show it: `0 %`, `<0.1 %` or `93.6 %`.
+fn rounded_share(share: f64) -> String {
+    if share == 0.0 {
+        "0 %".to_string()
+    } else if share * 100.0 < 0.05 {
+        "<0.1 %".to_string()
+    } else {
+        format!("{:.1} %", share * 100.0)
+    }
+}
+
+/// The table a doc shows for `csv`, given its header: the first column is the concurrency, each
+/// other is `MODE lost`, `MODE req/s` or `MODE p99 ms`; one row per concurrency of the CSV, in
+/// its order. Every mode of the CSV has a column, and a (mode, concurrency) is one CSV row.
+fn table_from_csv(csv: &str, header: &[String]) -> Vec<Vec<String>> {
+    let rows = read_csv(csv);
+    assert_eq!(
+        header.first().map(String::as_str),
+        Some("concurrency"),
+        "{csv}"
+    );
+    let mut concurrencies: Vec<u64> = (rows.iter())
+        .map(|row| row["concurrency"].parse().expect("a concurrency"))
+        .collect();
+    concurrencies.sort_unstable();
+    concurrencies.dedup();
+    let columns: Vec<(&str, &str)> = (header[1..].iter())
+        .map(|column| column.split_once(' ').expect("`MODE FIGURE`"))
+        .collect();
+    for row in &rows {
+        let mode = row["mode"].as_str();
+        assert!(
+            columns.iter().any(|(m, _)| *m == mode),
+            "{csv}: mode `{mode}` has no column in the table"
+        );
+    }
+    let mut table = vec![header.to_vec()];
+    for concurrency in concurrencies {
+        let mut line = vec![concurrency.to_string()];
+        for (mode, figure) in &columns {
+            let point: Vec<_> = (rows.iter())
+                .filter(|row| row["mode"] == *mode && row["concurrency"] == concurrency.to_string())
+                .collect();
+            assert_eq!(point.len(), 1, "{csv}: `{mode}` at {concurrency}: one row");
+            let number = |name: &str| -> f64 { point[0][name].parse().expect(name) };
+            line.push(match *figure {
+                "lost" => rounded_share(number("lost_share_of_acked_deposits")),
+                "req/s" => rounded_rps(number("rps")),
+                "p99 ms" => format!("{:.1}", number("p99_ms")),
+                other => panic!("{csv}: no figure `{other}` (lost, req/s, p99 ms)"),
+            });
+        }
+        table.push(line);
+    }
+    table
+}
+
+/// A Markdown table row's cells, trimmed.
+fn cells(line: &str) -> Vec<String> {
+    let inner = line.trim().trim_start_matches('|').trim_end_matches('|');
+    inner
+        .split('|')
+        .map(|cell| cell.trim().to_string())
+        .collect()
+}
+
+/// Each table after `<!-- from: docs/NAME.csv -->` is the one its CSV makes; and every sweep
+/// table (one whose first column is `concurrency`) has such a marker, so none is left unchecked.
+#[test]
+fn every_sweep_table_of_the_docs_is_what_its_csv_says() {
+    const FROM: &str = "<!-- from: ";
+    let mut checked = 0;
+    let mut differences = Vec::new();
+    for (name, text) in documents() {
+        let lines: Vec<&str> = text.lines().collect();
+        for (at, line) in lines.iter().enumerate() {
+            if line.starts_with("| concurrency |") {
+                let marked = at >= 2 && lines[at - 2].starts_with(FROM) && lines[at - 1].is_empty();
+                assert!(
+                    marked,
+                    "{name}:{}: a sweep table without `{FROM}docs/NAME.csv -->` and a blank line above it",
+                    at + 1
+                );
+            }
+            let Some(csv) = line.strip_prefix(FROM) else {
+                continue;
+            };
+            let csv = csv.strip_suffix(" -->").expect("`<!-- from: PATH -->`");
+            let table: Vec<Vec<String>> = (lines[at + 2..].iter())
+                .take_while(|line| line.starts_with('|'))
+                .filter(|line| !line.starts_with("|---"))
+                .map(|line| cells(line))
+                .collect();
+            assert!(
+                !table.is_empty(),
+                "{name}:{}: no table after the marker",
+                at + 1
+            );
+            let expected = table_from_csv(csv, &table[0]);
+            if table != expected {
+                let show = |rows: &[Vec<String>]| {
+                    (rows.iter())
+                        .map(|row| format!("| {} |", row.join(" | ")))
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                };
+                differences.push(format!(
+                    "{name}:{}: the table shows\n{}\nbut {csv} says\n{}\n",
+                    at + 1,
+                    show(&table),
+                    show(&expected)
+                ));
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked > 0, "no `{FROM}` table in the docs");
+    assert!(differences.is_empty(), "{}", differences.join("\n"));
+}
+
+#[test]
+fn a_sweep_figure_is_rounded_as_the_docs_round_it() {
+    assert_eq!(rounded_rps(23924.9), "23 925");
+    assert_eq!(rounded_rps(470.5), "470");
+    assert_eq!(rounded_rps(1014.0), "1 014");
+    assert_eq!(rounded_rps(152_197.8), "152 198");
+    assert_eq!(rounded_share(0.0), "0 %");
+    assert_eq!(rounded_share(0.000_039), "<0.1 %");
+    assert_eq!(rounded_share(0.501_119), "50.1 %");
 }
