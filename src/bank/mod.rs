@@ -67,7 +67,7 @@ impl Bank {
         };
         let mut accounts = mv.reads(&self.spec);
         if *order == LockOrder::Id {
-            accounts.sort_by(|a, b| self.spec.id(*a).as_str().cmp(self.spec.id(*b).as_str()));
+            self.spec.sort_by_id(&mut accounts);
         }
         let _held = match locks.lock(&accounts, &self.work, &self.spec).await {
             Ok(held) => held,
@@ -100,7 +100,7 @@ impl Bank {
     /// Every account's position, by id.
     fn by_id(&self) -> Vec<usize> {
         let mut all: Vec<usize> = (0..self.spec.len()).collect();
-        all.sort_by(|a, b| self.spec.id(*a).as_str().cmp(self.spec.id(*b).as_str()));
+        self.spec.sort_by_id(&mut all);
         all
     }
 

@@ -134,6 +134,12 @@ impl BankSpec {
         self.index.get(&id).copied()
     }
 
+    /// Sorts `positions` by their accounts' ids: the one order in which every mode that locks
+    /// accounts by id takes them.
+    pub(crate) fn sort_by_id(&self, positions: &mut [usize]) {
+        positions.sort_by(|a, b| self.id(*a).as_str().cmp(self.id(*b).as_str()));
+    }
+
     /// The households, each as sorted positions.
     pub(crate) fn households(&self) -> &[Vec<usize>] {
         &self.households

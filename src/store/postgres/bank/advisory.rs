@@ -29,7 +29,7 @@ pub(super) async fn apply(
     max_retries: u32,
 ) -> Result<Vec<i64>, AccountError> {
     let mut locks = mv.reads(spec);
-    locks.sort_by(|a, b| spec.id(*a).as_str().cmp(spec.id(*b).as_str()));
+    spec.sort_by_id(&mut locks);
     let mut client = database.client().await?;
     let mut redo = Redo::new(max_retries);
     let outcome = loop {

@@ -49,7 +49,7 @@ impl Leases {
         ttl: Duration,
     ) -> Result<Self, AccountError> {
         let mut ordered = positions.to_vec();
-        ordered.sort_by(|a, b| spec.id(*a).as_str().cmp(spec.id(*b).as_str()));
+        spec.sort_by_id(&mut ordered);
         let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
         let token = format!("{:016x}", rand::random::<u64>());
         let mut leases = Self {
