@@ -153,7 +153,8 @@ impl Probe {
             .any(|header| header.name == reqwest::header::AUTHORIZATION)
     }
 
-    /// racebank's `/stats`, or `None` when the API is not racebank's or the server has none
+    /// racebank's `/stats` (read up to [`STATS_BODY`]: a server with a bank lists every account
+    /// there), or `None` when the API is not racebank's or the server has none
     /// (any failure counts as none).
     pub(crate) async fn stats(&self) -> Option<ServerStats> {
         if !self.api.is_racebank() {
@@ -164,7 +165,7 @@ impl Probe {
         if !response.status().is_success() {
             return None;
         }
-        let bytes = read_capped(response, MAX_BODY).await.ok()?;
+        let bytes = read_capped(response, STATS_BODY).await.ok()?;
         serde_json::from_slice(&bytes).ok()
     }
 
@@ -224,6 +225,9 @@ pub(crate) enum Unread {
     /// It broke off or timed out.
     Broken(reqwest::Error),
 }
+
+/// The largest `/stats` read: a bank's books list every account, about 200 bytes each, up to 1000.
+const STATS_BODY: usize = crate::engine::bank_probe::MAX_BANK_BODY;
 
 /// The whole body of `response`, read chunk by chunk so that no more than [`MAX_BODY`] bytes are
 /// ever held, whatever `Content-Length` claims.
