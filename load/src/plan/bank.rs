@@ -25,10 +25,10 @@ pub enum BankScenario {
     /// directions that lock their accounts in the order named wait for each other.
     Deadlock,
     /// Rounds of two concurrent withdrawals from a household pair, each covered alone, both
-    /// together not ([`crate::plan::bank_rounds`]).
+    /// together not (`plan::bank_rounds`).
     WriteSkew,
     /// Jepsen's ledger attack: rounds of 1..16 concurrent withdrawals of 9 from an account
-    /// holding 10 ([`crate::plan::bank_rounds`]).
+    /// holding 10 (`plan::bank_rounds`).
     DoubleSpend,
 }
 
