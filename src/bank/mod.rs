@@ -94,7 +94,14 @@ impl Bank {
 
     /// The balance of the account at `position` now.
     pub(crate) async fn balance(&self, position: usize) -> Result<i64, AccountError> {
-        Ok(self.store.ledger().await?.1[position])
+        let (_, balances) = self.store.ledger().await?;
+        // Every store answers every account's balance or an error; a short list is a store fault.
+        balances.get(position).copied().ok_or_else(|| {
+            AccountError::RolledBack(format!(
+                "the store holds no balance for account `{}`; reset the bank (POST /bank/reset)",
+                self.spec.id(position)
+            ))
+        })
     }
 
     /// Every account's position, by id.

@@ -139,10 +139,8 @@ async fn change(
     let amount = body.amount()?;
     refuse_keys(&body)?;
     let position = position(&bank, &path_id(id)?)?;
-    let written = bank.apply(mv(position, amount)).await?;
-    Ok(Json(BalanceBody {
-        balance: written[0],
-    }))
+    let [balance] = written::<1>(bank.apply(mv(position, amount)).await?)?;
+    Ok(Json(BalanceBody { balance }))
 }
 
 async fn transfer(State(bank): State<MaybeBank>, body: JsonBody) -> Response {
@@ -155,19 +153,31 @@ async fn transfer(State(bank): State<MaybeBank>, body: JsonBody) -> Response {
             to: position(&bank, &to)?,
             amount,
         };
-        let written = bank.apply(mv).await?;
+        let [debited, credited] = written::<2>(bank.apply(mv).await?)?;
         Ok::<_, Problem>(Json(TransferAnswer {
             from: AccountBalance {
                 id: from,
-                balance: written[0],
+                balance: debited,
             },
             to: AccountBalance {
                 id: to,
-                balance: written[1],
+                balance: credited,
             },
         }))
     };
     answer.await.into_response()
+}
+
+/// The balances a move wrote, one per account it writes. A store answering another count has
+/// written something it cannot describe: the client is told the outcome is unknown.
+fn written<const N: usize>(balances: Vec<i64>) -> Result<[i64; N], Problem> {
+    let count = balances.len();
+    <[i64; N]>::try_from(balances).map_err(|_| {
+        tracing::error!(count, expected = N, "a bank store answered the wrong number of balances");
+        Problem::OutcomeUnknown(format!(
+            "the store answered {count} balances for a move that writes {N}: the move may or may not have been applied"
+        ))
+    })
 }
 
 /// The bank's routes keep no idempotency keys yet: a key is refused rather than ignored, since a
