@@ -2,7 +2,7 @@
 //! balances), read every balance (`GET /accounts`), and the bank's part of `/stats`.
 //!
 //! Like [`crate::engine::probe`], these use their own client with `--timeout`, read at most
-//! [`MAX_BANK_BODY`] (the bank's books list every account, about 200 bytes each, up to 1000), and
+//! [`BOOKS_BODY`] (the bank's books list every account, about 200 bytes each, up to 1000), and
 //! say each failure in one line.
 
 use std::time::Duration;
@@ -10,13 +10,10 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use racebank::wire::bank::BankStats;
 
-use crate::engine::probe::{error_chain, excerpt, read_capped, root_cause, Unread};
+use crate::engine::probe::{error_chain, excerpt, read_capped, root_cause, Unread, BOOKS_BODY};
 use crate::plan::api::Header;
 use crate::plan::bank_api::BankApi;
 use crate::plan::target::Target;
-
-/// The largest answer read around a bank run: a bank's books at 1000 accounts, five times over.
-pub(crate) const MAX_BANK_BODY: usize = 1024 * 1024;
 
 /// Opens, reads and checks the bank of one server.
 #[derive(Debug, Clone)]
@@ -172,7 +169,7 @@ impl BankProbe {
         if !response.status().is_success() {
             return None;
         }
-        let bytes = read_capped(response, MAX_BANK_BODY).await.ok()?;
+        let bytes = read_capped(response, BOOKS_BODY).await.ok()?;
         let stats: racebank::wire::Stats = serde_json::from_slice(&bytes).ok()?;
         stats.bank
     }
@@ -182,12 +179,12 @@ impl BankProbe {
         url: &reqwest::Url,
         response: reqwest::Response,
     ) -> anyhow::Result<Vec<u8>> {
-        match read_capped(response, MAX_BANK_BODY).await {
+        match read_capped(response, BOOKS_BODY).await {
             Ok(body) => Ok(body),
             Err(Unread::TooLarge) => {
                 bail!(
                     "{url} answered a body larger than {} KiB",
-                    MAX_BANK_BODY / 1024
+                    BOOKS_BODY / 1024
                 )
             }
             Err(Unread::Broken(error)) if error.is_timeout() => {

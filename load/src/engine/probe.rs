@@ -153,7 +153,7 @@ impl Probe {
             .any(|header| header.name == reqwest::header::AUTHORIZATION)
     }
 
-    /// racebank's `/stats` (read up to [`STATS_BODY`]: a server with a bank lists every account
+    /// racebank's `/stats` (read up to [`BOOKS_BODY`]: a server with a bank lists every account
     /// there), or `None` when the API is not racebank's or the server has none
     /// (any failure counts as none).
     pub(crate) async fn stats(&self) -> Option<ServerStats> {
@@ -165,7 +165,7 @@ impl Probe {
         if !response.status().is_success() {
             return None;
         }
-        let bytes = read_capped(response, STATS_BODY).await.ok()?;
+        let bytes = read_capped(response, BOOKS_BODY).await.ok()?;
         serde_json::from_slice(&bytes).ok()
     }
 
@@ -226,8 +226,9 @@ pub(crate) enum Unread {
     Broken(reqwest::Error),
 }
 
-/// The largest `/stats` read: a bank's books list every account, about 200 bytes each, up to 1000.
-const STATS_BODY: usize = crate::engine::bank_probe::MAX_BANK_BODY;
+/// The largest answer that can carry a bank's books (`/stats`, a bank reset): they list every
+/// account, about 200 bytes each, up to 1000; this is five times that.
+pub(crate) const BOOKS_BODY: usize = 1024 * 1024;
 
 /// The whole body of `response`, read chunk by chunk so that no more than [`MAX_BODY`] bytes are
 /// ever held, whatever `Content-Length` claims.
