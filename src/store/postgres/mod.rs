@@ -143,24 +143,7 @@ impl Postgres {
         let strategy = Strategy::of(config.mode, config.max_retries).ok_or_else(|| {
             OpenError::Store(format!("no PostgreSQL strategy runs `{}`", config.mode))
         })?;
-        let pool = pool(url, pool_size)?;
-        let mut client = pool.get().await.map_err(|error| {
-            OpenError::Store(format!(
-                "cannot reach PostgreSQL at {}: {}; {}",
-                redacted(url),
-                failure::pool_error(&error),
-                failure::open_hint(&error, url)
-            ))
-        })?;
-        let cannot = |what: &str, error: tokio_postgres::Error| {
-            OpenError::Store(format!(
-                "cannot {what} in PostgreSQL at {}: {error}",
-                redacted(url)
-            ))
-        };
-        migrate::migrate(&mut client)
-            .await
-            .map_err(|e| cannot("migrate the racebank schema", e))?;
+        let (pool, client) = connect(url, pool_size).await?;
         client
             .execute(
                 "INSERT INTO racebank.accounts (id, balance, initial_balance) VALUES ($1, $2, $2)
@@ -168,7 +151,7 @@ impl Postgres {
                 &[&config.id.as_str(), &config.initial_balance],
             )
             .await
-            .map_err(|e| cannot("create the account", e))?;
+            .map_err(|e| cannot(url, "create the account", &e))?;
         let purger = tokio::spawn(purge_expired(pool.clone(), config.id.to_string()));
         Ok(Self {
             database: Database {
@@ -397,6 +380,32 @@ async fn purge_expired(pool: Pool, account: String) {
 
 /// The pool: at most `pool_size` connections, a bounded wait for one, and its prepared statements
 /// cached per connection.
+/// A pool of `pool_size` to `url` and one of its connections, with the schema migrated: what
+/// opening the account and opening the bank both start with.
+async fn connect(url: &str, pool_size: usize) -> Result<(Pool, Object), OpenError> {
+    let pool = pool(url, pool_size)?;
+    let mut client = pool.get().await.map_err(|error| {
+        OpenError::Store(format!(
+            "cannot reach PostgreSQL at {}: {}; {}",
+            redacted(url),
+            failure::pool_error(&error),
+            failure::open_hint(&error, url)
+        ))
+    })?;
+    migrate::migrate(&mut client)
+        .await
+        .map_err(|e| cannot(url, "migrate the racebank schema", &e))?;
+    Ok((pool, client))
+}
+
+/// Why opening failed at `what`, naming the server without its password.
+fn cannot(url: &str, what: &str, error: &tokio_postgres::Error) -> OpenError {
+    OpenError::Store(format!(
+        "cannot {what} in PostgreSQL at {}: {error}",
+        redacted(url)
+    ))
+}
+
 fn pool(url: &str, pool_size: usize) -> Result<Pool, OpenError> {
     let mut pg_config: tokio_postgres::Config = url.parse().map_err(|e| {
         OpenError::Store(format!("`{}` is not a PostgreSQL URL: {e}", redacted(url)))

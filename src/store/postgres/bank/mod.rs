@@ -34,7 +34,7 @@ mod unguarded;
 use deadpool_postgres::{Object, Pool};
 use tokio_postgres::IsolationLevel;
 
-use super::{failure, migrate};
+use super::failure;
 use crate::config::AccountConfig;
 use crate::domain::bank::{BankLedger, BankSpec, LockOrder, Move};
 use crate::domain::error::{AccountError, OpenError};
@@ -127,30 +127,13 @@ impl PostgresBank {
             .ok_or_else(|| {
                 OpenError::Store(format!("no PostgreSQL strategy runs `{}`", config.mode))
             })?;
-        let pool = super::pool(url, pool_size)?;
-        let mut client = pool.get().await.map_err(|error| {
-            OpenError::Store(format!(
-                "cannot reach PostgreSQL at {}: {}; {}",
-                super::redacted(url),
-                failure::pool_error(&error),
-                failure::open_hint(&error, url)
-            ))
-        })?;
-        let cannot = |what: &str, error: tokio_postgres::Error| {
-            OpenError::Store(format!(
-                "cannot {what} in PostgreSQL at {}: {error}",
-                super::redacted(url)
-            ))
-        };
-        migrate::migrate(&mut client)
-            .await
-            .map_err(|e| cannot("migrate the racebank schema", e))?;
+        let (pool, client) = super::connect(url, pool_size).await?;
         let ids: Vec<String> = (0..spec.len()).map(|p| spec.id(p).to_string()).collect();
         let bank = config.id.to_string();
         client
             .execute(ledger::OPEN, &[&bank, &ids, &spec.openings()])
             .await
-            .map_err(|e| cannot("create the bank's accounts", e))?;
+            .map_err(|e| super::cannot(url, "create the bank's accounts", &e))?;
         drop(client);
         Ok(Self {
             database: BankDatabase { pool, bank, ids },
