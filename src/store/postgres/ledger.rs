@@ -179,20 +179,11 @@ pub(super) fn random_shard() -> i16 {
 /// The ledger and the balance from a row of [`READ`]; a column that does not decode is an error,
 /// not a panic.
 pub(super) fn from_row(row: &Row) -> Result<(Ledger, i64), String> {
-    let int = |index: usize| -> Result<i64, String> {
-        row.try_get::<_, i64>(index)
-            .map_err(|e| format!("column {index}: {e}"))
-    };
-    let count = |index: usize| -> Result<u64, String> {
-        u64::try_from(int(index)?).map_err(|e| format!("column {index}: {e}"))
-    };
-    let sum = |index: usize| -> Result<i128, String> {
-        let text: &str = row
-            .try_get(index)
-            .map_err(|e| format!("column {index}: {e}"))?;
-        text.parse::<i128>()
-            .map_err(|e| format!("column {index} ({text:?}): {e}"))
-    };
+    let (int, count, sum) = (
+        |index| column_int(row, index),
+        |index| column_count(row, index),
+        |index| column_sum(row, index),
+    );
     let ledger = Ledger {
         initial_balance: int(1)?,
         deposit_count: count(2)?,
@@ -208,4 +199,24 @@ pub(super) fn from_row(row: &Row) -> Result<(Ledger, i64), String> {
         lost_added: sum(12)?,
     };
     Ok((ledger, int(0)?))
+}
+
+/// Column `index` of `row` as an `i64`; a column that does not decode is an error, not a panic.
+pub(super) fn column_int(row: &Row, index: usize) -> Result<i64, String> {
+    row.try_get::<_, i64>(index)
+        .map_err(|e| format!("column {index}: {e}"))
+}
+
+/// Column `index` of `row` as a count: an `int8` that is never negative.
+pub(super) fn column_count(row: &Row, index: usize) -> Result<u64, String> {
+    u64::try_from(column_int(row, index)?).map_err(|e| format!("column {index}: {e}"))
+}
+
+/// Column `index` of `row` as an exact sum: a `numeric` the query casts to text.
+pub(super) fn column_sum(row: &Row, index: usize) -> Result<i128, String> {
+    let text: &str = row
+        .try_get(index)
+        .map_err(|e| format!("column {index}: {e}"))?;
+    text.parse::<i128>()
+        .map_err(|e| format!("column {index} ({text:?}): {e}"))
 }

@@ -226,20 +226,11 @@ pub(super) async fn read(
 
 /// One account's ledger and the bank-wide counts from a row of [`READ`].
 fn from_row(row: &tokio_postgres::Row) -> Result<(AccountLedger, BankLedger), String> {
-    let int = |index: usize| -> Result<i64, String> {
-        row.try_get::<_, i64>(index)
-            .map_err(|e| format!("column {index}: {e}"))
-    };
-    let count = |index: usize| -> Result<u64, String> {
-        u64::try_from(int(index)?).map_err(|e| format!("column {index}: {e}"))
-    };
-    let sum = |index: usize| -> Result<i128, String> {
-        let text: &str = row
-            .try_get(index)
-            .map_err(|e| format!("column {index}: {e}"))?;
-        text.parse::<i128>()
-            .map_err(|e| format!("column {index} ({text:?}): {e}"))
-    };
+    let (int, count, sum) = (
+        |index| crate::store::postgres::ledger::column_int(row, index),
+        |index| crate::store::postgres::ledger::column_count(row, index),
+        |index| crate::store::postgres::ledger::column_sum(row, index),
+    );
     let account = AccountLedger {
         opening: int(1)?,
         credits: sum(2)?,
