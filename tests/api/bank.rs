@@ -7,25 +7,34 @@ use serde_json::{json, Value};
 
 use crate::helpers::{spawn_with, TestApp};
 
-/// A bank of `accounts` (id, opening balance), households of ids, in `mode`.
+/// A bank of `accounts` (id, opening balance) grouped in `households`, for every store's tests.
+pub(crate) fn bank_spec(accounts: &[(&str, i64)], households: &[&[&str]]) -> BankSpec {
+    let id = |name: &str| name.parse::<AccountId>().expect("a test names valid ids");
+    BankSpec::new(
+        accounts
+            .iter()
+            .map(|&(name, opening)| (id(name), opening))
+            .collect(),
+        &households
+            .iter()
+            .map(|members| members.iter().map(|&m| id(m)).collect())
+            .collect::<Vec<_>>(),
+    )
+    .expect("a test names a valid bank")
+}
+
+/// A memory bank of `accounts` (id, opening balance), households of ids, in `mode`.
 pub(crate) fn bank_config(
     mode: &str,
     work: &str,
     accounts: &[(&str, i64)],
     households: &[&[&str]],
 ) -> Config {
-    let ids =
-        |ids: &[&str]| -> Vec<AccountId> { ids.iter().map(|id| id.parse().unwrap()).collect() };
-    let accounts = accounts
-        .iter()
-        .map(|(id, balance)| (id.parse().unwrap(), *balance))
-        .collect();
-    let households: Vec<Vec<AccountId>> = households.iter().map(|group| ids(group)).collect();
     let mut account = AccountConfig::memory(
         mode.parse::<Mode>().unwrap(),
         work.parse::<WorkSpec>().unwrap(),
     );
-    account.bank = Some(BankSpec::new(accounts, &households).expect("a valid bank"));
+    account.bank = Some(bank_spec(accounts, households));
     Config {
         account,
         ..Config::default()

@@ -8,10 +8,11 @@
 
 use futures::future::join_all;
 use racebank::wire::bank::BankStats;
-use racebank::{AccountId, BankSpec, Config, OpenError, ServeError};
+use racebank::{Config, OpenError, ServeError};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
+use crate::bank::bank_spec as spec;
 use crate::helpers::{amount_body, spawn_with, TestApp};
 use crate::redis::{redis_url, TestAccount};
 
@@ -117,22 +118,6 @@ impl TestBank {
         }
         self.account.delete().await;
     }
-}
-
-/// A bank of `accounts` (id, opening balance) grouped in `households`.
-fn spec(accounts: &[(&str, i64)], households: &[&[&str]]) -> BankSpec {
-    let id = |name: &str| name.parse::<AccountId>().expect("a valid account id");
-    BankSpec::new(
-        accounts
-            .iter()
-            .map(|&(name, opening)| (id(name), opening))
-            .collect(),
-        &households
-            .iter()
-            .map(|members| members.iter().map(|&m| id(m)).collect())
-            .collect::<Vec<_>>(),
-    )
-    .expect("a valid bank")
 }
 
 /// Each account's balance, by id.

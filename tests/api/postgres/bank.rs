@@ -8,26 +8,11 @@ use futures::future::join_all;
 use racebank::wire::bank::{AccountsBody, BankStats};
 use racebank::{AccountId, BankSpec, Config, LockOrder};
 use reqwest::{Response, StatusCode};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::{replica_config, require_postgres, sql, unique_account};
+use crate::bank::{bank_spec as spec, transfer, withdraw_from as withdraw};
 use crate::helpers::{spawn_with, TestApp};
-
-/// A bank of `accounts` (id, opening balance), with `households`.
-fn spec(accounts: &[(&str, i64)], households: &[&[&str]]) -> BankSpec {
-    let id = |id: &str| id.parse::<AccountId>().expect("a test names valid ids");
-    BankSpec::new(
-        accounts
-            .iter()
-            .map(|&(name, opening)| (id(name), opening))
-            .collect(),
-        &households
-            .iter()
-            .map(|group| group.iter().map(|&name| id(name)).collect())
-            .collect::<Vec<_>>(),
-    )
-    .expect("a test names a valid bank")
-}
 
 /// The config of one replica of `account`'s bank.
 fn bank_config(
@@ -78,24 +63,6 @@ async fn warm_up(replica: &TestApp) {
 async fn spawn_one_bank(name: &str, mode: &str, order: LockOrder, bank: &BankSpec) -> TestApp {
     let (_, mut replicas) = spawn_bank(name, 1, (mode, "rendezvous:2", order), bank).await;
     replicas.pop().expect("one replica")
-}
-
-/// `POST /transfers`.
-async fn transfer(app: &TestApp, from: &str, to: &str, amount: i64) -> Response {
-    let body = json!({"from": from, "to": to, "amount": amount}).to_string();
-    app.post_raw("/transfers", Some("application/json"), &body)
-        .await
-}
-
-/// `POST /accounts/{id}/withdraw`.
-async fn withdraw(app: &TestApp, id: &str, amount: i64) -> Response {
-    let body = json!({"amount": amount}).to_string();
-    app.post_raw(
-        &format!("/accounts/{id}/withdraw"),
-        Some("application/json"),
-        &body,
-    )
-    .await
 }
 
 /// `GET /accounts`.
