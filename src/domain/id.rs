@@ -1,6 +1,7 @@
 //! The name of an account: of the single account in a shared store (`--account`), and of each of
 //! the bank's accounts. A leaf: stores use it as a key prefix, logs print it.
 
+use std::borrow::Borrow;
 use std::fmt;
 use std::str::FromStr;
 
@@ -12,6 +13,22 @@ pub struct AccountId(String);
 impl AccountId {
     /// The name.
     pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether `text` is an account id, without making one.
+    pub(crate) fn is_valid(text: &str) -> bool {
+        (1..=64).contains(&text.len())
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    }
+}
+
+/// Maps keyed by id are looked up by the text a client sent, with no id made for it: the derived
+/// `Hash` and `Eq` are the inner `String`'s, which are `str`'s.
+impl Borrow<str> for AccountId {
+    fn borrow(&self) -> &str {
         &self.0
     }
 }
@@ -26,11 +43,7 @@ impl FromStr for AccountId {
     type Err = String;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let valid = (1..=64).contains(&text.len())
-            && text
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        if valid {
+        if Self::is_valid(text) {
             Ok(Self(text.to_string()))
         } else {
             Err(format!(
