@@ -94,13 +94,20 @@ def wait_until_up(url, process):
 @contextmanager
 def server(command):
     """Starts a server on a free loopback port and yields its base URL."""
+    with server_process(command) as (url, _):
+        yield url
+
+
+@contextmanager
+def server_process(command):
+    """Starts a server on a free loopback port and yields its base URL and its process."""
     port = free_port()
     args = [arg.replace("{port}", str(port)) for arg in command]
     process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until_up(url, process)
-        yield url
+        yield url, process
     finally:
         process.terminate()
         try:
@@ -247,18 +254,34 @@ def section_server(args):
                ("racebank unguarded", racebank("unguarded", "none")),
                ("yardstick (bare axum + atomic)", yardstick())]
     results = {name: [] for name, _ in servers}
+    cpu = {name: [] for name, _ in servers}
     for round_ in range(args.rounds):
         for name, command in servers:
-            with server(command) as url:
-                rps = run_wrk(url, args.seconds)[0]
+            with server_process(command) as (url, process):
+                before = cpu_seconds(process.pid)
+                rps, _, out = run_wrk(url, args.seconds)
+                used = cpu_seconds(process.pid) - before
+            requests = int(re.search(r"(\d+) requests in", out).group(1))
             results[name].append(rps)
-            log(f"  round {round_ + 1}: {name:<32} {rps:>10,.0f} req/s")
+            cpu[name].append(used / requests * 1e6)
+            log(f"  round {round_ + 1}: {name:<32} {rps:>10,.0f} req/s  {cpu[name][-1]:.2f} µs CPU/request")
     medians = {name: statistics.median(values) for name, values in results.items()}
+    cpu_medians = {name: statistics.median(values) for name, values in cpu.items()}
     mutex = medians["racebank mutex"]
-    rows = [[name, f"{medians[name]:,.0f}", f"{mutex / medians[name]:.3f}x",
+    rows = [[name, f"{medians[name]:,.0f}", f"{mutex / medians[name]:.3f}x", f"{cpu_medians[name]:.2f}",
              ", ".join(f"{r:,.0f}" for r in results[name])] for name in medians]
     return (f"### Server, read by wrk -t2 -c{CONCURRENCY} (work none, {args.rounds} alternating rounds "
-            f"of {args.seconds} s, medians)\n\n" + table(["server", "req/s", "mutex / this", "rounds"], rows))
+            f"of {args.seconds} s, medians)\n\n"
+            + table(["server", "req/s", "mutex / this", "server CPU µs / request", "rounds"], rows)
+            + "\n\nCPU per request is the server process's user + system time over the requests wrk "
+              "counted: what each request costs the server, whatever else the machine is doing.")
+
+
+def cpu_seconds(pid):
+    """The user + system CPU time a process has used so far, from /proc."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def peak_rss_kib(command):
