@@ -312,10 +312,18 @@ fn sweep_flags_are_checked() {
     }
     let opts = sweep_opts(&[]);
     assert_eq!(opts.concurrency, [1, 2, 4, 8, 16, 32, 64]);
-    assert_eq!(opts.modes.len(), 3);
+    let sweep = opts.to_sweep().expect("a valid sweep");
     assert_eq!(
-        opts.to_sweep().expect("a valid sweep").limit,
+        sweep.limit,
         racebank_load::Limit::Duration(racebank_load::DEFAULT_POINT_DURATION)
+    );
+    // Three modes (unguarded, mutex, atomic) at seven concurrencies.
+    assert!(
+        sweep
+            .opening_line()
+            .starts_with("sweep: 21 points, deposits of 5 for 500ms"),
+        "{}",
+        sweep.opening_line()
     );
 }
 
