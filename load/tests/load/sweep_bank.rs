@@ -1,31 +1,16 @@
 //! `sweep --scenario bank`: its points against what a `bank` run shows, its CSV, JSON and charts,
 //! a running bank, and the flags it refuses.
 
-use clap::Parser;
 use racebank::LockOrder;
-use racebank_load::{BankPoint, Cli, Command, SweepOpts, BANK_CSV_HEADER};
+use racebank_load::{BankPoint, SweepOpts, BANK_CSV_HEADER};
 
 use crate::bank::spawn_bank;
 use crate::binary::racebank_load;
+use crate::sweep::{sweep_opts, temp_dir};
 
 /// The `SweepOpts` of `racebank-load sweep --scenario bank ARGS`.
 fn bank_sweep_opts(args: &[&str]) -> SweepOpts {
-    let mut argv = vec!["racebank-load", "sweep", "--scenario", "bank"];
-    argv.extend_from_slice(args);
-    match Cli::try_parse_from(argv).unwrap_or_else(|e| panic!("{args:?}: {e}")) {
-        Cli {
-            command: Some(Command::Sweep(opts)),
-            ..
-        } => opts,
-        other => panic!("expected sweep, got {other:?}"),
-    }
-}
-
-fn temp_dir(name: &str) -> std::path::PathBuf {
-    let dir =
-        std::env::temp_dir().join(format!("racebank-sweep-bank-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
+    sweep_opts(&[&["--scenario", "bank"][..], args].concat())
 }
 
 /// Margin: with 1 ms of work between each request's reads and writes (and between the rows of an
@@ -87,7 +72,7 @@ async fn a_small_bank_sweep_finds_the_unguarded_money_and_writes_its_points_as_c
         assert!(p.transfers > 0 && p.row.transfers_per_s > 0.0, "{p:?}");
     }
 
-    let dir = temp_dir("small");
+    let dir = temp_dir("bank-small");
     let written = racebank_load::write_bank_sweep_files(&sweep, &points, &dir, "bank")
         .expect("write the files");
     let names: Vec<String> = written
@@ -227,7 +212,7 @@ async fn a_bank_sweep_of_a_running_bank_resets_it_before_each_point() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_bank_sweep_binary_writes_its_files_under_the_bank_name() {
-    let dir = temp_dir("binary");
+    let dir = temp_dir("bank-binary");
     let dir_text = dir.to_string_lossy().to_string();
 
     let output = racebank_load(&[
