@@ -308,8 +308,8 @@ impl Mode {
         self.runs_on(store) && self.row().bank
     }
 
-    /// Refuses a mode a bank on `store` does not run: one `store` does not run at all (as
-    /// [`Mode::check_store`]), or one without a bank, with the modes `store`'s bank runs.
+    /// Refuses a mode a bank on `store` does not run: one `store` does not run at all (the same
+    /// refusal as a single account's), or one without a bank, with the modes `store`'s bank runs.
     pub fn check_bank_store(self, store: StoreKind) -> Result<(), OpenError> {
         self.check_store(store)?;
         if self.row().bank {
