@@ -44,11 +44,16 @@ pub struct Config {
 }
 
 impl Config {
-    /// Refuses a configuration that cannot run (a mode its store does not run) before anything is
-    /// opened or bound: the binary calls it before it binds its port, and [`serve`](crate::serve)
-    /// before it opens the account.
+    /// Refuses a configuration that cannot run (a mode its store does not run, or whose bank
+    /// does not run it) before anything is opened or bound: the binary calls it before it binds
+    /// its port, and [`serve`](crate::serve) before it opens the account.
     pub fn validate(&self) -> Result<(), OpenError> {
-        self.account.mode.check_store(self.account.store.kind())
+        let store = self.account.store.kind();
+        if self.account.bank.is_some() {
+            self.account.mode.check_bank_store(store)
+        } else {
+            self.account.mode.check_store(store)
+        }
     }
 }
 

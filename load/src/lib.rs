@@ -19,7 +19,7 @@
 //! - [`output`]: one output layer: [`Render`], tables as data, the `Summary` every result of a
 //!   run holds, the sweep's charts, the timeline page.
 //! - [`commands`]: one file per subcommand (`run`, `bank`, `burst`, `demo`, `retries`, `sweep`,
-//!   `timeline` for `report`), each taking a plain description; `servers`: the server in-process for demo,
+//!   `sweep_bank` for `sweep --scenario bank`, `timeline` for `report`), each taking a plain description; `servers`: the server in-process for demo,
 //!   retries and sweep.
 //! - [`cli`]: the flags and `--config`, turned into those descriptions; `main.rs` parses,
 //!   executes, prints through [`Render`] and exits with the result's status.
@@ -34,7 +34,7 @@ pub mod plan;
 pub use check::bank::{Anomaly, BankCheck, FinalRead};
 pub use check::verdict::Conclusion;
 pub use cli::config_file::expand as expand_config;
-pub use cli::opts::{BankOpts, Cli, Command, DemoScenario, Opts, SweepOpts};
+pub use cli::opts::{BankOpts, Cli, Command, DemoScenario, Opts, SweepOpts, SweepScenario};
 pub use commands::bank::{bank, bank_until};
 pub use commands::bank_chart::{is_bank_history, write_bank_chart, BankChart};
 pub use commands::bank_rounds::bank_rounds;
@@ -44,6 +44,7 @@ pub use commands::demo_bank::{bank_demo, bank_modes};
 pub use commands::retries::retries_demo;
 pub use commands::run::{run, run_until};
 pub use commands::sweep::{sweep, write_files as write_sweep_files, DEFAULT_POINT_DURATION};
+pub use commands::sweep_bank::{sweep_bank, write_bank_files as write_bank_sweep_files};
 pub use commands::timeline::write_timeline;
 pub use engine::bank::{Answer, Event, Observer};
 pub use output::bank::{BankConclusion, BankReport};
@@ -52,6 +53,7 @@ pub use output::demo::Row;
 pub use output::demo_bank::{BankDemo, SkewRow, TransfersRow};
 pub use output::retries::RetryRow;
 pub use output::sweep::{Point, Swept, CSV_HEADER};
+pub use output::sweep_bank::{BankPoint, BANK_CSV_HEADER};
 pub use output::{
     Render, Wrote, EXIT_DEADLOCKS, EXIT_INCONCLUSIVE, EXIT_INCONSISTENT_ANSWERS, EXIT_INTERRUPTED,
     EXIT_LOST, EXIT_PROTOCOL_ERROR, EXIT_SERVER_LOST, EXIT_USAGE,

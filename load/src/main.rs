@@ -106,11 +106,21 @@ fn execute(
             let sweep = opts.to_sweep()?;
             eprintln!("{}", sweep.opening_line());
             // One line per point on stderr as it goes; the files once all are done.
-            let points = runtime.block_on(racebank_load::sweep(&sweep, |point| {
-                eprintln!("{}", point.line());
-            }))?;
-            let files = racebank_load::write_sweep_files(&sweep, &points, &opts.out, &opts.name)?;
-            (Box::new(Swept { points, files }), opts.json)
+            let (out, name) = (&opts.out, &opts.name());
+            let result: Box<dyn Render> = if sweep.is_bank() {
+                let points = runtime.block_on(racebank_load::sweep_bank(&sweep, |point| {
+                    eprintln!("{}", point.line());
+                }))?;
+                let files = racebank_load::write_bank_sweep_files(&sweep, &points, out, name)?;
+                Box::new(Swept { points, files })
+            } else {
+                let points = runtime.block_on(racebank_load::sweep(&sweep, |point| {
+                    eprintln!("{}", point.line());
+                }))?;
+                let files = racebank_load::write_sweep_files(&sweep, &points, out, name)?;
+                Box::new(Swept { points, files })
+            };
+            (result, opts.json)
         }
         Command::Report(opts) => {
             let about = if racebank_load::is_bank_history(&opts.history)? {

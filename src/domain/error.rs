@@ -62,6 +62,13 @@ pub enum OpenError {
         store: &'static str,
         hint: String,
     },
+    /// The store runs the mode, but not on a bank of many accounts.
+    #[error("mode `{mode}` runs no bank on the {store} store: {hint}")]
+    NoBank {
+        mode: String,
+        store: &'static str,
+        hint: String,
+    },
     /// The store could not be reached or prepared.
     #[error("{0}")]
     Store(String),

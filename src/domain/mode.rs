@@ -131,6 +131,9 @@ pub(crate) struct Row {
     pub(crate) showcase: &'static [StoreKind],
     /// Whether it holds a lease, as long as `--lease`.
     pub(crate) takes_lease: bool,
+    /// Whether a bank (`--accounts`) runs it on the stores that run it: not the modes that
+    /// keep one account's fencing token.
+    pub(crate) bank: bool,
     /// What its section does, in one line.
     pub(crate) section: &'static str,
 }
@@ -148,6 +151,7 @@ pub(crate) const MATRIX: [Row; 13] = [
         stores: ANY,
         showcase: ANY,
         takes_lease: false,
+        bank: true,
         section: "read, work, blind write",
     },
     Row {
@@ -156,6 +160,7 @@ pub(crate) const MATRIX: [Row; 13] = [
         stores: ANY,
         showcase: ANY,
         takes_lease: false,
+        bank: true,
         section: "the same, one request at a time in this process",
     },
     Row {
@@ -165,6 +170,7 @@ pub(crate) const MATRIX: [Row; 13] = [
         // Redis runs it too; its demo keeps to the modes that teach something about Redis.
         showcase: &[StoreKind::Memory, StoreKind::Postgres],
         takes_lease: false,
+        bank: true,
         section: "the same, N requests at a time in this process",
     },
     Row {
@@ -174,6 +180,7 @@ pub(crate) const MATRIX: [Row; 13] = [
         // A bank's lesson: on one account it is the mutex.
         showcase: &[],
         takes_lease: false,
+        bank: true,
         section: "the same, under one in-process lock per account, taken in `--lock-order`",
     },
     Row {
@@ -182,6 +189,7 @@ pub(crate) const MATRIX: [Row; 13] = [
         stores: POSTGRES,
         showcase: POSTGRES,
         takes_lease: false,
+        bank: true,
         section: "`SELECT ... FOR UPDATE`, work, `UPDATE`, in one transaction",
     },
     Row {
@@ -190,6 +198,7 @@ pub(crate) const MATRIX: [Row; 13] = [
         stores: POSTGRES,
         showcase: POSTGRES,
         takes_lease: false,
+        bank: true,
         section: "`pg_advisory_xact_lock` around read, work, write",
     },
     Row {
@@ -198,6 +207,7 @@ pub(crate) const MATRIX: [Row; 13] = [
         stores: ANY,
         showcase: ANY,
         takes_lease: false,
+        bank: true,
         section: "read, work, compare-and-swap (or version check), else redo",
     },
     Row {
@@ -206,6 +216,7 @@ pub(crate) const MATRIX: [Row; 13] = [
         stores: POSTGRES,
         showcase: POSTGRES,
         takes_lease: false,
+        bank: true,
         section: "the section in REPEATABLE READ, redo on serialization failure",
     },
     Row {
@@ -214,6 +225,7 @@ pub(crate) const MATRIX: [Row; 13] = [
         stores: POSTGRES,
         showcase: POSTGRES,
         takes_lease: false,
+        bank: true,
         section: "the section in SERIALIZABLE, redo on serialization failure",
     },
     Row {
@@ -222,6 +234,7 @@ pub(crate) const MATRIX: [Row; 13] = [
         stores: ANY,
         showcase: ANY,
         takes_lease: false,
+        bank: true,
         section: "work, then one indivisible update that checks funds",
     },
     Row {
@@ -230,6 +243,7 @@ pub(crate) const MATRIX: [Row; 13] = [
         stores: REDIS,
         showcase: REDIS,
         takes_lease: true,
+        bank: true,
         section: "a lock with a time-to-live around the section",
     },
     Row {
@@ -238,6 +252,7 @@ pub(crate) const MATRIX: [Row; 13] = [
         stores: REDIS,
         showcase: REDIS,
         takes_lease: true,
+        bank: false,
         section: "the lease plus a token checked only at the write (a lesson)",
     },
     Row {
@@ -246,6 +261,7 @@ pub(crate) const MATRIX: [Row; 13] = [
         stores: REDIS,
         showcase: REDIS,
         takes_lease: true,
+        bank: false,
         section: "the lease plus a fencing token checked at the read and write",
     },
 ];
@@ -284,6 +300,34 @@ impl Mode {
             mode: self.to_string(),
             store: store.name(),
             hint: self.hint(store),
+        })
+    }
+
+    /// Whether a bank (`--accounts`) on `store` runs this mode.
+    pub fn runs_bank_on(self, store: StoreKind) -> bool {
+        self.runs_on(store) && self.row().bank
+    }
+
+    /// Refuses a mode a bank on `store` does not run: one `store` does not run at all (the same
+    /// refusal as a single account's), or one without a bank, with the modes `store`'s bank runs.
+    pub fn check_bank_store(self, store: StoreKind) -> Result<(), OpenError> {
+        self.check_store(store)?;
+        if self.row().bank {
+            return Ok(());
+        }
+        let runs: Vec<&str> = MATRIX
+            .iter()
+            .filter(|row| row.bank && row.stores.contains(&store))
+            .map(|row| row.name)
+            .collect();
+        Err(OpenError::NoBank {
+            mode: self.to_string(),
+            store: store.name(),
+            hint: format!(
+                "a bank on the {store} store runs {}; {} keeps one account's fencing token",
+                list(&runs, "and"),
+                self.row().name
+            ),
         })
     }
 
@@ -522,6 +566,34 @@ mod tests {
             "mode `for-update` does not run on the memory store: the memory store runs \
              unguarded, mutex, semaphore:N, account-locks, optimistic and atomic; for-update runs \
              with --store postgres"
+        );
+    }
+
+    #[test]
+    fn a_bank_runs_every_mode_of_its_store_but_the_fenced_ones() {
+        for row in &MATRIX {
+            for store in StoreKind::ALL {
+                let fenced = matches!(row.mode, Mode::Fenced | Mode::FencedWriteOnly);
+                assert_eq!(
+                    row.mode.runs_bank_on(store),
+                    row.mode.runs_on(store) && !fenced,
+                    "{} on {store}",
+                    row.name
+                );
+                assert_eq!(
+                    row.mode.check_bank_store(store).is_ok(),
+                    row.mode.runs_bank_on(store)
+                );
+            }
+        }
+        let Err(error) = Mode::Fenced.check_bank_store(StoreKind::Redis) else {
+            panic!("a Redis bank runs fenced");
+        };
+        assert_eq!(
+            error.to_string(),
+            "mode `fenced` runs no bank on the redis store: a bank on the redis store runs \
+             unguarded, mutex, semaphore:N, account-locks, optimistic, atomic and lease; fenced \
+             keeps one account's fencing token"
         );
     }
 

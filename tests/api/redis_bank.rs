@@ -467,13 +467,14 @@ async fn the_redis_bank_refuses_the_fenced_modes_naming_the_modes_it_runs() {
 
         let outcome = racebank::serve(listener, config, async {}).await;
 
-        let Err(ServeError::Open(OpenError::Store(message))) = outcome else {
+        let Err(ServeError::Open(error @ OpenError::NoBank { .. })) = outcome else {
             panic!("{mode}: expected an open error, got {outcome:?}");
         };
+        let message = error.to_string();
         assert!(message.contains(&format!("`{mode}`")), "{message}");
         assert!(
             message.contains(
-                "unguarded, mutex, semaphore:N, account-locks, optimistic, atomic, lease"
+                "unguarded, mutex, semaphore:N, account-locks, optimistic, atomic and lease"
             ),
             "{message}"
         );

@@ -16,8 +16,10 @@ use reqwest::Url;
 
 use crate::commands::burst::Burst;
 use crate::commands::demo::Demo;
+use crate::commands::demo_bank::bank_modes;
 use crate::commands::servers::{demo_account, ServerSpec};
-use crate::commands::sweep::{Servers, Sweep, DEFAULT_POINT_DURATION};
+use crate::commands::sweep::{Sends, Servers, Sweep, DEFAULT_POINT_DURATION};
+use crate::commands::sweep_bank::check_modes;
 use crate::commands::timeline::DEFAULT_LIMIT as TIMELINE_LIMIT;
 use crate::plan::api::{ApiSpec, Header, RouteTemplate, DEFAULT_BODY};
 use crate::plan::bank::{
@@ -63,8 +65,8 @@ pub enum Command {
     Bank(Box<BankOpts>),
     /// Start the server in-process once per mode, load each the same way, and compare them.
     Demo(DemoOpts),
-    /// Run the same deposits at many concurrencies, modes and work windows; write CSV, JSON and
-    /// charts.
+    /// Run the same deposits (or Jepsen's bank) at many concurrencies, modes and work windows;
+    /// write CSV, JSON and charts.
     Sweep(SweepOpts),
     /// Draw a `--history` file as a timeline on one self-contained HTML page.
     Report(ReportOpts),
@@ -598,17 +600,27 @@ pub enum DemoScenario {
     Bank,
 }
 
+/// What a sweep's points send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SweepScenario {
+    /// Deposits of one amount, as `run` sends them.
+    Deposits,
+    /// Jepsen's bank, as `bank` sends it: transfers between accounts and reads of every balance.
+    Bank,
+}
+
 /// The flags of `sweep`.
 #[derive(Debug, Clone, Args)]
 pub struct SweepOpts {
-    /// Modes to compare, comma separated: one in-process server per point.
-    #[arg(
-        long,
-        value_delimiter = ',',
-        default_value = "unguarded,mutex,atomic",
-        conflicts_with = "url"
-    )]
-    pub modes: Vec<Mode>,
+    /// What every point sends: `deposits` (a `run` of deposits of --amount) or `bank` (a `bank`
+    /// run: Jepsen's transfers and reads, against a server opened with a bank).
+    #[arg(long, value_enum, default_value_t = SweepScenario::Deposits)]
+    pub scenario: SweepScenario,
+
+    /// Modes to compare, comma separated: one in-process server per point [default:
+    /// unguarded,mutex,atomic; with --scenario bank, every mode the store's bank runs].
+    #[arg(long, value_delimiter = ',', conflicts_with = "url")]
+    pub modes: Option<Vec<Mode>>,
 
     /// Concurrencies, comma separated: one point each.
     #[arg(short = 'c', long, value_delimiter = ',', default_value = "1,2,4,8,16,32,64",
@@ -625,19 +637,35 @@ pub struct SweepOpts {
     )]
     pub work: Vec<WorkSpec>,
 
-    /// Deposits per point [default: none: each point sends for 500ms (-z) unless -n is given].
+    /// Requests per point (deposits, or transfers and reads) [default: none: each point sends
+    /// for 500ms (-z) unless -n is given].
     #[arg(short = 'n', long, conflicts_with = "duration",
           value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     pub requests: Option<u64>,
 
-    /// Send deposits for this long at each point instead of a count.
+    /// Send for this long at each point instead of a count.
     #[arg(short = 'z', long, value_parser = parse_positive_duration)]
     pub duration: Option<Duration>,
 
-    /// The amount of every deposit, in minor units.
-    #[arg(long, default_value_t = 5,
-          value_parser = clap::value_parser!(i64).range(1..=1_000_000_000))]
-    pub amount: i64,
+    /// Deposits: the amount of every deposit, in minor units [default: 5].
+    #[arg(long, value_parser = clap::value_parser!(i64).range(1..=1_000_000_000))]
+    pub amount: Option<i64>,
+
+    /// Bank: accounts to move money between, `0` to `N-1` [default: 8].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(2..=1000))]
+    pub accounts: Option<u64>,
+
+    /// Bank: the money in the bank, opened in account 0 [default: 100].
+    #[arg(long, value_parser = clap::value_parser!(i64).range(0..=1_000_000_000_000))]
+    pub total: Option<i64>,
+
+    /// Bank: the largest transfer; each moves 1 to this much [default: 5].
+    #[arg(long, value_parser = clap::value_parser!(i64).range(1..=1_000_000_000_000))]
+    pub max_transfer: Option<i64>,
+
+    /// Bank: the share of requests that read every balance, from 0 to 1 [default: 0.5].
+    #[arg(long, value_parser = parse_ratio)]
+    pub reads: Option<f64>,
 
     /// Seed of the operation sequence.
     #[arg(long, default_value_t = DEFAULT_SEED)]
@@ -652,7 +680,7 @@ pub struct SweepOpts {
     pub replicas: u64,
 
     /// Sweep a server already running here instead (racebank's API; repeat for replicas). It is
-    /// sent `POST /reset` before each point when it has that route.
+    /// sent `POST /reset` before each point when it has that route (the bank: `POST /bank/reset`).
     #[arg(long, value_parser = parse_url)]
     pub url: Vec<Url>,
 
@@ -672,9 +700,10 @@ pub struct SweepOpts {
     #[arg(short = 'o', long, default_value = ".")]
     pub out: PathBuf,
 
-    /// The files' name: NAME.csv, NAME.json, NAME-lost.svg/.png, NAME-rps.svg/.png.
-    #[arg(long, default_value = "sweep")]
-    pub name: String,
+    /// The files' name: NAME.csv, NAME.json and a chart per figure, NAME-FIGURE.svg/.png
+    /// (deposits: lost, rps; bank: money, transfers) [default: sweep, or sweep-bank].
+    #[arg(long)]
+    pub name: Option<String>,
 
     /// Print the points as a JSON array instead of one line each.
     #[arg(long)]
@@ -682,8 +711,11 @@ pub struct SweepOpts {
 }
 
 impl SweepOpts {
-    /// The sweep these flags describe; fails when `--url` comes with a store of our own.
+    /// The sweep these flags describe; fails when `--url` comes with a store of our own, or a
+    /// flag of one scenario comes with the other.
     pub fn to_sweep(&self) -> anyhow::Result<Sweep> {
+        let sends = self.sends()?;
+        let bank = matches!(sends, Sends::Bank { .. });
         let servers = if self.url.is_empty() {
             let store = self.store.config();
             let shared = !matches!(store, StoreConfig::Memory);
@@ -691,6 +723,19 @@ impl SweepOpts {
                 shared || self.replicas == 1,
                 "--replicas needs a shared store: --store postgres or --store redis"
             );
+            anyhow::ensure!(
+                !bank || self.replicas == 1,
+                "--scenario bank sends every point to one server (as `bank` does): --replicas is \
+                 for deposits"
+            );
+            let modes = match (&self.modes, bank) {
+                (Some(modes), _) => modes.clone(),
+                (None, false) => vec![Mode::Unguarded, Mode::Mutex, Mode::Atomic],
+                (None, true) => bank_modes(self.store.kind),
+            };
+            if bank {
+                check_modes(&modes, self.store.kind)?;
+            }
             Servers::InProcess {
                 // Its mode and work are replaced at each point by the modes and works below.
                 base: ServerSpec {
@@ -699,7 +744,7 @@ impl SweepOpts {
                     replicas: count(self.replicas),
                     ..ServerSpec::memory(Mode::Unguarded, WorkSpec::None, 0)
                 },
-                modes: self.modes.clone(),
+                modes,
                 works: self.work.clone(),
             }
         } else {
@@ -707,6 +752,10 @@ impl SweepOpts {
                 self.store.kind == StoreKind::Memory,
                 "--store starts servers of the sweep's own; with --url the sweep loads the servers \
                  named there"
+            );
+            anyhow::ensure!(
+                !bank || self.url.len() == 1,
+                "--scenario bank sends every point to one server (as `bank` does): give one --url"
             );
             Servers::Running {
                 urls: self.url.clone(),
@@ -721,13 +770,61 @@ impl SweepOpts {
                 (Some(count), None) => Limit::Count(count),
                 (None, None) => Limit::Duration(DEFAULT_POINT_DURATION),
             },
-            amount: self.amount,
+            sends,
             seed: self.seed,
             timeout: self.timeout,
             threads: self.threads.map(count),
         })
     }
+
+    /// What each point sends; a flag of the other scenario is refused, naming it.
+    fn sends(&self) -> anyhow::Result<Sends> {
+        let bank_flags = [
+            ("--accounts", self.accounts.is_some()),
+            ("--total", self.total.is_some()),
+            ("--max-transfer", self.max_transfer.is_some()),
+            ("--reads", self.reads.is_some()),
+        ];
+        match self.scenario {
+            SweepScenario::Deposits => {
+                if let Some((flag, _)) = bank_flags.iter().find(|(_, given)| *given) {
+                    anyhow::bail!(
+                        "{flag} is for --scenario bank: a sweep of deposits sends deposits of --amount"
+                    );
+                }
+                Ok(Sends::Deposits {
+                    amount: self.amount.unwrap_or(DEFAULT_SWEEP_AMOUNT),
+                })
+            }
+            SweepScenario::Bank => {
+                anyhow::ensure!(
+                    self.amount.is_none(),
+                    "--amount is for deposits: --scenario bank sends transfers of 1..=--max-transfer"
+                );
+                Ok(Sends::Bank {
+                    accounts: self.accounts.map_or(DEFAULT_ACCOUNTS, count),
+                    total: self.total.unwrap_or(DEFAULT_TOTAL),
+                    max_transfer: self.max_transfer.unwrap_or(DEFAULT_MAX_TRANSFER),
+                    reads: self.reads.unwrap_or(DEFAULT_READS),
+                })
+            }
+        }
+    }
+
+    /// The files' name: `--name`, or the scenario's default.
+    pub fn name(&self) -> String {
+        self.name.clone().unwrap_or_else(|| {
+            match self.scenario {
+                SweepScenario::Deposits => "sweep",
+                SweepScenario::Bank => "sweep-bank",
+            }
+            .to_string()
+        })
+    }
 }
+
+/// The amount of a sweep's deposits when `--amount` is not given.
+const DEFAULT_SWEEP_AMOUNT: i64 = 5;
 
 /// The flags of `report`.
 #[derive(Debug, Clone, Args)]

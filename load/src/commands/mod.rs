@@ -10,4 +10,5 @@ pub(crate) mod retries;
 pub(crate) mod run;
 pub(crate) mod servers;
 pub(crate) mod sweep;
+pub(crate) mod sweep_bank;
 pub(crate) mod timeline;

@@ -14,6 +14,7 @@ pub(crate) mod report;
 pub(crate) mod retries;
 pub(crate) mod summary;
 pub(crate) mod sweep;
+pub(crate) mod sweep_bank;
 pub(crate) mod table;
 pub(crate) mod timeline;
 

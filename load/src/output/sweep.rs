@@ -1,5 +1,10 @@
-//! `sweep`'s points, each holding its run's [`Summary`]: a line per point as the sweep goes, then
-//! CSV, JSON and charts (drawn by [`chart`](super::chart)).
+//! `sweep`'s points: a line per point as the sweep goes, then CSV, JSON and charts (drawn by
+//! [`chart`](super::chart)).
+//!
+//! One output layer for every kind of sweep: a point says where it sits (mode, work, concurrency),
+//! its CSV cells and the figures its charts draw ([`SweepPoint`]); the CSV, the layout of the
+//! charts' lines and the charts themselves are written here once. [`Point`] is a sweep of
+//! deposits, holding its run's [`Summary`]; `sweep_bank`'s `BankPoint` is a sweep of the bank.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -117,16 +122,17 @@ impl Serialize for Point {
     }
 }
 
-/// A finished sweep: its points, and the files written from them.
+/// A finished sweep: its points (deposits' [`Point`]s, or the bank's), and the files written from
+/// them.
 #[derive(Debug, Clone)]
-pub struct Swept {
+pub struct Swept<P = Point> {
     /// Every point, in the order run.
-    pub points: Vec<Point>,
+    pub points: Vec<P>,
     /// The files written.
     pub files: Vec<PathBuf>,
 }
 
-impl Render for Swept {
+impl<P: Serialize> Render for Swept<P> {
     /// The files written.
     fn to_text(&self) -> String {
         let names: Vec<String> = self.files.iter().map(|p| p.display().to_string()).collect();
@@ -142,39 +148,111 @@ impl Render for Swept {
 /// The columns of the CSV, in order (the fields of [`Point`]'s JSON).
 pub const CSV_HEADER: &str = "mode,work,concurrency,requests,ok,errors,duration_s,rps,p50_ms,p99_ms,acked_deposit_sum,lost_amount,lost_share_of_acked_deposits,duplicates,server_lost_updates,verdict";
 
-/// The points as CSV: [`CSV_HEADER`], then one line per point (empty cells where a value is
-/// unknown).
-pub(crate) fn to_csv(points: &[Point]) -> String {
-    let mut out = format!("{CSV_HEADER}\n");
-    let optional = |value: Option<u64>| value.map_or(String::new(), |v| v.to_string());
-    for p in points {
-        let s = &p.summary;
-        let _ = writeln!(
-            out,
-            "{},{},{},{},{},{},{:.6},{:.1},{:.3},{:.3},{},{},{:.6},{},{},{}",
-            csv_cell(&p.mode),
-            csv_cell(&p.work),
-            p.concurrency,
-            s.requests,
-            s.ok,
-            s.errors.total(),
-            s.duration_s,
-            s.rps,
-            s.latency_ms.p50,
-            s.latency_ms.p99,
-            s.acknowledged.deposit_sum,
-            p.lost_amount(),
-            p.lost_share_of_acked_deposits(),
+/// What the output layer needs of a sweep's point, whatever the sweep sent.
+pub(crate) trait SweepPoint: Serialize {
+    /// The CSV's columns, comma separated (the fields of the point's JSON).
+    const CSV_HEADER: &'static str;
+    /// The server's mode (or the `--label` of a running server).
+    fn mode(&self) -> &str;
+    /// The server's work window (`-` for a running server).
+    fn work(&self) -> &str;
+    /// Requests in flight at once.
+    fn concurrency(&self) -> u64;
+    /// The CSV's cells, in the header's order (empty where a value is unknown).
+    fn cells(&self) -> Vec<String>;
+    /// The charts, one per figure.
+    fn figures() -> Vec<Figure<Self>>
+    where
+        Self: Sized;
+}
+
+/// One chart of a sweep: a figure of each point, drawn against concurrency (or the work window).
+pub(crate) struct Figure<P> {
+    /// The chart's file is `NAME-SUFFIX.svg` and `.png`.
+    pub(crate) suffix: &'static str,
+    /// The title, to which `by concurrency` (or `by the work window`) is added.
+    pub(crate) title: &'static str,
+    /// What the figure measures.
+    pub(crate) y: YAxis,
+    /// The figure of one point.
+    pub(crate) value: fn(&P) -> f64,
+}
+
+impl SweepPoint for Point {
+    const CSV_HEADER: &'static str = CSV_HEADER;
+
+    fn mode(&self) -> &str {
+        &self.mode
+    }
+
+    fn work(&self) -> &str {
+        &self.work
+    }
+
+    fn concurrency(&self) -> u64 {
+        self.concurrency
+    }
+
+    fn cells(&self) -> Vec<String> {
+        let s = &self.summary;
+        vec![
+            csv_cell(&self.mode),
+            csv_cell(&self.work),
+            self.concurrency.to_string(),
+            s.requests.to_string(),
+            s.ok.to_string(),
+            s.errors.total().to_string(),
+            format!("{:.6}", s.duration_s),
+            format!("{:.1}", s.rps),
+            format!("{:.3}", s.latency_ms.p50),
+            format!("{:.3}", s.latency_ms.p99),
+            s.acknowledged.deposit_sum.to_string(),
+            self.lost_amount().to_string(),
+            format!("{:.6}", self.lost_share_of_acked_deposits()),
             optional(s.duplicates),
-            optional(p.server_lost_updates()),
-            p.verdict(),
-        );
+            optional(self.server_lost_updates()),
+            self.verdict().to_string(),
+        ]
+    }
+
+    fn figures() -> Vec<Figure<Self>> {
+        vec![
+            Figure {
+                suffix: "lost",
+                title: "Share of acknowledged deposits lost,",
+                y: YAxis::Share {
+                    label: "lost amount / acknowledged deposits".into(),
+                },
+                value: Point::lost_share_of_acked_deposits,
+            },
+            Figure {
+                suffix: "rps",
+                title: "Throughput",
+                y: YAxis::Count {
+                    label: "requests per second".into(),
+                },
+                value: |p| p.summary.rps,
+            },
+        ]
+    }
+}
+
+/// The points as CSV: their header, then one line per point.
+pub(crate) fn to_csv<P: SweepPoint>(points: &[P]) -> String {
+    let mut out = format!("{}\n", P::CSV_HEADER);
+    for point in points {
+        let _ = writeln!(out, "{}", point.cells().join(","));
     }
     out
 }
 
+/// A count that may be unknown, as a CSV cell: empty when it is.
+pub(crate) fn optional(value: Option<u64>) -> String {
+    value.map_or(String::new(), |v| v.to_string())
+}
+
 /// A text cell, quoted when it holds a comma, a quote or a line break (RFC 4180).
-fn csv_cell(text: &str) -> String {
+pub(crate) fn csv_cell(text: &str) -> String {
     if text.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", text.replace('"', "\"\""))
     } else {
@@ -193,20 +271,20 @@ pub(crate) struct About {
 }
 
 /// How the points are laid out: what is on the x axis, and which points make each line.
-struct Layout<'a> {
+struct Layout<'a, P> {
     by_concurrency: bool,
     x: XAxis,
     works: Vec<String>,
     concurrencies: Vec<u64>,
-    lines: Vec<(String, Vec<&'a Point>)>,
+    lines: Vec<(String, Vec<&'a P>)>,
 }
 
-impl<'a> Layout<'a> {
+impl<'a, P: SweepPoint> Layout<'a, P> {
     /// The x axis is the concurrency when more than one was swept (log2), else the work window.
     /// Each line is one mode (or one mode and work, when both vary).
-    fn new(points: &'a [Point]) -> Self {
-        let concurrencies = distinct(points.iter().map(|p| p.concurrency));
-        let works = distinct(points.iter().map(|p| p.work.clone()));
+    fn new(points: &'a [P]) -> Self {
+        let concurrencies = distinct(points.iter().map(SweepPoint::concurrency));
+        let works = distinct(points.iter().map(|p| p.work().to_string()));
         let by_concurrency = concurrencies.len() > 1 || works.len() <= 1;
         let x = if by_concurrency {
             XAxis::Concurrency(concurrencies.clone())
@@ -217,12 +295,12 @@ impl<'a> Layout<'a> {
             }
         };
         // A line for each combination of what is not on the x axis.
-        let mut lines: Vec<(String, Vec<&Point>)> = Vec::new();
+        let mut lines: Vec<(String, Vec<&P>)> = Vec::new();
         for p in points {
             let name = match (by_concurrency, works.len() > 1, concurrencies.len() > 1) {
-                (true, true, _) => format!("{}, work {}", p.mode, p.work),
-                (false, _, true) => format!("{}, concurrency {}", p.mode, p.concurrency),
-                _ => p.mode.clone(),
+                (true, true, _) => format!("{}, work {}", p.mode(), p.work()),
+                (false, _, true) => format!("{}, concurrency {}", p.mode(), p.concurrency()),
+                _ => p.mode().to_string(),
             };
             match lines.iter_mut().find(|(n, _)| *n == name) {
                 Some((_, members)) => members.push(p),
@@ -239,16 +317,16 @@ impl<'a> Layout<'a> {
     }
 
     /// Where a point sits on the x axis.
-    fn x_of(&self, p: &Point) -> f64 {
+    fn x_of(&self, p: &P) -> f64 {
         if self.by_concurrency {
-            p.concurrency as f64
+            p.concurrency() as f64
         } else {
-            self.works.iter().position(|w| *w == p.work).unwrap_or(0) as f64
+            self.works.iter().position(|w| w == p.work()).unwrap_or(0) as f64
         }
     }
 
     /// One series per line, of `value` at each point.
-    fn series(&self, value: impl Fn(&Point) -> f64) -> Vec<Series> {
+    fn series(&self, value: impl Fn(&P) -> f64) -> Vec<Series> {
         (self.lines.iter())
             .map(|(name, members)| Series {
                 name: name.clone(),
@@ -273,8 +351,8 @@ impl<'a> Layout<'a> {
     }
 }
 
-/// The charts of a sweep, each with the suffix of its file name.
-pub(crate) fn charts(points: &[Point], about: &About) -> Vec<(&'static str, Chart)> {
+/// The charts of a sweep, one per figure of its points, each with the suffix of its file name.
+pub(crate) fn charts<P: SweepPoint>(points: &[P], about: &About) -> Vec<(&'static str, Chart)> {
     let layout = Layout::new(points);
     let subtitle = format!("{}{}; {}", about.load, layout.fixed(), about.place);
     let against = if layout.by_concurrency {
@@ -282,32 +360,18 @@ pub(crate) fn charts(points: &[Point], about: &About) -> Vec<(&'static str, Char
     } else {
         "the work window"
     };
-    vec![
-        (
-            "lost",
-            Chart {
-                title: format!("Share of acknowledged deposits lost, by {against}"),
+    (P::figures().into_iter())
+        .map(|figure| {
+            let chart = Chart {
+                title: format!("{} by {against}", figure.title),
                 subtitle: subtitle.clone(),
                 x: layout.x.clone(),
-                y: YAxis::Share {
-                    label: "lost amount / acknowledged deposits".into(),
-                },
-                series: layout.series(Point::lost_share_of_acked_deposits),
-            },
-        ),
-        (
-            "rps",
-            Chart {
-                title: format!("Throughput by {against}"),
-                subtitle,
-                x: layout.x.clone(),
-                y: YAxis::Count {
-                    label: "requests per second".into(),
-                },
-                series: layout.series(|p| p.summary.rps),
-            },
-        ),
-    ]
+                y: figure.y,
+                series: layout.series(figure.value),
+            };
+            (figure.suffix, chart)
+        })
+        .collect()
 }
 
 /// The values in first-seen order, without repeats.

@@ -10,7 +10,7 @@
 //!   numbers blanked, each table's columns and row names), and `demo.rs` compares it with a real
 //!   run's.
 //! - A Markdown table after `<!-- from: docs/NAME.csv -->` is a sweep's CSV pivoted by hand (one
-//!   row per concurrency, a column per mode and figure): [`table_from_csv`] computes it from the
+//!   row per concurrency, a column per mode and figure: a bank sweep's too): [`table_from_csv`] computes it from the
 //!   committed CSV, rounded as the docs round, so the tables cannot drift from the data
 //!   `scripts/docs-pictures` writes.
 
@@ -272,7 +272,8 @@ fn rounded_share(share: f64) -> String {
 }
 
 /// The table a doc shows for `csv`, given its header: the first column is the concurrency, each
-/// other is `MODE lost`, `MODE req/s` or `MODE p99 ms`; one row per concurrency of the CSV, in
+/// other is `MODE lost`, `MODE req/s` or `MODE p99 ms` (a bank sweep: `MODE transfers/s`,
+/// `MODE created`, `MODE destroyed`, `MODE wrong-total`, counts as the CSV has them); one row per concurrency of the CSV, in
 /// its order. Every mode of the CSV has a column, and a (mode, concurrency) is one CSV row.
 fn table_from_csv(csv: &str, header: &[String]) -> Vec<Vec<String>> {
     let rows = read_csv(csv);
@@ -309,7 +310,13 @@ fn table_from_csv(csv: &str, header: &[String]) -> Vec<Vec<String>> {
                 "lost" => rounded_share(number("lost_share_of_acked_deposits")),
                 "req/s" => rounded_rps(number("rps")),
                 "p99 ms" => format!("{:.1}", number("p99_ms")),
-                other => panic!("{csv}: no figure `{other}` (lost, req/s, p99 ms)"),
+                "transfers/s" => rounded_rps(number("transfers_per_s")),
+                "created" => point[0]["money_created"].clone(),
+                "destroyed" => point[0]["money_destroyed"].clone(),
+                "wrong-total" => point[0]["wrong_total_reads"].clone(),
+                other => panic!(
+                    "{csv}: no figure `{other}` (lost, req/s, p99 ms; a bank sweep's transfers/s, created, destroyed, wrong-total)"
+                ),
             });
         }
         table.push(line);

@@ -22,4 +22,5 @@ mod run;
 mod scripted;
 mod server_lost;
 mod sweep;
+mod sweep_bank;
 mod timeline;

@@ -7,7 +7,7 @@ use crate::binary::racebank_load;
 use crate::helpers::{spawn_server, test_database_url};
 
 /// The `SweepOpts` of `racebank-load sweep ARGS`.
-fn sweep_opts(args: &[&str]) -> SweepOpts {
+pub(crate) fn sweep_opts(args: &[&str]) -> SweepOpts {
     let mut argv = vec!["racebank-load", "sweep"];
     argv.extend_from_slice(args);
     match Cli::try_parse_from(argv).unwrap_or_else(|e| panic!("{args:?}: {e}")) {
@@ -26,7 +26,8 @@ fn point<'a>(points: &'a [Point], mode: &str, concurrency: u64) -> &'a Point {
         .unwrap_or_else(|| panic!("no point {mode} at {concurrency}: {points:?}"))
 }
 
-fn temp_dir(name: &str) -> std::path::PathBuf {
+/// A fresh temporary directory of this test process for `name`.
+pub(crate) fn temp_dir(name: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("racebank-sweep-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     dir
@@ -312,10 +313,18 @@ fn sweep_flags_are_checked() {
     }
     let opts = sweep_opts(&[]);
     assert_eq!(opts.concurrency, [1, 2, 4, 8, 16, 32, 64]);
-    assert_eq!(opts.modes.len(), 3);
+    let sweep = opts.to_sweep().expect("a valid sweep");
     assert_eq!(
-        opts.to_sweep().expect("a valid sweep").limit,
+        sweep.limit,
         racebank_load::Limit::Duration(racebank_load::DEFAULT_POINT_DURATION)
+    );
+    // Three modes (unguarded, mutex, atomic) at seven concurrencies.
+    assert!(
+        sweep
+            .opening_line()
+            .starts_with("sweep: 21 points, deposits of 5 for 500ms"),
+        "{}",
+        sweep.opening_line()
     );
 }
 

@@ -44,9 +44,6 @@ use crate::domain::mode::{Mode, StoreKind};
 use crate::domain::work::Work;
 use crate::store::ReadAll;
 
-/// The modes the Redis bank runs, as an open error names them.
-const MODES: &str = "unguarded, mutex, semaphore:N, account-locks, optimistic, atomic, lease";
-
 /// The bank in Redis.
 pub(crate) struct RedisBank {
     spec: BankSpec,
@@ -114,7 +111,7 @@ impl RedisBank {
         spec: &BankSpec,
     ) -> Result<Self, OpenError> {
         let client = client(url)?;
-        config.mode.check_store(StoreKind::Redis)?;
+        config.mode.check_bank_store(StoreKind::Redis)?;
         let strategy = match config.mode {
             Mode::Unguarded | Mode::Mutex | Mode::Semaphore(_) | Mode::AccountLocks => {
                 Strategy::Unguarded
@@ -125,9 +122,10 @@ impl RedisBank {
             },
             Mode::Atomic => Strategy::Atomic,
             Mode::Lease => Strategy::Lease { ttl: config.lease },
+            // Refused by `check_bank_store` above, with the modes the bank runs.
             mode => {
                 return Err(OpenError::Store(format!(
-                    "the Redis bank does not run `{mode}`; it runs {MODES}"
+                    "the Redis bank does not run `{mode}`"
                 )))
             }
         };
