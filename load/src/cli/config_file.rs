@@ -198,6 +198,19 @@ mod tests {
     }
 
     #[test]
+    fn a_bank_takes_its_replicas_from_the_file_as_run_does() {
+        let toml = r#"url = ["http://127.0.0.1:8080", "http://127.0.0.1:8081"]"#;
+        let args = with_file(toml, &["bank", "--no-progress", "--json"]).unwrap();
+        let cli = Cli::try_parse_from(&args).unwrap();
+        let Some(crate::cli::opts::Command::Bank(bank)) = cli.command else {
+            panic!("{args:?}");
+        };
+        let targets = bank.to_bank().unwrap().targets;
+        assert_eq!(targets.len(), 2);
+        assert_eq!(targets[1].as_str(), "http://127.0.0.1:8081/");
+    }
+
+    #[test]
     fn a_wrong_file_is_one_clear_line() {
         for (toml, says) in [
             ("colour = 1", "unknown setting `colour`"),

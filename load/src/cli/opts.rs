@@ -251,9 +251,9 @@ impl Opts {
     reason = "four independent command-line switches, not a state in disguise"
 )]
 pub struct BankOpts {
-    /// Base URL of the bank server (http only) [default: http://127.0.0.1:3000]. Several for
-    /// replicas sharing one bank: requests go round robin, the reset, the reads around the run and
-    /// /stats go to the first.
+    /// Base URL of the bank server (http only); several for replicas sharing one bank: requests
+    /// go round robin, the reset, the reads around the run and /stats to the first [default:
+    /// http://127.0.0.1:3000].
     #[arg(value_name = "URL", value_parser = parse_url, conflicts_with = "url")]
     pub target: Vec<Url>,
 

@@ -41,7 +41,7 @@ pub struct Demo {
     /// The store itself.
     pub store: StoreConfig,
     /// With a shared store, the replicas of the second run of every mode (the bank demo's only
-    /// run); [`DEFAULT_REPLICAS`] when `None`.
+    /// run); 3 when `None`.
     pub replicas: Option<u64>,
     /// The Redis lease.
     pub lease: Duration,

@@ -3,10 +3,8 @@
 use clap::Parser;
 use racebank::{AccountConfig, BankSpec, Config, LockOrder, Mode, WorkSpec};
 use racebank_load::{Anomaly, BankConclusion, BankLoad, Cli, Command, Render as _};
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
 
-use crate::helpers::TestServer;
+use crate::helpers::{serve, TestServer};
 
 /// Starts a server whose bank holds `accounts` accounts named `0..accounts`, in `mode` with
 /// `work`, locking a request's accounts in `lock_order`.
@@ -16,11 +14,7 @@ pub(crate) async fn spawn_bank(
     accounts: usize,
     lock_order: LockOrder,
 ) -> TestServer {
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind loopback");
-    let url = format!("http://{}", listener.local_addr().expect("local addr"));
-    let config = Config {
+    serve(Config {
         account: AccountConfig {
             bank: Some(BankSpec::numbered(accounts, 0, &[]).expect("a bank")),
             lock_order,
@@ -30,16 +24,12 @@ pub(crate) async fn spawn_bank(
             )
         },
         ..Config::default()
-    };
-    let (stop, stopped) = oneshot::channel::<()>();
-    let handle = tokio::spawn(racebank::serve(listener, config, async move {
-        let _ = stopped.await;
-    }));
-    TestServer::new(url, stop, handle)
+    })
+    .await
 }
 
 /// The `BankLoad` that `racebank-load bank URL --no-progress ARGS` describes.
-fn bank_opts(url: &str, args: &[&str]) -> BankLoad {
+pub(crate) fn bank_opts(url: &str, args: &[&str]) -> BankLoad {
     let mut argv = vec!["racebank-load", "bank", url, "--no-progress"];
     argv.extend_from_slice(args);
     let cli = Cli::try_parse_from(argv).unwrap_or_else(|e| panic!("{args:?}: {e}"));
