@@ -78,11 +78,7 @@ async fn open(load: &BankLoad) -> anyhow::Result<Opened> {
         .reset(&wanted, asked.as_deref())
         .await
         .context("cannot open the bank")?;
-    let held: Vec<(String, i64)> = probe.accounts().await.map_err(|failure| match failure {
-        ReadFailure::Gone(reason) | ReadFailure::Unreadable(reason) => {
-            anyhow::anyhow!("cannot read the bank after opening it: {reason}")
-        }
-    })?;
+    let held = probe.opened().await?;
     probe.shared_by(&targets, &held).await?;
     let held_ids: Vec<String> = held.iter().map(|(id, _)| id.clone()).collect();
     let missing = bank::missing_ids(&wanted, &held_ids);

@@ -37,12 +37,7 @@ pub async fn bank_rounds(load: RoundsLoad) -> anyhow::Result<RoundsReport> {
         .await
         .context("cannot open the bank")?;
     if targets.len() > 1 {
-        let held = probe.accounts().await.map_err(|failure| match failure {
-            ReadFailure::Gone(reason) | ReadFailure::Unreadable(reason) => {
-                anyhow::anyhow!("cannot read the bank after opening it: {reason}")
-            }
-        })?;
-        probe.shared_by(&targets, &held).await?;
+        probe.shared_by(&targets, &probe.opened().await?).await?;
     }
     if let Attack::WriteSkew { .. } = load.attack {
         check_household(&sender, &load.attack).await?;

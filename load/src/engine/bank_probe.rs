@@ -155,6 +155,16 @@ impl BankProbe {
         })
     }
 
+    /// Every balance and its id right after opening the bank; a failure to read them is one
+    /// error line.
+    pub(crate) async fn opened(&self) -> anyhow::Result<Vec<(String, i64)>> {
+        self.accounts().await.map_err(|failure| match failure {
+            ReadFailure::Gone(reason) | ReadFailure::Unreadable(reason) => {
+                anyhow::anyhow!("cannot read the bank after opening it: {reason}")
+            }
+        })
+    }
+
     /// Makes sure every replica of `targets` but the first (this probe's) answers `held`, the
     /// balances this probe just read after the reset: replicas share a bank only through a
     /// store, and ones that keep their own (in memory) would make every read, and the final
