@@ -6,10 +6,11 @@
 
 use clap::Parser;
 use racebank::{AccountConfig, BankSpec, Config, StoreConfig};
-use racebank_load::{Anomaly, BankConclusion, BankReport, Cli, Command, Render as _};
+use racebank_load::{BankConclusion, BankReport, Cli, Command, Render as _};
 
-use crate::bank::bank_opts;
+use crate::bank::{assert_money_lost, bank_opts};
 use crate::bank_scenarios::{bank_shape, unique};
+use crate::demo::demo_opts;
 use crate::helpers::{serve, test_database_url, TestServer};
 
 /// Starts `replicas` servers in `mode` with `work`, sharing the bank of accounts `0..8` that
@@ -86,28 +87,6 @@ async fn bank_on_three(
     report
 }
 
-/// What a run that erased writes must show: money created or destroyed, or accounts off their
-/// range with the total right (two erasures that cancel out), never called consistent.
-fn assert_money_lost(mode: &str, report: &BankReport) {
-    assert_eq!(
-        report.conclusion,
-        BankConclusion::Lost,
-        "{mode} on 3 replicas: {}",
-        report.to_text()
-    );
-    let money = [
-        Anomaly::MoneyCreated,
-        Anomaly::MoneyDestroyed,
-        Anomaly::LostTransfers,
-    ];
-    assert!(
-        report.verdict.anomalies.iter().any(|a| money.contains(a)),
-        "{mode}: {}",
-        report.to_text()
-    );
-    assert_eq!(report.setup.urls.len(), 3, "{mode}");
-}
-
 /// What a safe mode must show on three replicas: consistent, exactly.
 fn assert_consistent(mode: &str, report: &BankReport) {
     assert_eq!(
@@ -145,7 +124,9 @@ async fn on_three_postgres_replicas_unguarded_and_mutex_lose_money_and_every_sto
         pool_size: 8,
     };
     for mode in ["unguarded", "mutex"] {
-        assert_money_lost(mode, &bank_on_three(mode, &store, true, LOSING).await);
+        let report = bank_on_three(mode, &store, true, LOSING).await;
+        assert_money_lost(&format!("{mode} on 3 replicas"), &report);
+        assert_eq!(report.setup.urls.len(), 3, "{mode}");
     }
     for mode in [
         "for-update",
@@ -165,7 +146,9 @@ async fn on_three_redis_replicas_unguarded_and_mutex_lose_money_and_every_store_
         url: racebank::DEFAULT_REDIS_URL.to_string(),
     };
     for mode in ["unguarded", "mutex"] {
-        assert_money_lost(mode, &bank_on_three(mode, &store, false, LOSING).await);
+        let report = bank_on_three(mode, &store, false, LOSING).await;
+        assert_money_lost(&format!("{mode} on 3 replicas"), &report);
+        assert_eq!(report.setup.urls.len(), 3, "{mode}");
     }
     for mode in ["optimistic", "atomic", "lease"] {
         assert_consistent(mode, &bank_on_three(mode, &store, false, SAFE).await);
@@ -192,16 +175,6 @@ async fn replicas_that_each_keep_their_own_bank_are_refused_before_the_run() {
         "{message}"
     );
     assert!(!message.contains('\n'), "{message}");
-}
-
-/// `demo ARGS`, as the command line describes it.
-fn demo_opts(args: &[&str]) -> racebank_load::Demo {
-    let mut argv = vec!["racebank-load", "demo"];
-    argv.extend_from_slice(args);
-    match Cli::try_parse_from(argv).expect("demo flags").command {
-        Some(Command::Demo(opts)) => opts.to_demo(),
-        other => panic!("expected demo, got {other:?}"),
-    }
 }
 
 #[tokio::test]
