@@ -55,7 +55,8 @@ async fn spawn_replicas(
 }
 
 /// `racebank-load bank URL URL URL ARGS` (`positional`), or with `--url` before each URL, run
-/// in-process against three fresh replicas in `mode` on `store`.
+/// in-process against three fresh replicas in `mode` on `store`; its `--history` must show
+/// request `i` sent to replica `i % 3`.
 async fn bank_on_three(
     mode: &str,
     store: &StoreConfig,
@@ -71,7 +72,9 @@ async fn bank_on_three(
         }
         argv.push(&server.url);
     }
-    argv.extend(["--reads", "0.2", "-c", "16"]);
+    let history = std::env::temp_dir().join(format!("{account}.jsonl"));
+    let history_arg = history.to_string_lossy().into_owned();
+    argv.extend(["--reads", "0.2", "-c", "16", "--history", &history_arg]);
     argv.extend_from_slice(args);
     let Some(Command::Bank(opts)) = Cli::try_parse_from(argv).expect("flags").command else {
         panic!("expected bank");
@@ -84,6 +87,16 @@ async fn bank_on_three(
     for server in servers {
         server.stop().await;
     }
+    let lines = std::fs::read_to_string(&history).expect("the history");
+    let _ = std::fs::remove_file(&history);
+    let mut seen = [0_u64; 3];
+    for line in lines.lines() {
+        let line: serde_json::Value = serde_json::from_str(line).expect("a JSON line");
+        let (index, replica) = (line["index"].as_u64(), line["replica"].as_u64());
+        assert_eq!(replica, index.map(|index| index % 3), "{mode}: {line}");
+        seen[usize::try_from(replica.unwrap_or(0)).unwrap_or(0)] += 1;
+    }
+    assert!(seen.iter().all(|&sent| sent > 0), "{mode}: {seen:?}");
     report
 }
 
