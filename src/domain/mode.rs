@@ -377,6 +377,12 @@ impl Mode {
         }
     }
 
+    /// Whether this mode's guard lives in the server's process, so that it covers that replica's
+    /// requests only.
+    pub fn guards_in_process(self) -> bool {
+        self.in_process_permits().is_some()
+    }
+
     /// The in-process guard this mode puts around the store's section, if any.
     pub(crate) fn in_process_permits(self) -> Option<u32> {
         match self {

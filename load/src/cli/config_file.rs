@@ -3,7 +3,7 @@
 //! Each key is a long flag's name (`max-error-rate` or `max_error_rate`); a list repeats the flag
 //! (`header = ["Authorization: Bearer x"]`, `url = [...]`), `true` sets a switch. The file is
 //! turned into flags placed before the ones typed, and a flag typed on the command line replaces
-//! the file's setting of it, so the file cannot disagree with `--help`: clap checks both the same
+//! the file's setting of it (`bank`'s URLs typed without a flag replace its `url`), so the file cannot disagree with `--help`: clap checks both the same
 //! way.
 //!
 //! ```toml
@@ -74,7 +74,11 @@ pub fn expand(args: Vec<OsString>) -> Result<Vec<OsString>, String> {
                     .as_ref()
                     .is_some_and(|short| typed.starts_with(short.as_str()))
         });
-        if overridden {
+        // `bank URL...` names its URLs without a flag: typed, they replace the file's `url`.
+        let typed_urls = subcommand == Some("bank")
+            && long == "url"
+            && typed.iter().any(|typed| typed.starts_with("http://"));
+        if overridden || typed_urls {
             continue;
         }
         let takes_value = arg.get_action().takes_values();
@@ -195,6 +199,30 @@ mod tests {
             panic!("{args:?}");
         };
         assert_eq!((burst.rounds, burst.requests), (3, 4));
+    }
+
+    #[test]
+    fn a_bank_takes_its_replicas_from_the_file_as_run_does() {
+        let toml = r#"url = ["http://127.0.0.1:8080", "http://127.0.0.1:8081"]"#;
+        let args = with_file(toml, &["bank", "--no-progress", "--json"]).unwrap();
+        let cli = Cli::try_parse_from(&args).unwrap();
+        let Some(crate::cli::opts::Command::Bank(bank)) = cli.command else {
+            panic!("{args:?}");
+        };
+        let targets = bank.to_bank().unwrap().targets;
+        assert_eq!(targets.len(), 2);
+        assert_eq!(targets[1].as_str(), "http://127.0.0.1:8081/");
+
+        let typed = ["bank", "http://127.0.0.1:9000", "--no-progress", "--json"];
+        let args = with_file(toml, &typed).unwrap();
+        let Some(crate::cli::opts::Command::Bank(bank)) =
+            Cli::try_parse_from(&args).unwrap().command
+        else {
+            panic!("{args:?}");
+        };
+        let targets = bank.to_bank().unwrap().targets;
+        assert_eq!(targets.len(), 1, "the typed URL replaces the file's");
+        assert_eq!(targets[0].as_str(), "http://127.0.0.1:9000/");
     }
 
     #[test]

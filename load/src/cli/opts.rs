@@ -253,13 +253,15 @@ impl Opts {
     reason = "four independent command-line switches, not a state in disguise"
 )]
 pub struct BankOpts {
-    /// Base URL of the bank server (http only) [default: http://127.0.0.1:3000].
+    /// Base URL of the bank server (http only); several for replicas sharing one bank: requests
+    /// go round robin, the reset, the reads around the run and /stats to the first [default:
+    /// http://127.0.0.1:3000].
     #[arg(value_name = "URL", value_parser = parse_url, conflicts_with = "url")]
-    pub target: Option<Url>,
+    pub target: Vec<Url>,
 
-    /// The same as URL, for a config file.
+    /// The same as URL, repeatable as `run`'s (and a config file's `url`).
     #[arg(long, value_parser = parse_url)]
-    pub url: Option<Url>,
+    pub url: Vec<Url>,
 
     /// A header sent with every request, e.g. -H 'Authorization: Bearer TOKEN' (repeatable).
     #[arg(short = 'H', long = "header", value_name = "NAME: VALUE")]
@@ -376,12 +378,12 @@ impl BankOpts {
     /// The bank run these flags describe; an API that cannot work is refused before anything is
     /// sent.
     pub fn to_bank(&self) -> anyhow::Result<BankLoad> {
-        let url = self
-            .target
-            .clone()
-            .or_else(|| self.url.clone())
-            .unwrap_or_else(|| Url::parse("http://127.0.0.1:3000").expect("a valid URL"));
-        let mut load = BankLoad::new(url);
+        let mut load = BankLoad::new(Url::parse("http://127.0.0.1:3000").expect("a valid URL"));
+        for urls in [&self.target, &self.url] {
+            if !urls.is_empty() {
+                load.targets.clone_from(urls);
+            }
+        }
         load.headers.clone_from(&self.headers);
         load.plan = BankPlan {
             seed: self.seed,
@@ -412,7 +414,8 @@ impl BankOpts {
 impl BankOpts {
     /// The rounds run `--scenario write-skew|double-spend` describes.
     pub fn to_rounds(&self) -> anyhow::Result<RoundsLoad> {
-        let url = self.to_bank()?.target;
+        let targets = self.to_bank()?.targets;
+        let url = targets[0].clone();
         let mut load = match self.household.as_slice() {
             _ if self.scenario == BankScenario::DoubleSpend => {
                 RoundsLoad::double_spend(url, self.account.clone())
@@ -420,6 +423,7 @@ impl BankOpts {
             [a, b] if a != b => RoundsLoad::write_skew(url, [a.clone(), b.clone()], self.total),
             _ => anyhow::bail!("--household names two distinct accounts: --household alice,bob"),
         };
+        load.targets = targets;
         if let Attack::DoubleSpend { min, max, .. } = &mut load.attack {
             (*min, *max) = (
                 self.withdrawals.min.unsigned_abs(),
@@ -522,9 +526,10 @@ pub struct DemoOpts {
     pub store: StoreArgs,
 
     /// With a shared store, every mode runs on one replica and on this many (in-process servers
-    /// sharing one account).
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=16))]
-    pub replicas: u64,
+    /// sharing one account); `--scenario bank` on this many only, and in memory on one
+    /// [default: 3].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=16))]
+    pub replicas: Option<u64>,
 
     /// The Redis lease (`lease`, `fenced`, `fenced-write-only`); those modes also run once with a
     /// 2ms lease and 10ms of work, where the work outlasts the lease.
@@ -723,11 +728,6 @@ impl SweepOpts {
                 shared || self.replicas == 1,
                 "--replicas needs a shared store: --store postgres or --store redis"
             );
-            anyhow::ensure!(
-                !bank || self.replicas == 1,
-                "--scenario bank sends every point to one server (as `bank` does): --replicas is \
-                 for deposits"
-            );
             let modes = match (&self.modes, bank) {
                 (Some(modes), _) => modes.clone(),
                 (None, false) => vec![Mode::Unguarded, Mode::Mutex, Mode::Atomic],
@@ -752,10 +752,6 @@ impl SweepOpts {
                 self.store.kind == StoreKind::Memory,
                 "--store starts servers of the sweep's own; with --url the sweep loads the servers \
                  named there"
-            );
-            anyhow::ensure!(
-                !bank || self.url.len() == 1,
-                "--scenario bank sends every point to one server (as `bank` does): give one --url"
             );
             Servers::Running {
                 urls: self.url.clone(),

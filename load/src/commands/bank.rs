@@ -1,5 +1,10 @@
 //! One bank run, Jepsen's bank test over HTTP: open the bank, send transfers and reads, read
 //! every balance again, judge.
+//!
+//! With several replicas the transfers and reads go round robin over them, and everything around
+//! the run (the reset, the opening read, the final read, `/stats`) goes to the first: replicas
+//! share one bank only through a store, so any of them could do it, and the first is the one
+//! `run` reads too.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -38,10 +43,10 @@ pub async fn bank_until(
     Ok(judge(&load, &opened, sent).await)
 }
 
-/// The bank, opened: the probe, every account's id (the run's `0..N` first), its opening
-/// balances, and the bank's stats right after the reset.
+/// The bank, opened: the replicas, the probe (of the first), every account's id (the run's `0..N`
+/// first), its opening balances, and the bank's stats right after the reset.
 struct Opened {
-    target: Target,
+    targets: Vec<Target>,
     probe: BankProbe,
     ids: Vec<String>,
     openings: Vec<i64>,
@@ -57,19 +62,24 @@ async fn open(load: &BankLoad) -> anyhow::Result<Opened> {
         "the rounds scenarios run through `bank_rounds`, not the transfer loop"
     );
     anyhow::ensure!(accounts >= 2, "a bank run needs 2 accounts or more");
-    let target = Target::new(&load.target)?;
-    let probe = BankProbe::new(&target, (&load.headers, &load.api), load.timeout)?;
+    let targets: Vec<Target> = load
+        .targets
+        .iter()
+        .map(Target::new)
+        .collect::<Result<_, _>>()?;
+    let first = load
+        .targets
+        .first()
+        .context("no URL to send the bank's load to")?;
+    let probe = BankProbe::new(&targets[0], (&load.headers, &load.api), load.timeout)?;
     let wanted = bank::numbered_ids(accounts);
     let asked = (!load.server_openings).then(|| load.openings());
     let stats_before = probe
         .reset(&wanted, asked.as_deref())
         .await
         .context("cannot open the bank")?;
-    let held: Vec<(String, i64)> = probe.accounts().await.map_err(|failure| match failure {
-        ReadFailure::Gone(reason) | ReadFailure::Unreadable(reason) => {
-            anyhow::anyhow!("cannot read the bank after opening it: {reason}")
-        }
-    })?;
+    let held = probe.opened().await?;
+    probe.shared_by(&targets, &held).await?;
     let held_ids: Vec<String> = held.iter().map(|(id, _)| id.clone()).collect();
     let missing = bank::missing_ids(&wanted, &held_ids);
     if !missing.is_empty() {
@@ -77,14 +87,14 @@ async fn open(load: &BankLoad) -> anyhow::Result<Opened> {
         anyhow::ensure!(
             load.api.racebank,
             "the bank at {} holds accounts {}{} after the set-up, not 0..{}: check --setup and the pointers of --read-all",
-            load.target,
+            first,
             shown.join(", "),
             if held_ids.len() > 8 { ", ..." } else { "" },
             accounts - 1,
         );
         anyhow::bail!(
             "the bank at {} holds accounts {}{}, not 0..{}: start the server with `racebank --accounts {accounts}` (or pass --accounts {})",
-            load.target,
+            first,
             shown.join(", "),
             if held_ids.len() > 8 { ", ..." } else { "" },
             accounts - 1,
@@ -115,7 +125,7 @@ async fn open(load: &BankLoad) -> anyhow::Result<Opened> {
         );
     }
     Ok(Opened {
-        target,
+        targets,
         probe,
         ids,
         openings: all_openings,
@@ -137,7 +147,7 @@ async fn send(
     let claimed = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let job = Arc::new(BankJob {
-        target: opened.target.clone(),
+        targets: opened.targets.clone(),
         headers: load.headers.clone(),
         api: load.api.clone(),
         plan: load.plan,
@@ -228,7 +238,8 @@ async fn judge(load: &BankLoad, opened: &Opened, sent: Sent<BankCheck>) -> BankR
         _ => None,
     };
     let setup = BankSetup {
-        url: load.target.to_string(),
+        url: load.targets[0].to_string(),
+        urls: load.targets.iter().map(ToString::to_string).collect(),
         accounts: load.plan.accounts,
         total: load.total,
         max_transfer: load.plan.max_transfer,

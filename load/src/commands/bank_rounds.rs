@@ -1,5 +1,9 @@
 //! `bank --scenario write-skew` and `--scenario double-spend`: rounds of concurrent withdrawals,
 //! each round opened by `POST /bank/reset`, judged round by round from the answers.
+//!
+//! With several replicas, withdrawal `i` of a round goes to replica `i % n`, so the two members
+//! of a write-skew pair are withdrawn from on two replicas at once: a guard in one process then
+//! sees only one of them. The bank is checked and reset through the first.
 
 use std::time::Instant;
 
@@ -15,19 +19,27 @@ use crate::plan::target::Target;
 /// Runs `load`'s rounds and judges them. Fails (exit 2) when the bank is not what the attack
 /// needs (the accounts, or the household), saying how to start the server.
 pub async fn bank_rounds(load: RoundsLoad) -> anyhow::Result<RoundsReport> {
-    let target = Target::new(&load.target)?;
+    let targets: Vec<Target> = load
+        .targets
+        .iter()
+        .map(Target::new)
+        .collect::<Result<_, _>>()?;
+    let first = targets.first().context("no URL to send the rounds to")?;
     // The rounds speak racebank's own routes.
     let api = crate::plan::bank_api::BankApi::default();
-    let probe = BankProbe::new(&target, (&load.headers, &api), load.timeout)?;
-    let sender = RoundSender::new(&target, &load.headers, load.timeout)?;
+    let probe = BankProbe::new(first, (&load.headers, &api), load.timeout)?;
+    let sender = RoundSender::new(&targets, &load.headers, load.timeout)?;
     let openings = load.attack.openings();
     let (ids, balances): (Vec<String>, Vec<i64>) = openings.iter().cloned().unzip();
     check_accounts(&probe, &load.attack, &ids).await?;
+    probe
+        .reset(&ids, Some(&balances))
+        .await
+        .context("cannot open the bank")?;
+    if targets.len() > 1 {
+        probe.shared_by(&targets, &probe.opened().await?).await?;
+    }
     if let Attack::WriteSkew { .. } = load.attack {
-        probe
-            .reset(&ids, Some(&balances))
-            .await
-            .context("cannot open the bank")?;
         check_household(&sender, &load.attack).await?;
     }
     let looks_for = match load.attack {
@@ -54,7 +66,8 @@ pub async fn bank_rounds(load: RoundsLoad) -> anyhow::Result<RoundsReport> {
         .map(|round| load.attack.withdrawals(round).len())
         .collect();
     let setup = RoundsSetup {
-        url: load.target.to_string(),
+        url: load.targets[0].to_string(),
+        urls: load.targets.iter().map(ToString::to_string).collect(),
         scenario: load.attack.name(),
         openings,
         amount: load

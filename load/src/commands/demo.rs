@@ -40,11 +40,15 @@ pub struct Demo {
     pub store_kind: StoreKind,
     /// The store itself.
     pub store: StoreConfig,
-    /// With a shared store, the replicas of the second run of every mode.
-    pub replicas: u64,
+    /// With a shared store, the replicas of the second run of every mode (the bank demo's only
+    /// run); 3 when `None`.
+    pub replicas: Option<u64>,
     /// The Redis lease.
     pub lease: Duration,
 }
+
+/// The replicas of a shared store's demo when `--replicas` is not given.
+pub(crate) const DEFAULT_REPLICAS: u64 = 3;
 
 /// The row of one mode under one scenario.
 fn row(scenario: &Scenario, spec: &ServerSpec, report: Report) -> anyhow::Result<Row> {
@@ -106,8 +110,10 @@ fn plan(opts: &Demo, store: &StoreConfig, account: &AccountId) -> Vec<ServerSpec
         .unwrap_or_else(|| opts.store_kind.showcase());
     let replica_counts = match opts.store_kind {
         StoreKind::Memory => vec![1],
-        _ if opts.replicas == 1 => vec![1],
-        _ => vec![1, usize::try_from(opts.replicas).unwrap_or(usize::MAX)],
+        _ => match opts.replicas.unwrap_or(DEFAULT_REPLICAS) {
+            1 => vec![1],
+            replicas => vec![1, usize::try_from(replicas).unwrap_or(usize::MAX)],
+        },
     };
     let mut specs = Vec::new();
     for replicas in replica_counts {

@@ -3,15 +3,19 @@
 //! write-skew rounds (the same as `bank --scenario write-skew`).
 //!
 //! One server per mode holds both: accounts `0..8` for the transfers and the household pair
-//! `alice+bob` beside them (each run resets the bank to what it needs). The transfers run on one
-//! replica: `bank` sends to one URL.
+//! `alice+bob` beside them (each run resets the bank to what it needs). With a shared store it is
+//! `--replicas` in-process servers sharing one bank (3 unless told), the transfers and reads round
+//! robin over them and alice's and bob's withdrawals on two of them: that is where a guard that
+//! lives in one process (`mutex`, `semaphore:N`, `account-locks`) is seen to cover one replica
+//! only, while the store's own tools hold. In memory each server would keep a bank of its own, so
+//! more than one replica is refused.
 
 use anyhow::Context;
 use racebank::{AccountId, BankSpec, Chaos, Mode, StoreKind};
 
 use crate::commands::bank::bank;
 use crate::commands::bank_rounds::bank_rounds;
-use crate::commands::demo::Demo;
+use crate::commands::demo::{Demo, DEFAULT_REPLICAS};
 use crate::commands::servers::{demo_account, start_with_bank, ServerSpec};
 use crate::output::demo_bank::{BankDemo, SkewRow, TransfersRow};
 use crate::plan::bank::BankLoad;
@@ -57,22 +61,36 @@ fn demo_bank() -> anyhow::Result<BankSpec> {
     BankSpec::new(accounts, &[members.to_vec()]).map_err(anyhow::Error::msg)
 }
 
+/// The replicas every mode runs on: `--replicas` (3 unless told) with a shared store, one in
+/// memory, where more is refused.
+fn replicas(opts: &Demo) -> anyhow::Result<usize> {
+    match (opts.store_kind, opts.replicas) {
+        (StoreKind::Memory, Some(asked)) if asked > 1 => anyhow::bail!(
+            "--replicas {asked} needs a shared store: in-memory replicas would each keep a bank of their own; use --store postgres or --store redis"
+        ),
+        (StoreKind::Memory, _) => Ok(1),
+        (_, asked) => Ok(usize::try_from(asked.unwrap_or(DEFAULT_REPLICAS)).unwrap_or(usize::MAX)),
+    }
+}
+
 /// Runs both tables against every mode of the store.
 pub async fn bank_demo(opts: &Demo) -> anyhow::Result<BankDemo> {
+    let replicas = replicas(opts)?;
     let modes = opts
         .modes
         .clone()
         .unwrap_or_else(|| bank_modes(opts.store_kind));
     let mut demo = BankDemo {
         store: opts.store_kind.name().to_string(),
+        replicas,
         work: opts.work.to_string(),
         transfers: Vec::new(),
         write_skew: Vec::new(),
     };
     for mode in modes {
-        let (transfers, skew) = one_mode(opts, mode).await.with_context(|| {
+        let (transfers, skew) = one_mode(opts, mode, replicas).await.with_context(|| {
             format!(
-                "the bank demo in {mode} mode on the {} store failed",
+                "the bank demo in {mode} mode on {replicas} replica(s) of the {} store failed",
                 opts.store_kind
             )
         })?;
@@ -82,12 +100,17 @@ pub async fn bank_demo(opts: &Demo) -> anyhow::Result<BankDemo> {
     Ok(demo)
 }
 
-/// One fresh server in `mode`: the transfers, then the write-skew rounds.
-async fn one_mode(opts: &Demo, mode: Mode) -> anyhow::Result<(TransfersRow, SkewRow)> {
+/// Fresh servers in `mode`: the transfers, then the write-skew rounds, each spread over the
+/// replicas.
+async fn one_mode(
+    opts: &Demo,
+    mode: Mode,
+    replicas: usize,
+) -> anyhow::Result<(TransfersRow, SkewRow)> {
     let spec = ServerSpec {
         store: opts.store.clone(),
         account: demo_account()?,
-        replicas: 1,
+        replicas,
         mode,
         work: opts.work,
         lease: opts.lease,
@@ -97,18 +120,24 @@ async fn one_mode(opts: &Demo, mode: Mode) -> anyhow::Result<(TransfersRow, Skew
     let server = start_with_bank(&spec, Some(demo_bank()?)).await?;
     let url = server.urls[0].clone();
     let mut load = BankLoad::new(url.clone());
+    load.targets.clone_from(&server.urls);
     load.concurrency = opts.concurrency;
     load.limit = Limit::Count(opts.requests.unwrap_or(DEFAULT_REQUESTS));
     let transfers = bank(load).await;
     let mut rounds = RoundsLoad::write_skew(url, MEMBERS.map(str::to_string), HOUSEHOLD_TOTAL);
     rounds.rounds = SKEW_ROUNDS;
+    rounds.targets.clone_from(&server.urls);
     let skew = match &transfers {
         Ok(_) => Some(bank_rounds(rounds).await),
         Err(_) => None,
     };
     server.stop().await?;
     let name = mode.to_string();
-    let transfers = TransfersRow::new(name.clone(), &transfers?);
-    let skew = SkewRow::new(name, &skew.context("no write-skew run")??);
+    let transfers = TransfersRow::new(name.clone(), mode.guards_in_process(), &transfers?);
+    let skew = SkewRow::new(
+        name,
+        mode.guards_in_process(),
+        &skew.context("no write-skew run")??,
+    );
     Ok((transfers, skew))
 }

@@ -37,7 +37,9 @@ pub async fn sweep_bank(
     let spec = BankSpec::numbered(accounts, 0, &[]).map_err(anyhow::Error::msg)?;
     let measure = |at: At, urls: Vec<Url>| async move {
         let report = bank(sweep.bank_load(&urls, at.concurrency)).await?;
-        Ok(BankPoint::new(at.mode, at.work, &report))
+        // A running server's mode is its label: no guard of ours is known to be in it.
+        let in_process = at.mode.parse::<Mode>().is_ok_and(Mode::guards_in_process);
+        Ok(BankPoint::new(at.mode, in_process, at.work, &report))
     };
     each_point(sweep, Some(&spec), measure, each).await
 }
@@ -52,10 +54,11 @@ pub(crate) fn check_modes(modes: &[Mode], store: StoreKind) -> anyhow::Result<()
 }
 
 impl Sweep {
-    /// The `bank` run of one point: Jepsen's transfers and reads, sent to the first URL (`bank`
-    /// sends to one server).
+    /// The `bank` run of one point: Jepsen's transfers and reads, round robin over the point's
+    /// servers.
     fn bank_load(&self, urls: &[Url], concurrency: u64) -> BankLoad {
         let mut load = BankLoad::new(urls[0].clone());
+        load.targets = urls.to_vec();
         if let Sends::Bank {
             accounts,
             total,

@@ -1,5 +1,8 @@
 //! The bank's hot loop: the same threads, slots, keep-alive connections, shared counter and
 //! interruption as `run`'s ([`crate::engine::pool`]), sending [`BankOp`]s instead of deposits.
+//! As `run`'s, request `i` goes to replica `i % n` ([`replica_of`]), transfers and reads alike,
+//! each slot keeping one connection per replica: replicas sharing a store share the bank, so a
+//! guard that lives in one process is seen to cover only that process's requests.
 //!
 //! Each answer becomes an [`Event`]: what was sent, when, and what the answer says (every balance
 //! of a read; applied, refused, deadlocked, rejected or unknown for a transfer). The engine judges
@@ -31,7 +34,7 @@ use crate::engine::stats::Stats;
 use crate::plan::api::Header;
 use crate::plan::bank::{BankOp, BankPlan};
 use crate::plan::bank_api::{BankApi, Fill};
-use crate::plan::target::Target;
+use crate::plan::target::{replica_of, Target};
 
 /// What the answer to one request says.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,6 +94,7 @@ pub(crate) struct Line {
     from: Option<usize>,
     to: Option<usize>,
     amount: Option<i64>,
+    replica: usize,
     connection: usize,
     start_us: u64,
     end_us: u64,
@@ -101,7 +105,7 @@ pub(crate) struct Line {
 }
 
 impl Line {
-    fn new(event: &Event, connection: usize) -> Self {
+    fn new(event: &Event, (replica, connection): (usize, usize)) -> Self {
         let (op, from, to, amount) = match event.op {
             BankOp::Read => ("read", None, None, None),
             BankOp::Transfer { from, to, amount } => {
@@ -125,6 +129,7 @@ impl Line {
             from,
             to,
             amount,
+            replica,
             connection,
             start_us: event.start_us,
             end_us: event.end_us,
@@ -139,8 +144,8 @@ impl Line {
 /// Everything the bank's workers share, read-only but for the counter and `gave_up`.
 #[derive(Debug)]
 pub(crate) struct BankJob {
-    /// Where requests go.
-    pub target: Target,
+    /// Where requests go, one per replica, round robin.
+    pub targets: Vec<Target>,
     /// Sent with every request.
     pub headers: Vec<Header>,
     /// The bank's routes, bodies and pointers.
@@ -182,7 +187,8 @@ struct Thread<O> {
 impl<O: Observer> Thread<O> {
     fn record(&self, slot: usize, event: &Event) {
         if let Some(batch) = self.history.borrow_mut().as_mut() {
-            batch.push(Line::new(event, self.first_slot + slot));
+            let replica = replica_of(event.index, self.parts.replicas.len());
+            batch.push(Line::new(event, (replica, self.first_slot + slot)));
         }
         self.seen.borrow_mut().observer.observe(event);
     }
@@ -279,7 +285,8 @@ fn worker_thread<O: Observer>(
 /// The loop of one slot: claim an index, send its operation, fold the answer.
 async fn slot_loop<O: Observer>(thread: Rc<Thread<O>>, slot: usize) {
     let job = &thread.job;
-    let mut connection: Option<Connection> = None;
+    let replicas = thread.parts.replicas.len();
+    let mut connections: Vec<Option<Connection>> = (0..replicas).map(|_| None).collect();
     let mut timer = pin!(tokio::time::sleep(job.timeout));
     let mut refused_since: Option<Instant> = None;
     while !job.gave_up.load(Ordering::Relaxed) {
@@ -290,10 +297,11 @@ async fn slot_loop<O: Observer>(thread: Rc<Thread<O>>, slot: usize) {
         let started = Instant::now();
         thread.in_flight.borrow_mut()[slot] = Some((index, op, started));
         let deadline = TokioInstant::from_std(started + job.timeout);
-        let request = thread.parts.build(op, &job.ids);
+        let replica = replica_of(index, replicas);
+        let request = thread.parts.build(op, replica, &job.ids);
         let exchange = exchange(
-            &mut connection,
-            &job.target.addrs,
+            &mut connections[replica],
+            &job.targets[replica].addrs,
             request,
             timer.as_mut(),
             deadline,
@@ -420,50 +428,60 @@ fn position_of(id: &str, ids: &[String]) -> Option<usize> {
     }
 }
 
-/// The request parts of a thread, built once.
-struct Parts {
+/// The request targets of one replica, built once.
+struct Replica {
     accounts: Uri,
     /// The transfer route's target when its path names no account, else built per request.
     transfers: Option<Uri>,
     target: Target,
-    api: BankApi,
     host: HeaderValue,
+}
+
+impl Replica {
+    fn new(target: &Target, api: &BankApi) -> anyhow::Result<Self> {
+        let uri = |path: &str| {
+            let origin = target.origin_form(path);
+            Uri::try_from(origin.as_str())
+                .with_context(|| format!("`{origin}` is not a valid request target"))
+        };
+        let read = api
+            .read
+            .fixed()
+            .context("the read-all route names no account")?;
+        Ok(Replica {
+            accounts: uri(&read)?,
+            transfers: api.transfer.fixed().map(|path| uri(&path)).transpose()?,
+            target: target.clone(),
+            host: HeaderValue::from_str(&target.host)
+                .with_context(|| format!("`{}` is not a valid Host header", target.host))?,
+        })
+    }
+}
+
+/// The request parts of a thread, built once: every replica's targets, and what all share.
+struct Parts {
+    replicas: Vec<Replica>,
+    api: BankApi,
     headers: Vec<Header>,
     content_type: bool,
 }
 
 impl Parts {
     fn new(job: &BankJob) -> anyhow::Result<Self> {
-        let uri = |path: &str| {
-            let origin = job.target.origin_form(path);
-            Uri::try_from(origin.as_str())
-                .with_context(|| format!("`{origin}` is not a valid request target"))
-        };
-        let read = job
-            .api
-            .read
-            .fixed()
-            .context("the read-all route names no account")?;
         Ok(Parts {
-            accounts: uri(&read)?,
-            transfers: job
-                .api
-                .transfer
-                .fixed()
-                .map(|path| uri(&path))
-                .transpose()?,
-            target: job.target.clone(),
+            replicas: (job.targets.iter())
+                .map(|target| Replica::new(target, &job.api))
+                .collect::<anyhow::Result<_>>()?,
             api: job.api.clone(),
-            host: HeaderValue::from_str(&job.target.host)
-                .with_context(|| format!("`{}` is not a valid Host header", job.target.host))?,
             headers: job.headers.clone(),
             content_type: !job.headers.iter().any(|header| header.name == CONTENT_TYPE),
         })
     }
 
-    /// The transfer's request target: the fixed one, or its path with the accounts filled in.
-    fn transfer_uri(&self, from: &str, to: &str) -> Uri {
-        if let Some(uri) = &self.transfers {
+    /// The transfer's request target on `replica`: the fixed one, or its path with the accounts
+    /// filled in.
+    fn transfer_uri(&self, replica: &Replica, from: &str, to: &str) -> Uri {
+        if let Some(uri) = &replica.transfers {
             return uri.clone();
         }
         let path = self.api.transfer.path.render(&Fill {
@@ -472,20 +490,21 @@ impl Parts {
             ..Fill::default()
         });
         // Checked with sample ids when the API was built; an id that breaks it goes to `/`.
-        Uri::try_from(self.target.origin_form(&path).as_str())
+        Uri::try_from(replica.target.origin_form(&path).as_str())
             .unwrap_or_else(|_| Uri::from_static("/"))
     }
 
-    fn build(&self, op: BankOp, ids: &[String]) -> Request<Full<Bytes>> {
+    fn build(&self, op: BankOp, replica: usize, ids: &[String]) -> Request<Full<Bytes>> {
+        let replica = &self.replicas[replica];
         let (method, uri, body) = match op {
             BankOp::Read => (
                 self.api.read.method.clone(),
-                self.accounts.clone(),
+                replica.accounts.clone(),
                 Bytes::new(),
             ),
             BankOp::Transfer { from, to, amount } => (
                 self.api.transfer.method.clone(),
-                self.transfer_uri(&ids[from], &ids[to]),
+                self.transfer_uri(replica, &ids[from], &ids[to]),
                 self.api.transfer_body(&ids[from], &ids[to], amount),
             ),
         };
@@ -494,7 +513,7 @@ impl Parts {
         *request.method_mut() = method;
         *request.uri_mut() = uri;
         let headers = request.headers_mut();
-        headers.insert(HOST, self.host.clone());
+        headers.insert(HOST, replica.host.clone());
         if with_body && self.content_type {
             headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         }

@@ -155,6 +155,49 @@ impl BankProbe {
         })
     }
 
+    /// Every balance and its id right after opening the bank; a failure to read them is one
+    /// error line.
+    pub(crate) async fn opened(&self) -> anyhow::Result<Vec<(String, i64)>> {
+        self.accounts().await.map_err(|failure| match failure {
+            ReadFailure::Gone(reason) | ReadFailure::Unreadable(reason) => {
+                anyhow::anyhow!("cannot read the bank after opening it: {reason}")
+            }
+        })
+    }
+
+    /// Makes sure every replica of `targets` but the first (this probe's) answers `held`, the
+    /// balances this probe just read after the reset: replicas share a bank only through a
+    /// store, and ones that keep their own (in memory) would make every read, and the final
+    /// balances, a mix of several banks.
+    pub(crate) async fn shared_by(
+        &self,
+        targets: &[Target],
+        held: &[(String, i64)],
+    ) -> anyhow::Result<()> {
+        let mut first = held.to_vec();
+        first.sort();
+        for (replica, target) in targets.iter().enumerate().skip(1) {
+            let probe = BankProbe {
+                target: target.clone(),
+                ..self.clone()
+            };
+            let mut theirs = probe.accounts().await.map_err(|failure| match failure {
+                ReadFailure::Gone(reason) | ReadFailure::Unreadable(reason) => {
+                    anyhow::anyhow!("cannot read the bank of replica {}: {reason}", replica + 1)
+                }
+            })?;
+            theirs.sort();
+            anyhow::ensure!(
+                theirs == first,
+                "replica {} ({}) does not hold the bank {} was just opened with: replicas must share one bank, in a store (`racebank --store postgres` or `redis`, the same --account on each)",
+                replica + 1,
+                target.url,
+                self.target.url,
+            );
+        }
+        Ok(())
+    }
+
     /// The bank's part of `/stats`, or `None` when there is none (any failure counts as none).
     pub(crate) async fn stats(&self) -> Option<BankStats> {
         if !self.api.racebank {

@@ -1,5 +1,6 @@
 //! One round of `bank --scenario write-skew|double-spend`: every withdrawal of the round sent at
-//! once (each on its own connection, released together by a barrier), and what each answer says.
+//! once (each on its own connection, released together by a barrier; withdrawal `i` to replica
+//! `i % n`), and what each answer says.
 //! The engine judges nothing; [`crate::check::bank_rounds`] does.
 
 use std::sync::Arc;
@@ -47,18 +48,18 @@ pub struct Withdrawal {
     pub latency_us: u64,
 }
 
-/// Sends the withdrawals of a round through one client.
+/// Sends the withdrawals of a round through one client, round robin over the replicas.
 #[derive(Debug, Clone)]
 pub(crate) struct RoundSender {
     client: reqwest::Client,
-    target: Target,
+    targets: Vec<Target>,
     headers: Vec<Header>,
 }
 
 impl RoundSender {
-    /// A sender to `target`, giving up on each request after `timeout`.
+    /// A sender to `targets` (at least one), giving up on each request after `timeout`.
     pub(crate) fn new(
-        target: &Target,
+        targets: &[Target],
         headers: &[Header],
         timeout: Duration,
     ) -> anyhow::Result<Self> {
@@ -72,7 +73,7 @@ impl RoundSender {
             .context("cannot build the HTTP client")?;
         Ok(RoundSender {
             client,
-            target: target.clone(),
+            targets: targets.to_vec(),
             headers: headers.to_vec(),
         })
     }
@@ -84,8 +85,9 @@ impl RoundSender {
     ) -> anyhow::Result<Vec<Withdrawal>> {
         let barrier = Arc::new(Barrier::new(withdrawals.len()));
         let mut tasks = Vec::with_capacity(withdrawals.len());
-        for (account, amount) in withdrawals {
-            let url = self.target.url_of(&paths::account(account, "withdraw"))?;
+        for (i, (account, amount)) in withdrawals.iter().enumerate() {
+            let target = &self.targets[i % self.targets.len()];
+            let url = target.url_of(&paths::account(account, "withdraw"))?;
             let mut request = self.client.post(url).json(&AmountBody { amount: *amount });
             for header in &self.headers {
                 request = request.header(header.name.clone(), header.value.clone());

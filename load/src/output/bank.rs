@@ -44,8 +44,10 @@ pub(crate) struct Sent<O> {
 /// What a bank run was asked to do.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BankSetup {
-    /// The server's base URL.
+    /// The server's base URL (the first replica's).
     pub url: String,
+    /// Every replica's URL, in the order given.
+    pub urls: Vec<String>,
     /// Accounts transfers move money between.
     pub accounts: usize,
     /// The money in the bank.
@@ -407,7 +409,16 @@ impl BankReport {
     fn header(&self) -> String {
         let s = &self.setup;
         let mut f = Fields::new(NAMES);
-        f.line("Target", &s.url);
+        f.line("Target", &s.urls.join(", "));
+        if s.urls.len() > 1 {
+            f.line(
+                "Replicas",
+                &format!(
+                    "{}: transfers and reads round robin; the reset, the reads around the run and /stats on the first",
+                    s.urls.len()
+                ),
+            );
+        }
         f.line(
             "Bank",
             &format!(

@@ -15,8 +15,10 @@ const NAMES: usize = 14;
 /// What a rounds run was asked to do.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RoundsSetup {
-    /// The server's base URL.
+    /// The server's base URL (the first replica's).
     pub url: String,
+    /// Every replica's URL: withdrawal `i` of a round goes to replica `i % n`.
+    pub urls: Vec<String>,
     /// `write-skew` or `double-spend`.
     pub scenario: &'static str,
     /// The accounts withdrawn from, and what each opens every round with.
@@ -161,7 +163,17 @@ impl Render for RoundsReport {
             .map(|(id, b)| format!("{id}={b}"))
             .collect();
         fields.line("scenario", setup.scenario);
-        fields.line("url", &setup.url);
+        fields.line("url", &setup.urls.join(", "));
+        if setup.urls.len() > 1 {
+            fields.line(
+                "replicas",
+                &format!(
+                    "{}: withdrawal i of a round to replica i mod {}; resets on the first",
+                    setup.urls.len(),
+                    setup.urls.len()
+                ),
+            );
+        }
         fields.line(
             "each round",
             &format!(

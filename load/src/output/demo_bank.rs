@@ -1,5 +1,7 @@
 //! `demo --scenario bank`: one table of Jepsen's transfers per mode, one table of the write-skew
-//! rounds per mode, each followed by what it shows, written from its rows.
+//! rounds per mode, each followed by what it shows, written from its rows: on several replicas,
+//! also what guarded the section (each server's process, or the shared store) and what that
+//! guard covered.
 
 use std::fmt::Write as _;
 
@@ -16,6 +18,8 @@ use crate::output::{json, Render};
 pub struct BankDemo {
     /// `memory`, `postgres` or `redis`.
     pub store: String,
+    /// The servers sharing the bank in every row: requests round robin over them.
+    pub replicas: usize,
     /// The servers' work between read and write.
     pub work: String,
     /// Jepsen's transfers, one row per mode.
@@ -29,6 +33,9 @@ pub struct BankDemo {
 pub struct TransfersRow {
     /// The server's mode.
     pub mode: String,
+    /// Whether the mode's guard lives in each server's process (`mutex`, `semaphore:N`,
+    /// `account-locks`), covering that replica's requests only.
+    pub in_process_guard: bool,
     /// Requests sent (transfers and reads).
     pub requests: u64,
     /// Transfers acknowledged per second.
@@ -53,7 +60,7 @@ pub struct TransfersRow {
 
 impl TransfersRow {
     /// The row of `mode`'s `bank` run.
-    pub(crate) fn new(mode: String, report: &BankReport) -> Self {
+    pub(crate) fn new(mode: String, in_process_guard: bool, report: &BankReport) -> Self {
         let drift = report
             .verdict
             .final_total
@@ -63,6 +70,7 @@ impl TransfersRow {
         let transfers_per_s = report.transfers.applied.count as f64 / report.duration_s.max(1e-9);
         TransfersRow {
             mode,
+            in_process_guard,
             requests: report.requests,
             transfers_per_s,
             p99_ms: report.latency_ms.p99,
@@ -96,6 +104,8 @@ impl TransfersRow {
 pub struct SkewRow {
     /// The server's mode.
     pub mode: String,
+    /// Whether the mode's guard lives in each server's process.
+    pub in_process_guard: bool,
     /// Rounds sent.
     pub rounds: u64,
     /// Rounds where both withdrawals went through and the household fell below zero.
@@ -110,10 +120,11 @@ pub struct SkewRow {
 
 impl SkewRow {
     /// The row of `mode`'s write-skew run.
-    pub(crate) fn new(mode: String, report: &RoundsReport) -> Self {
+    pub(crate) fn new(mode: String, in_process_guard: bool, report: &RoundsReport) -> Self {
         let check = &report.check;
         SkewRow {
             mode,
+            in_process_guard,
             rounds: check.rounds,
             write_skew: check.anomalies,
             held: check.held,
@@ -125,26 +136,44 @@ impl SkewRow {
 
 impl Render for BankDemo {
     fn to_text(&self) -> String {
-        let mut out = format!(
-            "Store: {}; every request works {} between its read and its write; one fresh server per mode.\n\n",
-            self.store, self.work
-        );
+        let n = self.replicas;
+        let mut out = if n > 1 {
+            format!(
+                "Store: {}, one bank shared by {n} replicas (in-process servers, each with its own guards and connections); every request works {} between its read and its write; fresh servers per mode.\n\n",
+                self.store, self.work
+            )
+        } else {
+            format!(
+                "Store: {}; every request works {} between its read and its write; one fresh server per mode.\n\n",
+                self.store, self.work
+            )
+        };
         let requests = self.transfers.first().map_or(0, |row| row.requests);
+        let spread = if n > 1 {
+            format!(" round robin over {n} replicas")
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             out,
-            "Jepsen's bank ({requests} requests: transfers of 1..5 between 8 accounts holding 100, half reads of every balance): does the money stay 100?"
+            "Jepsen's bank ({requests} requests{spread}: transfers of 1..5 between 8 accounts holding 100, half reads of every balance): does the money stay 100?"
         );
         out.push_str(&transfers_table(&self.transfers).render());
         out.push('\n');
-        out.push_str(&transfers_conclusion(&self.transfers));
+        out.push_str(&transfers_conclusion(&self.transfers, (n, &self.store)));
         let rounds = self.write_skew.first().map_or(0, |row| row.rounds);
+        let apart = if n > 1 {
+            ", alice's on replica 1 and bob's on replica 2"
+        } else {
+            ""
+        };
         let _ = writeln!(
             out,
-            "\nWrite skew ({rounds} rounds: alice and bob, a household of 50 + 50, each withdraw 60 at once): can the household go below zero?"
+            "\nWrite skew ({rounds} rounds: alice and bob, a household of 50 + 50, each withdraw 60 at once{apart}): can the household go below zero?"
         );
         out.push_str(&skew_table(&self.write_skew).render());
         out.push('\n');
-        out.push_str(&skew_conclusion(&self.write_skew, &self.store));
+        out.push_str(&skew_conclusion(&self.write_skew, (n, &self.store)));
         out
     }
 
@@ -217,14 +246,22 @@ fn skew_table(rows: &[SkewRow]) -> Table {
     table
 }
 
-/// A row named by its mode.
+/// A row named by its mode, with its guard's place and its conclusion.
 trait Moded {
     fn mode(&self) -> &str;
+    fn in_process_guard(&self) -> bool;
+    fn verdict(&self) -> BankConclusion;
 }
 
 impl Moded for TransfersRow {
     fn mode(&self) -> &str {
         &self.mode
+    }
+    fn in_process_guard(&self) -> bool {
+        self.in_process_guard
+    }
+    fn verdict(&self) -> BankConclusion {
+        self.verdict
     }
 }
 
@@ -232,6 +269,52 @@ impl Moded for SkewRow {
     fn mode(&self) -> &str {
         &self.mode
     }
+    fn in_process_guard(&self) -> bool {
+        self.in_process_guard
+    }
+    fn verdict(&self) -> BankConclusion {
+        self.verdict
+    }
+}
+
+/// On several replicas, what guarded each row's section and what that covered: the modes whose
+/// guard lives in each server's process (and those of them that `failed` that way), and the
+/// store's own tools that `held` across the replicas. Nothing on one replica.
+fn guard_scope<T: Moded>(
+    rows: &[T],
+    (replicas, store): (usize, &str),
+    (failed, held): (&str, &str),
+) -> String {
+    let mut out = String::new();
+    if replicas < 2 {
+        return out;
+    }
+    let scoped = names(rows, Moded::in_process_guard);
+    if !scoped.is_empty() {
+        let _ = write!(
+            out,
+            "On {replicas} replicas, {scoped} guarded the section inside each server's process, which sees only that replica's requests: a request on another replica never waited for it"
+        );
+        let lost = names(rows, |row| {
+            row.in_process_guard() && row.verdict() == BankConclusion::Lost
+        });
+        if !lost.is_empty() {
+            let _ = write!(out, ", so {lost} {failed}");
+        }
+        out.push_str(". ");
+    }
+    let shared = names(rows, |row| {
+        !row.in_process_guard()
+            && row.mode() != "unguarded"
+            && row.verdict() == BankConclusion::Consistent
+    });
+    if !shared.is_empty() {
+        let _ = write!(
+            out,
+            "{shared} guarded it in the store ({store}), which every replica shares, and {held} on {replicas} replicas. "
+        );
+    }
+    out
 }
 
 /// The modes of `rows` whose row `keep` picks, as `a`, `a and b`, `a, b and c`.
@@ -248,7 +331,7 @@ fn names<T: Moded>(rows: &[T], keep: impl Fn(&T) -> bool) -> String {
     }
 }
 
-fn transfers_conclusion(rows: &[TransfersRow]) -> String {
+fn transfers_conclusion(rows: &[TransfersRow], scope: (usize, &str)) -> String {
     let mut out = String::from("In short: ");
     let lost = names(rows, |row| row.verdict == BankConclusion::Lost);
     if !lost.is_empty() {
@@ -275,13 +358,18 @@ fn transfers_conclusion(rows: &[TransfersRow]) -> String {
     if !redone.is_empty() {
         let _ = write!(
             out,
-            "{redone} paid for it in redone sections (conflicts or deadlocks detected and retried), the other guards in waiting: compare transfers/s."
+            "{redone} paid for it in redone sections (conflicts or deadlocks detected and retried), the other guards in waiting: compare transfers/s. "
         );
     }
+    out.push_str(&guard_scope(
+        rows,
+        scope,
+        ("lost money as unguarded does", "kept the money"),
+    ));
     format!("{}\n", out.trim_end())
 }
 
-fn skew_conclusion(rows: &[SkewRow], store: &str) -> String {
+fn skew_conclusion(rows: &[SkewRow], (replicas, store): (usize, &str)) -> String {
     let failed = names(rows, |row| row.verdict == BankConclusion::Lost);
     let held = names(rows, |row| row.verdict == BankConclusion::Consistent);
     let mut out = String::from("In short: ");
@@ -299,8 +387,13 @@ fn skew_conclusion(rows: &[SkewRow], store: &str) -> String {
     }
     if store == "postgres" && rows.iter().any(|row| row.mode == "repeatable-read") {
         out.push_str(
-            "repeatable-read reads from a snapshot, so neither transaction sees the other's debit, and they write different rows: snapshot isolation lets write skew through. serializable sees the read-write dependency, fails one (40001), redoes it, and refuses it.",
+            "repeatable-read reads from a snapshot, so neither transaction sees the other's debit, and they write different rows: snapshot isolation lets write skew through. serializable sees the read-write dependency, fails one (40001), redoes it, and refuses it. ",
         );
     }
+    out.push_str(&guard_scope(
+        rows,
+        (replicas, store),
+        ("let both withdrawals through", "held the household"),
+    ));
     format!("{}\n", out.trim_end())
 }

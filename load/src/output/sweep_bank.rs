@@ -50,12 +50,18 @@ pub struct BankPoint {
 }
 
 impl BankPoint {
-    /// The point of `report`, a bank run against a server in `mode` doing `work`.
-    pub(crate) fn new(mode: String, work: String, report: &BankReport) -> Self {
+    /// The point of `report`, a bank run against a server in `mode` doing `work`; `in_process_guard`:
+    /// whether the mode's guard covers one replica's requests only.
+    pub(crate) fn new(
+        mode: String,
+        in_process_guard: bool,
+        work: String,
+        report: &BankReport,
+    ) -> Self {
         BankPoint {
             work,
             concurrency: report.setup.concurrency,
-            row: TransfersRow::new(mode, report),
+            row: TransfersRow::new(mode, in_process_guard, report),
             errors: report.errors.total(),
             duration_s: report.duration_s,
             rps: report.rps,

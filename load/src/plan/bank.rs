@@ -127,8 +127,10 @@ fn position(value: u64) -> usize {
 /// What to send, where, and how to judge it.
 #[derive(Debug, Clone)]
 pub struct BankLoad {
-    /// The server's base URL.
-    pub target: Url,
+    /// The replicas of the bank server: transfers and reads go round robin (request `i` to
+    /// replica `i % n`); the bank is opened, read at the end and its `/stats` read on the first,
+    /// so the replicas must share one bank (a store's).
+    pub targets: Vec<Url>,
     /// Headers sent with every request (`-H`).
     pub headers: Vec<Header>,
     /// The bank's routes, bodies and pointers (racebank's by default).
@@ -174,7 +176,7 @@ impl BankLoad {
     /// 2000 requests 64 at a time.
     pub fn new(url: Url) -> Self {
         BankLoad {
-            target: url,
+            targets: vec![url],
             headers: Vec::new(),
             api: BankApi::default(),
             plan: BankPlan {

@@ -86,8 +86,9 @@ impl Attack {
 /// One `bank --scenario write-skew|double-spend` run.
 #[derive(Debug, Clone)]
 pub struct RoundsLoad {
-    /// The server's base URL.
-    pub target: Url,
+    /// The replicas of the bank server: withdrawal `i` of a round goes to replica `i % n` (the
+    /// two members of a write-skew pair to two replicas), every reset to the first.
+    pub targets: Vec<Url>,
     /// Headers sent with every request (`-H`).
     pub headers: Vec<Header>,
     /// What each round sends.
@@ -102,7 +103,7 @@ impl RoundsLoad {
     /// The write-skew attack on `alice` and `bob` (100 between them) at `url`, 20 rounds.
     pub fn write_skew(url: Url, members: [String; 2], total: i64) -> Self {
         RoundsLoad {
-            target: url,
+            targets: vec![url],
             headers: Vec::new(),
             attack: Attack::WriteSkew { members, total },
             rounds: 20,
@@ -114,7 +115,7 @@ impl RoundsLoad {
     /// 32 rounds.
     pub fn double_spend(url: Url, account: String) -> Self {
         RoundsLoad {
-            target: url,
+            targets: vec![url],
             headers: Vec::new(),
             attack: Attack::DoubleSpend {
                 account,

@@ -2,11 +2,9 @@
 
 use clap::Parser;
 use racebank::{AccountConfig, BankSpec, Config, LockOrder, Mode, WorkSpec};
-use racebank_load::{Anomaly, BankConclusion, BankLoad, Cli, Command, Render as _};
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use racebank_load::{Anomaly, BankConclusion, BankLoad, BankReport, Cli, Command, Render as _};
 
-use crate::helpers::TestServer;
+use crate::helpers::{serve, TestServer};
 
 /// Starts a server whose bank holds `accounts` accounts named `0..accounts`, in `mode` with
 /// `work`, locking a request's accounts in `lock_order`.
@@ -16,11 +14,7 @@ pub(crate) async fn spawn_bank(
     accounts: usize,
     lock_order: LockOrder,
 ) -> TestServer {
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind loopback");
-    let url = format!("http://{}", listener.local_addr().expect("local addr"));
-    let config = Config {
+    serve(Config {
         account: AccountConfig {
             bank: Some(BankSpec::numbered(accounts, 0, &[]).expect("a bank")),
             lock_order,
@@ -30,16 +24,12 @@ pub(crate) async fn spawn_bank(
             )
         },
         ..Config::default()
-    };
-    let (stop, stopped) = oneshot::channel::<()>();
-    let handle = tokio::spawn(racebank::serve(listener, config, async move {
-        let _ = stopped.await;
-    }));
-    TestServer::new(url, stop, handle)
+    })
+    .await
 }
 
 /// The `BankLoad` that `racebank-load bank URL --no-progress ARGS` describes.
-fn bank_opts(url: &str, args: &[&str]) -> BankLoad {
+pub(crate) fn bank_opts(url: &str, args: &[&str]) -> BankLoad {
     let mut argv = vec!["racebank-load", "bank", url, "--no-progress"];
     argv.extend_from_slice(args);
     let cli = Cli::try_parse_from(argv).unwrap_or_else(|e| panic!("{args:?}: {e}"));
@@ -47,6 +37,29 @@ fn bank_opts(url: &str, args: &[&str]) -> BankLoad {
         panic!("expected bank");
     };
     opts.to_bank().expect("a valid bank API")
+}
+
+/// What a run that erased writes must show: money created or destroyed, or accounts off their
+/// range with the total right (erasures that cancel out in the total), and exit 1; never
+/// consistent.
+pub(crate) fn assert_money_lost(what: &str, report: &BankReport) {
+    assert_eq!(
+        report.conclusion,
+        BankConclusion::Lost,
+        "{what}: {}",
+        report.to_text()
+    );
+    assert_eq!(report.exit_code(), 1, "{what}");
+    let money = [
+        Anomaly::MoneyCreated,
+        Anomaly::MoneyDestroyed,
+        Anomaly::LostTransfers,
+    ];
+    assert!(
+        report.verdict.anomalies.iter().any(|a| money.contains(a)),
+        "{what}: {}",
+        report.to_text()
+    );
 }
 
 /// Margin: with 1 ms between each request's reads and writes and 16 in flight, about 1000
@@ -66,23 +79,7 @@ async fn unguarded_transfers_are_found_to_create_or_destroy_money() {
         .expect("bank");
     server.stop().await;
 
-    assert_eq!(
-        report.conclusion,
-        BankConclusion::Lost,
-        "{}",
-        report.to_text()
-    );
-    assert_eq!(report.exit_code(), 1);
-    let money = [
-        Anomaly::MoneyCreated,
-        Anomaly::MoneyDestroyed,
-        Anomaly::LostTransfers,
-    ];
-    assert!(
-        report.verdict.anomalies.iter().any(|a| money.contains(a)),
-        "{}",
-        report.to_text()
-    );
+    assert_money_lost("unguarded", &report);
     assert!(report.verdict.off_accounts().count() > 0);
     assert!(report.verdict_line().starts_with("NOT CONSISTENT: "));
     let check = report.server_stats.as_ref().expect("the bank's /stats");

@@ -5,24 +5,20 @@
 use clap::Parser;
 use racebank::{AccountConfig, AccountId, BankSpec, Config, StoreConfig};
 use racebank_load::{BankConclusion, Cli, Command, Render as _, RoundsReport};
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
 
 use crate::docs::marked_blocks;
-use crate::helpers::{test_database_url, TestServer};
+use crate::helpers::{serve, test_database_url, TestServer};
 
 /// Starts a server whose bank holds `alice=50,bob=50` (a household) and `0=10`, in `mode` with
 /// `work`, on `store` under the store's account `account` (which isolates it on a shared store).
 async fn spawn(mode: &str, work: &str, store: StoreConfig, account: &str) -> TestServer {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("local addr"));
     let id = |name: &str| name.parse::<AccountId>().expect("an id");
     let bank = BankSpec::new(
         vec![(id("alice"), 50), (id("bob"), 50), (id("0"), 10)],
         &[vec![id("alice"), id("bob")]],
     )
     .expect("a bank");
-    let config = Config {
+    serve(Config {
         account: AccountConfig {
             store,
             id: id(account),
@@ -30,12 +26,8 @@ async fn spawn(mode: &str, work: &str, store: StoreConfig, account: &str) -> Tes
             ..AccountConfig::memory(mode.parse().expect("mode"), work.parse().expect("work"))
         },
         ..Config::default()
-    };
-    let (stop, stopped) = oneshot::channel::<()>();
-    let handle = tokio::spawn(racebank::serve(listener, config, async move {
-        let _ = stopped.await;
-    }));
-    TestServer::new(url, stop, handle)
+    })
+    .await
 }
 
 /// `racebank-load bank URL ARGS`, run in-process.
@@ -58,7 +50,8 @@ async fn rounds(url: &str, args: &[&str]) -> RoundsReport {
         .expect("the rounds ran")
 }
 
-fn unique(prefix: &str) -> String {
+/// An account id no other test run uses: it isolates a bank on a shared store.
+pub(crate) fn unique(prefix: &str) -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .expect("time")
@@ -194,7 +187,7 @@ async fn on_postgres_write_skew_gets_through_repeatable_read_and_not_serializabl
 
 /// The bank demo's text reduced to what must not drift: headings and sentences with their
 /// numbers blanked, each row to its mode and whether it held, each conclusion to its start.
-fn bank_shape(text: &str) -> Vec<String> {
+pub(crate) fn bank_shape(text: &str) -> Vec<String> {
     text.lines()
         .filter(|line| !line.trim().is_empty() && !line.starts_with("$ "))
         .map(|line| {

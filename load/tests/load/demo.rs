@@ -7,7 +7,8 @@ use crate::docs::{marked_blocks, shape};
 
 use crate::helpers::test_database_url;
 
-fn demo_opts(args: &[&str]) -> racebank_load::Demo {
+/// `demo ARGS`, as the command line describes it.
+pub(crate) fn demo_opts(args: &[&str]) -> racebank_load::Demo {
     let mut argv = vec!["racebank-load", "demo"];
     argv.extend_from_slice(args);
     match Cli::try_parse_from(argv).expect("demo flags").command {

@@ -16,15 +16,6 @@ pub(crate) struct TestServer {
 }
 
 impl TestServer {
-    /// A server already started on `url`, stopped through `stop`, running as `handle`.
-    pub(crate) fn new(
-        url: String,
-        stop: oneshot::Sender<()>,
-        handle: JoinHandle<Result<racebank::Stats, racebank::ServeError>>,
-    ) -> Self {
-        TestServer { url, stop, handle }
-    }
-
     /// Stops the server and returns its final stats.
     pub(crate) async fn stop(self) -> racebank::Stats {
         let _ = self.stop.send(());
@@ -33,6 +24,19 @@ impl TestServer {
             .expect("the server task panicked")
             .expect("the server failed")
     }
+}
+
+/// Starts a server with `config` on an ephemeral loopback port.
+pub(crate) async fn serve(config: Config) -> TestServer {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind loopback");
+    let url = format!("http://{}", listener.local_addr().expect("local addr"));
+    let (stop, stopped) = oneshot::channel::<()>();
+    let handle = tokio::spawn(racebank::serve(listener, config, async move {
+        let _ = stopped.await;
+    }));
+    TestServer { url, stop, handle }
 }
 
 /// Starts a server in `mode` with `work` and an opening balance.
@@ -47,11 +51,7 @@ pub(crate) async fn spawn_server_with_chaos(
     initial_balance: i64,
     chaos: racebank::Chaos,
 ) -> TestServer {
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind loopback");
-    let url = format!("http://{}", listener.local_addr().expect("local addr"));
-    let config = Config {
+    serve(Config {
         account: AccountConfig {
             initial_balance,
             ..AccountConfig::memory(
@@ -63,12 +63,8 @@ pub(crate) async fn spawn_server_with_chaos(
             chaos,
             ..ServerConfig::default()
         },
-    };
-    let (stop, stopped) = oneshot::channel::<()>();
-    let handle = tokio::spawn(racebank::serve(listener, config, async move {
-        let _ = stopped.await;
-    }));
-    TestServer { url, stop, handle }
+    })
+    .await
 }
 
 /// The `Load` that `racebank-load --url URL --no-progress ARGS` describes.

@@ -6,6 +6,7 @@
 )]
 
 mod bank;
+mod bank_replicas;
 mod bank_scenarios;
 mod binary;
 mod burst;
