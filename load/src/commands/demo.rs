@@ -81,9 +81,10 @@ fn row(scenario: &Scenario, spec: &ServerSpec, report: Report) -> anyhow::Result
 pub async fn demo(opts: Demo) -> anyhow::Result<Vec<Row>> {
     let store = opts.store.clone();
     let account = demo_account()?;
+    let replicas = opts.replicas()?;
     let mut rows = Vec::new();
     for scenario in [DEPOSITS, WITHDRAWALS] {
-        for spec in plan(&opts, &store, &account) {
+        for spec in plan(&opts, &store, &account, replicas) {
             let report = run_against_fresh_server(&scenario, &spec, &opts)
                 .await
                 .with_context(|| {
@@ -101,19 +102,33 @@ pub async fn demo(opts: Demo) -> anyhow::Result<Vec<Row>> {
     Ok(rows)
 }
 
+impl Demo {
+    /// The replicas of a shared store's second run of every mode (of the bank demo's only run):
+    /// `--replicas`, 3 unless told; in memory one, and more is refused, since in-memory replicas
+    /// would each keep an account and a bank of their own.
+    pub(crate) fn replicas(&self) -> anyhow::Result<usize> {
+        match (self.store_kind, self.replicas) {
+            (StoreKind::Memory, Some(asked)) if asked > 1 => anyhow::bail!(
+                "--replicas {asked} needs a shared store: in-memory replicas would each keep an account and a bank of their own; use --store postgres or --store redis"
+            ),
+            (StoreKind::Memory, _) => Ok(1),
+            (_, asked) => {
+                Ok(usize::try_from(asked.unwrap_or(DEFAULT_REPLICAS)).unwrap_or(usize::MAX))
+            }
+        }
+    }
+}
+
 /// The rows of one scenario: every mode on one replica, and with a shared store on `--replicas`
 /// too; the lease modes once more with a lease shorter than the work, where a lease fails.
-fn plan(opts: &Demo, store: &StoreConfig, account: &AccountId) -> Vec<ServerSpec> {
+fn plan(opts: &Demo, store: &StoreConfig, account: &AccountId, replicas: usize) -> Vec<ServerSpec> {
     let modes = opts
         .modes
         .clone()
         .unwrap_or_else(|| opts.store_kind.showcase());
-    let replica_counts = match opts.store_kind {
-        StoreKind::Memory => vec![1],
-        _ => match opts.replicas.unwrap_or(DEFAULT_REPLICAS) {
-            1 => vec![1],
-            replicas => vec![1, usize::try_from(replicas).unwrap_or(usize::MAX)],
-        },
+    let replica_counts = match replicas {
+        1 => vec![1],
+        replicas => vec![1, replicas],
     };
     let mut specs = Vec::new();
     for replicas in replica_counts {

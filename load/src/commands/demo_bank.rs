@@ -15,7 +15,7 @@ use racebank::{AccountId, BankSpec, Chaos, Mode, StoreKind};
 
 use crate::commands::bank::bank;
 use crate::commands::bank_rounds::bank_rounds;
-use crate::commands::demo::{Demo, DEFAULT_REPLICAS};
+use crate::commands::demo::Demo;
 use crate::commands::servers::{demo_account, start_with_bank, ServerSpec};
 use crate::output::demo_bank::{BankDemo, SkewRow, TransfersRow};
 use crate::plan::bank::BankLoad;
@@ -61,21 +61,9 @@ fn demo_bank() -> anyhow::Result<BankSpec> {
     BankSpec::new(accounts, &[members.to_vec()]).map_err(anyhow::Error::msg)
 }
 
-/// The replicas every mode runs on: `--replicas` (3 unless told) with a shared store, one in
-/// memory, where more is refused.
-fn replicas(opts: &Demo) -> anyhow::Result<usize> {
-    match (opts.store_kind, opts.replicas) {
-        (StoreKind::Memory, Some(asked)) if asked > 1 => anyhow::bail!(
-            "--replicas {asked} needs a shared store: in-memory replicas would each keep a bank of their own; use --store postgres or --store redis"
-        ),
-        (StoreKind::Memory, _) => Ok(1),
-        (_, asked) => Ok(usize::try_from(asked.unwrap_or(DEFAULT_REPLICAS)).unwrap_or(usize::MAX)),
-    }
-}
-
 /// Runs both tables against every mode of the store.
 pub async fn bank_demo(opts: &Demo) -> anyhow::Result<BankDemo> {
-    let replicas = replicas(opts)?;
+    let replicas = opts.replicas()?;
     let modes = opts
         .modes
         .clone()

@@ -191,17 +191,22 @@ async fn replicas_that_each_keep_their_own_bank_are_refused_before_the_run() {
 }
 
 #[tokio::test]
-async fn a_memory_bank_demo_on_several_replicas_is_refused_in_one_line() {
-    let error = racebank_load::bank_demo(&demo_opts(&["--scenario", "bank", "--replicas", "2"]))
+async fn a_memory_demo_on_several_replicas_is_refused_in_one_line_in_either_scenario() {
+    let bank = racebank_load::bank_demo(&demo_opts(&["--scenario", "bank", "--replicas", "2"]))
         .await
         .expect_err("in-memory replicas share no bank");
-    let message = format!("{error:#}");
-    assert!(
-        message.starts_with("--replicas 2 needs a shared store")
-            && message.contains("--store postgres"),
-        "{message}"
-    );
-    assert!(!message.contains('\n'), "{message}");
+    let races = racebank_load::demo(demo_opts(&["--replicas", "2"]))
+        .await
+        .expect_err("in-memory replicas share no account");
+    for error in [bank, races] {
+        let message = format!("{error:#}");
+        assert!(
+            message.starts_with("--replicas 2 needs a shared store")
+                && message.contains("--store postgres"),
+            "{message}"
+        );
+        assert!(!message.contains('\n'), "{message}");
+    }
 }
 
 /// The modes whose write-skew row varies from run to run on three PostgreSQL replicas, so that
