@@ -281,6 +281,99 @@ async fn atomic_transfers_keep_every_unit_and_refuse_what_the_balance_does_not_c
 }
 
 #[tokio::test]
+async fn atomic_transfers_to_the_smaller_id_credit_first_and_a_refused_debit_undoes_its_credit() {
+    // b -> a: the credited account sorts first, so its row is written first.
+    let bank = spec(&[("a", 0), ("b", 15)], &[]);
+    let app = spawn_one_bank("pg-bank-atomic-credit", "atomic", LockOrder::Id, &bank).await;
+
+    let (first, second) = tokio::join!(transfer(&app, "b", "a", 10), transfer(&app, "b", "a", 10));
+
+    let mut statuses = vec![first.status(), second.status()];
+    for response in [first, second] {
+        if response.status() == StatusCode::CONFLICT {
+            assert_eq!(
+                problem_type(response).await,
+                "urn:racebank:problem:insufficient-funds"
+            );
+        }
+    }
+    statuses.sort();
+    assert_eq!(statuses, [StatusCode::OK, StatusCode::CONFLICT]);
+    let stats = bank_stats(&app).await;
+    assert_eq!((balance(&stats, "a"), balance(&stats, "b")), (10, 5));
+    assert_eq!(
+        (stats.transfers, stats.transfer_sum, stats.refused),
+        (1, 10, 1)
+    );
+    // The refused transfer's credit left nothing in a's books: exactly what it holds is expected.
+    assert!(stats.accounts.iter().all(|a| a.drift == 0), "{stats:?}");
+}
+
+#[tokio::test]
+async fn atomic_household_check_reads_its_snapshot_so_a_withdrawal_held_at_its_row_lets_write_skew_through(
+) {
+    let bank = spec(&[("alice", 50), ("bob", 50)], &[&["alice", "bob"]]);
+    let (account, mut replicas) = spawn_bank(
+        "pg-bank-skew-atomic",
+        1,
+        ("atomic", "none", LockOrder::Id),
+        &bank,
+    )
+    .await;
+    let app = replicas.pop().expect("one replica");
+    // Another transaction holds alice's row: her withdrawal's statement takes its snapshot, sums
+    // the household in it (100), and waits for the row.
+    let mut holder = sql().await;
+    let holder = holder.transaction().await.unwrap();
+    holder
+        .execute(
+            "SELECT FROM racebank.bank_accounts WHERE bank = $1 AND id = 'alice' FOR UPDATE",
+            &[&account.as_str()],
+        )
+        .await
+        .unwrap();
+    let holder_pid: i32 = holder
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let watcher = sql().await;
+
+    let (alice, bob) = tokio::join!(withdraw(&app, "alice", 80), async {
+        // Bob's withdrawal runs while alice's waits, sees the household at 100 too, and commits.
+        loop {
+            let waiting: i64 = watcher
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))",
+                    &[&holder_pid],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            if waiting > 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        let bob = withdraw(&app, "bob", 80).await;
+        holder.rollback().await.unwrap();
+        bob
+    });
+
+    // Alice's check was judged in her snapshot, where bob still held 50: both pass.
+    assert_eq!(
+        (alice.status(), bob.status()),
+        (StatusCode::OK, StatusCode::OK)
+    );
+    let stats = bank_stats(&app).await;
+    assert_eq!(stats.households_below_zero, 1, "{stats:?}");
+    assert_eq!(
+        (stats.total, stats.withdrawals, stats.lost_updates),
+        (-60, 2, 0)
+    );
+}
+
+#[tokio::test]
 async fn a_bank_reset_on_postgres_reopens_every_account_and_zeroes_the_ledger() {
     let app = spawn_one_bank("pg-bank-reset", "atomic", LockOrder::Id, &abc()).await;
     assert_eq!(transfer(&app, "a", "b", 30).await.status(), StatusCode::OK);
