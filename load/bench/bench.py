@@ -709,12 +709,14 @@ WITH debited AS (UPDATE racebank.bank_accounts SET balance = balance - :amount::
  deadlocks = deadlocks + 0
  WHERE bank = '{bank}' AND id = :from::text AND CASE WHEN cardinality('{{}}'::text[]) = 0 THEN balance >= :amount::int8
  ELSE (SELECT sum(h.balance) FROM racebank.bank_accounts h WHERE h.bank = '{bank}' AND h.id = ANY('{{}}'::text[]))
- >= :amount::int8 END AND (:to::text IS NULL OR (SELECT c.balance FROM racebank.bank_accounts c
- WHERE c.bank = '{bank}' AND c.id = :to::text) <= 9223372036854775807 - :amount::int8) RETURNING balance),
+ >= :amount::int8 END RETURNING balance),
  credited AS (UPDATE racebank.bank_accounts SET balance = balance + :amount::int8, replaced = balance,
  version = version + 1, credits = credits + :amount::int8
- WHERE bank = '{bank}' AND id = :to::text AND EXISTS (SELECT FROM debited) RETURNING balance)
- SELECT (SELECT balance FROM debited), (SELECT balance FROM credited);
+ WHERE bank = '{bank}' AND id = :to::text AND EXISTS (SELECT FROM debited)
+ AND balance <= 9223372036854775807 - :amount::int8 RETURNING balance)
+ SELECT (SELECT balance FROM debited), (SELECT balance FROM credited),
+ CASE WHEN :to::text IS NOT NULL AND EXISTS (SELECT FROM debited) AND NOT EXISTS (SELECT FROM credited)
+ THEN racebank.bank_move_refused(:to::text) END;
 \\else
 WITH credited AS (UPDATE racebank.bank_accounts SET balance = balance + :amount::int8, replaced = balance,
  version = version + 1, credits = credits + :amount::int8, deposits = deposits + 0, withdrawals = withdrawals + 0,
@@ -728,7 +730,7 @@ WITH credited AS (UPDATE racebank.bank_accounts SET balance = balance + :amount:
  AND h.id = ANY('{{}}'::text[])) >= :amount::int8 END RETURNING balance)
  SELECT (SELECT balance FROM debited), (SELECT balance FROM credited),
  CASE WHEN :from::text IS NOT NULL AND EXISTS (SELECT FROM credited) AND NOT EXISTS (SELECT FROM debited)
- THEN racebank.bank_debit_refused(:from::text) END;
+ THEN racebank.bank_move_refused(:from::text) END;
 \\endif
 """
 

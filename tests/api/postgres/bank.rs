@@ -310,6 +310,40 @@ async fn atomic_transfers_to_the_smaller_id_credit_first_and_a_refused_debit_und
 }
 
 #[tokio::test]
+async fn atomic_transfers_that_would_overflow_the_credit_are_refused_in_either_order_and_change_nothing(
+) {
+    // a -> m debits first and m's credit is refused after it; z -> m credits m first, refused.
+    let bank = spec(&[("a", 100), ("m", i64::MAX - 5), ("z", 100)], &[]);
+    let (_, mut replicas) = spawn_bank(
+        "pg-bank-atomic-overflow",
+        1,
+        ("atomic", "none", LockOrder::Id),
+        &bank,
+    )
+    .await;
+    let app = replicas.pop().expect("one replica");
+
+    for from in ["a", "z"] {
+        let response = transfer(&app, from, "m", 10).await;
+
+        assert_eq!(
+            response.status(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{from}"
+        );
+        assert_eq!(
+            problem_type(response).await,
+            "urn:racebank:problem:balance-overflow"
+        );
+    }
+    let stats = bank_stats(&app).await;
+    let balances: Vec<i64> = stats.accounts.iter().map(|a| a.balance).collect();
+    assert_eq!(balances, [100, i64::MAX - 5, 100]);
+    assert_eq!((stats.transfers, stats.transfer_sum), (0, 0));
+    assert!(stats.accounts.iter().all(|a| a.drift == 0), "{stats:?}");
+}
+
+#[tokio::test]
 async fn atomic_household_check_reads_its_snapshot_so_a_withdrawal_held_at_its_row_lets_write_skew_through(
 ) {
     let bank = spec(&[("alice", 50), ("bob", 50)], &[&["alice", "bob"]]);

@@ -13,14 +13,15 @@ ALTER TABLE racebank.bank_accounts
     ADD COLUMN retries      bigint  NOT NULL DEFAULT 0,
     ADD COLUMN deadlocks    bigint  NOT NULL DEFAULT 0;
 
--- `atomic` locks a transfer's two rows in id order without a lock of its own: when the credited
--- account sorts first, its statement credits first, then debits with the funds check. A debit
--- refused after its credit calls this, and the error rolls the whole statement back, credit
--- included; the server explains the refusal from a read of the balances (atomic.rs).
-CREATE FUNCTION racebank.bank_debit_refused(account text) RETURNS void
+-- `atomic` locks a transfer's two rows in id order without a lock of its own: its statement writes
+-- the account that sorts first first (the debit or the credit), then the other, each with its
+-- check. A second write refused after the first calls this, and the error rolls the whole
+-- statement back, the first write included; the server explains the refusal from a read of the
+-- balances (atomic.rs).
+CREATE FUNCTION racebank.bank_move_refused(account text) RETURNS void
 LANGUAGE plpgsql AS $$
 BEGIN
-    RAISE EXCEPTION 'the debit of account % was refused after its credit', account
+    RAISE EXCEPTION 'the write to account % was refused after the move''s first write', account
         USING ERRCODE = 'RB409';
 END
 $$;
