@@ -24,6 +24,8 @@
 //! with them, as the memory store refuses. The read runs only then, after the statement: if it
 //! would have allowed the move (the balances moved in between), the statement runs again.
 
+use tokio_postgres::error::SqlState;
+
 use super::ledger::{entry, Count, Redos};
 use super::section::{self, Attempt, Redo};
 use super::BankDatabase;
@@ -217,7 +219,7 @@ async fn attempt(
                 return Ok(written);
             }
         }
-        Err(error) if error.code().map(|code| code.code()) == Some(REFUSED_AFTER_FIRST_WRITE) => {}
+        Err(error) if error.code().map(SqlState::code) == Some(REFUSED_AFTER_FIRST_WRITE) => {}
         Err(error) => return Err(section::during("moving the money")(error)),
     }
     let seen = section::read(client, database, &params.reads).await?;
