@@ -13,7 +13,8 @@ Sections (all by default):
   postgres    the PostgreSQL store: atomic through racebank vs pgbench's bare UPDATE, and every mode
               with work none and 1ms (needs PostgreSQL at DATABASE_URL and pgbench)
   bank        1000 accounts: account-locks vs the bank-wide mutex in memory (c=64, work 1ms), and
-              PostgreSQL atomic transfers vs pgbench running the same transfer (16 clients)
+              PostgreSQL atomic transfers vs pgbench running the same transfer, and racebank's own
+              statements (16 clients)
   bank-pg     only the PostgreSQL part of `bank`, with pgbench also running racebank's own transfer
               statements (the SQL alone, without HTTP)
   pg-atomic   issue 19's target: racebank --store postgres --mode atomic --pool-size 16 read by
