@@ -13,7 +13,10 @@ Sections (all by default):
   postgres    the PostgreSQL store: atomic through racebank vs pgbench's bare UPDATE, and every mode
               with work none and 1ms (needs PostgreSQL at DATABASE_URL and pgbench)
   bank        1000 accounts: account-locks vs the bank-wide mutex in memory (c=64, work 1ms), and
-              PostgreSQL atomic transfers vs pgbench running the same transfer (16 clients)
+              PostgreSQL atomic transfers vs pgbench running the same transfer, and racebank's own
+              statements (16 clients)
+  bank-pg     only the PostgreSQL part of `bank`, with pgbench also running racebank's own transfer
+              statements (the SQL alone, without HTTP)
   pg-atomic   issue 19's target: racebank --store postgres --mode atomic --pool-size 16 read by
               racebank-load -c 16 deposits, against pgbench -n -c 16 -j 2 running one bare conditional
               UPDATE (simple protocol), 3 alternating rounds of 4 s, in a scratch database dropped after
@@ -691,35 +694,97 @@ def section_bank(args):
     return "\n\n".join(out)
 
 
+# pgbench's side of the bank: `to` never equals `from` (racebank answers 422 to that, and
+# racebank-load never sends it).
+BANK_PGBENCH_PICK = (f"\\set from random(1, {BANK_ACCOUNTS})\n"
+                     f"\\set to 1 + (:from + random(0, {BANK_ACCOUNTS - 2})) % {BANK_ACCOUNTS}\n"
+                     "\\set amount random(1, 5)\n")
+
+# racebank's two atomic transfer statements (a copy of DEBIT_FIRST and CREDIT_FIRST in
+# src/store/postgres/bank/atomic.rs with its entry!), `{bank}` for the bank's key, pgbench's
+# variables for the rest: the one whose first write is the smaller id runs, as racebank picks it.
+BANK_RACEBANK_SQL = """\\if :from < :to
+WITH debited AS (UPDATE racebank.bank_accounts SET balance = balance - :amount::int8, replaced = balance,
+ version = version + 1, debits = debits + :amount::int8, deposits = deposits + 0, withdrawals = withdrawals + 0,
+ transfers = transfers + 1, transfer_sum = transfer_sum + :amount::int8, retries = retries + 0,
+ deadlocks = deadlocks + 0
+ WHERE bank = '{bank}' AND id = :from::text AND CASE WHEN cardinality('{{}}'::text[]) = 0 THEN balance >= :amount::int8
+ ELSE (SELECT sum(h.balance) FROM racebank.bank_accounts h WHERE h.bank = '{bank}' AND h.id = ANY('{{}}'::text[]))
+ >= :amount::int8 END RETURNING balance),
+ credited AS (UPDATE racebank.bank_accounts SET balance = balance + :amount::int8, replaced = balance,
+ version = version + 1, credits = credits + :amount::int8
+ WHERE bank = '{bank}' AND id = :to::text AND EXISTS (SELECT FROM debited)
+ AND balance <= 9223372036854775807 - :amount::int8 RETURNING balance)
+ SELECT (SELECT balance FROM debited), (SELECT balance FROM credited),
+ CASE WHEN :to::text IS NOT NULL AND EXISTS (SELECT FROM debited) AND NOT EXISTS (SELECT FROM credited)
+ THEN racebank.bank_move_refused(:to::text) END;
+\\else
+WITH credited AS (UPDATE racebank.bank_accounts SET balance = balance + :amount::int8, replaced = balance,
+ version = version + 1, credits = credits + :amount::int8, deposits = deposits + 0, withdrawals = withdrawals + 0,
+ transfers = transfers + 1, transfer_sum = transfer_sum + :amount::int8, retries = retries + 0,
+ deadlocks = deadlocks + 0
+ WHERE bank = '{bank}' AND id = :to::text AND balance <= 9223372036854775807 - :amount::int8 RETURNING balance),
+ debited AS (UPDATE racebank.bank_accounts SET balance = balance - :amount::int8, replaced = balance,
+ version = version + 1, debits = debits + :amount::int8
+ WHERE bank = '{bank}' AND id = :from::text AND EXISTS (SELECT FROM credited) AND CASE WHEN cardinality('{{}}'::text[]) = 0
+ THEN balance >= :amount::int8 ELSE (SELECT sum(h.balance) FROM racebank.bank_accounts h WHERE h.bank = '{bank}'
+ AND h.id = ANY('{{}}'::text[])) >= :amount::int8 END RETURNING balance)
+ SELECT (SELECT balance FROM debited), (SELECT balance FROM credited),
+ CASE WHEN :from::text IS NOT NULL AND EXISTS (SELECT FROM credited) AND NOT EXISTS (SELECT FROM debited)
+ THEN racebank.bank_move_refused(:from::text) END;
+\\endif
+"""
+
+
 def bank_postgres(args):
     """PostgreSQL atomic transfers through racebank against pgbench running the same two-row
-    transfer (one statement: the debit with its funds check, then the credit) on a table of its own."""
+    transfer (one statement: the debit with its funds check, then the credit) on a table of its own,
+    and pgbench running racebank's own statements on a bank of its own (the SQL alone)."""
     clients = 16
     table_name = f"bench_bank_{os.getpid()}"
-    pg_psql(f"CREATE TABLE {table_name} (id int PRIMARY KEY, balance bigint NOT NULL); "
-            f"INSERT INTO {table_name} SELECT n, {BANK_OPENING} FROM generate_series(1, {BANK_ACCOUNTS}) n")
-    script = (f"\\set from random(1, {BANK_ACCOUNTS})\n\\set to random(1, {BANK_ACCOUNTS})\n"
-              "\\set amount random(1, 5)\n"
-              f"WITH debit AS (UPDATE {table_name} SET balance = balance - :amount "
-              "WHERE id = :from AND balance >= :amount RETURNING balance), "
-              f"credit AS (UPDATE {table_name} SET balance = balance + :amount "
-              "WHERE id = :to AND EXISTS (SELECT 1 FROM debit) RETURNING balance) "
-              "SELECT (SELECT balance FROM debit), (SELECT balance FROM credit);\n")
+    sql_bank = pg_account("bank-sql")
     command = racebank_bank("atomic", "none", ["--store", "postgres", "--database-url", PG_URL,
                                                "--account", pg_account("bank"), "--pool-size", str(clients)])
+    bare = (BANK_PGBENCH_PICK
+            + f"WITH debit AS (UPDATE {table_name} SET balance = balance - :amount "
+            "WHERE id = :from AND balance >= :amount RETURNING balance), "
+            f"credit AS (UPDATE {table_name} SET balance = balance + :amount "
+            "WHERE id = :to AND EXISTS (SELECT 1 FROM debit) RETURNING balance) "
+            "SELECT (SELECT balance FROM debit), (SELECT balance FROM credit);\n")
+    ours = BANK_PGBENCH_PICK + BANK_RACEBANK_SQL.format(bank=sql_bank).replace("\n ", " ")
+    pg_psql(f"CREATE TABLE {table_name} (id int PRIMARY KEY, balance bigint NOT NULL); "
+            f"INSERT INTO {table_name} SELECT n, {BANK_OPENING} FROM generate_series(1, {BANK_ACCOUNTS}) n")
     try:
+        # The server migrates the schema (racebank.bank_accounts and its functions) before the SQL
+        # alone gets its rows.
         with server(command) as url:
+            pg_psql("INSERT INTO racebank.bank_accounts (bank, id, balance, opening) "
+                    f"SELECT '{sql_bank}', n::text, {BANK_OPENING}, {BANK_OPENING} "
+                    f"FROM generate_series(1, {BANK_ACCOUNTS}) n")
             contenders = [("racebank atomic (HTTP)", lambda: run_bank_load(url, args.seconds, clients)[:2]),
-                          ("pgbench, the same transfer", lambda: run_pgbench(script, args.seconds, clients))]
+                          ("pgbench, the same transfer", lambda: run_pgbench(bare, args.seconds, clients)),
+                          ("pgbench, racebank's statements", lambda: run_pgbench(ours, args.seconds, clients))]
             results, _ = alternate(contenders, args.rounds)
     finally:
-        pg_psql(f"DROP TABLE IF EXISTS {table_name}")
+        pg_psql(f"DROP TABLE IF EXISTS {table_name}; "
+                f"DELETE FROM racebank.bank_accounts WHERE bank = '{sql_bank}'")
     medians = {name: statistics.median(values) for name, values in results.items()}
     pgbench = medians["pgbench, the same transfer"]
     rows = [[name, f"{medians[name]:,.0f}", f"{medians[name] / pgbench:.2f}x",
              ", ".join(f"{r:,.0f}" for r in results[name])] for name in medians]
     return (f"#### PostgreSQL atomic, {clients} clients (racebank's pool {clients}), --work none\n\n"
-            + table(["contender", "transfers/s", "/ pgbench", "rounds"], rows))
+            + table(["contender", "transfers/s", "/ pgbench", "rounds"], rows)
+            + f"\n\nload average after: {os.getloadavg()[0]:.2f}")
+
+
+def section_bank_pg(args):
+    """Only the PostgreSQL part of `bank`."""
+    missing = [tool for tool in ("pgbench", "psql") if not shutil.which(tool)]
+    if missing:
+        return f"### The bank on PostgreSQL\n\nskipped: {', '.join(missing)} not installed"
+    return (f"### The bank on PostgreSQL ({BANK_ACCOUNTS} accounts, transfers of 1..5 between random "
+            f"accounts; {args.rounds} alternating rounds of {args.seconds} s, medians)\n\n"
+            + bank_postgres(args))
 
 
 # --- pg-atomic: single-account PostgreSQL atomic against pgbench at 16 clients (issue 19) ------
@@ -869,7 +934,7 @@ def section_checker(args):
 SECTIONS = {"strategies": section_strategies, "clients": section_clients,
             "server": section_server, "memory": section_memory, "burst": section_burst,
             "postgres": section_postgres, "redis": section_redis, "bank": section_bank,
-            "pg-atomic": section_pg_atomic, "bank-rate": section_bank_rate, "checker": section_checker}
+            "bank-pg": section_bank_pg, "pg-atomic": section_pg_atomic, "bank-rate": section_bank_rate, "checker": section_checker}
 
 
 def main():

@@ -29,6 +29,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "entries_in_the_account_row",
         include_str!("migrations/0005_entries_in_the_account_row.sql"),
     ),
+    (
+        6,
+        "bank_entries_in_the_account_rows",
+        include_str!("migrations/0006_bank_entries_in_the_account_rows.sql"),
+    ),
 ];
 
 /// The advisory lock every starting replica queues on (the one-number key space; account locks use

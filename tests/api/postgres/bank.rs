@@ -65,6 +65,13 @@ async fn spawn_one_bank(name: &str, mode: &str, order: LockOrder, bank: &BankSpe
     replicas.pop().expect("one replica")
 }
 
+/// One `atomic` server of a new bank, without work (no rendezvous: requests may go one at a time).
+async fn spawn_atomic_without_work(name: &str, bank: &BankSpec) -> (AccountId, TestApp) {
+    let (account, mut replicas) =
+        spawn_bank(name, 1, ("atomic", "none", LockOrder::Id), bank).await;
+    (account, replicas.pop().expect("one replica"))
+}
+
 /// `GET /accounts`.
 async fn accounts(app: &TestApp) -> AccountsBody {
     let response = app.get("/accounts").await;
@@ -191,17 +198,23 @@ async fn household_withdrawals(name: &str, mode: &str) -> (Vec<StatusCode>, Bank
 
     let (alice, bob) = tokio::join!(withdraw(&app, "alice", 80), withdraw(&app, "bob", 80));
 
-    let mut statuses = vec![alice.status(), bob.status()];
-    for response in [alice, bob] {
+    let statuses = sorted_statuses([alice, bob], "household-limit").await;
+    (statuses, bank_stats(&app).await)
+}
+
+/// The statuses of `responses`, sorted, every 409 among them checked to be a `problem`.
+async fn sorted_statuses(responses: [Response; 2], problem: &str) -> Vec<StatusCode> {
+    let mut statuses: Vec<StatusCode> = responses.iter().map(Response::status).collect();
+    for response in responses {
         if response.status() == StatusCode::CONFLICT {
             assert_eq!(
                 problem_type(response).await,
-                "urn:racebank:problem:household-limit"
+                format!("urn:racebank:problem:{problem}")
             );
         }
     }
     statuses.sort();
-    (statuses, bank_stats(&app).await)
+    statuses
 }
 
 #[tokio::test]
@@ -262,21 +275,125 @@ async fn a_for_update_read_is_one_snapshot_and_its_total_is_exact() {
     assert_eq!((read.read.as_str(), read.total), ("snapshot", 300));
 }
 
-#[tokio::test]
-async fn atomic_transfers_keep_every_unit_and_refuse_what_the_balance_does_not_cover() {
-    let bank = spec(&[("a", 15), ("b", 0)], &[]);
-    let app = spawn_one_bank("pg-bank-atomic", "atomic", LockOrder::Id, &bank).await;
+/// Two transfers of 10 at once from `from` (holding 15) to `to` (holding 0), in `atomic`: one
+/// passes and one is refused for its funds; the stats after.
+async fn two_atomic_transfers_one_covered(name: &str, from: &str, to: &str) -> BankStats {
+    let bank = spec(&[(from, 15), (to, 0)], &[]);
+    let app = spawn_one_bank(name, "atomic", LockOrder::Id, &bank).await;
 
-    let (first, second) = tokio::join!(transfer(&app, "a", "b", 10), transfer(&app, "a", "b", 10));
+    let (first, second) = tokio::join!(transfer(&app, from, to, 10), transfer(&app, from, to, 10));
 
-    let mut statuses = vec![first.status(), second.status()];
-    statuses.sort();
+    let statuses = sorted_statuses([first, second], "insufficient-funds").await;
     assert_eq!(statuses, [StatusCode::OK, StatusCode::CONFLICT]);
     let stats = bank_stats(&app).await;
-    assert_eq!((balance(&stats, "a"), balance(&stats, "b")), (5, 10));
+    assert_eq!((balance(&stats, from), balance(&stats, to)), (5, 10));
     assert_eq!(
-        (stats.transfers, stats.refused, stats.lost_updates),
-        (1, 1, 0)
+        (
+            stats.transfers,
+            stats.transfer_sum,
+            stats.refused,
+            stats.lost_updates
+        ),
+        (1, 10, 1, 0)
+    );
+    stats
+}
+
+#[tokio::test]
+async fn atomic_transfers_keep_every_unit_and_refuse_what_the_balance_does_not_cover() {
+    // a -> b: the debited account sorts first, so its row is written first.
+    two_atomic_transfers_one_covered("pg-bank-atomic", "a", "b").await;
+}
+
+#[tokio::test]
+async fn atomic_transfers_to_the_smaller_id_credit_first_and_a_refused_debit_undoes_its_credit() {
+    // b -> a: the credited account sorts first, so its row is written first.
+    let stats = two_atomic_transfers_one_covered("pg-bank-atomic-credit", "b", "a").await;
+    // The refused transfer's credit left nothing in a's books: exactly what it holds is expected.
+    assert!(stats.accounts.iter().all(|a| a.drift == 0), "{stats:?}");
+}
+
+#[tokio::test]
+async fn atomic_transfers_that_would_overflow_the_credit_are_refused_in_either_order_and_change_nothing(
+) {
+    // a -> m debits first and m's credit is refused after it; z -> m credits m first, refused.
+    let bank = spec(&[("a", 100), ("m", i64::MAX - 5), ("z", 100)], &[]);
+    let (_, app) = spawn_atomic_without_work("pg-bank-atomic-overflow", &bank).await;
+
+    for from in ["a", "z"] {
+        let response = transfer(&app, from, "m", 10).await;
+
+        assert_eq!(
+            response.status(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{from}"
+        );
+        assert_eq!(
+            problem_type(response).await,
+            "urn:racebank:problem:balance-overflow"
+        );
+    }
+    let stats = bank_stats(&app).await;
+    let balances: Vec<i64> = stats.accounts.iter().map(|a| a.balance).collect();
+    assert_eq!(balances, [100, i64::MAX - 5, 100]);
+    assert_eq!((stats.transfers, stats.transfer_sum), (0, 0));
+    assert!(stats.accounts.iter().all(|a| a.drift == 0), "{stats:?}");
+}
+
+#[tokio::test]
+async fn atomic_household_check_reads_its_snapshot_so_a_withdrawal_held_at_its_row_lets_write_skew_through(
+) {
+    let bank = spec(&[("alice", 50), ("bob", 50)], &[&["alice", "bob"]]);
+    let (account, app) = spawn_atomic_without_work("pg-bank-skew-atomic", &bank).await;
+    // Another transaction holds alice's row: her withdrawal's statement takes its snapshot, sums
+    // the household in it (100), and waits for the row.
+    let mut holder = sql().await;
+    let holder = holder.transaction().await.unwrap();
+    holder
+        .execute(
+            "SELECT FROM racebank.bank_accounts WHERE bank = $1 AND id = 'alice' FOR UPDATE",
+            &[&account.as_str()],
+        )
+        .await
+        .unwrap();
+    let holder_pid: i32 = holder
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let watcher = sql().await;
+
+    let (alice, bob) = tokio::join!(withdraw(&app, "alice", 80), async {
+        // Bob's withdrawal runs while alice's waits, sees the household at 100 too, and commits.
+        loop {
+            let waiting: i64 = watcher
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))",
+                    &[&holder_pid],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            if waiting > 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        let bob = withdraw(&app, "bob", 80).await;
+        holder.rollback().await.unwrap();
+        bob
+    });
+
+    // Alice's check was judged in her snapshot, where bob still held 50: both pass.
+    assert_eq!(
+        (alice.status(), bob.status()),
+        (StatusCode::OK, StatusCode::OK)
+    );
+    let stats = bank_stats(&app).await;
+    assert_eq!(stats.households_below_zero, 1, "{stats:?}");
+    assert_eq!(
+        (stats.total, stats.withdrawals, stats.lost_updates),
+        (-60, 2, 0)
     );
 }
 

@@ -3,21 +3,30 @@
 //!
 //! The debit's check is on its own row (`balance >= $amount`): PostgreSQL re-evaluates it on the
 //! newest version of the row after waiting for any writer ahead, so no two debits can both pass
-//! on one balance. The credit happens only if the debit did (it reads the debit's RETURNING), so
-//! a transfer is applied whole or not at all, and its ledger entry is in the same statement. The
-//! row that sorts first by id is locked first, so two transfers in opposite directions take their
-//! locks in the same order and never deadlock.
+//! on one balance. A transfer is applied whole or not at all, its ledger entry in the same
+//! statement (in the first row it writes, [`entry!`]), and it writes its two rows and nothing else.
+//!
+//! The two rows are locked in id order, so two transfers in opposite directions never deadlock,
+//! and no lock is taken but the writes' own: there are two statements, and a transfer runs the one
+//! whose first write is the account that sorts first. [`DEBIT_FIRST`] debits with the funds
+//! check, then credits with the overflow check; [`CREDIT_FIRST`] credits, then debits. The second
+//! write happens only if the first did, and when its own check refuses it, the statement calls
+//! `racebank.bank_move_refused` (migration 0006), whose error rolls the whole statement back, the
+//! first write with it. A deposit is a credit alone, a withdrawal a debit alone.
 //!
 //! A household's check is a subquery summing the household, and that is NOT safe at READ
 //! COMMITTED: the subquery reads the statement's snapshot, not the rows as they are when the lock
 //! is granted, and two withdrawals from two members each see the other's account as it was. Both
-//! pass and the household ends below zero: write skew, in one statement. Kept as the lesson.
+//! pass and the household ends below zero: write skew, in one statement. Kept as the lesson; a test
+//! shows it by holding one member's row while the other withdraws (`tests/api/postgres/bank.rs`).
 //!
-//! When the statement moves nothing, the same statement's snapshot says what the balances were,
-//! and the request is refused with them, as the memory store refuses. The snapshot can be older
-//! than the row the check judged; if it would have allowed the move, the statement runs again.
+//! When the statement moves nothing, a read of the balances says why, and the request is refused
+//! with them, as the memory store refuses. The read runs only then, after the statement: if it
+//! would have allowed the move (the balances moved in between), the statement runs again.
 
-use super::ledger::{counted, Count, Redos};
+use tokio_postgres::error::SqlState;
+
+use super::ledger::{entry, Count, Redos};
 use super::section::{self, Attempt, Redo};
 use super::BankDatabase;
 use crate::domain::bank::{BankSpec, Move};
@@ -25,47 +34,85 @@ use crate::domain::error::AccountError;
 use crate::domain::work::Work;
 use crate::store::postgres::failure;
 
-/// The move and its entry: `$7` the debited id or NULL, `$8` the credited id or NULL, `$9` the
-/// debited account's household (empty when none), `$10` the ids read to decide. Answers the
-/// balance debited, the balance credited (NULL where nothing was written), and the balances of
-/// `$10` in the statement's snapshot.
-const MOVE: &str = counted!(
-    "first AS (
-        SELECT FROM racebank.bank_accounts
-        WHERE bank = $1 AND id = least($7::text, $8::text)
-        FOR UPDATE
-    ), debited AS (
-        UPDATE racebank.bank_accounts
-        SET balance = balance - $4::int8, replaced = balance, version = version + 1,
-            debits = debits + $4::int8
-        WHERE bank = $1 AND id = $7::text AND EXISTS (SELECT FROM first)
-          AND CASE WHEN cardinality($9::text[]) = 0 THEN balance >= $4::int8
+/// Whether the debited account's balance (or, for a household's member, the household's sum:
+/// the subquery of the lesson) covers `$8` the amount; `$11` the household's ids, empty when none.
+macro_rules! covered {
+    () => {
+        "CASE WHEN cardinality($11::text[]) = 0 THEN balance >= $8::int8
               ELSE (SELECT sum(h.balance) FROM racebank.bank_accounts h
-                    WHERE h.bank = $1 AND h.id = ANY($9::text[])) >= $4::int8 END
-          AND ($8::text IS NULL OR (SELECT c.balance FROM racebank.bank_accounts c
-              WHERE c.bank = $1 AND c.id = $8::text) <= 9223372036854775807 - $4::int8)
+                    WHERE h.bank = $1 AND h.id = ANY($11::text[])) >= $8::int8 END"
+    };
+}
+
+/// The debit, then the credit only if the debit happened: withdrawals (`$10` NULL) and transfers
+/// whose debited id sorts first. `$8` the amount, `$9` the debited id, `$10` the credited id or
+/// NULL, `$11` the household; the entry ([`entry!`]) in the debited row. Answers the balance
+/// debited and the balance credited, NULL where nothing was written; a credit refused after its
+/// debit (the balance would overflow, or the row is gone) fails the statement (SQLSTATE
+/// [`REFUSED_AFTER_FIRST_WRITE`]), which undoes the debit.
+const DEBIT_FIRST: &str = concat!(
+    "WITH debited AS (
+        UPDATE racebank.bank_accounts
+        SET balance = balance - $8::int8, replaced = balance, version = version + 1,
+            debits = debits + $8::int8, ",
+    entry!(),
+    "
+        WHERE bank = $1 AND id = $9::text AND ",
+    covered!(),
+    "
         RETURNING balance
     ), credited AS (
         UPDATE racebank.bank_accounts
-        SET balance = balance + $4::int8, replaced = balance, version = version + 1,
-            credits = credits + $4::int8
-        WHERE bank = $1 AND id = $8::text AND EXISTS (SELECT FROM first)
-          AND CASE WHEN $7::text IS NULL THEN balance <= 9223372036854775807 - $4::int8
-              ELSE EXISTS (SELECT FROM debited) END
+        SET balance = balance + $8::int8, replaced = balance, version = version + 1,
+            credits = credits + $8::int8
+        WHERE bank = $1 AND id = $10::text AND EXISTS (SELECT FROM debited)
+          AND balance <= 9223372036854775807 - $8::int8
         RETURNING balance
-    ), done AS (SELECT FROM debited UNION ALL SELECT FROM credited)",
-    "SELECT (SELECT balance FROM debited), (SELECT balance FROM credited),
-        ARRAY(SELECT a.balance FROM unnest($10::text[]) WITH ORDINALITY AS s(id, n)
-              JOIN racebank.bank_accounts a ON a.bank = $1 AND a.id = s.id ORDER BY s.n)"
+    )
+    SELECT (SELECT balance FROM debited), (SELECT balance FROM credited),
+        CASE WHEN $10::text IS NOT NULL AND EXISTS (SELECT FROM debited)
+                  AND NOT EXISTS (SELECT FROM credited)
+            THEN racebank.bank_move_refused($10::text) END"
 );
+
+/// The credit, then the debit only if the credit happened: deposits (`$9` NULL) and transfers
+/// whose credited id sorts first; the parameters and the answer of [`DEBIT_FIRST`], the entry in
+/// the credited row. A debit refused after its credit fails the statement, which undoes the
+/// credit.
+const CREDIT_FIRST: &str = concat!(
+    "WITH credited AS (
+        UPDATE racebank.bank_accounts
+        SET balance = balance + $8::int8, replaced = balance, version = version + 1,
+            credits = credits + $8::int8, ",
+    entry!(),
+    "
+        WHERE bank = $1 AND id = $10::text AND balance <= 9223372036854775807 - $8::int8
+        RETURNING balance
+    ), debited AS (
+        UPDATE racebank.bank_accounts
+        SET balance = balance - $8::int8, replaced = balance, version = version + 1,
+            debits = debits + $8::int8
+        WHERE bank = $1 AND id = $9::text AND EXISTS (SELECT FROM credited) AND ",
+    covered!(),
+    "
+        RETURNING balance
+    )
+    SELECT (SELECT balance FROM debited), (SELECT balance FROM credited),
+        CASE WHEN $9::text IS NOT NULL AND EXISTS (SELECT FROM credited)
+                  AND NOT EXISTS (SELECT FROM debited)
+            THEN racebank.bank_move_refused($9::text) END"
+);
+
+/// The SQLSTATE of `racebank.bank_move_refused`: nothing was written, the move was refused.
+const REFUSED_AFTER_FIRST_WRITE: &str = "RB409";
 
 /// The statement's own parameters for one move.
 struct Params<'a> {
     from: Option<&'a str>,
     to: Option<&'a str>,
+    amount: i64,
     household: Vec<&'a str>,
     reads: Vec<usize>,
-    read_ids: Vec<&'a str>,
 }
 
 impl<'a> Params<'a> {
@@ -81,13 +128,21 @@ impl<'a> Params<'a> {
             .iter()
             .map(|&p| database.id(p))
             .collect();
-        let reads = mv.reads(spec);
         Self {
             from: from.map(|p| database.id(p)),
             to: to.map(|p| database.id(p)),
+            amount: mv.amount().get(),
             household,
-            read_ids: reads.iter().map(|&p| database.id(p)).collect(),
-            reads,
+            reads: mv.reads(spec),
+        }
+    }
+
+    /// The statement that writes the account whose id sorts first first.
+    fn statement(&self) -> &'static str {
+        match (self.from, self.to) {
+            (Some(from), Some(to)) if to < from => CREDIT_FIRST,
+            (Some(_), _) => DEBIT_FIRST,
+            (None, _) => CREDIT_FIRST,
         }
     }
 }
@@ -101,11 +156,11 @@ pub(super) async fn apply(
 ) -> Result<Vec<i64>, AccountError> {
     work.run().await?;
     let client = database.client().await?;
+    let params = Params::of(database, spec, mv);
     let statement = client
-        .prepare_cached(MOVE)
+        .prepare_cached(params.statement())
         .await
         .map_err(|e| failure::before_write("preparing the move", &e))?;
-    let params = Params::of(database, spec, mv);
     let mut redo = Redo::new(max_retries);
     let outcome = loop {
         let attempt = attempt(
@@ -125,8 +180,8 @@ pub(super) async fn apply(
     redo.finish(database, outcome).await
 }
 
-/// The statement, once: the balances written, or the refusal its snapshot explains, or a conflict
-/// when the snapshot would have allowed the move.
+/// The statement, once: the balances written, or the refusal a read of the balances explains, or
+/// a conflict when that read would have allowed the move.
 async fn attempt(
     client: &deadpool_postgres::Object,
     statement: &tokio_postgres::Statement,
@@ -138,51 +193,59 @@ async fn attempt(
 ) -> Result<Vec<i64>, Attempt> {
     failure::still_open(client, "moving the money").map_err(Attempt::Failed)?;
     let count = Count::of(mv, redos);
-    let [bank, shard, kind, amount, retries, deadlocks] = count.params(database);
-    let row = client
+    let [bank, deposits, withdrawals, transfers, transfer_sum, retries, deadlocks] =
+        count.params(database);
+    let answer = client
         .query_one(
             statement,
             &[
                 bank,
-                shard,
-                kind,
-                amount,
+                deposits,
+                withdrawals,
+                transfers,
+                transfer_sum,
                 retries,
                 deadlocks,
+                &params.amount,
                 &params.from,
                 &params.to,
                 &params.household,
-                &params.read_ids,
             ],
         )
-        .await
-        .map_err(section::during("moving the money"))?;
+        .await;
+    match answer {
+        Ok(row) => {
+            if let Some(written) = written(mv, &row)? {
+                return Ok(written);
+            }
+        }
+        Err(error) if error.code().map(SqlState::code) == Some(REFUSED_AFTER_FIRST_WRITE) => {}
+        Err(error) => return Err(section::during("moving the money")(error)),
+    }
+    let seen = section::read(client, database, &params.reads).await?;
+    match mv.settle(spec, &section::balances(&seen)) {
+        Err(refusal) => Err(Attempt::Failed(refusal.into())),
+        // The balances moved since the statement judged them: run it again.
+        Ok(_) => Err(Attempt::Conflict { deadlock: false }),
+    }
+}
+
+/// The balances the statement wrote, in [`Move::writes`] order, or `None` when it moved nothing.
+fn written(mv: Move, row: &tokio_postgres::Row) -> Result<Option<Vec<i64>>, Attempt> {
     let undecodable = |e: tokio_postgres::Error| {
         Attempt::Failed(failure::undecodable("the move's answer", &e.to_string()))
     };
     let debited: Option<i64> = row.try_get(0).map_err(undecodable)?;
     let credited: Option<i64> = row.try_get(1).map_err(undecodable)?;
     match (mv, debited, credited) {
-        (Move::Deposit { .. }, _, Some(balance)) | (Move::Withdraw { .. }, Some(balance), _) => {
-            return Ok(vec![balance])
-        }
-        (Move::Transfer { .. }, Some(from), Some(to)) => return Ok(vec![from, to]),
-        (Move::Transfer { to, .. }, Some(_), None) => {
-            return Err(Attempt::Failed(super::ledger::missing(database, to)))
-        }
-        _ => {}
-    }
-    let snapshot: Vec<i64> = row.try_get(2).map_err(undecodable)?;
-    if snapshot.len() != params.reads.len() {
-        return Err(Attempt::Failed(super::ledger::missing(
-            database,
-            params.reads[0],
-        )));
-    }
-    let read: Vec<(usize, i64)> = params.reads.iter().copied().zip(snapshot).collect();
-    match mv.settle(spec, &read) {
-        Err(refusal) => Err(Attempt::Failed(refusal.into())),
-        // The snapshot is older than the row the check judged: run the statement again.
-        Ok(_) => Err(Attempt::Conflict { deadlock: false }),
+        (Move::Deposit { .. }, None, Some(balance))
+        | (Move::Withdraw { .. }, Some(balance), None) => Ok(Some(vec![balance])),
+        (Move::Transfer { .. }, Some(from), Some(to)) => Ok(Some(vec![from, to])),
+        (_, None, None) => Ok(None),
+        // Each statement writes both sides or fails: anything else is a fault of the statement.
+        _ => Err(Attempt::Failed(failure::undecodable(
+            "the move's answer",
+            "one side of the move written without the other",
+        ))),
     }
 }

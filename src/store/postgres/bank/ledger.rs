@@ -1,12 +1,13 @@
-//! The bank's ledger in PostgreSQL: each account's counters in its own row, the bank-wide counts
-//! in `racebank.bank_ledger` shards, so that `/stats` of any replica describes every replica's
-//! writes.
+//! The bank's ledger in PostgreSQL: each account's counters in its own row, and the bank-wide
+//! counts in the rows too, so that `/stats` of any replica describes every replica's writes.
 //!
 //! A write changes an account's balance and its counters in one `UPDATE`; the move's bank-wide
-//! entry (a deposit, a withdrawal or a transfer, and the redos it needed) rides along with its
-//! last write, in the same statement ([`counted!`]). Refusals, and the redos of a request that
-//! wrote nothing, are upserts of their own ([`record`]): they change no balance, so the identity
-//! `total == expected_total + money_created - money_destroyed` never depends on them.
+//! entry (a deposit, a withdrawal or a transfer, and the redos it needed) is added to counters of
+//! one of the rows the move writes, in the same `UPDATE` ([`entry!`], migration 0006), so a move
+//! writes its own rows and nothing else. Refusals, and the redos of a request that wrote nothing,
+//! are upserts of their own into `racebank.bank_ledger` shards ([`record`]): they change no
+//! balance, so the identity `total == expected_total + money_created - money_destroyed` never
+//! depends on them. `/stats` adds the rows' counters to the shards' ([`read`]).
 
 use deadpool_postgres::{GenericClient, Object};
 
@@ -23,44 +24,26 @@ pub(super) const OPEN: &str = "
     SELECT $1, s.id, s.opening, s.opening FROM unnest($2::text[], $3::int8[]) AS s(id, opening)
     ON CONFLICT (bank, id) DO NOTHING";
 
-/// Wraps the CTEs of a write (the last of them named `done`, one row when the move was applied)
-/// so that the same statement adds the move's bank-wide entry to a shard.
-///
-/// Parameters: `$1` bank, `$2` shard, `$3` the move counted (`deposit`, `withdrawal`,
-/// `transfer`), or NULL when another write of the move counts it, `$4` the amount, `$5` redos,
-/// `$6` deadlocks redone; the write's own start at `$7`.
-macro_rules! counted {
-    ($ctes:literal, $answer:literal) => {
-        concat!(
-            "WITH ",
-            $ctes,
-            ", counted AS (
-                INSERT INTO racebank.bank_ledger AS l (bank, shard, deposits, withdrawals,
-                    transfers, transfer_sum, retries, deadlocks)
-                SELECT $1, $2::int2, ($3::text = 'deposit')::int, ($3::text = 'withdrawal')::int,
-                    ($3::text = 'transfer')::int,
-                    CASE WHEN $3::text = 'transfer' THEN $4::int8 ELSE 0 END, $5::int8, $6::int8
-                WHERE $3::text IS NOT NULL AND EXISTS (SELECT FROM done)
-                ON CONFLICT (bank, shard) DO UPDATE SET
-                    deposits = l.deposits + excluded.deposits,
-                    withdrawals = l.withdrawals + excluded.withdrawals,
-                    transfers = l.transfers + excluded.transfers,
-                    transfer_sum = l.transfer_sum + excluded.transfer_sum,
-                    retries = l.retries + excluded.retries,
-                    deadlocks = l.deadlocks + excluded.deadlocks
-             ) ",
-            $answer
-        )
+/// The `SET` items that add a move's bank-wide entry to the row an `UPDATE` writes: `$2`
+/// deposits, `$3` withdrawals, `$4` transfers, `$5` the amount transferred, `$6` redos, `$7`
+/// deadlocks redone, all zero when another write of the move carries its entry ([`Count`]). The
+/// write's own parameters start at `$8`, after `$1` the bank.
+macro_rules! entry {
+    () => {
+        "deposits = deposits + $2::int8, withdrawals = withdrawals + $3::int8,
+         transfers = transfers + $4::int8, transfer_sum = transfer_sum + $5::int8,
+         retries = retries + $6::int8, deadlocks = deadlocks + $7::int8"
     };
 }
-pub(super) use counted;
+pub(super) use entry;
 
-/// The parameters `$2` to `$6` of [`counted!`]: a move's bank-wide entry, or none.
-#[derive(Debug, Clone, Copy)]
+/// The parameters `$2` to `$7` of [`entry!`]: a move's bank-wide entry, or none.
+#[derive(Debug, Clone, Copy, Default)]
 pub(super) struct Count {
-    shard: i16,
-    kind: Option<&'static str>,
-    amount: i64,
+    deposits: i64,
+    withdrawals: i64,
+    transfers: i64,
+    transfer_sum: i64,
     retries: i64,
     deadlocks: i64,
 }
@@ -68,15 +51,16 @@ pub(super) struct Count {
 impl Count {
     /// The entry of `mv`, applied after `redos`.
     pub(super) fn of(mv: Move, redos: Redos) -> Self {
-        let kind = match mv {
-            Move::Deposit { .. } => "deposit",
-            Move::Withdraw { .. } => "withdrawal",
-            Move::Transfer { .. } => "transfer",
-        };
+        let one = |yes: bool| i64::from(yes);
         Self {
-            shard: random_shard(),
-            kind: Some(kind),
-            amount: mv.amount().get(),
+            deposits: one(matches!(mv, Move::Deposit { .. })),
+            withdrawals: one(matches!(mv, Move::Withdraw { .. })),
+            transfers: one(matches!(mv, Move::Transfer { .. })),
+            transfer_sum: if matches!(mv, Move::Transfer { .. }) {
+                mv.amount().get()
+            } else {
+                0
+            },
             retries: i64::from(redos.retries),
             deadlocks: i64::from(redos.deadlocks),
         }
@@ -84,25 +68,20 @@ impl Count {
 
     /// No entry: another write of the move carries it.
     pub(super) fn none() -> Self {
-        Self {
-            shard: 0,
-            kind: None,
-            amount: 0,
-            retries: 0,
-            deadlocks: 0,
-        }
+        Self::default()
     }
 
-    /// `$1` to `$6` of a [`counted!`] statement.
+    /// `$1` to `$7` of a statement with an [`entry!`].
     pub(super) fn params<'a>(
         &'a self,
         database: &'a BankDatabase,
-    ) -> [&'a (dyn tokio_postgres::types::ToSql + Sync); 6] {
+    ) -> [&'a (dyn tokio_postgres::types::ToSql + Sync); 7] {
         [
             &database.bank,
-            &self.shard,
-            &self.kind,
-            &self.amount,
+            &self.deposits,
+            &self.withdrawals,
+            &self.transfers,
+            &self.transfer_sum,
             &self.retries,
             &self.deadlocks,
         ]
@@ -168,23 +147,31 @@ pub(super) async fn record(
         .await
 }
 
-/// Every account's row and the sum of the bank's shards, in the bank's order, in one statement.
-/// Sums are read as text: numeric is wider than any integer tokio-postgres decodes.
+/// Every account's row, and the bank-wide counts: the sums of the counters over the bank's
+/// accounts' rows (a window over the rows read) plus the sums of the bank's shards, in the bank's
+/// order, in one statement. Sums are read as text: numeric is wider than any integer
+/// tokio-postgres decodes.
 const READ: &str = "
     SELECT a.balance, a.opening, a.credits::text, a.debits::text, a.lost_updates,
         a.created::text, a.destroyed::text,
-        l.deposits, l.withdrawals, l.transfers, l.transfer_sum, l.refused, l.deadlocks,
-        l.retries, l.retries_exhausted
+        (l.deposits + coalesce(sum(a.deposits) OVER (), 0))::int8,
+        (l.withdrawals + coalesce(sum(a.withdrawals) OVER (), 0))::int8,
+        (l.transfers + coalesce(sum(a.transfers) OVER (), 0))::int8,
+        (l.transfer_sum + coalesce(sum(a.transfer_sum) OVER (), 0))::text,
+        l.refused,
+        (l.deadlocks + coalesce(sum(a.deadlocks) OVER (), 0))::int8,
+        (l.retries + coalesce(sum(a.retries) OVER (), 0))::int8,
+        l.retries_exhausted
     FROM unnest($2::text[]) WITH ORDINALITY AS s(id, n)
     LEFT JOIN racebank.bank_accounts a ON a.bank = $1 AND a.id = s.id
     CROSS JOIN (
-        SELECT coalesce(sum(deposits), 0)::int8 AS deposits,
-            coalesce(sum(withdrawals), 0)::int8 AS withdrawals,
-            coalesce(sum(transfers), 0)::int8 AS transfers,
-            coalesce(sum(transfer_sum), 0)::text AS transfer_sum,
+        SELECT coalesce(sum(deposits), 0) AS deposits,
+            coalesce(sum(withdrawals), 0) AS withdrawals,
+            coalesce(sum(transfers), 0) AS transfers,
+            coalesce(sum(transfer_sum), 0) AS transfer_sum,
             coalesce(sum(refused), 0)::int8 AS refused,
-            coalesce(sum(deadlocks), 0)::int8 AS deadlocks,
-            coalesce(sum(retries), 0)::int8 AS retries,
+            coalesce(sum(deadlocks), 0) AS deadlocks,
+            coalesce(sum(retries), 0) AS retries,
             coalesce(sum(retries_exhausted), 0)::int8 AS retries_exhausted
         FROM racebank.bank_ledger WHERE bank = $1
     ) l
@@ -292,7 +279,9 @@ pub(super) async fn reset(
              FROM unnest($2::text[], $3::int8[]) AS s(id, balance)
              ON CONFLICT (bank, id) DO UPDATE SET balance = excluded.balance,
                  opening = excluded.opening, replaced = a.balance, version = a.version + 1,
-                 credits = 0, debits = 0, lost_updates = 0, created = 0, destroyed = 0",
+                 credits = 0, debits = 0, lost_updates = 0, created = 0, destroyed = 0,
+                 deposits = 0, withdrawals = 0, transfers = 0, transfer_sum = 0, retries = 0,
+                 deadlocks = 0",
             &[&database.bank, &ids, &balances],
         )
         .await

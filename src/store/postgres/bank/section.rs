@@ -4,7 +4,7 @@
 use deadpool_postgres::GenericClient;
 use tokio_postgres::error::SqlState;
 
-use super::ledger::{counted, Count, Redos, Tally};
+use super::ledger::{entry, Count, Redos, Tally};
 use super::BankDatabase;
 use crate::domain::bank::Move;
 use crate::domain::error::AccountError;
@@ -14,22 +14,21 @@ use crate::store::postgres::failure;
 const READ: &str = "SELECT id, balance, version FROM racebank.bank_accounts
     WHERE bank = $1 AND id = ANY($2::text[])";
 
-/// The blind write of one account, its counters and the move's entry: `$7` id, `$8` the new
-/// balance, `$9` the credit, `$10` the debit, `$11` the balance it was computed from, `$12` the
-/// version it must still have, or NULL. Answers the balance written, or no row if the version
-/// moved. Every right-hand `balance` is the row's under its lock: what this write erases.
-const WRITE: &str = counted!(
-    "written AS (
-        UPDATE racebank.bank_accounts
-        SET balance = $8, replaced = balance, version = version + 1,
-            credits = credits + $9::int8, debits = debits + $10::int8,
-            lost_updates = lost_updates + (balance <> $11::int8)::int,
-            destroyed = destroyed + greatest(balance::numeric - $11::int8, 0),
-            created = created + greatest($11::int8 - balance::numeric, 0)
-        WHERE bank = $1 AND id = $7 AND ($12::int8 IS NULL OR version = $12::int8)
-        RETURNING balance
-    ), done AS (SELECT FROM written)",
-    "SELECT balance FROM written"
+/// The blind write of one account, its counters and the move's entry ([`entry!`]): `$8` id, `$9`
+/// the new balance, `$10` the credit, `$11` the debit, `$12` the balance it was computed from,
+/// `$13` the version it must still have, or NULL. Answers the balance written, or no row if the
+/// version moved. Every right-hand `balance` is the row's under its lock: what this write erases.
+const WRITE: &str = concat!(
+    "UPDATE racebank.bank_accounts
+    SET balance = $9, replaced = balance, version = version + 1,
+        credits = credits + $10::int8, debits = debits + $11::int8,
+        lost_updates = lost_updates + (balance <> $12::int8)::int,
+        destroyed = destroyed + greatest(balance::numeric - $12::int8, 0),
+        created = created + greatest($12::int8 - balance::numeric, 0), ",
+    entry!(),
+    "
+    WHERE bank = $1 AND id = $8 AND ($13::int8 IS NULL OR version = $13::int8)
+    RETURNING balance"
 );
 
 /// What a read saw of one account.
@@ -162,15 +161,17 @@ pub(super) async fn write(
 ) -> Result<Option<i64>, tokio_postgres::Error> {
     let statement = client.prepare_cached(WRITE).await?;
     let (credit, debit) = change(mv, position);
-    let [bank, shard, kind, amount, retries, deadlocks] = count.params(database);
+    let [bank, deposits, withdrawals, transfers, transfer_sum, retries, deadlocks] =
+        count.params(database);
     let row = client
         .query_opt(
             &statement,
             &[
                 bank,
-                shard,
-                kind,
-                amount,
+                deposits,
+                withdrawals,
+                transfers,
+                transfer_sum,
                 retries,
                 deadlocks,
                 &database.id(position),
