@@ -1,8 +1,11 @@
 //! What the sections share: the read of a move's accounts, the blind write with its ledger entry,
 //! and the redo loop of the modes that roll back on a conflict.
 
+use std::collections::HashMap;
+
 use deadpool_postgres::GenericClient;
 use tokio_postgres::error::SqlState;
+use tokio_postgres::Row;
 
 use super::ledger::{entry, Count, Redos, Tally};
 use super::BankDatabase;
@@ -105,11 +108,15 @@ pub(super) async fn read(
         .query(&statement, &[&database.bank, &ids])
         .await
         .map_err(before("reading the balances"))?;
+    // By id, so that a read of every account costs one pass over the rows, not one per account.
+    let by_id: HashMap<&str, &Row> = rows
+        .iter()
+        .filter_map(|row| Some((row.try_get::<_, &str>(0).ok()?, row)))
+        .collect();
     let mut seen = Vec::with_capacity(positions.len());
     for &position in positions {
-        let row = rows
-            .iter()
-            .find(|row| row.try_get::<_, &str>(0).ok() == Some(database.id(position)))
+        let row = by_id
+            .get(database.id(position))
             .ok_or_else(|| Attempt::Failed(super::ledger::missing(database, position)))?;
         let (balance, version) = (row.try_get(1), row.try_get(2));
         let (Ok(balance), Ok(version)) = (balance, version) else {
