@@ -513,26 +513,28 @@ def pg_run_load(urls, seconds):
     return report["rps"], report["latency_ms"]["p99"], report
 
 
-def pg_connection_args():
+def pg_connection_args(database=None):
     url = urllib.parse.urlparse(PG_URL)
     return ["-h", url.hostname or "127.0.0.1", "-p", str(url.port or 5432),
-            "-U", url.username or "postgres", (url.path or "/postgres").lstrip("/")]
+            "-U", url.username or "postgres", database or (url.path or "/postgres").lstrip("/")]
 
 
-def pg_psql(sql):
-    subprocess.run(["psql", "-q", "-v", "ON_ERROR_STOP=1", "-c", sql, *pg_connection_args()],
+def pg_psql(sql, database=None):
+    subprocess.run(["psql", "-q", "-v", "ON_ERROR_STOP=1", "-c", sql, *pg_connection_args(database)],
                    check=True, capture_output=True, text=True, timeout=60)
 
 
-def run_pgbench(script, seconds, clients=PG_CLIENTS):
-    """pgbench with a custom script, prepared statements, no vacuum; returns (tps, mean latency ms)."""
+def run_pgbench(script, seconds, clients=PG_CLIENTS, database=None, options=None):
+    """pgbench with a custom script, prepared statements, no vacuum, on `database` (PG_URL's by
+    default) with the server `options` (PGOPTIONS); returns (tps, mean latency ms)."""
     with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as file:
         file.write(script)
+    env = dict(os.environ, PGOPTIONS=options) if options else None
     try:
         out = subprocess.run(
             ["pgbench", "-n", "-M", "prepared", "-f", file.name, "-c", str(clients), "-j", "2",
-             "-T", str(seconds), *pg_connection_args()],
-            capture_output=True, text=True, timeout=seconds + 60)
+             "-T", str(seconds), *pg_connection_args(database)],
+            capture_output=True, text=True, timeout=seconds + 60, env=env)
     finally:
         os.unlink(file.name)
     tps = re.search(r"tps = ([\d.]+) \(without initial connection time\)", out.stdout)
@@ -739,12 +741,11 @@ WITH credited AS (UPDATE racebank.bank_accounts SET balance = balance + :amount:
 def bank_postgres(args):
     """PostgreSQL atomic transfers through racebank against pgbench running the same two-row
     transfer (one statement: the debit with its funds check, then the credit) on a table of its own,
-    and pgbench running racebank's own statements on a bank of its own (the SQL alone)."""
+    and pgbench running racebank's own statements on a bank of its own (the SQL alone), all in a
+    scratch database made for this run, so that no earlier run's rows or bloat meet them."""
     clients = 16
-    table_name = f"bench_bank_{os.getpid()}"
-    sql_bank = pg_account("bank-sql")
-    command = racebank_bank("atomic", "none", ["--store", "postgres", "--database-url", PG_URL,
-                                               "--account", pg_account("bank"), "--pool-size", str(clients)])
+    table_name = "bench_bank"
+    sql_bank = "bank-sql"
     bare = (BANK_PGBENCH_PICK
             + f"WITH debit AS (UPDATE {table_name} SET balance = balance - :amount "
             "WHERE id = :from AND balance >= :amount RETURNING balance), "
@@ -752,22 +753,31 @@ def bank_postgres(args):
             "WHERE id = :to AND EXISTS (SELECT 1 FROM debit) RETURNING balance) "
             "SELECT (SELECT balance FROM debit), (SELECT balance FROM credit);\n")
     ours = BANK_PGBENCH_PICK + BANK_RACEBANK_SQL.format(bank=sql_bank).replace("\n ", " ")
-    pg_psql(f"CREATE TABLE {table_name} (id int PRIMARY KEY, balance bigint NOT NULL); "
-            f"INSERT INTO {table_name} SELECT n, {BANK_OPENING} FROM generate_series(1, {BANK_ACCOUNTS}) n")
-    try:
+    with pg_scratch_database() as database:
+        pg_psql(f"CREATE TABLE {table_name} (id int PRIMARY KEY, balance bigint NOT NULL); "
+                f"INSERT INTO {table_name} SELECT n, {BANK_OPENING} FROM generate_series(1, {BANK_ACCOUNTS}) n",
+                database)
+        command = racebank_bank("atomic", "none", ["--store", "postgres", "--database-url",
+                                                   pg_scratch_url(database), "--account", "bank",
+                                                   "--pool-size", str(clients)])
         # The server migrates the schema (racebank.bank_accounts and its functions) before the SQL
         # alone gets its rows.
         with server(command) as url:
             pg_psql("INSERT INTO racebank.bank_accounts (bank, id, balance, opening) "
                     f"SELECT '{sql_bank}', n::text, {BANK_OPENING}, {BANK_OPENING} "
-                    f"FROM generate_series(1, {BANK_ACCOUNTS}) n")
+                    f"FROM generate_series(1, {BANK_ACCOUNTS}) n", database)
+            # Statistics, as a database that has been running has them: a generic plan made
+            # before any would guess the tables' sizes.
+            pg_psql(f"ANALYZE racebank.bank_accounts; ANALYZE {table_name}", database)
+            # racebank's connections plan each statement once (plan_cache_mode), and so does pgbench
+            # running the same statements.
             contenders = [("racebank atomic (HTTP)", lambda: run_bank_load(url, args.seconds, clients)[:2]),
-                          ("pgbench, the same transfer", lambda: run_pgbench(bare, args.seconds, clients)),
-                          ("pgbench, racebank's statements", lambda: run_pgbench(ours, args.seconds, clients))]
+                          ("pgbench, the same transfer",
+                           lambda: run_pgbench(bare, args.seconds, clients, database)),
+                          ("pgbench, racebank's statements",
+                           lambda: run_pgbench(ours, args.seconds, clients, database,
+                                               "-c plan_cache_mode=force_generic_plan"))]
             results, _ = alternate(contenders, args.rounds)
-    finally:
-        pg_psql(f"DROP TABLE IF EXISTS {table_name}; "
-                f"DELETE FROM racebank.bank_accounts WHERE bank = '{sql_bank}'")
     medians = {name: statistics.median(values) for name, values in results.items()}
     pgbench = medians["pgbench, the same transfer"]
     rows = [[name, f"{medians[name]:,.0f}", f"{medians[name] / pgbench:.2f}x",
@@ -805,7 +815,7 @@ def pg_scratch_url(database):
 
 @contextmanager
 def pg_scratch_database():
-    """A database of its own for one run (racebank's schema and pgbench's table `t`), dropped after."""
+    """A database of its own for one run (racebank's schema and pgbench's tables), dropped after."""
     database = f"racebank_bench_{os.getpid()}"
     pg_psql(f"CREATE DATABASE {database}")
     try:
@@ -818,7 +828,7 @@ def run_pgbench_simple(database, script, clients, seconds):
     """pgbench -n -c CLIENTS -j 2 -T SECONDS, simple protocol, on `database`; returns tps."""
     with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as file:
         file.write(script)
-    connection = pg_connection_args()[:-1] + [database]
+    connection = pg_connection_args(database)
     try:
         out = subprocess.run(
             ["pgbench", "-n", "-c", str(clients), "-j", "2", "-T", str(seconds), "-f", file.name,
@@ -843,10 +853,7 @@ def section_pg_atomic(args):
     results = {"racebank": [], "pgbench": []}
     verdicts = []
     with pg_scratch_database() as database:
-        pg_psql_in = lambda sql: subprocess.run(  # noqa: E731
-            ["psql", "-q", "-v", "ON_ERROR_STOP=1", "-c", sql, *pg_connection_args()[:-1], database],
-            check=True, capture_output=True, text=True, timeout=60)
-        pg_psql_in("CREATE TABLE t (id int PRIMARY KEY, balance bigint NOT NULL); INSERT INTO t VALUES (1, 0)")
+        pg_psql("CREATE TABLE t (id int PRIMARY KEY, balance bigint NOT NULL); INSERT INTO t VALUES (1, 0)", database)
         command = [RACEBANK, "--store", "postgres", "--database-url", pg_scratch_url(database),
                    "--mode", "atomic", "--work", "none", "--pool-size", str(clients),
                    "--addr", "127.0.0.1:{port}"]

@@ -410,8 +410,18 @@ fn pool(url: &str, pool_size: usize) -> Result<Pool, OpenError> {
     let mut pg_config: tokio_postgres::Config = url.parse().map_err(|e| {
         OpenError::Store(format!("`{}` is not a PostgreSQL URL: {e}", redacted(url)))
     })?;
+    // Generic plans: a statement is planned once per connection, not at every execution. Left
+    // to itself, PostgreSQL keeps planning the bank's transfer (two data-modifying CTEs and a
+    // subquery) anew at each bind, because its custom plans look no dearer than the generic one,
+    // and the planning cost more CPU than the transfer did (BENCHMARKS.md, "The bank"). Every
+    // statement here looks rows up by key, where the generic plan is the custom one.
+    let options = match pg_config.get_options() {
+        Some(given) => format!("{given} -c plan_cache_mode=force_generic_plan"),
+        None => "-c plan_cache_mode=force_generic_plan".to_string(),
+    };
     pg_config
         .application_name("racebank")
+        .options(&options)
         .connect_timeout(CONNECT_TIMEOUT);
     let manager = Manager::from_config(
         pg_config,
