@@ -280,6 +280,20 @@ def section_server(args):
               "counted: what each request costs the server, whatever else the machine is doing.")
 
 
+def machine_busy_seconds():
+    """The CPU time every core has spent on anything but idling so far, from /proc/stat."""
+    with open("/proc/stat") as stat:
+        fields = [int(value) for value in stat.readline().split()[1:]]
+    idle = fields[3] + fields[4]
+    return (sum(fields) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu_seconds():
+    """The CPU time this script's finished children (the load tools) have used so far."""
+    times = os.times()
+    return times.children_user + times.children_system
+
+
 def cpu_seconds(pid):
     """The user + system CPU time a process has used so far, from /proc."""
     with open(f"/proc/{pid}/stat") as stat:
@@ -762,7 +776,7 @@ def bank_postgres(args):
                                                    "--pool-size", str(clients)])
         # The server migrates the schema (racebank.bank_accounts and its functions) before the SQL
         # alone gets its rows.
-        with server(command) as url:
+        with server_process(command) as (url, process):
             pg_psql("INSERT INTO racebank.bank_accounts (bank, id, balance, opening) "
                     f"SELECT '{sql_bank}', n::text, {BANK_OPENING}, {BANK_OPENING} "
                     f"FROM generate_series(1, {BANK_ACCOUNTS}) n", database)
@@ -771,20 +785,48 @@ def bank_postgres(args):
             pg_psql(f"ANALYZE racebank.bank_accounts; ANALYZE {table_name}", database)
             # racebank's connections plan each statement once (plan_cache_mode), and so does pgbench
             # running the same statements.
-            contenders = [("racebank atomic (HTTP)", lambda: run_bank_load(url, args.seconds, clients)[:2]),
-                          ("pgbench, the same transfer",
-                           lambda: run_pgbench(bare, args.seconds, clients, database)),
-                          ("pgbench, racebank's statements",
-                           lambda: run_pgbench(ours, args.seconds, clients, database,
-                                               "-c plan_cache_mode=force_generic_plan"))]
-            results, _ = alternate(contenders, args.rounds)
+            budgets = {}
+            contenders = [
+                ("racebank atomic (HTTP)", lambda: run_bank_load(url, args.seconds, clients)[:2],
+                 process.pid),
+                ("pgbench, the same transfer",
+                 lambda: run_pgbench(bare, args.seconds, clients, database), None),
+                ("pgbench, racebank's statements",
+                 lambda: run_pgbench(ours, args.seconds, clients, database,
+                                     "-c plan_cache_mode=force_generic_plan"), None)]
+            results, _ = alternate([(name, metered(name, measure, pid, args.seconds, budgets))
+                                    for name, measure, pid in contenders], args.rounds)
     medians = {name: statistics.median(values) for name, values in results.items()}
     pgbench = medians["pgbench, the same transfer"]
-    rows = [[name, f"{medians[name]:,.0f}", f"{medians[name] / pgbench:.2f}x",
-             ", ".join(f"{r:,.0f}" for r in results[name])] for name in medians]
+    rows = []
+    for name in medians:
+        machine, client, server_cpu = (statistics.median(part) for part in zip(*budgets[name]))
+        rows.append([name, f"{medians[name]:,.0f}", f"{medians[name] / pgbench:.2f}x", f"{machine:.0f}",
+                     f"{client:.0f}", f"{server_cpu:.0f}" if server_cpu else "-",
+                     f"{machine - client - server_cpu:.0f}", ", ".join(f"{r:,.0f}" for r in results[name])])
     return (f"#### PostgreSQL atomic, {clients} clients (racebank's pool {clients}), --work none\n\n"
-            + table(["contender", "transfers/s", "/ pgbench", "rounds"], rows)
+            + table(["contender", "transfers/s", "/ pgbench", "machine CPU µs / transfer", "load tool",
+                     "racebank server", "the rest (PostgreSQL)", "rounds"], rows)
+            + "\n\nCPU per transfer: the machine's busy time (every core, from /proc/stat) over the "
+              "transfers, and the parts of it the load tool (racebank-load or pgbench) and racebank's "
+              "server used; the rest is PostgreSQL's, and whatever else ran."
             + f"\n\nload average after: {os.getloadavg()[0]:.2f}")
+
+
+def metered(name, measure, server_pid, seconds, budgets):
+    """`measure`, recording into `budgets[name]` the CPU time per transfer of the whole machine, of
+    the load tool, and of racebank's server (`server_pid`, if any)."""
+    def run():
+        machine, tool = machine_busy_seconds(), children_cpu_seconds()
+        server_cpu = cpu_seconds(server_pid) if server_pid else 0.0
+        rps, p99 = measure()
+        per_transfer = 1e6 / (rps * seconds)
+        budgets.setdefault(name, []).append((
+            (machine_busy_seconds() - machine) * per_transfer,
+            (children_cpu_seconds() - tool) * per_transfer,
+            ((cpu_seconds(server_pid) - server_cpu) if server_pid else 0.0) * per_transfer))
+        return rps, p99
+    return run
 
 
 def section_bank_pg(args):
