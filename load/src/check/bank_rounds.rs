@@ -1,8 +1,13 @@
 //! The judgement of `bank --scenario write-skew|double-spend`, from the answers alone, round by
 //! round (each round opens from a reset, so rounds are independent):
-//! - write skew: both withdrawals of a household pair answered 200, and the balances they
-//!   answered sum below zero: each checked the household's total, neither saw the other's debit;
-//! - double spend: more than one withdrawal from an account that covers only one answered 200.
+//! - write skew: both withdrawals of a household pair answered 2xx, and the balances they
+//!   answered sum below zero: each checked the household's total, neither saw the other's debit.
+//!   A bank whose answers say no balance (`--withdraw-balance-pointer` finds none) is judged by
+//!   the amounts: the round's opening money less every withdrawal answered 2xx, which is below
+//!   zero whenever both were (each takes more than half); the witness says so, as it then rests
+//!   on the set-up having opened the round and nothing else moving the money;
+//! - double spend: more than one withdrawal from an account that covers only one answered 2xx
+//!   (the balances are not needed).
 //!
 //! A round with an answer of unknown outcome and no anomaly proves nothing either way.
 
@@ -35,6 +40,8 @@ impl RoundsAnomaly {
 pub struct RoundWitness {
     /// Its number, from 1.
     pub round: u64,
+    /// The money its accounts opened with, together (the set-up before it).
+    pub opening: i64,
     /// Its withdrawals and their answers.
     pub withdrawals: Vec<Withdrawal>,
 }
@@ -48,15 +55,30 @@ impl RoundWitness {
             .count()
     }
 
-    /// The sum of the balances the applied withdrawals answered.
-    pub fn answered_total(&self) -> i128 {
+    /// The sum of the balances the applied withdrawals answered; `None` when one answered none.
+    pub fn answered_total(&self) -> Option<i128> {
         self.withdrawals
             .iter()
             .filter_map(|w| match w.outcome {
-                Outcome::Applied { balance } => Some(i128::from(balance)),
+                Outcome::Applied { balance } => Some(balance.map(i128::from)),
                 _ => None,
             })
             .sum()
+    }
+
+    /// The money left by the amounts: the opening less every withdrawal answered 2xx.
+    pub fn implied_total(&self) -> i128 {
+        let applied: i128 = (self.withdrawals.iter())
+            .filter(|w| matches!(w.outcome, Outcome::Applied { .. }))
+            .map(|w| i128::from(w.amount))
+            .sum();
+        i128::from(self.opening) - applied
+    }
+
+    /// The household's money after the round: as answered, else as the amounts imply.
+    pub fn household(&self) -> i128 {
+        self.answered_total()
+            .unwrap_or_else(|| self.implied_total())
     }
 }
 
@@ -117,7 +139,7 @@ impl RoundsCheck {
             }
         }
         let anomaly = match self.looks_for {
-            RoundsAnomaly::WriteSkew => round.applied() >= 2 && round.answered_total() < 0,
+            RoundsAnomaly::WriteSkew => round.applied() >= 2 && round.household() < 0,
             RoundsAnomaly::DoubleSpend => round.applied() > 1,
         };
         if !anomaly {
@@ -148,7 +170,7 @@ impl RoundsCheck {
 
     fn badness(&self, round: &RoundWitness) -> i128 {
         match self.looks_for {
-            RoundsAnomaly::WriteSkew => -round.answered_total(),
+            RoundsAnomaly::WriteSkew => -round.household(),
             RoundsAnomaly::DoubleSpend => i128::try_from(round.applied()).unwrap_or(i128::MAX),
         }
     }
@@ -161,6 +183,7 @@ mod tests {
     fn round(number: u64, outcomes: &[Outcome]) -> RoundWitness {
         RoundWitness {
             round: number,
+            opening: 100,
             withdrawals: outcomes
                 .iter()
                 .map(|&outcome| Withdrawal {
@@ -177,7 +200,9 @@ mod tests {
     #[test]
     fn write_skew_is_two_applied_below_zero_and_an_unknown_proves_nothing() {
         let mut check = RoundsCheck::new(RoundsAnomaly::WriteSkew);
-        let applied = |balance| Outcome::Applied { balance };
+        let applied = |balance| Outcome::Applied {
+            balance: Some(balance),
+        };
         check.observe(round(1, &[applied(-10), applied(-10)]));
         check.observe(round(2, &[applied(-10), Outcome::Refused]));
         check.observe(round(3, &[applied(-10), Outcome::Unknown]));
@@ -189,9 +214,28 @@ mod tests {
     }
 
     #[test]
+    fn write_skew_without_answered_balances_is_judged_by_the_amounts() {
+        let mut check = RoundsCheck::new(RoundsAnomaly::WriteSkew);
+        let silent = Outcome::Applied { balance: None };
+        let mut skewed = round(1, &[silent, silent]);
+        for withdrawal in &mut skewed.withdrawals {
+            withdrawal.amount = 60;
+        }
+        assert_eq!(skewed.answered_total(), None);
+        assert_eq!(skewed.household(), -20, "100 less 60 and 60");
+        check.observe(skewed);
+        let mut covered = round(2, &[silent, silent]);
+        covered.withdrawals[0].amount = 40;
+        check.observe(covered);
+        check.observe(round(3, &[silent, Outcome::Refused]));
+        assert_eq!((check.anomalies, check.held), (1, 2));
+        assert_eq!(check.worst.map(|r| r.household()), Some(-20));
+    }
+
+    #[test]
     fn double_spend_is_more_than_one_applied() {
         let mut check = RoundsCheck::new(RoundsAnomaly::DoubleSpend);
-        let one = Outcome::Applied { balance: 1 };
+        let one = Outcome::Applied { balance: None };
         check.observe(round(1, &[one]));
         check.observe(round(2, &[one, Outcome::Refused, Outcome::Refused]));
         check.observe(round(3, &[one, one, Outcome::Refused]));

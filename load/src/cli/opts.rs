@@ -414,8 +414,8 @@ impl BankOpts {
 impl BankOpts {
     /// The rounds run `--scenario write-skew|double-spend` describes.
     pub fn to_rounds(&self) -> anyhow::Result<RoundsLoad> {
-        let targets = self.to_bank()?.targets;
-        let url = targets[0].clone();
+        let bank = self.to_bank()?;
+        let url = bank.targets[0].clone();
         let mut load = match self.household.as_slice() {
             _ if self.scenario == BankScenario::DoubleSpend => {
                 RoundsLoad::double_spend(url, self.account.clone())
@@ -423,7 +423,7 @@ impl BankOpts {
             [a, b] if a != b => RoundsLoad::write_skew(url, [a.clone(), b.clone()], self.total),
             _ => anyhow::bail!("--household names two distinct accounts: --household alice,bob"),
         };
-        load.targets = targets;
+        (load.targets, load.api) = (bank.targets, bank.api);
         if let Attack::DoubleSpend { min, max, .. } = &mut load.attack {
             (*min, *max) = (
                 self.withdrawals.min.unsigned_abs(),

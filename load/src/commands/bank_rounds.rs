@@ -1,9 +1,13 @@
 //! `bank --scenario write-skew` and `--scenario double-spend`: rounds of concurrent withdrawals,
-//! each round opened by `POST /bank/reset`, judged round by round from the answers.
+//! each round opened by the bank API's set-up (`POST /bank/reset` for racebank), judged round by
+//! round from the answers.
 //!
 //! With several replicas, withdrawal `i` of a round goes to replica `i % n`, so the two members
 //! of a write-skew pair are withdrawn from on two replicas at once: a guard in one process then
-//! sees only one of them. The bank is checked and reset through the first.
+//! sees only one of them. The bank is opened and read through the first, with the API's set-up
+//! and read-all routes: racebank's accounts are looked for before its reset (which opens only
+//! accounts it holds, so a missing one is named with the command that makes it), another bank's
+//! after its set-up (which may be what creates them).
 
 use std::time::Instant;
 
@@ -13,6 +17,7 @@ use crate::check::bank_rounds::{RoundWitness, RoundsAnomaly, RoundsCheck};
 use crate::engine::bank_probe::{BankProbe, ReadFailure};
 use crate::engine::bank_rounds::{Outcome, RoundSender};
 use crate::output::bank_rounds::{RoundsReport, RoundsSetup};
+use crate::plan::bank_api::BankApi;
 use crate::plan::bank_rounds::{Attack, RoundsLoad};
 use crate::plan::target::Target;
 
@@ -25,22 +30,14 @@ pub async fn bank_rounds(load: RoundsLoad) -> anyhow::Result<RoundsReport> {
         .map(Target::new)
         .collect::<Result<_, _>>()?;
     let first = targets.first().context("no URL to send the rounds to")?;
-    // The rounds speak racebank's own routes.
-    let api = crate::plan::bank_api::BankApi::default();
-    let probe = BankProbe::new(first, (&load.headers, &api), load.timeout)?;
-    let sender = RoundSender::new(&targets, &load.headers, load.timeout)?;
+    let api = (&load.headers[..], &load.api);
+    let probe = BankProbe::new(first, api, load.timeout)?;
+    let sender = RoundSender::new(&targets, api, load.timeout)?;
     let openings = load.attack.openings();
     let (ids, balances): (Vec<String>, Vec<i64>) = openings.iter().cloned().unzip();
-    check_accounts(&probe, &load.attack, &ids).await?;
-    probe
-        .reset(&ids, Some(&balances))
-        .await
-        .context("cannot open the bank")?;
-    if targets.len() > 1 {
-        probe.shared_by(&targets, &probe.opened().await?).await?;
-    }
+    open_bank(&probe, &load, &targets).await?;
     if let Attack::WriteSkew { .. } = load.attack {
-        check_household(&sender, &load.attack).await?;
+        check_household(&sender, &load.attack, &load.api).await?;
     }
     let looks_for = match load.attack {
         Attack::WriteSkew { .. } => RoundsAnomaly::WriteSkew,
@@ -58,6 +55,7 @@ pub async fn bank_rounds(load: RoundsLoad) -> anyhow::Result<RoundsReport> {
         latencies.extend(withdrawals.iter().map(|w| w.latency_us));
         check.observe(RoundWitness {
             round: round + 1,
+            opening: load.attack.opening_total(),
             withdrawals,
         });
     }
@@ -83,6 +81,28 @@ pub async fn bank_rounds(load: RoundsLoad) -> anyhow::Result<RoundsReport> {
     Ok(RoundsReport::new(setup, check, &mut latencies, elapsed))
 }
 
+/// Opens the bank for the first time, making sure it holds every account the attack withdraws
+/// from, and that every replica shares it.
+async fn open_bank(probe: &BankProbe, load: &RoundsLoad, targets: &[Target]) -> anyhow::Result<()> {
+    let (ids, balances): (Vec<String>, Vec<i64>) = load.attack.openings().into_iter().unzip();
+    let judged = (&load.attack, &load.api);
+    if load.api.racebank {
+        check_accounts(&racebank_accounts(probe, &load.attack).await?, judged)?;
+    }
+    probe
+        .reset(&ids, Some(&balances))
+        .await
+        .context("cannot open the bank")?;
+    let opened = probe.opened().await?;
+    if !load.api.racebank {
+        check_accounts(&opened, judged)?;
+    }
+    if targets.len() > 1 {
+        probe.shared_by(targets, &opened).await?;
+    }
+    Ok(())
+}
+
 /// How to start racebank so that it holds what `attack` needs.
 pub(crate) fn start_hint(attack: &Attack) -> String {
     let opens: Vec<String> = attack
@@ -101,43 +121,72 @@ pub(crate) fn start_hint(attack: &Attack) -> String {
     }
 }
 
-/// Makes sure the bank holds every account the attack withdraws from.
-async fn check_accounts(probe: &BankProbe, attack: &Attack, ids: &[String]) -> anyhow::Result<()> {
-    let held = probe.accounts().await.map_err(|failure| match failure {
+/// racebank's accounts before its reset; a failure to read them names the server this scenario
+/// needs.
+async fn racebank_accounts(
+    probe: &BankProbe,
+    attack: &Attack,
+) -> anyhow::Result<Vec<(String, i64)>> {
+    probe.accounts().await.map_err(|failure| match failure {
         ReadFailure::Gone(reason) | ReadFailure::Unreadable(reason) => anyhow::anyhow!(
             "cannot read the bank: {reason} (this scenario needs `{}`)",
             start_hint(attack)
         ),
-    })?;
-    let missing: Vec<&str> = ids
-        .iter()
-        .filter(|id| !held.iter().any(|(held, _)| held == *id))
-        .map(String::as_str)
+    })
+}
+
+/// Makes sure `held`, the bank's accounts, has every account the attack withdraws from.
+fn check_accounts(
+    held: &[(String, i64)],
+    (attack, api): (&Attack, &BankApi),
+) -> anyhow::Result<()> {
+    let missing: Vec<String> = (attack.openings().into_iter())
+        .map(|(id, _)| id)
+        .filter(|id| !held.iter().any(|(held, _)| held == id))
         .collect();
-    anyhow::ensure!(
-        missing.is_empty(),
-        "the bank holds no account {}: start the server with `{}` (or name its accounts with --household or --account)",
-        missing.join(", "),
-        start_hint(attack)
-    );
-    Ok(())
+    if missing.is_empty() {
+        return Ok(());
+    }
+    if api.racebank {
+        anyhow::bail!(
+            "the bank holds no account {}: start the server with `{}` (or name its accounts with --household or --account)",
+            missing.join(", "),
+            start_hint(attack)
+        )
+    }
+    anyhow::bail!(
+        "the bank holds no account {} after its set-up (--setup): name its accounts with --household or --account",
+        missing.join(", ")
+    )
 }
 
 /// Makes sure the pair is a household: one member alone may withdraw more than it holds.
-async fn check_household(sender: &RoundSender, attack: &Attack) -> anyhow::Result<()> {
+async fn check_household(
+    sender: &RoundSender,
+    attack: &Attack,
+    api: &BankApi,
+) -> anyhow::Result<()> {
     let withdrawals = attack.withdrawals(0);
     let Some(lone) = withdrawals.first() else {
         return Ok(());
     };
     let answer = sender.round(std::slice::from_ref(lone)).await?;
+    let pair = (attack.openings().into_iter())
+        .map(|(id, _)| id)
+        .collect::<Vec<_>>()
+        .join(" and ");
+    let remedy = if api.racebank {
+        format!("start the server with `{}`", start_hint(attack))
+    } else {
+        "write skew needs two accounts of which the bank guards the sum, not each balance"
+            .to_string()
+    };
     match answer.first().map(|w| (w.outcome, w.status)) {
         Some((Outcome::Applied { .. }, _)) => Ok(()),
         Some((Outcome::Refused, _)) => anyhow::bail!(
-            "{} alone may not withdraw {} (refused): {} are not a household; start the server with `{}`",
+            "{} alone may not withdraw {} (refused): {pair} are not a household; {remedy}",
             lone.0,
             lone.1,
-            attack.openings().iter().map(|(id, _)| id.as_str()).collect::<Vec<_>>().join(" and "),
-            start_hint(attack)
         ),
         other => anyhow::bail!(
             "a lone withdrawal of {} from {} was not answered as expected ({other:?}): cannot run the write-skew rounds",

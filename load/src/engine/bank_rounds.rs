@@ -1,28 +1,31 @@
 //! One round of `bank --scenario write-skew|double-spend`: every withdrawal of the round sent at
 //! once (each on its own connection, released together by a barrier; withdrawal `i` to replica
-//! `i % n`), and what each answer says.
+//! `i % n`), and what each answer says. Each withdrawal is the bank API's (`--withdraw`,
+//! `--withdraw-body`, racebank's by default), with the user's headers.
 //! The engine judges nothing; [`crate::check::bank_rounds`] does.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use racebank::wire::bank::paths;
-use racebank::wire::{AmountBody, BalanceBody, Effect, ProblemType};
+use racebank::wire::{Effect, ProblemType};
 use serde::Serialize;
 use tokio::sync::Barrier;
 
-use crate::plan::api::Header;
+use crate::plan::api::{BalancePointer, Header};
+use crate::plan::bank_api::BankApi;
 use crate::plan::target::Target;
 
 /// What the answer to one withdrawal says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case", tag = "outcome")]
 pub enum Outcome {
-    /// 2xx with the balance written.
+    /// 2xx: applied.
     Applied {
-        /// The account's balance after the withdrawal, as the answer gives it.
-        balance: i64,
+        /// The account's balance after the withdrawal, as the answer gives it; `None` when the
+        /// answer has none where `--withdraw-balance-pointer` points.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        balance: Option<i64>,
     },
     /// Refused (409, `insufficient-funds` or `household-limit`): not applied.
     Refused,
@@ -54,13 +57,15 @@ pub(crate) struct RoundSender {
     client: reqwest::Client,
     targets: Vec<Target>,
     headers: Vec<Header>,
+    api: BankApi,
 }
 
 impl RoundSender {
-    /// A sender to `targets` (at least one), giving up on each request after `timeout`.
+    /// A sender of `api`'s withdrawals with `headers` to `targets` (at least one), giving up on
+    /// each request after `timeout`.
     pub(crate) fn new(
         targets: &[Target],
-        headers: &[Header],
+        (headers, api): (&[Header], &BankApi),
         timeout: Duration,
     ) -> anyhow::Result<Self> {
         let client = reqwest::Client::builder()
@@ -75,6 +80,7 @@ impl RoundSender {
             client,
             targets: targets.to_vec(),
             headers: headers.to_vec(),
+            api: api.clone(),
         })
     }
 
@@ -86,18 +92,14 @@ impl RoundSender {
         let barrier = Arc::new(Barrier::new(withdrawals.len()));
         let mut tasks = Vec::with_capacity(withdrawals.len());
         for (i, (account, amount)) in withdrawals.iter().enumerate() {
-            let target = &self.targets[i % self.targets.len()];
-            let url = target.url_of(&paths::account(account, "withdraw"))?;
-            let mut request = self.client.post(url).json(&AmountBody { amount: *amount });
-            for header in &self.headers {
-                request = request.header(header.name.clone(), header.value.clone());
-            }
+            let request = self.request(i, account, *amount)?;
             let barrier = barrier.clone();
+            let pointer = self.api.withdrawn_balance.clone();
             let (account, amount) = (account.clone(), *amount);
             tasks.push(tokio::spawn(async move {
                 barrier.wait().await;
                 let started = Instant::now();
-                let (status, outcome) = classify(request.send().await).await;
+                let (status, outcome) = classify(request.send().await, &pointer).await;
                 Withdrawal {
                     account,
                     amount,
@@ -116,10 +118,35 @@ impl RoundSender {
         }
         Ok(answers)
     }
+
+    /// Withdrawal `i` of a round: `amount` from `account`, to replica `i % n`.
+    fn request(
+        &self,
+        i: usize,
+        account: &str,
+        amount: i64,
+    ) -> anyhow::Result<reqwest::RequestBuilder> {
+        let (path, body) = self.api.withdrawal(account, amount);
+        let url = self.targets[i % self.targets.len()].url_of(&path)?;
+        let mut request = (self.client)
+            .request(self.api.withdraw.method.clone(), url)
+            .body(body);
+        if !(self.headers.iter()).any(|h| h.name == reqwest::header::CONTENT_TYPE) {
+            request = request.header(reqwest::header::CONTENT_TYPE, "application/json");
+        }
+        for header in &self.headers {
+            request = request.header(header.name.clone(), header.value.clone());
+        }
+        Ok(request)
+    }
 }
 
-/// What one answer says, as `bank`'s engine classifies a transfer.
-async fn classify(sent: reqwest::Result<reqwest::Response>) -> (Option<u16>, Outcome) {
+/// What one answer says, as `bank`'s engine classifies a transfer; `pointer` finds the balance
+/// in a 2xx answer.
+async fn classify(
+    sent: reqwest::Result<reqwest::Response>,
+    pointer: &BalancePointer,
+) -> (Option<u16>, Outcome) {
     let response = match sent {
         Ok(response) => response,
         Err(error) if error.is_connect() => return (None, Outcome::Rejected),
@@ -131,16 +158,9 @@ async fn classify(sent: reqwest::Result<reqwest::Response>) -> (Option<u16>, Out
         return (code, Outcome::Unknown);
     };
     if status.is_success() {
-        return match serde_json::from_slice::<BalanceBody>(&body) {
-            Ok(answer) => (
-                code,
-                Outcome::Applied {
-                    balance: answer.balance,
-                },
-            ),
-            // Applied, but the answer does not say the balance: the check cannot use it.
-            Err(_) => (code, Outcome::Unknown),
-        };
+        // Applied; an answer that does not say the balance leaves it unknown.
+        let balance = pointer.read(&body);
+        return (code, Outcome::Applied { balance });
     }
     let effect = ProblemType::of_document(&body).map(ProblemType::effect);
     if status.as_u16() == 409 || effect == Some(Effect::Refused) {

@@ -132,15 +132,22 @@ fn witness(looks_for: RoundsAnomaly, round: Option<&RoundWitness>) -> String {
                 .withdrawals
                 .iter()
                 .filter_map(|w| match w.outcome {
-                    Outcome::Applied { balance } => Some(format!("{} {balance}", w.account)),
+                    Outcome::Applied {
+                        balance: Some(balance),
+                    } => Some(format!("{} {balance}", w.account)),
+                    Outcome::Applied { balance: None } => Some(format!("{} ?", w.account)),
                     _ => None,
                 })
                 .collect();
+            let by = match round.answered_total() {
+                Some(_) => "",
+                None => " by the amounts",
+            };
             format!(
-                "round {}, {}: household {}",
+                "round {}, {}: household {}{by}",
                 round.round,
                 sides.join(" and "),
-                round.answered_total()
+                round.household()
             )
         }
         RoundsAnomaly::DoubleSpend => format!(

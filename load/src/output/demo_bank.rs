@@ -128,7 +128,7 @@ impl SkewRow {
             rounds: check.rounds,
             write_skew: check.anomalies,
             held: check.held,
-            lowest: check.worst.as_ref().map(RoundWitness::answered_total),
+            lowest: check.worst.as_ref().map(RoundWitness::household),
             verdict: report.verdict,
         }
     }

@@ -1,5 +1,5 @@
-//! The shape of a bank API for `bank`: the transfer, read-all and set-up routes, their body
-//! templates, and JSON pointers to the balances in a read-all answer.
+//! The shape of a bank API for `bank`: the transfer, withdrawal, read-all and set-up routes, their
+//! body templates, and JSON pointers to the balances in a read-all answer and in a withdrawal's.
 //!
 //! The defaults are racebank's own bank ([`racebank::wire::bank`]). Another bank describes itself
 //! with routes (`POST /v2/moves`, the path may name `{from}` and `{to}`), a transfer body
@@ -9,7 +9,10 @@
 //! value (`""`: the value is the balance). The set-up opens the bank: one request naming every
 //! opening balance that is not 0 (`{balances}`, a JSON object of id to balance; the others open
 //! at 0, as racebank's reset does), or, when the route or body names
-//! `{account}`, one request per account with `{balance}`.
+//! `{account}`, one request per account with `{balance}`. The rounds of `write-skew` and
+//! `double-spend` withdraw (`POST /v2/accts/{account}/debits`, a body naming `{account}` and
+//! `{amount}`) and find the balance left in the 2xx answer (`--withdraw-balance-pointer`), where a
+//! bank that answers none leaves it unknown.
 
 use std::fmt::Write as _;
 
@@ -18,10 +21,12 @@ use bytes::Bytes;
 use racebank::wire::bank::{paths, AccountsBody};
 use serde_json::Value;
 
-use crate::plan::api::RouteTemplate;
+use crate::plan::api::{BalancePointer, RouteTemplate};
 
 /// racebank's transfer body.
 pub(crate) const DEFAULT_TRANSFER_BODY: &str = r#"{"from":"{from}","to":"{to}","amount":{amount}}"#;
+/// racebank's withdrawal body.
+pub(crate) const DEFAULT_WITHDRAW_BODY: &str = r#"{"amount":{amount}}"#;
 /// racebank's reset body.
 pub(crate) const DEFAULT_SETUP_BODY: &str = r#"{"balances":{balances}}"#;
 
@@ -221,6 +226,12 @@ pub struct BankApi {
     pub transfer: Route,
     /// The transfer body.
     pub transfer_body: Template,
+    /// The withdrawal route of the rounds (`write-skew`, `double-spend`).
+    pub withdraw: Route,
+    /// The withdrawal body.
+    pub withdraw_body: Template,
+    /// Where a withdrawal's 2xx answer has the balance left.
+    pub withdrawn_balance: BalancePointer,
     /// The route that reads every balance.
     pub read: Route,
     /// Where the balances are in its answer.
@@ -238,6 +249,12 @@ pub struct BankApiSpec {
     pub transfer: RouteTemplate,
     /// `--transfer-body`.
     pub transfer_body: String,
+    /// `--withdraw`.
+    pub withdraw: RouteTemplate,
+    /// `--withdraw-body`.
+    pub withdraw_body: String,
+    /// `--withdraw-balance-pointer`.
+    pub withdraw_balance_pointer: String,
     /// `--read-all`.
     pub read: RouteTemplate,
     /// `--accounts-pointer`.
@@ -261,6 +278,12 @@ impl Default for BankApiSpec {
         BankApiSpec {
             transfer: route(hyper::Method::POST, paths::TRANSFERS),
             transfer_body: DEFAULT_TRANSFER_BODY.to_string(),
+            withdraw: route(
+                hyper::Method::POST,
+                &paths::account("{account}", "withdraw"),
+            ),
+            withdraw_body: DEFAULT_WITHDRAW_BODY.to_string(),
+            withdraw_balance_pointer: "/balance".to_string(),
             read: route(hyper::Method::GET, paths::ACCOUNTS),
             accounts_pointer: "/accounts".to_string(),
             id_pointer: "/id".to_string(),
@@ -297,6 +320,15 @@ impl BankApiSpec {
             "--transfer-body",
         )?;
         check_json(&transfer_body, "--transfer-body")?;
+        let withdraw = Route::new(&self.withdraw, &["{account}"], "--withdraw")?;
+        let withdraw_body = Template::parse(
+            &self.withdraw_body,
+            &["{account}", "{amount}"],
+            "--withdraw-body",
+        )?;
+        check_json(&withdraw_body, "--withdraw-body")?;
+        let withdrawn_balance = BalancePointer::parse(&self.withdraw_balance_pointer)
+            .map_err(|error| anyhow::anyhow!("--withdraw-balance-pointer {error}"))?;
         let read = Route::new(&self.read, &[], "--read-all")?;
         let setup_route = Route::new(&self.setup, &["{account}"], "--setup")?;
         let per_account = setup_route.path.names(&Piece::Account);
@@ -328,6 +360,9 @@ impl BankApiSpec {
         Ok(BankApi {
             transfer,
             transfer_body,
+            withdraw,
+            withdraw_body,
+            withdrawn_balance,
             read,
             balances,
             setup: SetUp {
@@ -366,6 +401,19 @@ impl BankApi {
             amount,
             ..Fill::default()
         }))
+    }
+
+    /// The path and body of a withdrawal of `amount` from `account`.
+    pub(crate) fn withdrawal(&self, account: &str, amount: i64) -> (String, Bytes) {
+        let fill = Fill {
+            amount,
+            account,
+            ..Fill::default()
+        };
+        (
+            self.withdraw.path.render(&fill),
+            Bytes::from(self.withdraw_body.render(&fill)),
+        )
     }
 
     /// The balances of a read-all answer, each with its id, in the answer's order; `None` when
@@ -469,6 +517,9 @@ mod tests {
         BankApiSpec {
             transfer: "PUT /v2/accts/{from}/moves".parse().unwrap(),
             transfer_body: r#"{"dst": "{to}", "cents": {amount}}"#.into(),
+            withdraw: "POST /v2/accts/{account}/debits".parse().unwrap(),
+            withdraw_body: r#"{"acct": "{account}", "cents": {amount}}"#.into(),
+            withdraw_balance_pointer: "/data/acct/cents".into(),
             read: "GET /v2/accts".parse().unwrap(),
             accounts_pointer: "/data/accts".into(),
             id_pointer: "/name".into(),
@@ -488,6 +539,14 @@ mod tests {
             Bytes::from_static(br#"{"from":"0","to":"1","amount":5}"#)
         );
         assert_eq!(api.transfer.fixed().as_deref(), Some("/transfers"));
+        assert_eq!(
+            api.withdrawal("alice", 60),
+            (
+                "/accounts/alice/withdraw".to_string(),
+                Bytes::from_static(br#"{"amount":60}"#)
+            )
+        );
+        assert_eq!(api.withdrawn_balance.read(br#"{"balance":-10}"#), Some(-10));
         let setup = api.setup_requests(&["0".into(), "1".into()], &[100, 0]);
         assert_eq!(
             setup,
@@ -516,6 +575,16 @@ mod tests {
             api.transfer_body("a", "b", 3),
             Bytes::from_static(br#"{"dst": "b", "cents": 3}"#)
         );
+        assert_eq!(
+            api.withdrawal("h1", 60),
+            (
+                "/v2/accts/h1/debits".to_string(),
+                Bytes::from_static(br#"{"acct": "h1", "cents": 60}"#)
+            )
+        );
+        let debited = br#"{"data": {"acct": {"name": "h1", "cents": "-10"}}}"#;
+        assert_eq!(api.withdrawn_balance.read(debited), Some(-10));
+        assert_eq!(api.withdrawn_balance.read(br#"{"ok": true}"#), None);
         let setup = api.setup_requests(&["a".into(), "b".into()], &[7, 0]);
         assert_eq!(
             setup[1],
@@ -562,6 +631,27 @@ mod tests {
                 },
             ),
             (
+                "a withdrawal naming a transfer's placeholder",
+                BankApiSpec {
+                    withdraw: "POST /v2/accts/{from}/debits".parse().unwrap(),
+                    ..other()
+                },
+            ),
+            (
+                "a withdrawal body naming the set-up's balance",
+                BankApiSpec {
+                    withdraw_body: r#"{"cents": {balance}}"#.into(),
+                    ..other()
+                },
+            ),
+            (
+                "a withdrawal's pointer without /",
+                BankApiSpec {
+                    withdraw_balance_pointer: "data.acct.cents".into(),
+                    ..other()
+                },
+            ),
+            (
                 "a body that is not JSON",
                 BankApiSpec {
                     transfer_body: "from={from}".into(),
@@ -584,7 +674,8 @@ mod tests {
             ),
         ];
         for (case, spec) in cases {
-            assert!(spec.build().is_err(), "{case}");
+            let error = format!("{:#}", spec.build().expect_err(case));
+            assert!(!error.contains('\n'), "{case}: {error}");
         }
     }
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use reqwest::Url;
 
 use crate::plan::api::Header;
+use crate::plan::bank_api::BankApi;
 
 /// What each round sends.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,6 +42,11 @@ impl Attack {
     /// two exceed it, and no more than the total, so one alone is covered.
     pub fn skew_amount(total: i64) -> i64 {
         (total / 2 + (total / 10).max(1)).min(total)
+    }
+
+    /// The money a round's accounts open with, together: the household's, or the account's.
+    pub fn opening_total(&self) -> i64 {
+        self.openings().iter().map(|(_, balance)| balance).sum()
     }
 
     /// The balances a round opens with (accounts not named open at 0).
@@ -91,6 +97,8 @@ pub struct RoundsLoad {
     pub targets: Vec<Url>,
     /// Headers sent with every request (`-H`).
     pub headers: Vec<Header>,
+    /// The bank's withdrawal, set-up and read-all routes (racebank's by default).
+    pub api: BankApi,
     /// What each round sends.
     pub attack: Attack,
     /// How many rounds.
@@ -105,6 +113,7 @@ impl RoundsLoad {
         RoundsLoad {
             targets: vec![url],
             headers: Vec::new(),
+            api: BankApi::default(),
             attack: Attack::WriteSkew { members, total },
             rounds: 20,
             timeout: Duration::from_secs(10),
@@ -117,6 +126,7 @@ impl RoundsLoad {
         RoundsLoad {
             targets: vec![url],
             headers: Vec::new(),
+            api: BankApi::default(),
             attack: Attack::DoubleSpend {
                 account,
                 fund: 10,
@@ -145,6 +155,7 @@ mod tests {
             total: 100,
         };
         assert_eq!(attack.openings(), [("a".into(), 50), ("b".into(), 50)]);
+        assert_eq!(attack.opening_total(), 100);
         assert_eq!(attack.withdrawals(7), [("a".into(), 60), ("b".into(), 60)]);
     }
 
