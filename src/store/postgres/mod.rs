@@ -410,15 +410,7 @@ fn pool(url: &str, pool_size: usize) -> Result<Pool, OpenError> {
     let mut pg_config: tokio_postgres::Config = url.parse().map_err(|e| {
         OpenError::Store(format!("`{}` is not a PostgreSQL URL: {e}", redacted(url)))
     })?;
-    // Generic plans: a statement is planned once per connection, not at every execution. Left
-    // to itself, PostgreSQL keeps planning the bank's transfer (two data-modifying CTEs and a
-    // subquery) anew at each bind, because its custom plans look no dearer than the generic one,
-    // and the planning cost more CPU than the transfer did (BENCHMARKS.md, "The bank"). Every
-    // statement here looks rows up by key, where the generic plan is the custom one.
-    let options = match pg_config.get_options() {
-        Some(given) => format!("{given} -c plan_cache_mode=force_generic_plan"),
-        None => "-c plan_cache_mode=force_generic_plan".to_string(),
-    };
+    let options = with_generic_plans(pg_config.get_options());
     pg_config
         .application_name("racebank")
         .options(&options)
@@ -440,6 +432,23 @@ fn pool(url: &str, pool_size: usize) -> Result<Pool, OpenError> {
         .map_err(|e| OpenError::Store(format!("cannot build the PostgreSQL pool: {e}")))
 }
 
+/// The connection's server options: `given` (the URL's `options`), and generic plans unless
+/// `given` chooses a plan cache mode itself.
+///
+/// With generic plans a statement is planned once per connection, not at every execution. Left to
+/// itself, PostgreSQL keeps planning the bank's transfer (two data-modifying CTEs and a subquery)
+/// anew at each bind, because its custom plans look no dearer than the generic one, and the
+/// planning cost more CPU than the transfer did (BENCHMARKS.md, "The bank"). Every statement here
+/// looks rows up by key, where the generic plan is the custom one.
+fn with_generic_plans(given: Option<&str>) -> String {
+    const GENERIC: &str = "-c plan_cache_mode=force_generic_plan";
+    match given {
+        Some(given) if given.contains("plan_cache_mode") => given.to_string(),
+        Some(given) if !given.trim().is_empty() => format!("{given} {GENERIC}"),
+        _ => GENERIC.to_string(),
+    }
+}
+
 /// The URL without its password, for messages.
 fn redacted(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
@@ -456,7 +465,7 @@ fn redacted(url: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{redacted, Strategy};
+    use super::{redacted, with_generic_plans, Strategy};
     use crate::domain::mode::{StoreKind, MATRIX};
 
     #[test]
@@ -465,6 +474,21 @@ mod tests {
             let runs = row.mode.runs_on(StoreKind::Postgres);
             assert_eq!(Strategy::of(row.mode, 1).is_some(), runs, "{}", row.name);
         }
+    }
+
+    #[test]
+    fn connections_plan_once_unless_the_url_chooses_a_plan_cache_mode() {
+        let generic = "-c plan_cache_mode=force_generic_plan";
+        assert_eq!(with_generic_plans(None), generic);
+        assert_eq!(with_generic_plans(Some("")), generic);
+        assert_eq!(
+            with_generic_plans(Some("-c statement_timeout=5s")),
+            format!("-c statement_timeout=5s {generic}")
+        );
+        assert_eq!(
+            with_generic_plans(Some("-c plan_cache_mode=auto")),
+            "-c plan_cache_mode=auto"
+        );
     }
 
     #[test]
