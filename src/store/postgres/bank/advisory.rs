@@ -12,7 +12,7 @@
 //! redone like any conflict).
 
 use super::ledger::Redos;
-use super::section::{self, balances, before, during, Attempt, Redo};
+use super::section::{self, balances, before, during, redone, Attempt};
 use super::BankDatabase;
 use crate::domain::bank::{BankSpec, Move};
 use crate::domain::error::AccountError;
@@ -31,14 +31,15 @@ pub(super) async fn apply(
     let mut locks = mv.reads(spec);
     spec.sort_by_id(&mut locks);
     let mut client = database.client().await?;
-    let mut redo = Redo::new(max_retries);
-    let outcome = loop {
-        let attempt = attempt(&mut client, database, spec, work, mv, &locks, redo.redos()).await;
-        if let Some(outcome) = redo.after(attempt).await {
-            break outcome;
-        }
-    };
-    redo.finish(database, outcome).await
+    redone!(database, max_retries, |redos| attempt(
+        &mut client,
+        database,
+        spec,
+        work,
+        mv,
+        &locks,
+        redos
+    ))
 }
 
 /// The section, once, in one transaction; dropping it on any early return rolls it back.

@@ -27,7 +27,7 @@
 use tokio_postgres::error::SqlState;
 
 use super::ledger::{entry, Count, Redos};
-use super::section::{self, Attempt, Redo};
+use super::section::{self, redone, Attempt};
 use super::BankDatabase;
 use crate::domain::bank::{BankSpec, Move};
 use crate::domain::error::AccountError;
@@ -161,23 +161,9 @@ pub(super) async fn apply(
         .prepare_cached(params.statement())
         .await
         .map_err(|e| failure::before_write("preparing the move", &e))?;
-    let mut redo = Redo::new(max_retries);
-    let outcome = loop {
-        let attempt = attempt(
-            &client,
-            &statement,
-            database,
-            spec,
-            mv,
-            &params,
-            redo.redos(),
-        )
-        .await;
-        if let Some(outcome) = redo.after(attempt).await {
-            break outcome;
-        }
-    };
-    redo.finish(database, outcome).await
+    redone!(database, max_retries, |redos| attempt(
+        &client, &statement, database, spec, mv, &params, redos
+    ))
 }
 
 /// The statement, once: the balances written, or the refusal a read of the balances explains, or

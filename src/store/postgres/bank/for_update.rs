@@ -10,7 +10,7 @@
 //! a second late. In `--lock-order id` every move locks in the same order and none can deadlock.
 
 use super::ledger::Redos;
-use super::section::{self, before, during, Attempt, Redo, Seen};
+use super::section::{self, before, during, redone, Attempt, Seen};
 use super::BankDatabase;
 use crate::domain::bank::{BankSpec, LockOrder, Move};
 use crate::domain::error::AccountError;
@@ -33,14 +33,15 @@ pub(super) async fn apply(
         spec.sort_by_id(&mut locks);
     }
     let mut client = database.client().await?;
-    let mut redo = Redo::new(max_retries);
-    let outcome = loop {
-        let attempt = attempt(&mut client, database, spec, work, mv, &locks, redo.redos()).await;
-        if let Some(outcome) = redo.after(attempt).await {
-            break outcome;
-        }
-    };
-    redo.finish(database, outcome).await
+    redone!(database, max_retries, |redos| attempt(
+        &mut client,
+        database,
+        spec,
+        work,
+        mv,
+        &locks,
+        redos
+    ))
 }
 
 /// The section, once, in one transaction; dropping it on any early return rolls it back.

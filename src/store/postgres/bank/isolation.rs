@@ -11,7 +11,7 @@
 use tokio_postgres::IsolationLevel;
 
 use super::ledger::Redos;
-use super::section::{self, balances, before, during, Attempt, Redo};
+use super::section::{self, balances, before, during, redone, Attempt};
 use super::BankDatabase;
 use crate::domain::bank::{BankSpec, Move};
 use crate::domain::error::AccountError;
@@ -26,14 +26,15 @@ pub(super) async fn apply(
     max_retries: u32,
 ) -> Result<Vec<i64>, AccountError> {
     let mut client = database.client().await?;
-    let mut redo = Redo::new(max_retries);
-    let outcome = loop {
-        let attempt = attempt(&mut client, database, spec, work, mv, level, redo.redos()).await;
-        if let Some(outcome) = redo.after(attempt).await {
-            break outcome;
-        }
-    };
-    redo.finish(database, outcome).await
+    redone!(database, max_retries, |redos| attempt(
+        &mut client,
+        database,
+        spec,
+        work,
+        mv,
+        level,
+        redos
+    ))
 }
 
 /// The section, once, in one transaction; dropping it on any early return rolls it back.

@@ -11,7 +11,7 @@
 //! Taking the locks by account id means two moves never wait for each other in a cycle.
 
 use super::ledger::{Count, Redos};
-use super::section::{self, balances, before, during, Attempt, Redo};
+use super::section::{self, balances, before, during, redone, Attempt};
 use super::BankDatabase;
 use crate::domain::bank::{BankSpec, Move};
 use crate::domain::error::AccountError;
@@ -33,14 +33,15 @@ pub(super) async fn apply(
     let mut by_id = mv.reads(spec);
     spec.sort_by_id(&mut by_id);
     let mut client = database.client().await?;
-    let mut redo = Redo::new(max_retries);
-    let outcome = loop {
-        let attempt = attempt(&mut client, database, spec, work, mv, &by_id, redo.redos()).await;
-        if let Some(outcome) = redo.after(attempt).await {
-            break outcome;
-        }
-    };
-    redo.finish(database, outcome).await
+    redone!(database, max_retries, |redos| attempt(
+        &mut client,
+        database,
+        spec,
+        work,
+        mv,
+        &by_id,
+        redos
+    ))
 }
 
 /// Read, work, and the checked writes; a moved version is a conflict.

@@ -326,3 +326,21 @@ impl Redo {
         outcome
     }
 }
+
+/// The whole redo loop: `$attempt` (an expression naming the redos so far as `$redos`, whose value
+/// is the attempt's future) runs until [`Redo::after`] answers, then [`Redo::finish`] records the
+/// redos of a request that wrote nothing. A macro rather than a function taking a closure: each
+/// attempt borrows the section's connection, which a closure's returned future cannot hold.
+macro_rules! redone {
+    ($database:expr, $max_retries:expr, |$redos:ident| $attempt:expr) => {{
+        let mut redo = super::section::Redo::new($max_retries);
+        let outcome = loop {
+            let $redos = redo.redos();
+            if let Some(outcome) = redo.after($attempt.await).await {
+                break outcome;
+            }
+        };
+        redo.finish($database, outcome).await
+    }};
+}
+pub(super) use redone;
