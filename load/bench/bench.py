@@ -527,6 +527,17 @@ def pg_run_load(urls, seconds):
     return report["rps"], report["latency_ms"]["p99"], report
 
 
+def pgbench_env(options=None):
+    """pgbench's environment: no TLS, as racebank's own connections (tokio-postgres with `NoTls`),
+    so that both sides pay for the same transport. libpq's default (`sslmode=prefer`) takes TLS
+    wherever the server offers it, and the machines' PostgreSQL does: the encryption then costs
+    pgbench's side alone. `options`, if any, go to the server (PGOPTIONS)."""
+    env = dict(os.environ, PGSSLMODE="disable")
+    if options:
+        env["PGOPTIONS"] = options
+    return env
+
+
 def pg_connection_args(database=None):
     url = urllib.parse.urlparse(PG_URL)
     return ["-h", url.hostname or "127.0.0.1", "-p", str(url.port or 5432),
@@ -543,12 +554,11 @@ def run_pgbench(script, seconds, clients=PG_CLIENTS, database=None, options=None
     default) with the server `options` (PGOPTIONS); returns (tps, mean latency ms)."""
     with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as file:
         file.write(script)
-    env = dict(os.environ, PGOPTIONS=options) if options else None
     try:
         out = subprocess.run(
             ["pgbench", "-n", "-M", "prepared", "-f", file.name, "-c", str(clients), "-j", "2",
              "-T", str(seconds), *pg_connection_args(database)],
-            capture_output=True, text=True, timeout=seconds + 60, env=env)
+            capture_output=True, text=True, timeout=seconds + 60, env=pgbench_env(options))
     finally:
         os.unlink(file.name)
     tps = re.search(r"tps = ([\d.]+) \(without initial connection time\)", out.stdout)
@@ -716,17 +726,16 @@ BANK_PGBENCH_PICK = (f"\\set from random(1, {BANK_ACCOUNTS})\n"
                      f"\\set to 1 + (:from + random(0, {BANK_ACCOUNTS - 2})) % {BANK_ACCOUNTS}\n"
                      "\\set amount random(1, 5)\n")
 
-# racebank's two atomic transfer statements (a copy of DEBIT_FIRST and CREDIT_FIRST in
-# src/store/postgres/bank/atomic.rs with its entry!), `{bank}` for the bank's key, pgbench's
-# variables for the rest: the one whose first write is the smaller id runs, as racebank picks it.
+# racebank's two atomic transfer statements for accounts outside any household (a copy of
+# DEBIT_FIRST and CREDIT_FIRST in src/store/postgres/bank/atomic.rs with its entry!), `{bank}` for
+# the bank's key, pgbench's variables for the rest: the one whose first write is the smaller id
+# runs, as racebank picks it.
 BANK_RACEBANK_SQL = """\\if :from < :to
 WITH debited AS (UPDATE racebank.bank_accounts SET balance = balance - :amount::int8, replaced = balance,
  version = version + 1, debits = debits + :amount::int8, deposits = deposits + 0, withdrawals = withdrawals + 0,
  transfers = transfers + 1, transfer_sum = transfer_sum + :amount::int8, retries = retries + 0,
  deadlocks = deadlocks + 0
- WHERE bank = '{bank}' AND id = :from::text AND CASE WHEN cardinality('{{}}'::text[]) = 0 THEN balance >= :amount::int8
- ELSE (SELECT sum(h.balance) FROM racebank.bank_accounts h WHERE h.bank = '{bank}' AND h.id = ANY('{{}}'::text[]))
- >= :amount::int8 END RETURNING balance),
+ WHERE bank = '{bank}' AND id = :from::text AND balance >= :amount::int8 RETURNING balance),
  credited AS (UPDATE racebank.bank_accounts SET balance = balance + :amount::int8, replaced = balance,
  version = version + 1, credits = credits + :amount::int8
  WHERE bank = '{bank}' AND id = :to::text AND EXISTS (SELECT FROM debited)
@@ -742,9 +751,8 @@ WITH credited AS (UPDATE racebank.bank_accounts SET balance = balance + :amount:
  WHERE bank = '{bank}' AND id = :to::text AND balance <= 9223372036854775807 - :amount::int8 RETURNING balance),
  debited AS (UPDATE racebank.bank_accounts SET balance = balance - :amount::int8, replaced = balance,
  version = version + 1, debits = debits + :amount::int8
- WHERE bank = '{bank}' AND id = :from::text AND EXISTS (SELECT FROM credited) AND CASE WHEN cardinality('{{}}'::text[]) = 0
- THEN balance >= :amount::int8 ELSE (SELECT sum(h.balance) FROM racebank.bank_accounts h WHERE h.bank = '{bank}'
- AND h.id = ANY('{{}}'::text[])) >= :amount::int8 END RETURNING balance)
+ WHERE bank = '{bank}' AND id = :from::text AND EXISTS (SELECT FROM credited) AND balance >= :amount::int8
+ RETURNING balance)
  SELECT (SELECT balance FROM debited), (SELECT balance FROM credited),
  CASE WHEN :from::text IS NOT NULL AND EXISTS (SELECT FROM credited) AND NOT EXISTS (SELECT FROM debited)
  THEN racebank.bank_move_refused(:from::text) END;
@@ -875,7 +883,7 @@ def run_pgbench_simple(database, script, clients, seconds):
         out = subprocess.run(
             ["pgbench", "-n", "-c", str(clients), "-j", "2", "-T", str(seconds), "-f", file.name,
              *connection],
-            capture_output=True, text=True, timeout=seconds + 60)
+            capture_output=True, text=True, timeout=seconds + 60, env=pgbench_env())
     finally:
         os.unlink(file.name)
     tps = re.search(r"tps = ([\d.]+) \(without initial connection time\)", out.stdout)

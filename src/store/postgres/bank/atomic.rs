@@ -7,14 +7,16 @@
 //! statement (in the first row it writes, [`entry!`]), and it writes its two rows and nothing else.
 //!
 //! The two rows are locked in id order, so two transfers in opposite directions never deadlock,
-//! and no lock is taken but the writes' own: there are two statements, and a transfer runs the one
-//! whose first write is the account that sorts first. [`DEBIT_FIRST`] debits with the funds
+//! and no lock is taken but the writes' own: there are two statements (each in two forms, for an
+//! account outside any household and for a member of one), and a transfer runs the one whose
+//! first write is the account that sorts first. [`DEBIT_FIRST`] debits with the funds
 //! check, then credits with the overflow check; [`CREDIT_FIRST`] credits, then debits. The second
 //! write happens only if the first did, and when its own check refuses it, the statement calls
 //! `racebank.bank_move_refused` (migration 0006), whose error rolls the whole statement back, the
 //! first write with it. A deposit is a credit alone, a withdrawal a debit alone.
 //!
-//! A household's check is a subquery summing the household, and that is NOT safe at READ
+//! A household's check is a subquery summing the household (in the statements for a member of
+//! one: the others check the account's own balance), and that is NOT safe at READ
 //! COMMITTED: the subquery reads the statement's snapshot, not the rows as they are when the lock
 //! is granted, and two withdrawals from two members each see the other's account as it was. Both
 //! pass and the household ends below zero: write skew, in one statement. Kept as the lesson; a test
@@ -25,6 +27,7 @@
 //! would have allowed the move (the balances moved in between), the statement runs again.
 
 use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
 
 use super::ledger::{entry, Count, Redos};
 use super::section::{self, redone, Attempt};
@@ -34,74 +37,100 @@ use crate::domain::error::AccountError;
 use crate::domain::work::Work;
 use crate::store::postgres::failure;
 
-/// Whether the debited account's balance (or, for a household's member, the household's sum:
-/// the subquery of the lesson) covers `$8` the amount; `$11` the household's ids, empty when none.
-macro_rules! covered {
+/// Whether the debited account's own balance covers `$8` the amount: a debit outside any household.
+macro_rules! funded {
     () => {
-        "CASE WHEN cardinality($11::text[]) = 0 THEN balance >= $8::int8
-              ELSE (SELECT sum(h.balance) FROM racebank.bank_accounts h
-                    WHERE h.bank = $1 AND h.id = ANY($11::text[])) >= $8::int8 END"
+        "balance >= $8::int8"
+    };
+}
+
+/// Whether the debited member's household, `$11` its ids, sums to at least `$8` the amount: the
+/// subquery of the lesson, run only for a member of a household. An account outside any household
+/// takes the statement without it ([`funded!`]): PostgreSQL builds every subquery of a statement
+/// each time it runs it, asked for or not.
+macro_rules! household_covers {
+    () => {
+        "(SELECT sum(h.balance) FROM racebank.bank_accounts h
+          WHERE h.bank = $1 AND h.id = ANY($11::text[])) >= $8::int8"
     };
 }
 
 /// The debit, then the credit only if the debit happened: withdrawals (`$10` NULL) and transfers
 /// whose debited id sorts first. `$8` the amount, `$9` the debited id, `$10` the credited id or
-/// NULL, `$11` the household; the entry ([`entry!`]) in the debited row. Answers the balance
-/// debited and the balance credited, NULL where nothing was written; a credit refused after its
-/// debit (the balance would overflow, or the row is gone) fails the statement (SQLSTATE
-/// [`REFUSED_AFTER_FIRST_WRITE`]), which undoes the debit.
-const DEBIT_FIRST: &str = concat!(
-    "WITH debited AS (
-        UPDATE racebank.bank_accounts
-        SET balance = balance - $8::int8, replaced = balance, version = version + 1,
-            debits = debits + $8::int8, ",
-    entry!(),
-    "
-        WHERE bank = $1 AND id = $9::text AND ",
-    covered!(),
-    "
-        RETURNING balance
-    ), credited AS (
-        UPDATE racebank.bank_accounts
-        SET balance = balance + $8::int8, replaced = balance, version = version + 1,
-            credits = credits + $8::int8
-        WHERE bank = $1 AND id = $10::text AND EXISTS (SELECT FROM debited)
-          AND balance <= 9223372036854775807 - $8::int8
-        RETURNING balance
-    )
-    SELECT (SELECT balance FROM debited), (SELECT balance FROM credited),
-        CASE WHEN $10::text IS NOT NULL AND EXISTS (SELECT FROM debited)
-                  AND NOT EXISTS (SELECT FROM credited)
-            THEN racebank.bank_move_refused($10::text) END"
-);
+/// NULL; the debit's check `$covered` ([`funded!`], or [`household_covers!`] with `$11` the
+/// household); the entry ([`entry!`]) in the debited row. Answers the balance debited and the
+/// balance credited, NULL where nothing was written; a credit refused after its debit (the balance
+/// would overflow, or the row is gone) fails the statement (SQLSTATE [`REFUSED_AFTER_FIRST_WRITE`]),
+/// which undoes the debit.
+macro_rules! debit_first {
+    ($covered:expr) => {
+        concat!(
+            "WITH debited AS (
+                UPDATE racebank.bank_accounts
+                SET balance = balance - $8::int8, replaced = balance, version = version + 1,
+                    debits = debits + $8::int8, ",
+            entry!(),
+            "
+                WHERE bank = $1 AND id = $9::text AND ",
+            $covered,
+            "
+                RETURNING balance
+            ), credited AS (
+                UPDATE racebank.bank_accounts
+                SET balance = balance + $8::int8, replaced = balance, version = version + 1,
+                    credits = credits + $8::int8
+                WHERE bank = $1 AND id = $10::text AND EXISTS (SELECT FROM debited)
+                  AND balance <= 9223372036854775807 - $8::int8
+                RETURNING balance
+            )
+            SELECT (SELECT balance FROM debited), (SELECT balance FROM credited),
+                CASE WHEN $10::text IS NOT NULL AND EXISTS (SELECT FROM debited)
+                          AND NOT EXISTS (SELECT FROM credited)
+                    THEN racebank.bank_move_refused($10::text) END"
+        )
+    };
+}
 
 /// The credit, then the debit only if the credit happened: deposits (`$9` NULL) and transfers
-/// whose credited id sorts first; the parameters and the answer of [`DEBIT_FIRST`], the entry in
-/// the credited row. A debit refused after its credit fails the statement, which undoes the
-/// credit.
-const CREDIT_FIRST: &str = concat!(
-    "WITH credited AS (
-        UPDATE racebank.bank_accounts
-        SET balance = balance + $8::int8, replaced = balance, version = version + 1,
-            credits = credits + $8::int8, ",
-    entry!(),
-    "
-        WHERE bank = $1 AND id = $10::text AND balance <= 9223372036854775807 - $8::int8
-        RETURNING balance
-    ), debited AS (
-        UPDATE racebank.bank_accounts
-        SET balance = balance - $8::int8, replaced = balance, version = version + 1,
-            debits = debits + $8::int8
-        WHERE bank = $1 AND id = $9::text AND EXISTS (SELECT FROM credited) AND ",
-    covered!(),
-    "
-        RETURNING balance
-    )
-    SELECT (SELECT balance FROM debited), (SELECT balance FROM credited),
-        CASE WHEN $9::text IS NOT NULL AND EXISTS (SELECT FROM credited)
-                  AND NOT EXISTS (SELECT FROM debited)
-            THEN racebank.bank_move_refused($9::text) END"
-);
+/// whose credited id sorts first; the parameters, the check and the answer of [`debit_first!`],
+/// the entry in the credited row. A debit refused after its credit fails the statement, which
+/// undoes the credit.
+macro_rules! credit_first {
+    ($covered:expr) => {
+        concat!(
+            "WITH credited AS (
+                UPDATE racebank.bank_accounts
+                SET balance = balance + $8::int8, replaced = balance, version = version + 1,
+                    credits = credits + $8::int8, ",
+            entry!(),
+            "
+                WHERE bank = $1 AND id = $10::text AND balance <= 9223372036854775807 - $8::int8
+                RETURNING balance
+            ), debited AS (
+                UPDATE racebank.bank_accounts
+                SET balance = balance - $8::int8, replaced = balance, version = version + 1,
+                    debits = debits + $8::int8
+                WHERE bank = $1 AND id = $9::text AND EXISTS (SELECT FROM credited) AND ",
+            $covered,
+            "
+                RETURNING balance
+            )
+            SELECT (SELECT balance FROM debited), (SELECT balance FROM credited),
+                CASE WHEN $9::text IS NOT NULL AND EXISTS (SELECT FROM credited)
+                          AND NOT EXISTS (SELECT FROM debited)
+                    THEN racebank.bank_move_refused($9::text) END"
+        )
+    };
+}
+
+/// [`debit_first!`] from an account outside any household (`$1` to `$10`).
+const DEBIT_FIRST: &str = debit_first!(funded!());
+/// [`credit_first!`] to an account that sorts first, debiting one outside any household.
+const CREDIT_FIRST: &str = credit_first!(funded!());
+/// [`debit_first!`] from a member of a household (`$1` to `$11`).
+const HOUSEHOLD_DEBIT_FIRST: &str = debit_first!(household_covers!());
+/// [`credit_first!`] debiting a member of a household.
+const HOUSEHOLD_CREDIT_FIRST: &str = credit_first!(household_covers!());
 
 /// The SQLSTATE of `racebank.bank_move_refused`: nothing was written, the move was refused.
 const REFUSED_AFTER_FIRST_WRITE: &str = "RB409";
@@ -137,12 +166,19 @@ impl<'a> Params<'a> {
         }
     }
 
-    /// The statement that writes the account whose id sorts first first.
+    /// The statement that writes the account whose id sorts first first, with the household's
+    /// check if the debited account is in one.
     fn statement(&self) -> &'static str {
-        match (self.from, self.to) {
-            (Some(from), Some(to)) if to < from => CREDIT_FIRST,
-            (Some(_), _) => DEBIT_FIRST,
-            (None, _) => CREDIT_FIRST,
+        let credit_first = match (self.from, self.to) {
+            (Some(from), Some(to)) => to < from,
+            (Some(_), None) => false,
+            (None, _) => true,
+        };
+        match (credit_first, self.household.is_empty()) {
+            (false, true) => DEBIT_FIRST,
+            (true, true) => CREDIT_FIRST,
+            (false, false) => HOUSEHOLD_DEBIT_FIRST,
+            (true, false) => HOUSEHOLD_CREDIT_FIRST,
         }
     }
 }
@@ -181,23 +217,22 @@ async fn attempt(
     let count = Count::of(mv, redos);
     let [bank, deposits, withdrawals, transfers, transfer_sum, retries, deadlocks] =
         count.params(database);
+    let all: [&(dyn ToSql + Sync); 11] = [
+        bank,
+        deposits,
+        withdrawals,
+        transfers,
+        transfer_sum,
+        retries,
+        deadlocks,
+        &params.amount,
+        &params.from,
+        &params.to,
+        &params.household,
+    ];
+    // The household's ids, `$11`, only to the statement that checks a household.
     let answer = client
-        .query_one(
-            statement,
-            &[
-                bank,
-                deposits,
-                withdrawals,
-                transfers,
-                transfer_sum,
-                retries,
-                deadlocks,
-                &params.amount,
-                &params.from,
-                &params.to,
-                &params.household,
-            ],
-        )
+        .query_one(statement, &all[..statement.params().len()])
         .await;
     match answer {
         Ok(row) => {
