@@ -429,6 +429,61 @@ async fn store_guards_keep_the_total_across_three_replicas() {
     }
 }
 
+/// `lease` takes a move's leases one at a time, and the first runs while the move waits for the
+/// next. Here someone else holds `b`'s lease for 2 s; a transfer a->b takes `a`'s lease (1.5 s)
+/// and waits for `b`; a transfer a->c takes `a` when it runs out, and waits at the rendezvous.
+/// When `b` comes free, the first finds `a` no longer its own, gives `b` back and takes both
+/// again once the second has written. Without that check the two would meet at the rendezvous,
+/// both having read `a`, and one write to `a` would be erased. (Each lease outlives its holder's
+/// second at the rendezvous, so only the wait can make one run out.)
+#[tokio::test]
+async fn lease_takes_its_leases_again_when_one_ran_out_while_it_waited_for_the_next() {
+    let bank = TestBank::open("bk-lease-wait", "lease", "rendezvous:2", 1, ABC, &[], 1500).await;
+    let client = redis::Client::open(redis_url()).unwrap();
+    let mut redis = client.get_multiplexed_async_connection().await.unwrap();
+    let lock = |id: &str| format!("racebank:{{{}}}:bank:lock:{id}", bank.account.id());
+    let _: () = redis::cmd("SET")
+        .arg(lock("b"))
+        .arg("someone else")
+        .arg("PX")
+        .arg(2000)
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    let app = &bank.apps[0];
+    let transfer = |to: &str| {
+        let body = json!({"from": "a", "to": to, "amount": 10}).to_string();
+        async move {
+            app.post_raw("/transfers", Some("application/json"), &body)
+                .await
+                .status()
+        }
+    };
+
+    let (first, second) = tokio::join!(transfer("b"), async {
+        // Sent once the first holds `a`'s lease.
+        for _ in 0..2000 {
+            let held: bool = redis::cmd("EXISTS")
+                .arg(lock("a"))
+                .query_async(&mut redis)
+                .await
+                .unwrap();
+            if held {
+                return transfer("c").await;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        panic!("the first transfer never took a's lease");
+    });
+
+    assert_eq!((first, second), (StatusCode::OK, StatusCode::OK));
+    let stats = bank.stats().await;
+    assert_eq!(lost(&stats), [("a", 0), ("b", 0), ("c", 0)]);
+    assert_eq!(balances(&stats), [("a", 80), ("b", 110), ("c", 110)]);
+    assert_ledger_explains_total(&stats);
+    bank.delete().await;
+}
+
 #[tokio::test]
 async fn a_replica_that_starts_later_joins_the_bank_and_a_reset_reopens_it_for_every_replica() {
     let mut bank = TestBank::open("bk-join", "atomic", "none", 1, ABC, &[], 100).await;

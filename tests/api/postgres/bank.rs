@@ -56,7 +56,11 @@ async fn spawn_bank(
 /// ledger in one statement, without the work.)
 async fn warm_up(replica: &TestApp) {
     let reads = join_all((0..4).map(|_| replica.get("/stats"))).await;
-    assert!(reads.iter().all(|read| read.status() == StatusCode::OK));
+    let statuses: Vec<StatusCode> = reads.iter().map(Response::status).collect();
+    assert!(
+        statuses.iter().all(|status| *status == StatusCode::OK),
+        "the replica's first reads of the bank: {statuses:?}"
+    );
 }
 
 /// One server of a new bank.

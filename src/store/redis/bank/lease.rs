@@ -2,15 +2,20 @@
 //! a time in id order; the unguarded section; release with compare-and-delete.
 //!
 //! Taking them in id order is what keeps two transfers in opposite directions from each holding
-//! one lease and polling for the other's until both give up. As for the single account
-//! ([`crate::store::redis::lease`]), the leases are safe only while the work ends before they run
-//! out: a lease that expires mid-work lets a second request in, and both write blind.
+//! one lease and polling for the other's until both give up. A lease runs out while its request
+//! waits for the next one, so once all are granted they are renewed together, and only if every
+//! one is still the request's ([`scripts`]' `RENEW`); if one ran out meanwhile (and may have gone
+//! to another request, which then read and wrote under it), the request gives back what it holds
+//! and takes them all again. As for the single account ([`crate::store::redis::lease`]), the
+//! leases are then safe only while the work ends before they run out: a lease that expires
+//! mid-work lets a second request in, and both write blind.
 
 use std::time::Duration;
 
 use rand::Rng;
 use redis::aio::ConnectionManager;
 
+use super::scripts::RENEW_SCRIPT;
 use super::{unguarded, RedisBank, Section};
 use crate::domain::bank::BankSpec;
 use crate::domain::error::AccountError;
@@ -57,13 +62,23 @@ impl Leases {
             connection: bank.connection.clone(),
             released: false,
         };
+        let keys: Vec<&String> = ordered.iter().map(|&p| &bank.keys.locks[p]).collect();
         let taking = async {
-            for position in ordered {
-                let key = &bank.keys.locks[position];
-                poll(&mut leases.connection.clone(), key, &token, ttl_ms).await?;
-                leases.held.push((key.clone(), token.clone()));
+            let mut backoff = Duration::from_millis(1);
+            loop {
+                for &key in &keys {
+                    poll(&mut leases.connection.clone(), key, &token, ttl_ms).await?;
+                    leases.held.push((key.clone(), token.clone()));
+                }
+                if leases.renew(&token, ttl_ms).await? {
+                    return Ok::<(), AccountError>(());
+                }
+                tracing::debug!(leases = ?keys, "a lease ran out while the next was awaited: taking them again");
+                release(&mut leases.connection, &std::mem::take(&mut leases.held)).await;
+                let jittered = backoff.mul_f64(rand::rng().random_range(0.5..1.5));
+                tokio::time::sleep(jittered).await;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
             }
-            Ok::<(), AccountError>(())
         };
         // On any failure `leases` is dropped, which releases what it took.
         work.unless_stopped(tokio::time::timeout(LOCK_WAIT_LIMIT, taking))
@@ -76,6 +91,26 @@ impl Leases {
                 ),
             })??;
         Ok(leases)
+    }
+
+    /// Renews every lease held to its full `ttl_ms`, if each is still the request's (`token`);
+    /// false, renewing none, if one ran out. A single lease was granted just now: nothing to renew.
+    async fn renew(&mut self, token: &str, ttl_ms: u64) -> Result<bool, AccountError> {
+        if self.held.len() < 2 {
+            return Ok(true);
+        }
+        let mut invocation = RENEW_SCRIPT.prepare_invoke();
+        for (key, _) in &self.held {
+            invocation.key(key);
+        }
+        let renewed: i64 = invocation
+            .arg(token)
+            .arg(ttl_ms)
+            .invoke_async(&mut self.connection)
+            .await
+            // Leases renewed but never answered run out by themselves: renewing is not a write.
+            .map_err(unavailable)?;
+        Ok(renewed == 1)
     }
 
     /// Deletes every lease still ours. A failure only means it expires by itself.

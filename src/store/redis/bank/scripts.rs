@@ -161,6 +161,21 @@ if credit > 0 then table.insert(written, balance(credit)) end
 return written
 ";
 
+/// `lease`: renews every lease of a move, if every one is still the request's own. The leases are
+/// taken one at a time, and the first runs out while the request waits for the next: by the time
+/// the last is granted, an earlier one may have expired and gone to another request. One step, so
+/// no other request's `SET` can land between a lease's check and its renewal.
+///
+/// KEYS: the leases. ARGV: the request's token, the lease's time to live in ms. Returns 1 if every
+/// lease was the request's and runs its full time again, 0 (renewing none) if any was not.
+const RENEW: &str = r"
+for _, key in ipairs(KEYS) do
+  if redis.call('GET', key) ~= ARGV[1] then return 0 end
+end
+for _, key in ipairs(KEYS) do redis.call('PEXPIRE', key, ARGV[2]) end
+return 1
+";
+
 /// The ledger and every balance, read together.
 ///
 /// KEYS: ledger, then every balance. Returns `{the ledger's fields and values, the balances}`.
@@ -193,3 +208,4 @@ pub(super) static WRITE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(
 pub(super) static ATOMIC_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(&bank(ATOMIC)));
 pub(super) static LEDGER_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(LEDGER));
 pub(super) static RESET_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(&bank(RESET)));
+pub(super) static RENEW_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(RENEW));
