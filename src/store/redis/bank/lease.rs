@@ -73,11 +73,9 @@ impl Leases {
                 if leases.renew(&token, ttl_ms).await? {
                     return Ok::<(), AccountError>(());
                 }
-                tracing::debug!(leases = ?keys, "a lease ran out while the next was awaited: taking them again");
+                tracing::debug!(leases = ?keys, "a lease ran out while the next was awaited");
                 release(&mut leases.connection, &std::mem::take(&mut leases.held)).await;
-                let jittered = backoff.mul_f64(rand::rng().random_range(0.5..1.5));
-                tokio::time::sleep(jittered).await;
-                backoff = (backoff * 2).min(MAX_BACKOFF);
+                pause(&mut backoff).await;
             }
         };
         // On any failure `leases` is dropped, which releases what it took.
@@ -156,10 +154,16 @@ async fn poll(
         if granted.is_some() {
             return Ok(());
         }
-        let jittered = backoff.mul_f64(rand::rng().random_range(0.5..1.5));
-        tokio::time::sleep(jittered).await;
-        backoff = (backoff * 2).min(MAX_BACKOFF);
+        pause(&mut backoff).await;
     }
+}
+
+/// Sleeps about `backoff` (randomised, so that requests waiting together spread out), then
+/// doubles it, up to [`MAX_BACKOFF`].
+async fn pause(backoff: &mut Duration) {
+    let jittered = backoff.mul_f64(rand::rng().random_range(0.5..1.5));
+    tokio::time::sleep(jittered).await;
+    *backoff = (*backoff * 2).min(MAX_BACKOFF);
 }
 
 /// Compare-and-delete of each lease, in the single account's script.
