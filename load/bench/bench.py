@@ -729,7 +729,7 @@ BANK_PGBENCH_PICK = (f"\\set from random(1, {BANK_ACCOUNTS})\n"
 # racebank's two atomic transfer statements for accounts outside any household (a copy of
 # DEBIT_FIRST and CREDIT_FIRST in src/store/postgres/bank/atomic.rs with its entry!), `{bank}` for
 # the bank's key, pgbench's variables for the rest: the one whose first write is the smaller id
-# runs, as racebank picks it.
+# runs, as racebank picks it. A test in atomic.rs holds the copy to the statements the server sends.
 BANK_RACEBANK_SQL = """\\if :from < :to
 WITH debited AS (UPDATE racebank.bank_accounts SET balance = balance - :amount::int8, replaced = balance,
  version = version + 1, debits = debits + :amount::int8, deposits = deposits + 0, withdrawals = withdrawals + 0,

@@ -258,3 +258,54 @@ fn written(mv: Move, row: &tokio_postgres::Row) -> Result<Option<Vec<i64>>, Atte
         ))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{CREDIT_FIRST, DEBIT_FIRST};
+
+    /// The statement as `load/bench/bench.py` runs it through pgbench: its variables for the
+    /// parameters, a transfer's entry as constants, the bank's key as a placeholder.
+    fn as_pgbench(statement: &str) -> String {
+        let mut sql = statement.to_string();
+        for (parameter, pgbench) in [
+            ("$10::text", ":to::text"),
+            ("$2::int8", "0"),
+            ("$3::int8", "0"),
+            ("$4::int8", "1"),
+            ("$5::int8", ":amount::int8"),
+            ("$6::int8", "0"),
+            ("$7::int8", "0"),
+            ("$8::int8", ":amount::int8"),
+            ("$9::text", ":from::text"),
+            ("$1", "'{bank}'"),
+        ] {
+            sql = sql.replace(parameter, pgbench);
+        }
+        normalized(&sql)
+    }
+
+    /// `sql` with its white space collapsed, none inside parentheses, and no final `;`.
+    fn normalized(sql: &str) -> String {
+        let words = sql.split_whitespace().collect::<Vec<_>>().join(" ");
+        words.replace("( ", "(").replace(" )", ")").replace(';', "")
+    }
+
+    /// The text between `start` and the next `end` in `text`.
+    fn between<'a>(text: &'a str, start: &str, end: &str) -> &'a str {
+        let from = text.find(start).expect("the start marker") + start.len();
+        let to = from + text[from..].find(end).expect("the end marker");
+        &text[from..to]
+    }
+
+    #[test]
+    fn the_benchmarks_copy_of_the_transfer_statements_is_what_the_server_sends() {
+        let bench = include_str!("../../../../load/bench/bench.py");
+        let copy = between(bench, "BANK_RACEBANK_SQL = \"\"\"", "\"\"\"");
+
+        let debit_first = between(copy, "\\\\if :from < :to", "\\\\else");
+        let credit_first = between(copy, "\\\\else", "\\\\endif");
+
+        assert_eq!(normalized(debit_first), as_pgbench(DEBIT_FIRST));
+        assert_eq!(normalized(credit_first), as_pgbench(CREDIT_FIRST));
+    }
+}
