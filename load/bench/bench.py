@@ -32,7 +32,9 @@ the ratios measured in one run mean anything. oha installs with `cargo install o
 `apt-get install wrk`; a section that needs a missing tool says so and skips it.
 
 Options: --rounds N (default 5; pg-atomic 3), --seconds S per measurement (default 5; pg-atomic 4), --quick (2 rounds of 2 s),
---burst-rounds K (default 50). Binaries are taken from $CARGO_TARGET_DIR/release when it is set.
+--burst-rounds K (default 50), --pin-postgres (bank-pg only: the local PostgreSQL's processes on the
+last core, the load tools and racebank on the others, restored after; needs root). Binaries are
+taken from $CARGO_TARGET_DIR/release when it is set.
 """
 
 import argparse
@@ -838,13 +840,55 @@ def metered(name, measure, server_pid, seconds, budgets):
 
 
 def section_bank_pg(args):
-    """Only the PostgreSQL part of `bank`."""
+    """Only the PostgreSQL part of `bank`; with --pin-postgres, PostgreSQL on a core of its own."""
     missing = [tool for tool in ("pgbench", "psql") if not shutil.which(tool)]
     if missing:
         return f"### The bank on PostgreSQL\n\nskipped: {', '.join(missing)} not installed"
-    return (f"### The bank on PostgreSQL ({BANK_ACCOUNTS} accounts, transfers of 1..5 between random "
-            f"accounts; {args.rounds} alternating rounds of {args.seconds} s, medians)\n\n"
-            + bank_postgres(args))
+    title = (f"### The bank on PostgreSQL ({BANK_ACCOUNTS} accounts, transfers of 1..5 between random "
+             f"accounts; {args.rounds} alternating rounds of {args.seconds} s, medians")
+    if not args.pin_postgres:
+        return f"{title})\n\n" + bank_postgres(args)
+    with postgres_on_its_own_core() as (database_cores, other_cores):
+        return (f"{title}; PostgreSQL's processes on core {database_cores}, the load tools and "
+                f"racebank on {other_cores})\n\n" + bank_postgres(args))
+
+
+def postgres_pids():
+    """The local PostgreSQL server's processes (the postmaster and every backend)."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/comm") as comm:
+                if comm.read().strip() == "postgres":
+                    pids.append(int(entry))
+        except (OSError, ValueError):
+            continue
+    return pids
+
+
+@contextmanager
+def postgres_on_its_own_core():
+    """PostgreSQL on the last core and this script (so the load tools and racebank it starts) on
+    the others: the layout of a database on a machine of its own, where the HTTP hop's CPU does
+    not come out of the database's. Backends started meanwhile inherit the postmaster's core; every
+    process gets all the cores back after. Needs the right to set another user's affinity (root)."""
+    cores = sorted(os.sched_getaffinity(0))
+    pids = postgres_pids()
+    if len(cores) < 2 or not pids:
+        raise RuntimeError("--pin-postgres needs 2 cores and a PostgreSQL server on this machine")
+    database, others = {cores[-1]}, set(cores[:-1])
+    try:
+        for pid in pids:
+            os.sched_setaffinity(pid, database)
+        os.sched_setaffinity(0, others)
+        yield ",".join(map(str, sorted(database))), ",".join(map(str, sorted(others)))
+    finally:
+        os.sched_setaffinity(0, set(cores))
+        for pid in postgres_pids():
+            try:
+                os.sched_setaffinity(pid, set(cores))
+            except ProcessLookupError:
+                pass
 
 
 # --- pg-atomic: single-account PostgreSQL atomic against pgbench at 16 clients (issue 19) ------
@@ -1003,6 +1047,8 @@ def main():
     parser.add_argument("--burst-rounds", type=int, default=50)
     parser.add_argument("--quick", action="store_true", help="2 rounds of 2 s: a smoke run, not a result")
     parser.add_argument("--no-build", action="store_true")
+    parser.add_argument("--pin-postgres", action="store_true",
+                        help="bank-pg: PostgreSQL on a core of its own, everything else on the others")
     args = parser.parse_args()
     if args.quick:
         args.rounds, args.seconds = 2, 2
