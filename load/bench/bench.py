@@ -878,17 +878,21 @@ def postgres_on_its_own_core():
         raise RuntimeError("--pin-postgres needs 2 cores and a PostgreSQL server on this machine")
     database, others = {cores[-1]}, set(cores[:-1])
     try:
-        for pid in pids:
-            os.sched_setaffinity(pid, database)
+        pin(pids, database)
         os.sched_setaffinity(0, others)
         yield ",".join(map(str, sorted(database))), ",".join(map(str, sorted(others)))
     finally:
         os.sched_setaffinity(0, set(cores))
-        for pid in postgres_pids():
-            try:
-                os.sched_setaffinity(pid, set(cores))
-            except ProcessLookupError:
-                pass
+        pin(postgres_pids(), set(cores))
+
+
+def pin(pids, cores):
+    """Each of `pids` on `cores`, but for those that ended meanwhile."""
+    for pid in pids:
+        try:
+            os.sched_setaffinity(pid, cores)
+        except ProcessLookupError:
+            pass
 
 
 # --- pg-atomic: single-account PostgreSQL atomic against pgbench at 16 clients (issue 19) ------
