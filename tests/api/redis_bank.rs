@@ -389,13 +389,17 @@ async fn three_replicas_run_a_cycle(mode: &str, work: &str, lease_ms: u64) -> Ba
 
 /// A rendezvous cannot cross replicas, so the three requests race in a wide window: each sleeps
 /// 5 s between its read and its write, and all three read before any writes unless one reaches
-/// its server 5 s after the others (they are sent at once, over loopback; a window of one second
-/// was missed once, by a test run sharing 2 cores with the whole suite).
+/// its server 5 s after the others (they are sent at once, over loopback).
 const WIDE: &str = "5s";
 
+/// `unguarded` and `mutex` do their work between the read and the write. `account-locks` does it
+/// between its first lock and the next, and then reads and writes with nothing between: three
+/// replicas' sections meet only when they happen to run in the same millisecond, which no wait
+/// can arrange across servers. Its loss across replicas is shown by a run of many transfers
+/// instead (`load/tests/load/bank_replicas.rs`).
 #[tokio::test]
 async fn in_process_guards_lose_money_across_three_replicas() {
-    let modes = ["unguarded", "mutex", "account-locks"];
+    let modes = ["unguarded", "mutex"];
 
     let runs = join_all(modes.map(|mode| three_replicas_run_a_cycle(mode, WIDE, 100))).await;
 
