@@ -64,6 +64,11 @@ impl TestAccount {
         self.id.clone()
     }
 
+    /// The test's own connection to Redis, to look at or set keys beside the servers.
+    pub(crate) fn redis(&self) -> MultiplexedConnection {
+        self.redis.clone()
+    }
+
     /// A server configuration for this account.
     pub(crate) fn config(&self, mode: &str, work: &str, lease_ms: u64) -> Config {
         Config {

@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 
 use crate::bank::bank_spec as spec;
 use crate::helpers::{amount_body, spawn_with, TestApp};
-use crate::redis::{redis_url, TestAccount};
+use crate::redis::TestAccount;
 
 /// One test's bank: its account, its servers, and the ids of its accounts.
 struct TestBank {
@@ -101,8 +101,7 @@ impl TestBank {
 
     /// Deletes the bank's keys and the account's.
     async fn delete(self) {
-        let client = redis::Client::open(redis_url()).unwrap();
-        let mut redis = client.get_multiplexed_async_connection().await.unwrap();
+        let mut redis = self.account.redis();
         let pattern = format!("racebank:{{{}}}:bank:*", self.account.id());
         let keys: Vec<String> = redis::cmd("KEYS")
             .arg(pattern)
@@ -451,8 +450,7 @@ async fn store_guards_keep_the_total_across_three_replicas() {
 #[tokio::test]
 async fn lease_takes_its_leases_again_when_one_ran_out_while_it_waited_for_the_next() {
     let bank = TestBank::open("bk-lease-wait", "lease", "rendezvous:2", 1, ABC, &[], 1500).await;
-    let client = redis::Client::open(redis_url()).unwrap();
-    let mut redis = client.get_multiplexed_async_connection().await.unwrap();
+    let mut redis = bank.account.redis();
     let lock = |id: &str| format!("racebank:{{{}}}:bank:lock:{id}", bank.account.id());
     let _: () = redis::cmd("SET")
         .arg(lock("b"))
